@@ -1,0 +1,101 @@
+//! `bcn describe`.
+
+use std::fmt::Write as _;
+
+use super::{ExitStatus, Printer, open_repo};
+use crate::engine::inspect::{self, Description};
+use crate::repo::records::Status;
+use crate::report::human_bytes;
+
+/// Show a repository: granularity, scope, every PIT with its counts, deleted objects.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The repository: a path or a file:// URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    repo: String,
+}
+
+pub(crate) async fn run(args: Args, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let description = inspect::describe(open_repo(&args.repo, None)?).await?;
+    printer.result("describe", &description, || render(&description));
+    Ok(ExitStatus::Success)
+}
+
+fn render(d: &Description) -> String {
+    let m = &d.manifest;
+    let mut out = format!(
+        "repository {}\n  id:          {}\n  granularity: {}\n  scope:       {}\n  created:     {} by {}\n\n",
+        d.repository,
+        m.repository_id,
+        m.granularity,
+        m.scope,
+        m.created_at.to_rfc3339(),
+        m.created_by
+    );
+    if d.pits.is_empty() {
+        out.push_str("no PIT yet\n");
+        return out;
+    }
+    let count = |map: &std::collections::BTreeMap<Status, u64>, s: Status| {
+        map.get(&s).copied().unwrap_or(0)
+    };
+    let rows: Vec<Vec<String>> = d
+        .pits
+        .iter()
+        .map(|p| {
+            let t = &p.summary.tables;
+            vec![
+                p.seq.to_string(),
+                p.id.clone(),
+                p.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                p.mode.clone(),
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    count(t, Status::New),
+                    count(t, Status::Changed) + count(t, Status::StructureOnly),
+                    count(t, Status::Unchanged),
+                    count(t, Status::Renamed),
+                    count(t, Status::Deleted)
+                ),
+                format!("{}", p.summary.databases.values().sum::<u64>()),
+                format!(
+                    "{} / {}",
+                    p.summary.files_added,
+                    human_bytes(p.summary.bytes_added)
+                ),
+                format!(
+                    "{} / {}",
+                    p.summary.files_total,
+                    human_bytes(p.summary.bytes_total)
+                ),
+            ]
+        })
+        .collect();
+    out.push_str(&super::printer::table(
+        &[
+            "#",
+            "PIT",
+            "TIME (UTC)",
+            "MODE",
+            "TABLES N/C/U/R/D",
+            "DBS",
+            "ADDED FILES/BYTES",
+            "TOTAL FILES/BYTES",
+        ],
+        &rows,
+    ));
+    if !d.deleted.is_empty() {
+        out.push_str("\ndeleted objects:\n");
+        for o in &d.deleted {
+            let _ = writeln!(
+                out,
+                "  {} {} (noticed {}, last in PIT {})",
+                o.kind,
+                o.name,
+                o.deleted_at.map_or("-".into(), |t| t.to_rfc3339()),
+                o.last_pit.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! The command line: the only layer that knows clap, prints, and picks exit codes.
+//!
+//! Each subcommand module holds its `Args` (doc comments become `--help`) and a `run` that
+//! turns them into engine options, calls the engine, and renders the outcome.
+
+mod backup;
+mod describe;
+mod list;
+mod printer;
+mod quickstart;
+mod restore;
+mod schema;
+mod unlock;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::EngineError;
+use crate::plan::{Plan, PlanError};
+use crate::repo::RepoError;
+use crate::store::{BackupStore, StoreLocation};
+pub use printer::Printer;
+
+/// Back up and restore Apache Iceberg tables, databases and catalogs.
+#[derive(Debug, Parser)]
+#[command(name = "bcn", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Options of every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: human-readable text, or one versioned JSON document on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "BCN_OUTPUT")]
+    pub output: OutputFormat,
+    /// More log output on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// A JSON document.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a sample lakehouse (SQLite catalog, local warehouse) and back it up
+    Quickstart(quickstart::Args),
+    /// Back up a table, a database or a whole catalog into a repository
+    Backup(backup::Args),
+    /// Restore tables from a repository into a catalog
+    Restore(restore::Args),
+    /// Show a repository: scope, PITs, counts, deleted objects
+    Describe(describe::Args),
+    /// List the databases and tables of a PIT
+    List(list::Args),
+    /// Remove a repository's writer lock
+    Unlock(unlock::Args),
+    /// Check a plan without touching anything
+    Validate(validate::Args),
+    /// Print the JSON Schema of the plan file
+    Schema(schema::Args),
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Quickstart(_) => "quickstart",
+            Self::Backup(_) => "backup",
+            Self::Restore(_) => "restore",
+            Self::Describe(_) => "describe",
+            Self::List(_) => "list",
+            Self::Unlock(_) => "unlock",
+            Self::Validate(_) => "validate",
+            Self::Schema(_) => "schema",
+        }
+    }
+}
+
+/// Exit statuses, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything succeeded.
+    Success = 0,
+    /// The command failed.
+    Failure = 1,
+    /// Invalid invocation or plan.
+    Usage = 2,
+    /// Some tables or entries failed, others succeeded.
+    Partial = 3,
+    /// The repository is locked by another run; retry later.
+    Locked = 75,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The status an error maps to.
+    pub fn of(error: &anyhow::Error) -> Self {
+        for cause in error.chain() {
+            if let Some(e) = cause.downcast_ref::<EngineError>() {
+                return match e {
+                    EngineError::Plan(_) | EngineError::Invalid(_) => Self::Usage,
+                    EngineError::Repo(r) => Self::of_repo(r),
+                    EngineError::TablesFailed {
+                        committed: true, ..
+                    } => Self::Partial,
+                    _ => Self::Failure,
+                };
+            }
+            if let Some(r) = cause.downcast_ref::<RepoError>() {
+                return Self::of_repo(r);
+            }
+            if cause.downcast_ref::<PlanError>().is_some() {
+                return Self::Usage;
+            }
+        }
+        Self::Failure
+    }
+
+    fn of_repo(e: &RepoError) -> Self {
+        match e {
+            RepoError::Locked(_) => Self::Locked,
+            RepoError::ScopeMismatch { .. } => Self::Usage,
+            _ => Self::Failure,
+        }
+    }
+}
+
+/// Sets up logging on stderr.
+pub fn init_tracing(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,bcn=info",
+        (false, 1) => "info,bcn=debug",
+        (false, _) => "debug,bcn=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BCN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error that happened before a command could run.
+pub fn report_fatal(error: &anyhow::Error) {
+    Printer::new(OutputFormat::Text).error("bcn", error, ExitStatus::Failure);
+}
+
+/// Runs the command and returns its exit status.
+pub async fn run(cli: Cli) -> ExitStatus {
+    let printer = Printer::new(cli.global.output);
+    let name = cli.command.name();
+    let ctx = crate::context::Context::system();
+    let result = match cli.command {
+        Command::Quickstart(args) => quickstart::run(args, &ctx, &printer).await,
+        Command::Backup(args) => backup::run(args, &ctx, &printer).await,
+        Command::Restore(args) => restore::run(args, &ctx, &printer).await,
+        Command::Describe(args) => describe::run(args, &printer).await,
+        Command::List(args) => list::run(args, &printer).await,
+        Command::Unlock(args) => unlock::run(args, &ctx, &printer).await,
+        Command::Validate(args) => validate::run(&args, &printer),
+        Command::Schema(args) => schema::run(&args, &printer),
+    };
+    match result {
+        Ok(status) => status,
+        Err(error) => {
+            let status = ExitStatus::of(&error);
+            printer.error(name, &error, status);
+            status
+        }
+    }
+}
+
+/// The plan option shared by commands that read a plan.
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// The plan file (YAML).
+    #[arg(long = "config", short = 'c', value_name = "PLAN", env = "BCN_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    /// Loads the plan, if one was given.
+    pub fn load(&self) -> anyhow::Result<Option<(Plan, &Path)>> {
+        match &self.config {
+            Some(path) => Ok(Some((Plan::load(path, true)?, path.as_path()))),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads the plan, which this command needs.
+    pub fn require(&self, command: &str) -> anyhow::Result<(Plan, &Path)> {
+        self.load()?.ok_or_else(|| {
+            anyhow::Error::new(EngineError::Invalid(format!(
+                "`bcn {command}` needs a plan that declares its catalogs: pass --config PLAN"
+            )))
+        })
+    }
+}
+
+/// Opens `--repo VALUE`: a repository named in the plan, else a path or URL.
+pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<dyn BackupStore>> {
+    let location = match plan.and_then(|p| p.repository(value)) {
+        Some(spec) => spec.location.clone(),
+        None => {
+            let cwd = std::env::current_dir().context("reading the working directory")?;
+            StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?
+        }
+    };
+    Ok(location
+        .open()
+        .map_err(|e| EngineError::Invalid(e.to_string()))?)
+}
+
+/// Parses a `--database` value into namespace parts.
+pub(crate) fn parse_database(value: &str) -> anyhow::Result<Vec<String>> {
+    crate::names::parse_namespace(value).map_err(|e| EngineError::Invalid(e).into())
+}
+
+/// Renders engine progress as log lines on stderr.
+pub(crate) struct LogObserver;
+
+impl crate::engine::Observer for LogObserver {
+    fn event(&self, event: &crate::engine::Event<'_>) {
+        use crate::engine::Event;
+        match event {
+            Event::TableStarted { table } => tracing::debug!(%table, "started"),
+            Event::FileCopied { table, bytes } => tracing::trace!(%table, bytes, "file copied"),
+            Event::TableFinished { table, outcome } => tracing::info!(%table, %outcome, "done"),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The one place that writes to stdout and stderr.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the printer is where output happens"
+)]
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{ExitStatus, OutputFormat};
+use crate::engine::error_chain;
+
+/// Renders results as text or JSON; errors always go to stderr as text too.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    format: OutputFormat,
+}
+
+impl Printer {
+    /// A printer for `format`.
+    pub fn new(format: OutputFormat) -> Self {
+        Self { format }
+    }
+
+    /// Whether the JSON document is wanted instead of text.
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Prints the command's result: `json` in JSON mode, else `text()`.
+    pub fn result(&self, command: &str, json: &impl Serialize, text: impl FnOnce() -> String) {
+        let out = if self.is_json() {
+            let doc = crate::report::document(command, json);
+            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        } else {
+            text()
+        };
+        write_stdout(&out);
+    }
+
+    /// Prints text that is the same in every format (the plan schema).
+    pub fn raw(&self, text: &str) {
+        write_stdout(text);
+    }
+
+    /// Reports a failed command.
+    pub fn error(&self, command: &str, error: &anyhow::Error, status: ExitStatus) {
+        let message = error_chain(error.as_ref());
+        if self.is_json() {
+            let doc = crate::report::error_document(command, &message, status.code());
+            write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+        }
+        eprintln!("error: {message}");
+    }
+}
+
+/// Writes to stdout; a closed pipe (`bcn list | head`) is not an error.
+fn write_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+/// Formats rows as aligned columns.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::from(" ");
+        for (i, cell) in cells.iter().enumerate() {
+            s.push(' ');
+            s.push_str(cell);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(widths[i].saturating_sub(cell.chars().count()) + 1));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,173 @@
+//! `bcn restore`.
+
+use std::fmt::Write as _;
+
+use super::{ExitStatus, PlanArgs, Printer, open_repo, parse_database};
+use crate::context::Context;
+use crate::engine::EngineError;
+use crate::engine::restore::{self, RestorePlan, RestoreReport, RestoreRequest};
+use crate::repo::PitSelector;
+use crate::report::human_bytes;
+
+/// Restore tables from a repository into a catalog.
+///
+/// Every file is written and checked at the target location before the table is registered;
+/// an existing table is never overwritten without --replace.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    repo: String,
+    /// The PIT: its id (or a unique prefix), `latest`, or a time (RFC 3339 or
+    /// `YYYY-MM-DD[ HH:MM[:SS]]`, UTC) meaning the newest PIT at or before it.
+    #[arg(long, default_value = "latest")]
+    pit: String,
+    /// Restore only this database (repeatable).
+    #[arg(long = "database", value_name = "DB")]
+    databases: Vec<String>,
+    /// Restore only tables matching `DB.TABLE` or a glob such as `sales.*` (repeatable).
+    #[arg(long = "table", value_name = "DB.TBL|GLOB")]
+    tables: Vec<String>,
+    /// Restore tables deleted before the PIT too.
+    #[arg(long)]
+    include_deleted: bool,
+    /// The catalog to restore into, as named in the plan.
+    #[arg(long)]
+    target_catalog: String,
+    /// Put the restored tables into this database (one source database only).
+    #[arg(long)]
+    target_database: Option<String>,
+    /// Give the restored table this name (one table only).
+    #[arg(long)]
+    target_table: Option<String>,
+    /// Root of the restored tables' locations: each goes to `<root>/<database>/<table>`.
+    /// Default: the target catalog's warehouse.
+    #[arg(long, value_name = "URL")]
+    target_location: Option<String>,
+    /// Replace tables that already exist in the target catalog.
+    #[arg(long)]
+    replace: bool,
+    /// Print what would be restored where, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Tables restored at once.
+    #[arg(long, default_value_t = 2, env = "BCN_JOBS")]
+    jobs: usize,
+}
+
+pub(crate) async fn run(
+    args: Args,
+    ctx: &Context,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let (plan, plan_path) = args.plan.require("restore")?;
+    let request = RestoreRequest {
+        store: open_repo(&args.repo, Some(&plan))?,
+        pit: PitSelector::parse(&args.pit),
+        databases: args
+            .databases
+            .iter()
+            .map(|d| parse_database(d))
+            .collect::<anyhow::Result<_>>()?,
+        tables: args.tables,
+        include_deleted: args.include_deleted,
+        target: plan.catalog(&args.target_catalog, plan_path)?,
+        target_database: args
+            .target_database
+            .as_deref()
+            .map(parse_database)
+            .transpose()?,
+        target_table: args.target_table,
+        target_location: args.target_location,
+        replace: args.replace,
+        concurrency: args.jobs,
+    };
+    let (prepared, _) = restore::prepare(&request).await?;
+    if args.dry_run {
+        printer.result(
+            "restore",
+            &serde_json::json!({ "dry_run": true, "plan": &prepared }),
+            || render_plan(&prepared),
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let report = restore::execute(&request, prepared, ctx, &super::LogObserver).await?;
+    printer.result(
+        "restore",
+        &serde_json::json!({ "dry_run": false, "report": &report }),
+        || render_report(&report),
+    );
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    let all_failed = failures.len() == report.tables.len();
+    Err(EngineError::TablesFailed {
+        failures,
+        committed: !all_failed,
+    }
+    .into())
+}
+
+fn render_plan(plan: &RestorePlan) -> String {
+    let mut out = format!(
+        "dry run: would restore {} table{} of PIT {} ({}) from {} into catalog `{}`\n",
+        plan.tables.len(),
+        if plan.tables.len() == 1 { "" } else { "s" },
+        plan.pit,
+        plan.pit_time.to_rfc3339(),
+        plan.repository,
+        plan.target_catalog
+    );
+    for (db, _) in &plan.create_databases {
+        let _ = writeln!(out, "  create database {db}");
+    }
+    let rows: Vec<Vec<String>> = plan
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.action.to_owned(),
+                t.source.to_string(),
+                t.target.to_string(),
+                t.location.clone(),
+                format!("{} files, {}", t.files, human_bytes(t.bytes)),
+            ]
+        })
+        .collect();
+    out.push_str(&super::printer::table(
+        &["ACTION", "FROM", "TO", "LOCATION", "SIZE"],
+        &rows,
+    ));
+    out.push_str("nothing was written\n");
+    out
+}
+
+fn render_report(report: &RestoreReport) -> String {
+    let mut out = format!(
+        "restored from PIT {} of {} into catalog `{}`\n",
+        report.pit, report.repository, report.target_catalog
+    );
+    let rows: Vec<Vec<String>> = report
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.outcome.to_owned(),
+                t.item.source.to_string(),
+                t.item.target.to_string(),
+                t.metadata_location
+                    .clone()
+                    .or_else(|| t.error.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&super::printer::table(
+        &["OUTCOME", "FROM", "TO", "METADATA / ERROR"],
+        &rows,
+    ));
+    out
+}

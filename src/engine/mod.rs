@@ -1,0 +1,120 @@
+//! The work of bcn, independent of the command line: it never prints and never exits.
+//!
+//! Each operation is split into `prepare` (read catalogs and the repository, decide what to
+//! do, write nothing) and `execute` (do it). `--dry-run` renders the prepared plan and stops,
+//! so a dry run and a real run cannot disagree about what they would do. Progress goes to an
+//! [`Observer`]; outcomes come back as report values in [`crate::report`].
+
+pub mod backup;
+pub mod files;
+pub mod inspect;
+pub mod restore;
+pub mod rewrite;
+pub mod sample;
+mod transfer;
+
+use crate::catalog::CatalogError;
+use crate::plan::PlanError;
+use crate::repo::RepoError;
+use crate::store::StoreError;
+
+/// Progress events, for progress bars and log lines. The engine emits them; it does not
+/// render them.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A table's backup or restore started.
+    TableStarted {
+        /// `database.table`.
+        table: &'a str,
+    },
+    /// A file was copied.
+    FileCopied {
+        /// `database.table`.
+        table: &'a str,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A table finished.
+    TableFinished {
+        /// `database.table`.
+        table: &'a str,
+        /// What happened, in one word (`NEW`, `restored`, ...).
+        outcome: &'a str,
+    },
+}
+
+/// Receives progress events.
+pub trait Observer: Send + Sync {
+    /// Called for each event, from any task.
+    fn event(&self, event: &Event<'_>);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: &Event<'_>) {}
+}
+
+/// One table that failed, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableFailure {
+    /// `database.table`.
+    pub table: String,
+    /// The error chain, in one line.
+    pub reason: String,
+}
+
+/// Errors of engine operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The plan is wrong.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The repository failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The repository storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request does not make sense; the message says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// A table named on the command line does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Some tables failed; nothing was committed (backup) or they were left unregistered
+    /// (restore).
+    #[error("{count} table{s} failed{committed}:\n{list}",
+        count = failures.len(), s = if failures.len() == 1 { "" } else { "s" },
+        committed = if *committed { "" } else { "; no PIT was committed" },
+        list = failures.iter().map(|f| format!("  - {}: {}", f.table, f.reason)).collect::<Vec<_>>().join("\n"))]
+    TablesFailed {
+        /// Each failed table.
+        failures: Vec<TableFailure>,
+        /// Whether the rest was committed anyway.
+        committed: bool,
+    },
+    /// The backup lost its repository lock while running; nothing was committed.
+    #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
+    LockLost(String),
+}
+
+/// Formats an error with its chain of causes on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,870 @@
+//! Restore: any subset of a PIT into any catalog, database and location.
+//!
+//! `prepare` reads the repository and the target catalog and decides everything; it writes
+//! nothing, and `--dry-run` prints its result. `execute` then, per table:
+//!
+//! 1. Reads the stored file list and metadata, checking the metadata checksum.
+//! 2. Writes every file to the target location: data, equality-delete and statistics files
+//!    verbatim (streamed, checksummed); when the location changes, position-delete files,
+//!    manifests and manifest lists are rewritten with the new paths and the new sizes of the
+//!    files they reference. An existing file with the expected size is kept; any other
+//!    existing file stops the table (nothing is ever overwritten).
+//! 3. Writes new table metadata (paths rewritten, provenance properties added).
+//! 4. Checks every file's size and reads the new metadata back.
+//! 5. Only then registers the table (with `--replace`: drops the old entry first and puts it
+//!    back if registering fails). A table that fails before this step leaves nothing
+//!    registered and its written files removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use globset::{Glob, GlobSetBuilder};
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadata;
+use iceberg::{NamespaceIdent, TableIdent};
+use serde::Serialize;
+
+use super::rewrite::{self, PathRewriter};
+use super::transfer::{self, TransferError, maybe_gunzip, read_verified, sha256_hex};
+use super::{EngineError, Event, Observer, TableFailure, error_chain};
+use crate::catalog::{self, OpenCatalog, OpenMode};
+use crate::context::Context;
+use crate::plan::CatalogSpec;
+use crate::repo::records::{
+    FileEntry, FileKind, Namespace, PitRecord, Status, TableName, TableRecord, ns_display,
+};
+use crate::repo::{PitSelector, Repository, layout};
+use crate::store::BackupStore;
+
+/// Table property prefix of restore provenance.
+pub const PROVENANCE_PREFIX: &str = "bcn.restore.";
+
+/// What to restore where.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The repository.
+    pub store: Arc<dyn BackupStore>,
+    /// Which PIT.
+    pub pit: PitSelector,
+    /// Only these databases (empty: all).
+    pub databases: Vec<Namespace>,
+    /// Only tables matching these `database.table` names or globs (empty: all).
+    pub tables: Vec<String>,
+    /// Restore tables that were deleted before the PIT too.
+    pub include_deleted: bool,
+    /// The target catalog.
+    pub target: Arc<CatalogSpec>,
+    /// Put the tables into this database (one source database only).
+    pub target_database: Option<Namespace>,
+    /// Give the table this name (one table only).
+    pub target_table: Option<String>,
+    /// Root under which `<database>/<table>` locations are made; default: the target
+    /// catalog's warehouse.
+    pub target_location: Option<String>,
+    /// Replace tables that exist in the target.
+    pub replace: bool,
+    /// Tables restored at once.
+    pub concurrency: usize,
+}
+
+/// One table of a restore plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreItem {
+    /// The table in the PIT.
+    pub source: TableName,
+    /// Its status in the PIT.
+    pub status: Status,
+    /// Its repository key.
+    pub key: String,
+    /// The table to create.
+    pub target: TableName,
+    /// The location of the restored table.
+    pub location: String,
+    /// Files to write.
+    pub files: u64,
+    /// Bytes to write.
+    pub bytes: u64,
+    /// `create`, or `replace` (the target exists and `--replace` was given).
+    pub action: &'static str,
+    /// Whether the table keeps its UUID (restored to its own name in its own catalog).
+    pub keeps_uuid: bool,
+    #[serde(skip)]
+    stored_in: String,
+    #[serde(skip)]
+    uuid: Option<String>,
+}
+
+/// Everything a restore will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    /// The repository URL.
+    pub repository: String,
+    /// The PIT restored.
+    pub pit: String,
+    /// Its time.
+    pub pit_time: chrono::DateTime<chrono::Utc>,
+    /// The target catalog.
+    pub target_catalog: String,
+    /// Databases that will be created, with their properties.
+    pub create_databases: Vec<(String, BTreeMap<String, String>)>,
+    /// The tables.
+    pub tables: Vec<RestoreItem>,
+    #[serde(skip)]
+    source_catalog: String,
+}
+
+/// The outcome of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredTable {
+    /// The plan item.
+    #[serde(flatten)]
+    pub item: RestoreItem,
+    /// `restored` or `failed`.
+    pub outcome: &'static str,
+    /// The registered metadata location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The repository URL.
+    pub repository: String,
+    /// The PIT restored.
+    pub pit: String,
+    /// The target catalog.
+    pub target_catalog: String,
+    /// Per table.
+    pub tables: Vec<RestoredTable>,
+}
+
+impl RestoreReport {
+    /// The failures, for the exit status.
+    pub fn failures(&self) -> Vec<TableFailure> {
+        self.tables
+            .iter()
+            .filter_map(|t| {
+                t.error.as_ref().map(|e| TableFailure {
+                    table: t.item.source.to_string(),
+                    reason: e.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decides what a restore does, writing nothing.
+pub async fn prepare(
+    request: &RestoreRequest,
+) -> Result<(RestorePlan, Option<OpenCatalog>), EngineError> {
+    let repo = Repository::open(request.store.clone()).await?;
+    let pit = repo.resolve_pit(&request.pit).await?;
+    let selected = select(&pit, request)?;
+    validate_targets(request, &selected)?;
+    // A target SQLite file that does not exist yet is an empty catalog; it is created by
+    // `execute`, never by a dry run.
+    let target = match catalog::open(&request.target, OpenMode::Existing).await {
+        Ok(c) => Some(c),
+        Err(catalog::CatalogError::Unreachable { reason, .. })
+            if reason.contains("does not exist") =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let root = target_root(request)?;
+    let mut items = Vec::new();
+    let mut conflicts = Vec::new();
+    for record in selected {
+        let target_name = TableName {
+            database: request
+                .target_database
+                .clone()
+                .unwrap_or_else(|| record.name.database.clone()),
+            name: request
+                .target_table
+                .clone()
+                .unwrap_or_else(|| record.name.name.clone()),
+        };
+        let exists = match &target {
+            Some(c) => c
+                .catalog
+                .table_exists(&ident(&target_name)?)
+                .await
+                .map_err(c.err("checking a target table"))?,
+            None => false,
+        };
+        if exists && !request.replace {
+            conflicts.push(target_name.to_string());
+        }
+        let state = record.state.as_ref();
+        let location = format!(
+            "{root}/{}/{}",
+            target_name.database.join("/"),
+            target_name.name
+        );
+        items.push(RestoreItem {
+            keeps_uuid: request.target.name == repo.scope().catalog && target_name == record.name,
+            source: record.name.clone(),
+            status: record.status,
+            key: record.key.clone(),
+            target: target_name,
+            location,
+            files: state.map_or(0, |s| s.files),
+            bytes: state.map_or(0, |s| s.bytes),
+            action: if exists { "replace" } else { "create" },
+            stored_in: record.stored_in.clone().unwrap_or_default(),
+            uuid: record.uuid.clone(),
+        });
+    }
+    if !conflicts.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "{} already exist{} in catalog `{}`: {}; nothing was restored (pass --replace to overwrite, or restore under another name with --target-table / --target-database)",
+            if conflicts.len() == 1 {
+                "a table"
+            } else {
+                "tables"
+            },
+            if conflicts.len() == 1 { "s" } else { "" },
+            request.target.name,
+            conflicts.join(", ")
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = items.iter().find(|i| !seen.insert(i.target.clone())) {
+        return Err(EngineError::Invalid(format!(
+            "two selected tables would be restored as `{}`; narrow the selection with --table",
+            dup.target
+        )));
+    }
+    let create_databases = databases_to_create(&pit, &items, target.as_ref()).await?;
+    Ok((
+        RestorePlan {
+            repository: repo.url().to_owned(),
+            pit: pit.id.clone(),
+            pit_time: pit.started_at,
+            target_catalog: request.target.name.clone(),
+            create_databases,
+            tables: items,
+            source_catalog: repo.scope().catalog.clone(),
+        },
+        target,
+    ))
+}
+
+fn ident(name: &TableName) -> Result<TableIdent, EngineError> {
+    let ns = NamespaceIdent::from_vec(name.database.clone()).map_err(|e| {
+        EngineError::Invalid(format!(
+            "invalid database name `{}`: {e}",
+            ns_display(&name.database)
+        ))
+    })?;
+    Ok(TableIdent::new(ns, name.name.clone()))
+}
+
+/// The PIT's tables that the filters select.
+fn select<'a>(
+    pit: &'a PitRecord,
+    request: &RestoreRequest,
+) -> Result<Vec<&'a TableRecord>, EngineError> {
+    let mut globs = GlobSetBuilder::new();
+    for pattern in &request.tables {
+        globs.add(Glob::new(pattern).map_err(|e| {
+            EngineError::Invalid(format!("invalid --table pattern `{pattern}`: {}", e.kind()))
+        })?);
+    }
+    let globs = globs
+        .build()
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let restorable = |t: &&TableRecord| {
+        t.stored_in.is_some()
+            && match t.status {
+                Status::Deleted => request.include_deleted,
+                Status::Excluded | Status::Failed => false,
+                _ => true,
+            }
+    };
+    let candidates: Vec<&TableRecord> = pit.tables.iter().filter(restorable).collect();
+    for db in &request.databases {
+        if !candidates.iter().any(|t| &t.name.database == db) {
+            return Err(EngineError::NotFound(format!(
+                "PIT {} has no{} database `{}`{}",
+                pit.id,
+                if request.include_deleted { "" } else { " live" },
+                ns_display(db),
+                deleted_hint(pit, request, |t| &t.name.database == db)
+            )));
+        }
+    }
+    for (i, pattern) in request.tables.iter().enumerate() {
+        let one = Glob::new(pattern).map(|g| g.compile_matcher());
+        let matches = |t: &TableRecord| one.as_ref().is_ok_and(|m| m.is_match(t.name.to_string()));
+        if !candidates.iter().any(|t| matches(t)) {
+            let known: Vec<String> = candidates.iter().map(|t| t.name.to_string()).collect();
+            return Err(EngineError::NotFound(format!(
+                "no table in PIT {} matches --table `{}`{}; tables: {}",
+                pit.id,
+                request.tables[i],
+                deleted_hint(pit, request, matches),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let selected: Vec<&TableRecord> = candidates
+        .into_iter()
+        .filter(|t| request.databases.is_empty() || request.databases.contains(&t.name.database))
+        .filter(|t| request.tables.is_empty() || globs.is_match(t.name.to_string()))
+        .collect();
+    if selected.is_empty() {
+        return Err(EngineError::NotFound(format!(
+            "PIT {} holds no table to restore with these filters",
+            pit.id
+        )));
+    }
+    Ok(selected)
+}
+
+fn deleted_hint(
+    pit: &PitRecord,
+    request: &RestoreRequest,
+    matches: impl Fn(&TableRecord) -> bool,
+) -> &'static str {
+    let deleted = pit
+        .tables
+        .iter()
+        .any(|t| t.status == Status::Deleted && matches(t));
+    if deleted && !request.include_deleted {
+        " (it was deleted before this PIT: add --include-deleted)"
+    } else {
+        ""
+    }
+}
+
+fn validate_targets(
+    request: &RestoreRequest,
+    selected: &[&TableRecord],
+) -> Result<(), EngineError> {
+    if request.target_table.is_some() && selected.len() != 1 {
+        return Err(EngineError::Invalid(format!(
+            "--target-table needs exactly one table to restore, but {} are selected; narrow the selection with --table",
+            selected.len()
+        )));
+    }
+    if request.target_database.is_some() {
+        let mut dbs: Vec<String> = selected
+            .iter()
+            .map(|t| ns_display(&t.name.database))
+            .collect();
+        dbs.sort();
+        dbs.dedup();
+        if dbs.len() > 1 {
+            return Err(EngineError::Invalid(format!(
+                "--target-database maps one source database, but the selection spans {}; add --database",
+                dbs.join(", ")
+            )));
+        }
+    }
+    for name in request
+        .target_table
+        .iter()
+        .chain(request.target_database.iter().flatten())
+    {
+        crate::names::check(name).map_err(EngineError::Invalid)?;
+    }
+    Ok(())
+}
+
+fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
+    if let Some(root) = &request.target_location {
+        return crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
+            .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")));
+    }
+    match &request.target.kind {
+        crate::plan::CatalogKind::Sql {
+            warehouse: Some(w), ..
+        } => Ok(w.trim_end_matches('/').to_owned()),
+        crate::plan::CatalogKind::Sql {
+            warehouse: None, ..
+        } => Err(EngineError::Invalid(format!(
+            "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan",
+            request.target.name
+        ))),
+    }
+}
+
+async fn databases_to_create(
+    pit: &PitRecord,
+    items: &[RestoreItem],
+    target: Option<&OpenCatalog>,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, EngineError> {
+    let mut out: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for item in items {
+        let name = ns_display(&item.target.database);
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let exists = match target {
+            Some(c) => {
+                let ns = NamespaceIdent::from_vec(item.target.database.clone())
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
+                c.catalog
+                    .namespace_exists(&ns)
+                    .await
+                    .map_err(c.err("checking a target database"))?
+            }
+            None => false,
+        };
+        if !exists {
+            // Properties come from the source database; its `location` belonged to the source.
+            let properties = pit
+                .databases
+                .iter()
+                .find(|d| d.name == item.source.database)
+                .map(|d| {
+                    d.properties
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "location")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((name, properties));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a prepared restore.
+pub async fn execute(
+    request: &RestoreRequest,
+    plan: RestorePlan,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> Result<RestoreReport, EngineError> {
+    let repo = Repository::open(request.store.clone()).await?;
+    let target = catalog::open(&request.target, OpenMode::CreateIfMissing).await?;
+    for (name, properties) in &plan.create_databases {
+        let ns = NamespaceIdent::from_strs(name.split('.'))
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if !target
+            .catalog
+            .namespace_exists(&ns)
+            .await
+            .map_err(target.err("checking a database"))?
+        {
+            target
+                .catalog
+                .create_namespace(&ns, properties.clone().into_iter().collect())
+                .await
+                .map_err(target.err(format!("creating database `{ns}`")))?;
+        }
+    }
+    let restored_at = ctx.now();
+    let job = Job {
+        repo: &repo,
+        target: &target,
+        plan: &plan,
+        observer,
+        restored_at,
+    };
+    let mut tables: Vec<RestoredTable> = stream::iter(plan.tables.clone())
+        .map(|item| {
+            let job = &job;
+            async move {
+                let name = item.source.to_string();
+                observer.event(&Event::TableStarted { table: &name });
+                let result = job.restore_table(&item).await;
+                let outcome = if result.is_ok() { "restored" } else { "failed" };
+                observer.event(&Event::TableFinished {
+                    table: &name,
+                    outcome,
+                });
+                match result {
+                    Ok(location) => RestoredTable {
+                        item,
+                        outcome,
+                        metadata_location: Some(location),
+                        error: None,
+                    },
+                    Err(e) => RestoredTable {
+                        item,
+                        outcome,
+                        metadata_location: None,
+                        error: Some(e),
+                    },
+                }
+            }
+        })
+        .buffer_unordered(request.concurrency.max(1))
+        .collect()
+        .await;
+    tables.sort_by(|a, b| a.item.source.cmp(&b.item.source));
+    Ok(RestoreReport {
+        repository: plan.repository,
+        pit: plan.pit,
+        target_catalog: plan.target_catalog,
+        tables,
+    })
+}
+
+struct Job<'a> {
+    repo: &'a Repository,
+    target: &'a OpenCatalog,
+    plan: &'a RestorePlan,
+    observer: &'a dyn Observer,
+    restored_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Files written so far for one table, removed again if the table fails.
+#[derive(Default)]
+struct Written {
+    paths: std::sync::Mutex<Vec<String>>,
+}
+
+impl Written {
+    fn push(&self, path: String) {
+        self.paths
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(path);
+    }
+
+    async fn remove_all(&self, file_io: &FileIO) {
+        let paths = std::mem::take(
+            &mut *self
+                .paths
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for path in paths {
+            if let Err(e) = file_io.delete(&path).await {
+                tracing::warn!(%path, error = %e, "could not remove a file of a failed restore");
+            }
+        }
+    }
+}
+
+impl Job<'_> {
+    async fn restore_table(&self, item: &RestoreItem) -> Result<String, String> {
+        let written = Written::default();
+        let result = self.write_table(item, &written).await;
+        let metadata_location = match result {
+            Ok(location) => location,
+            Err(e) => {
+                written.remove_all(&self.target.file_io).await;
+                return Err(e);
+            }
+        };
+        match self.register(item, &metadata_location).await {
+            Ok(()) => Ok(metadata_location),
+            Err(e) => {
+                written.remove_all(&self.target.file_io).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Steps 1–4: everything but the registration. Returns the new metadata location.
+    async fn write_table(&self, item: &RestoreItem, written: &Written) -> Result<String, String> {
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let filelist = self
+            .repo
+            .load_filelist(&item.key, &item.stored_in)
+            .await
+            .map_err(|e| chain(&e))?;
+        let metadata_raw = self
+            .repo
+            .load_table_metadata(&item.key, &item.stored_in)
+            .await
+            .map_err(|e| chain(&e))?;
+        if sha256_hex(&metadata_raw) != filelist.metadata_sha256 {
+            return Err(format!(
+                "stored metadata {} does not match its checksum",
+                layout::table_metadata(&item.key, &item.stored_in)
+            ));
+        }
+        let rw = PathRewriter::new(&filelist.location, &item.location);
+        let file_io = &self.target.file_io;
+        let store = self.repo.store().as_ref();
+        let writer = FileWriter {
+            item,
+            rw: &rw,
+            file_io,
+            store,
+            written,
+            observer: self.observer,
+        };
+
+        let files = &filelist.files;
+        let by_kind =
+            |kinds: &'static [FileKind]| files.iter().filter(move |f| kinds.contains(&f.kind));
+        // Verbatim files first, then each level of metadata once the sizes it records are known.
+        writer
+            .copy_verbatim(by_kind(&[
+                FileKind::Data,
+                FileKind::EqualityDeletes,
+                FileKind::Statistics,
+                FileKind::PartitionStatistics,
+            ]))
+            .await?;
+        let delete_sizes = writer
+            .rewrite_all(by_kind(&[FileKind::PositionDeletes]), &HashMap::new())
+            .await?;
+        let manifest_sizes = writer
+            .rewrite_all(by_kind(&[FileKind::Manifest]), &delete_sizes)
+            .await?;
+        writer
+            .rewrite_all(by_kind(&[FileKind::ManifestList]), &manifest_sizes)
+            .await?;
+
+        let json = maybe_gunzip(&metadata_raw)
+            .map_err(|e| format!("decompressing stored metadata: {e}"))?;
+        let new_uuid = (!item.keeps_uuid).then(uuid::Uuid::new_v4);
+        let (json, warnings) =
+            rewrite::rewrite_table_metadata(&json, &rw, &self.provenance(item), new_uuid)
+                .map_err(|e| chain(&e))?;
+        for warning in warnings {
+            tracing::warn!(table = %item.target, %warning, "restored metadata");
+        }
+        let metadata_location = format!(
+            "{}/metadata/{:05}-{}.metadata.json",
+            item.location,
+            next_metadata_version(&filelist.metadata_location),
+            uuid::Uuid::new_v4()
+        );
+        transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(json))
+            .await
+            .map_err(|e| chain(&e))?;
+        written.push(metadata_location.clone());
+
+        // Step 4: read everything back before the table becomes visible.
+        let metadata = TableMetadata::read_from(file_io, &metadata_location)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the restored metadata {metadata_location} does not read back: {}",
+                    chain(&e)
+                )
+            })?;
+        if let Some(snapshot) = metadata.current_snapshot() {
+            let list = file_io
+                .new_input(snapshot.manifest_list())
+                .map_err(|e| chain(&e))?
+                .read()
+                .await
+                .map_err(|e| chain(&e))?;
+            iceberg::spec::ManifestList::parse_with_version(&list, metadata.format_version())
+                .map_err(|e| {
+                    format!(
+                        "the restored manifest list {} does not read back: {}",
+                        snapshot.manifest_list(),
+                        chain(&e)
+                    )
+                })?;
+        }
+        Ok(metadata_location)
+    }
+
+    fn provenance(&self, item: &RestoreItem) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::new();
+        p.insert(
+            format!("{PROVENANCE_PREFIX}repository"),
+            self.plan.repository.clone(),
+        );
+        p.insert(format!("{PROVENANCE_PREFIX}pit"), self.plan.pit.clone());
+        p.insert(
+            format!("{PROVENANCE_PREFIX}source-table"),
+            format!("{}.{}", self.plan.source_catalog, item.source),
+        );
+        if let Some(uuid) = &item.uuid {
+            p.insert(format!("{PROVENANCE_PREFIX}source-uuid"), uuid.clone());
+        }
+        p.insert(
+            format!("{PROVENANCE_PREFIX}restored-at"),
+            self.restored_at.to_rfc3339(),
+        );
+        p
+    }
+
+    /// Step 5.
+    async fn register(&self, item: &RestoreItem, metadata_location: &str) -> Result<(), String> {
+        let catalog = &self.target.catalog;
+        let ident = ident(&item.target).map_err(|e| e.to_string())?;
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let previous = if item.action == "replace"
+            && catalog.table_exists(&ident).await.map_err(|e| chain(&e))?
+        {
+            let old = catalog.load_table(&ident).await.map_err(|e| chain(&e))?;
+            let old_location = old.metadata_location().map(str::to_owned);
+            catalog
+                .drop_table(&ident)
+                .await
+                .map_err(|e| format!("dropping the table to replace: {}", chain(&e)))?;
+            old_location
+        } else {
+            None
+        };
+        match catalog
+            .register_table(&ident, metadata_location.to_owned())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let mut message = format!(
+                    "registering {ident} in catalog `{}`: {}",
+                    self.target.name,
+                    chain(&e)
+                );
+                if let Some(old) = previous {
+                    match catalog.register_table(&ident, old.clone()).await {
+                        Ok(_) => message.push_str("; the replaced table was put back"),
+                        Err(e2) => message.push_str(&format!("; putting the replaced table back failed too ({}); its metadata is {old}", chain(&e2))),
+                    }
+                }
+                Err(message)
+            }
+        }
+    }
+}
+
+/// The version number for the restored metadata file: one past the source's, so that tools
+/// that number metadata files keep counting up.
+fn next_metadata_version(source_location: &str) -> u64 {
+    source_location
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |v| v + 1)
+}
+
+struct FileWriter<'a> {
+    item: &'a RestoreItem,
+    rw: &'a PathRewriter,
+    file_io: &'a FileIO,
+    store: &'a dyn BackupStore,
+    written: &'a Written,
+    observer: &'a dyn Observer,
+}
+
+impl FileWriter<'_> {
+    fn target_path(&self, entry: &FileEntry) -> Result<String, String> {
+        self.rw.rewrite(&entry.path).map_err(|e| error_chain(&e))
+    }
+
+    /// Whether `path` may be written: absent, or present with exactly `size` (kept as is).
+    async fn must_write(&self, path: &str, size: u64) -> Result<bool, String> {
+        match transfer::file_size(self.file_io, path)
+            .await
+            .map_err(|e| error_chain(&e))?
+        {
+            None => Ok(true),
+            Some(s) if s == size => Ok(false),
+            Some(s) => Err(format!(
+                "refusing to overwrite {path}: it exists with {s} bytes, the restored file has {size}"
+            )),
+        }
+    }
+
+    async fn copy_verbatim<'e>(
+        &self,
+        entries: impl Iterator<Item = &'e FileEntry>,
+    ) -> Result<(), String> {
+        stream::iter(entries.map(Ok::<_, String>))
+            .try_for_each_concurrent(8, |entry| async move {
+                let path = self.target_path(entry)?;
+                if self.must_write(&path, entry.size).await? {
+                    let key = layout::table_file(&self.item.key, &entry.rel);
+                    self.written.push(path.clone());
+                    transfer::store_to_file(
+                        self.store,
+                        &key,
+                        &entry.sha256,
+                        entry.size,
+                        self.file_io,
+                        &path,
+                    )
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                    self.observer.event(&Event::FileCopied {
+                        table: &self.item.target.to_string(),
+                        bytes: entry.size,
+                    });
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Writes metadata-level files, rewritten when the location changes; returns the new
+    /// size of each by its new path.
+    async fn rewrite_all<'e>(
+        &self,
+        entries: impl Iterator<Item = &'e FileEntry>,
+        sizes: &HashMap<String, i64>,
+    ) -> Result<HashMap<String, i64>, String> {
+        let results: Vec<(String, i64)> = stream::iter(entries.map(Ok::<_, String>))
+            .map_ok(|entry| async move {
+                let path = self.target_path(entry)?;
+                let key = layout::table_file(&self.item.key, &entry.rel);
+                let data = read_verified(self.store, &key, &entry.sha256)
+                    .await
+                    .map_err(|e: TransferError| error_chain(&e))?;
+                let data = if self.rw.is_identity() {
+                    data
+                } else {
+                    Bytes::from(
+                        match entry.kind {
+                            FileKind::PositionDeletes => {
+                                rewrite::rewrite_position_delete_file(data, self.rw)
+                            }
+                            FileKind::Manifest => {
+                                rewrite::rewrite_manifest(&data, self.rw, sizes).map(|(b, _)| b)
+                            }
+                            _ => rewrite::rewrite_manifest_list(&data, self.rw, sizes),
+                        }
+                        .map_err(|e| format!("rewriting {}: {}", entry.path, error_chain(&e)))?,
+                    )
+                };
+                let size = data.len() as u64;
+                if self.must_write(&path, size).await? {
+                    self.written.push(path.clone());
+                    transfer::bytes_to_file(self.file_io, &path, data)
+                        .await
+                        .map_err(|e| error_chain(&e))?;
+                }
+                Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
+            })
+            .try_buffer_unordered(8)
+            .try_collect()
+            .await?;
+        Ok(results.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_versions_count_up() {
+        assert_eq!(
+            next_metadata_version("s3://b/t/metadata/00007-abc.metadata.json"),
+            8
+        );
+        assert_eq!(
+            next_metadata_version("file:///t/metadata/v3.metadata.json"),
+            0
+        );
+    }
+}

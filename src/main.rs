@@ -1,0 +1,22 @@
+//! The `bcn` binary: parse arguments, set up logging and the runtime, run, map to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = bcn::cli::Cli::parse();
+    bcn::cli::init_tracing(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            bcn::cli::report_fatal(&anyhow::Error::new(e).context("starting the async runtime"));
+            return ExitCode::from(1);
+        }
+    };
+    let status = runtime.block_on(bcn::cli::run(cli));
+    ExitCode::from(status.code())
+}

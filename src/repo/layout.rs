@@ -1,0 +1,176 @@
+//! Every key of the repository format is built here and only here.
+//!
+//! ```text
+//! bcn-repository.json                              the repository manifest
+//! pits/<pit-id>.json                               a PIT record: the commit point
+//! tables/<table-key>/metadata/<pit-id>.metadata.json   table metadata as of that PIT (verbatim)
+//! tables/<table-key>/files/<path relative to the table location>   verbatim Iceberg files
+//! tables/<table-key>/filelists/<pit-id>.json       every file of the table at that PIT
+//! locks/exclusive.json                             the writer lock
+//! ```
+//!
+//! A table key is the table UUID, or `name-<digest>` for a format-v1 table without one.
+
+use sha2::{Digest, Sha256};
+
+/// The repository manifest.
+pub const MANIFEST: &str = "bcn-repository.json";
+/// Prefix of every PIT record.
+pub const PITS_PREFIX: &str = "pits/";
+/// The one exclusive lock of a repository.
+pub const EXCLUSIVE_LOCK: &str = "locks/exclusive.json";
+/// Prefix under which table objects live.
+pub const TABLES_PREFIX: &str = "tables/";
+
+/// Key of the PIT record `pit`.
+pub fn pit(pit: &str) -> String {
+    format!("{PITS_PREFIX}{pit}.json")
+}
+
+/// The PIT id of a key under [`PITS_PREFIX`], if it is one.
+pub fn pit_id_of(key: &str) -> Option<&str> {
+    key.strip_prefix(PITS_PREFIX)?
+        .strip_suffix(".json")
+        .filter(|id| !id.contains('/'))
+}
+
+/// Key of a table's metadata as of `pit`.
+pub fn table_metadata(table_key: &str, pit: &str) -> String {
+    format!("{TABLES_PREFIX}{table_key}/metadata/{pit}.metadata.json")
+}
+
+/// Key of a table's file list as of `pit`.
+pub fn filelist(table_key: &str, pit: &str) -> String {
+    format!("{TABLES_PREFIX}{table_key}/filelists/{pit}.json")
+}
+
+/// Key of a stored Iceberg file, `rel` being its path relative to the table location.
+pub fn table_file(table_key: &str, rel: &str) -> String {
+    format!("{TABLES_PREFIX}{table_key}/files/{rel}")
+}
+
+/// Prefix of every object of one table.
+pub fn table_prefix(table_key: &str) -> String {
+    format!("{TABLES_PREFIX}{table_key}/")
+}
+
+/// Key for a table identified by UUID, or by name when the table has none (format v1).
+pub fn table_key(uuid: Option<&str>, database: &[String], table: &str) -> String {
+    match uuid {
+        Some(uuid) => uuid.to_ascii_lowercase(),
+        None => {
+            let mut hasher = Sha256::new();
+            for part in database {
+                hasher.update(part.as_bytes());
+                hasher.update([0]);
+            }
+            hasher.update(table.as_bytes());
+            format!("name-{}", &hex::encode(hasher.finalize())[..32])
+        }
+    }
+}
+
+/// Normalises a location so that equal places compare equal: `file:/x`, `file:///x` and `/x`
+/// become `file:///x`; `s3a://` and `s3n://` become `s3://`; trailing slashes go.
+pub fn normalize_location(location: &str) -> String {
+    let trimmed = location.trim_end_matches('/');
+    let normalized = if let Some(rest) = trimmed.strip_prefix("file:") {
+        format!("file:///{}", rest.trim_start_matches('/'))
+    } else if trimmed.starts_with('/') {
+        format!("file://{trimmed}")
+    } else if let Some(rest) = trimmed
+        .strip_prefix("s3a://")
+        .or_else(|| trimmed.strip_prefix("s3n://"))
+    {
+        format!("s3://{rest}")
+    } else {
+        trimmed.to_owned()
+    };
+    if normalized.is_empty() {
+        location.to_owned()
+    } else {
+        normalized
+    }
+}
+
+/// The storage-relative path of `file` inside the table `location`: its path below the location
+/// when it lies there, else `_external/<scheme>/<authority and path>` so that no two files can
+/// collide and no key can escape the table's prefix.
+pub fn relative_file_path(location: &str, file: &str) -> String {
+    let location = normalize_location(location);
+    let file = normalize_location(file);
+    if let Some(rel) = file
+        .strip_prefix(&location)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        if is_safe_relative(rel) {
+            return rel.to_owned();
+        }
+    }
+    let (scheme, rest) = file.split_once("://").unwrap_or(("none", &file));
+    let rest: Vec<&str> = rest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+        .collect();
+    format!("_external/{scheme}/{}", rest.join("/"))
+}
+
+fn is_safe_relative(rel: &str) -> bool {
+    !rel.is_empty()
+        && rel
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable() {
+        assert_eq!(pit("p1"), "pits/p1.json");
+        assert_eq!(pit_id_of("pits/p1.json"), Some("p1"));
+        assert_eq!(pit_id_of("pits/x/p1.json"), None);
+        assert_eq!(
+            table_metadata("u", "p"),
+            "tables/u/metadata/p.metadata.json"
+        );
+        assert_eq!(filelist("u", "p"), "tables/u/filelists/p.json");
+        assert_eq!(
+            table_file("u", "data/a.parquet"),
+            "tables/u/files/data/a.parquet"
+        );
+        assert_eq!(table_key(Some("ABC"), &[], "t"), "abc");
+        let by_name = table_key(None, &["db".into()], "t");
+        assert!(by_name.starts_with("name-") && by_name.len() == 37);
+        assert_ne!(by_name, table_key(None, &["d".into()], "bt"));
+    }
+
+    #[test]
+    fn locations_normalize() {
+        assert_eq!(normalize_location("file:/w/t/"), "file:///w/t");
+        assert_eq!(normalize_location("file:///w/t"), "file:///w/t");
+        assert_eq!(normalize_location("/w/t"), "file:///w/t");
+        assert_eq!(normalize_location("s3a://b/w"), "s3://b/w");
+    }
+
+    #[test]
+    fn relative_paths_never_escape() {
+        assert_eq!(
+            relative_file_path("file:/w/t", "file:///w/t/data/a.parquet"),
+            "data/a.parquet"
+        );
+        assert_eq!(
+            relative_file_path("s3://b/t", "s3a://b/t/metadata/m.avro"),
+            "metadata/m.avro"
+        );
+        assert_eq!(
+            relative_file_path("s3://b/t", "s3://b/other/x.parquet"),
+            "_external/s3/b/other/x.parquet"
+        );
+        assert_eq!(
+            relative_file_path("file:///w/t", "file:///w/t/../../etc/passwd"),
+            "_external/file/w/t/etc/passwd"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The exclusive writer lock: one backup (or gc) per repository at a time.
+//!
+//! The lock is the object `locks/exclusive.json`, created with create-if-absent, so exactly one
+//! writer wins. Its holder refreshes `heartbeat_at` every third of the TTL. Readers (describe,
+//! list, restore) never take it: they only read committed PITs, which are immutable.
+//!
+//! A lock is *stale* when its heartbeat is older than its TTL, or when it was taken on this host
+//! by a process that no longer runs. Stale locks are reported, never silently broken:
+//! `bcn unlock` removes them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::layout::EXCLUSIVE_LOCK;
+use super::records::{FORMAT_VERSION, LockRecord, decode, encode};
+use super::{RepoError, Repository};
+use crate::context::{Context, hostname};
+use crate::store::StoreErrorKind;
+
+/// Default seconds after the last heartbeat at which a lock is stale.
+pub const DEFAULT_TTL_SECONDS: u64 = 300;
+
+/// The repository is locked by another run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "repository {url} is locked by {command} run {run_id} on {host} (pid {pid}), started {created_at}, last heartbeat {heartbeat_at}{stale}",
+    run_id = holder.run_id, host = holder.host, pid = holder.pid, command = holder.command,
+    created_at = holder.created_at.to_rfc3339(), heartbeat_at = holder.heartbeat_at.to_rfc3339(),
+    stale = if *stale { "; the lock looks stale: remove it with `bcn unlock --stale-only`" } else { "" }
+)]
+pub struct LockedError {
+    /// The repository URL.
+    pub url: String,
+    /// Who holds it.
+    pub holder: LockRecord,
+    /// Whether the holder looks gone.
+    pub stale: bool,
+}
+
+impl LockRecord {
+    /// True when the holder looks gone at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let expired = now.signed_duration_since(self.heartbeat_at).num_seconds()
+            > i64::try_from(self.ttl_seconds).unwrap_or(i64::MAX);
+        expired || (self.host == hostname() && !process_alive(self.pid))
+    }
+}
+
+/// Whether `pid` runs on this host. Without `/proc` we cannot tell and assume it does.
+fn process_alive(pid: u32) -> bool {
+    let proc = std::path::Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
+/// A held lock. Dropping it stops the heartbeat; call [`LockGuard::release`] to remove it.
+#[derive(Debug)]
+pub struct LockGuard {
+    repo: Repository,
+    run_id: String,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+}
+
+impl LockGuard {
+    /// True when another process removed or replaced the lock while it was held; the holder
+    /// must then not commit anything.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops the heartbeat and removes the lock, if it is still ours.
+    pub async fn release(self) -> Result<(), RepoError> {
+        self.cancel.cancel();
+        if let Some(current) = read_lock(&self.repo).await? {
+            if current.run_id == self.run_id {
+                self.repo.store().delete(EXCLUSIVE_LOCK).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Reads the current lock, if any.
+pub async fn read_lock(repo: &Repository) -> Result<Option<LockRecord>, RepoError> {
+    match repo.store().get(EXCLUSIVE_LOCK).await {
+        Ok(bytes) => Ok(Some(decode("lock", EXCLUSIVE_LOCK, &bytes)?)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes the exclusive lock for `command`, or fails at once with [`LockedError`].
+pub async fn acquire(
+    repo: &Repository,
+    ctx: &Context,
+    command: &str,
+    ttl_seconds: u64,
+) -> Result<LockGuard, RepoError> {
+    let now = ctx.now();
+    let record = LockRecord {
+        format_version: FORMAT_VERSION,
+        run_id: ctx.new_run_id(),
+        host: hostname(),
+        pid: std::process::id(),
+        command: command.to_owned(),
+        created_at: now,
+        heartbeat_at: now,
+        ttl_seconds,
+    };
+    match repo
+        .store()
+        .put_if_absent(EXCLUSIVE_LOCK, encode(&record))
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
+            let holder = read_lock(repo).await?;
+            // It vanished between our attempt and the read: the holder just released; retry once.
+            let Some(holder) = holder else {
+                return Box::pin(acquire(repo, ctx, command, ttl_seconds)).await;
+            };
+            let stale = holder.is_stale(ctx.now());
+            return Err(LockedError {
+                url: repo.url().to_owned(),
+                holder,
+                stale,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let guard = LockGuard {
+        repo: repo.clone(),
+        run_id: record.run_id.clone(),
+        cancel: CancellationToken::new(),
+        lost: Arc::new(AtomicBool::new(false)),
+    };
+    tokio::spawn(heartbeat(
+        repo.clone(),
+        ctx.clone(),
+        record,
+        guard.cancel.clone(),
+        guard.lost.clone(),
+    ));
+    Ok(guard)
+}
+
+async fn heartbeat(
+    repo: Repository,
+    ctx: Context,
+    mut record: LockRecord,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+) {
+    let period = Duration::from_secs((record.ttl_seconds / 3).max(1));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        match read_lock(&repo).await {
+            Ok(Some(current)) if current.run_id == record.run_id => {}
+            Ok(_) => {
+                tracing::error!(
+                    repo = repo.url(),
+                    "the repository lock was removed by someone else"
+                );
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(repo = repo.url(), error = %e, "could not check the repository lock");
+                continue;
+            }
+        }
+        record.heartbeat_at = ctx.now();
+        if let Err(e) = repo.store().put(EXCLUSIVE_LOCK, encode(&record)).await {
+            tracing::warn!(repo = repo.url(), error = %e, "could not refresh the repository lock");
+        }
+    }
+}
+
+/// What `unlock` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnlockOutcome {
+    /// The lock found, if any.
+    pub lock: Option<LockRecord>,
+    /// Whether it looked stale.
+    pub stale: bool,
+    /// Whether it was removed.
+    pub removed: bool,
+}
+
+/// Removes the lock; with `stale_only`, only when its holder looks gone.
+pub async fn unlock(
+    repo: &Repository,
+    ctx: &Context,
+    stale_only: bool,
+) -> Result<UnlockOutcome, RepoError> {
+    let Some(lock) = read_lock(repo).await? else {
+        return Ok(UnlockOutcome {
+            lock: None,
+            stale: false,
+            removed: false,
+        });
+    };
+    let stale = lock.is_stale(ctx.now());
+    let removed = stale || !stale_only;
+    if removed {
+        repo.store().delete(EXCLUSIVE_LOCK).await?;
+    }
+    Ok(UnlockOutcome {
+        lock: Some(lock),
+        stale,
+        removed,
+    })
+}

@@ -1,0 +1,386 @@
+//! The backup repository: bcn's on-disk format, its long-lived contract.
+//!
+//! A repository is a [`BackupStore`] holding the objects named in [`layout`], encoded as the
+//! versioned records of [`records`]. Writes follow one order: table files, then per-table
+//! metadata and file lists, then the PIT record last with create-if-absent. A PIT exists only
+//! once its record exists; an interrupted backup leaves only files that the next run reuses.
+
+pub mod layout;
+pub mod lock;
+pub mod records;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+use crate::store::{BackupStore, StoreError, StoreErrorKind};
+use records::{
+    DecodeError, FORMAT_VERSION, FileList, Granularity, PitRecord, RepositoryManifest, Scope,
+    decode, encode,
+};
+
+/// Errors of repository operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// No `bcn-repository.json` at the location.
+    #[error("{url} is not a bcn repository (no {manifest})", manifest = layout::MANIFEST)]
+    NotARepository {
+        /// The repository URL.
+        url: String,
+    },
+    /// A backup asked for a scope the repository does not hold.
+    #[error(
+        "repository {url} holds {held}; it cannot back up {requested} (a repository's scope is fixed when it is created)"
+    )]
+    ScopeMismatch {
+        /// The repository URL.
+        url: String,
+        /// The fixed scope.
+        held: Scope,
+        /// The scope asked for.
+        requested: Scope,
+    },
+    /// The repository has no PIT yet.
+    #[error("repository {url} has no PIT yet")]
+    Empty {
+        /// The repository URL.
+        url: String,
+    },
+    /// No PIT matches the selector.
+    #[error("no PIT {selector} in repository {url}")]
+    PitNotFound {
+        /// What was asked for.
+        selector: String,
+        /// The repository URL.
+        url: String,
+    },
+    /// A PIT id prefix matches several PITs.
+    #[error("PIT id prefix `{prefix}` is ambiguous in {url}: {matches}")]
+    AmbiguousPit {
+        /// The prefix.
+        prefix: String,
+        /// The repository URL.
+        url: String,
+        /// The PITs it matches.
+        matches: String,
+    },
+    /// A PIT record is listed but its content names another PIT.
+    #[error("PIT record {key} holds PIT {found}")]
+    Mismatch {
+        /// The key read.
+        key: String,
+        /// The id inside.
+        found: String,
+    },
+    /// The exclusive lock is held.
+    #[error(transparent)]
+    Locked(#[from] lock::LockedError),
+}
+
+/// Which PIT a command means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PitSelector {
+    /// The newest PIT.
+    Latest,
+    /// A PIT id, or an unambiguous prefix of one.
+    Id(String),
+    /// The newest PIT taken at or before this time.
+    AtOrBefore(DateTime<Utc>),
+}
+
+impl PitSelector {
+    /// Parses `latest`, an RFC 3339 time, `YYYY-MM-DD[ HH:MM[:SS]]` (UTC), or a PIT id.
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("latest") {
+            return Self::Latest;
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+            return Self::AtOrBefore(t.with_timezone(&Utc));
+        }
+        for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+                return Self::AtOrBefore(Utc.from_utc_datetime(&t));
+            }
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            // A bare date means the end of that day.
+            let end = d.and_hms_opt(23, 59, 59).unwrap_or_default();
+            return Self::AtOrBefore(Utc.from_utc_datetime(&end));
+        }
+        Self::Id(value.to_owned())
+    }
+}
+
+impl std::fmt::Display for PitSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Latest => f.write_str("latest"),
+            Self::Id(id) => write!(f, "`{id}`"),
+            Self::AtOrBefore(t) => write!(f, "at or before {}", t.to_rfc3339()),
+        }
+    }
+}
+
+/// An opened repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    store: Arc<dyn BackupStore>,
+    manifest: RepositoryManifest,
+}
+
+impl Repository {
+    /// Opens an existing repository.
+    pub async fn open(store: Arc<dyn BackupStore>) -> Result<Self, RepoError> {
+        let bytes = match store.get(layout::MANIFEST).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Err(RepoError::NotARepository {
+                    url: store.url().to_owned(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let manifest = decode("repository manifest", layout::MANIFEST, &bytes)?;
+        Ok(Self { store, manifest })
+    }
+
+    /// Opens the repository, creating it with `scope` when the location holds none. An existing
+    /// repository must hold exactly `scope` (when given). Returns whether it was created.
+    pub async fn open_or_init(
+        store: Arc<dyn BackupStore>,
+        scope: Option<&Scope>,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, bool), RepoError> {
+        match Self::open(store.clone()).await {
+            Ok(repo) => {
+                if let Some(scope) = scope {
+                    repo.check_scope(scope)?;
+                }
+                Ok((repo, false))
+            }
+            Err(RepoError::NotARepository { url }) => {
+                let Some(scope) = scope else {
+                    return Err(RepoError::NotARepository { url });
+                };
+                let manifest = RepositoryManifest {
+                    format_version: FORMAT_VERSION,
+                    repository_id: uuid::Uuid::new_v4().to_string(),
+                    granularity: scope.granularity(),
+                    scope: scope.clone(),
+                    created_at: now,
+                    created_by: crate::VERSION_STRING.to_owned(),
+                };
+                match store
+                    .put_if_absent(layout::MANIFEST, encode(&manifest))
+                    .await
+                {
+                    Ok(()) => Ok((Self { store, manifest }, true)),
+                    // Another process created it first: use theirs, scope check included.
+                    Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
+                        Box::pin(Self::open_or_init(store, Some(scope), now)).await
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses any scope other than the repository's own.
+    pub fn check_scope(&self, requested: &Scope) -> Result<(), RepoError> {
+        if *requested == self.manifest.scope {
+            Ok(())
+        } else {
+            Err(RepoError::ScopeMismatch {
+                url: self.url().to_owned(),
+                held: self.manifest.scope.clone(),
+                requested: requested.clone(),
+            })
+        }
+    }
+
+    /// The storage.
+    pub fn store(&self) -> &Arc<dyn BackupStore> {
+        &self.store
+    }
+
+    /// The repository URL.
+    pub fn url(&self) -> &str {
+        self.store.url()
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &RepositoryManifest {
+        &self.manifest
+    }
+
+    /// The fixed scope.
+    pub fn scope(&self) -> &Scope {
+        &self.manifest.scope
+    }
+
+    /// The fixed granularity.
+    pub fn granularity(&self) -> Granularity {
+        self.manifest.granularity
+    }
+
+    /// Ids of every committed PIT, oldest first.
+    pub async fn pit_ids(&self) -> Result<Vec<String>, RepoError> {
+        let mut ids: Vec<String> = self
+            .store
+            .list(layout::PITS_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|o| layout::pit_id_of(&o.key).map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Reads one PIT record.
+    pub async fn load_pit(&self, id: &str) -> Result<PitRecord, RepoError> {
+        let key = layout::pit(id);
+        let bytes = match self.store.get(&key).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(RepoError::PitNotFound {
+                    selector: format!("`{id}`"),
+                    url: self.url().to_owned(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let pit: PitRecord = decode("PIT record", &key, &bytes)?;
+        if pit.id != id {
+            return Err(RepoError::Mismatch { key, found: pit.id });
+        }
+        Ok(pit)
+    }
+
+    /// Every PIT record, oldest first.
+    pub async fn load_pits(&self) -> Result<Vec<PitRecord>, RepoError> {
+        let mut pits = Vec::new();
+        for id in self.pit_ids().await? {
+            pits.push(self.load_pit(&id).await?);
+        }
+        Ok(pits)
+    }
+
+    /// The newest PIT, if any.
+    pub async fn latest_pit(&self) -> Result<Option<PitRecord>, RepoError> {
+        match self.pit_ids().await?.last() {
+            Some(id) => Ok(Some(self.load_pit(id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Finds the PIT a selector means.
+    pub async fn resolve_pit(&self, selector: &PitSelector) -> Result<PitRecord, RepoError> {
+        let ids = self.pit_ids().await?;
+        if ids.is_empty() {
+            return Err(RepoError::Empty {
+                url: self.url().to_owned(),
+            });
+        }
+        let not_found = || RepoError::PitNotFound {
+            selector: selector.to_string(),
+            url: self.url().to_owned(),
+        };
+        match selector {
+            PitSelector::Latest => self.load_pit(ids.last().ok_or_else(not_found)?).await,
+            PitSelector::Id(id) => {
+                if ids.contains(id) {
+                    return self.load_pit(id).await;
+                }
+                let matches: Vec<&String> =
+                    ids.iter().filter(|i| i.starts_with(id.as_str())).collect();
+                match matches.as_slice() {
+                    [one] => self.load_pit(one).await,
+                    [] => Err(not_found()),
+                    many => Err(RepoError::AmbiguousPit {
+                        prefix: id.clone(),
+                        url: self.url().to_owned(),
+                        matches: many
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }),
+                }
+            }
+            PitSelector::AtOrBefore(time) => {
+                // Ids sort by time, but the record's own start time is what counts.
+                for id in ids.iter().rev() {
+                    let pit = self.load_pit(id).await?;
+                    if pit.started_at <= *time {
+                        return Ok(pit);
+                    }
+                }
+                Err(not_found())
+            }
+        }
+    }
+
+    /// Reads a table's file list.
+    pub async fn load_filelist(&self, table_key: &str, pit: &str) -> Result<FileList, RepoError> {
+        let key = layout::filelist(table_key, pit);
+        let bytes = self.store.get(&key).await?;
+        Ok(decode("file list", &key, &bytes)?)
+    }
+
+    /// Reads a table's stored metadata JSON (verbatim, possibly gzip-compressed).
+    pub async fn load_table_metadata(
+        &self,
+        table_key: &str,
+        pit: &str,
+    ) -> Result<Bytes, RepoError> {
+        Ok(self
+            .store
+            .get(&layout::table_metadata(table_key, pit))
+            .await?)
+    }
+
+    /// Commits a PIT: its record is created if absent, and only then does the PIT exist.
+    pub async fn commit_pit(&self, pit: &PitRecord) -> Result<(), RepoError> {
+        Ok(self
+            .store
+            .put_if_absent(&layout::pit(&pit.id), encode(pit))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pit_selectors_parse() {
+        assert_eq!(PitSelector::parse("latest"), PitSelector::Latest);
+        assert_eq!(
+            PitSelector::parse("20261121T065012Z-ab12"),
+            PitSelector::Id("20261121T065012Z-ab12".into())
+        );
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(
+            PitSelector::parse("2026-01-02T03:04:05Z"),
+            PitSelector::AtOrBefore(t)
+        );
+        assert_eq!(
+            PitSelector::parse("2026-01-02 03:04:05"),
+            PitSelector::AtOrBefore(t)
+        );
+        let end = Utc.with_ymd_and_hms(2026, 1, 2, 23, 59, 59).unwrap();
+        assert_eq!(
+            PitSelector::parse("2026-01-02"),
+            PitSelector::AtOrBefore(end)
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! Versioned serde types of the repository format (v1).
+//!
+//! Readers go through [`decode`], which checks `format_version` before anything else, so a
+//! repository written by a newer bcn is refused with a clear message instead of misread.
+//! Writers only ever write [`FORMAT_VERSION`]. The meaning of a released version never changes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The repository format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How much a repository holds; fixed when the repository is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One table.
+    Table,
+    /// One database (namespace) and every table in it.
+    Database,
+    /// Every namespace of a catalog, nested ones included.
+    Catalog,
+}
+
+impl fmt::Display for Granularity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Table => "table",
+            Self::Database => "database",
+            Self::Catalog => "catalog",
+        })
+    }
+}
+
+/// A namespace path (`["db"]`, or `["a", "b"]` for a nested namespace).
+pub type Namespace = Vec<String>;
+
+/// Joins a namespace for display: `a.b`.
+pub fn ns_display(ns: &[String]) -> String {
+    ns.join(".")
+}
+
+/// What a repository holds: a catalog, optionally narrowed to a database and a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Name of the catalog in the plan.
+    pub catalog: String,
+    /// The database, for database and table granularity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Namespace>,
+    /// The table, for table granularity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+impl Scope {
+    /// The granularity this scope implies.
+    pub fn granularity(&self) -> Granularity {
+        match (&self.database, &self.table) {
+            (_, Some(_)) => Granularity::Table,
+            (Some(_), None) => Granularity::Database,
+            (None, None) => Granularity::Catalog,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}", self.granularity(), self.catalog)?;
+        if let Some(db) = &self.database {
+            write!(f, ".{}", ns_display(db))?;
+        }
+        if let Some(t) = &self.table {
+            write!(f, ".{t}")?;
+        }
+        f.write_str("`")
+    }
+}
+
+/// `bcn-repository.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepositoryManifest {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// Random id of this repository.
+    pub repository_id: String,
+    /// Fixed granularity.
+    pub granularity: Granularity,
+    /// Fixed scope.
+    pub scope: Scope,
+    /// When the repository was created.
+    pub created_at: DateTime<Utc>,
+    /// The bcn version that created it.
+    pub created_by: String,
+}
+
+/// Status of an object in a PIT, relative to the parent PIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Not in the parent PIT.
+    New,
+    /// In the parent PIT, with other metadata now.
+    Changed,
+    /// Same metadata location as in the parent PIT; nothing was read.
+    Unchanged,
+    /// Same table UUID as in the parent PIT, under another name.
+    Renamed,
+    /// In the parent PIT (live) and gone from the catalog now.
+    Deleted,
+    /// Left the repository's categories (moved to `ignore` or another repository).
+    Excluded,
+    /// Ephemeral: structure kept, no data.
+    StructureOnly,
+    /// Could not be backed up (only with `allow_partial`).
+    Failed,
+}
+
+impl Status {
+    /// Every status, in report order.
+    pub const ALL: [Status; 8] = [
+        Self::New,
+        Self::Changed,
+        Self::Unchanged,
+        Self::Renamed,
+        Self::Deleted,
+        Self::Excluded,
+        Self::StructureOnly,
+        Self::Failed,
+    ];
+
+    /// True for objects that exist in the source catalog at this PIT.
+    pub fn is_live(self) -> bool {
+        !matches!(self, Self::Deleted | Self::Excluded | Self::Failed)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::New => "NEW",
+            Self::Changed => "CHANGED",
+            Self::Unchanged => "UNCHANGED",
+            Self::Renamed => "RENAMED",
+            Self::Deleted => "DELETED",
+            Self::Excluded => "EXCLUDED",
+            Self::StructureOnly => "STRUCTURE_ONLY",
+            Self::Failed => "FAILED",
+        })
+    }
+}
+
+/// Table categories of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Structure and data.
+    #[default]
+    Global,
+    /// Structure and data, sensitive.
+    Local,
+    /// Structure only.
+    Ephemeral,
+    /// Neither backed up nor reported.
+    Ignore,
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Global => "global",
+            Self::Local => "local",
+            Self::Ephemeral => "ephemeral",
+            Self::Ignore => "ignore",
+        })
+    }
+}
+
+/// How a PIT was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategyRecord {
+    /// `incremental` or `full`.
+    pub mode: String,
+    /// `all` or `current`.
+    pub snapshots: String,
+}
+
+/// A database (namespace) in a PIT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseRecord {
+    /// The namespace.
+    pub name: Namespace,
+    /// NEW, UNCHANGED, CHANGED (properties), DELETED.
+    pub status: Status,
+    /// Namespace properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// When the deletion was noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The last PIT in which it was live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pit: Option<String>,
+}
+
+/// A table's name in a PIT.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TableName {
+    /// Its namespace.
+    pub database: Namespace,
+    /// Its name.
+    pub name: String,
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", ns_display(&self.database), self.name)
+    }
+}
+
+/// A table in a PIT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// Namespace and name at this PIT.
+    #[serde(flatten)]
+    pub name: TableName,
+    /// Repository key of the table (its UUID, or a name digest).
+    pub key: String,
+    /// The table UUID, when the metadata has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// The plan category.
+    pub category: Category,
+    /// Status relative to the parent PIT.
+    pub status: Status,
+    /// For RENAMED: the name in the parent PIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_name: Option<TableName>,
+    /// For DELETED: when it was noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// For DELETED and EXCLUDED: the last PIT in which it was backed up live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pit: Option<String>,
+    /// For FAILED: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The PIT whose stored metadata and file list describe this table here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_in: Option<String>,
+    /// What was read from the table's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TableState>,
+}
+
+/// The table's state as recorded at backup time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableState {
+    /// Iceberg format version.
+    pub format_version: u8,
+    /// Metadata location in the source catalog.
+    pub metadata_location: String,
+    /// Table location.
+    pub location: String,
+    /// Current snapshot, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_snapshot_id: Option<i64>,
+    /// Current schema id.
+    pub schema_id: i32,
+    /// Every schema id the table knows (schema evolution).
+    pub schema_ids: Vec<i32>,
+    /// Default partition spec id.
+    pub spec_id: i32,
+    /// Number of snapshots kept in the metadata.
+    pub snapshots: usize,
+    /// Records in the current snapshot (from its summary), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// Files stored for this table at this PIT (all kinds).
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Files copied by the backup that made this PIT.
+    pub files_added: u64,
+    /// Bytes copied by the backup that made this PIT.
+    pub bytes_added: u64,
+}
+
+/// Counts of one PIT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PitSummary {
+    /// Tables by status.
+    pub tables: BTreeMap<Status, u64>,
+    /// Databases by status.
+    pub databases: BTreeMap<Status, u64>,
+    /// Files copied by this backup.
+    pub files_added: u64,
+    /// Bytes copied by this backup.
+    pub bytes_added: u64,
+    /// Files referenced by this PIT.
+    pub files_total: u64,
+    /// Bytes referenced by this PIT.
+    pub bytes_total: u64,
+}
+
+/// `pits/<id>.json`: the commit point of one backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PitRecord {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// Sortable id, `YYYYMMDDTHHMMSSZ-xxxx`.
+    pub id: String,
+    /// 1 for the first PIT of the repository, then +1.
+    pub seq: u64,
+    /// The PIT this one was compared against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The repository this PIT belongs to.
+    pub repository_id: String,
+    /// When the backup started (the PIT's time).
+    pub started_at: DateTime<Utc>,
+    /// When it was committed.
+    pub finished_at: DateTime<Utc>,
+    /// The bcn version that wrote it.
+    pub created_by: String,
+    /// How it was taken.
+    pub strategy: StrategyRecord,
+    /// Counts.
+    pub summary: PitSummary,
+    /// Databases in scope.
+    pub databases: Vec<DatabaseRecord>,
+    /// Tables in scope (live, renamed and carried-over deleted ones).
+    pub tables: Vec<TableRecord>,
+}
+
+/// The kind of an Iceberg file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A data file.
+    Data,
+    /// A position-delete file (its rows name data files).
+    PositionDeletes,
+    /// An equality-delete file.
+    EqualityDeletes,
+    /// A manifest.
+    Manifest,
+    /// A snapshot's manifest list.
+    ManifestList,
+    /// A Puffin statistics file.
+    Statistics,
+    /// A partition statistics file.
+    PartitionStatistics,
+}
+
+/// One stored file of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The file's absolute path in the source table.
+    pub path: String,
+    /// Its path relative to the table's stored `files/` prefix.
+    pub rel: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+}
+
+/// `tables/<key>/filelists/<pit>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileList {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The table key.
+    pub table_key: String,
+    /// The PIT that wrote it.
+    pub pit: String,
+    /// The source table location.
+    pub location: String,
+    /// The source metadata location.
+    pub metadata_location: String,
+    /// SHA-256 of the stored metadata JSON.
+    pub metadata_sha256: String,
+    /// Every file, sorted by `rel`.
+    pub files: Vec<FileEntry>,
+}
+
+/// `locks/exclusive.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// Id of the run that holds the lock.
+    pub run_id: String,
+    /// Host name of the holder.
+    pub host: String,
+    /// Process id of the holder.
+    pub pid: u32,
+    /// What the holder runs (`backup`, `gc`).
+    pub command: String,
+    /// When the lock was taken.
+    pub created_at: DateTime<Utc>,
+    /// Refreshed while the holder runs.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Seconds after the last heartbeat at which the lock counts as stale.
+    pub ttl_seconds: u64,
+}
+
+/// A record that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or not the expected shape.
+    #[error("{what} {key} is corrupt: {source}")]
+    Corrupt {
+        /// Record kind.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Written by a newer bcn.
+    #[error(
+        "{what} {key} has format version {found}, newer than this bcn supports ({FORMAT_VERSION}); upgrade bcn"
+    )]
+    TooNew {
+        /// Record kind.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The version found.
+        found: u64,
+    },
+}
+
+/// Decodes a versioned record, refusing format versions newer than [`FORMAT_VERSION`].
+pub fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u64,
+    }
+    let corrupt = |source| DecodeError::Corrupt {
+        what,
+        key: key.to_owned(),
+        source,
+    };
+    let version: Version = serde_json::from_slice(bytes).map_err(corrupt)?;
+    if version.format_version > u64::from(FORMAT_VERSION) {
+        return Err(DecodeError::TooNew {
+            what,
+            key: key.to_owned(),
+            found: version.format_version,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+/// Encodes a record as pretty JSON.
+pub fn encode<T: Serialize>(record: &T) -> bytes::Bytes {
+    // Serialising these plain structs cannot fail: no maps with non-string keys, no custom
+    // serialisers that error.
+    let mut out = serde_json::to_vec_pretty(record).unwrap_or_default();
+    out.push(b'\n');
+    bytes::Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_format_is_refused_with_its_version() {
+        let err =
+            decode::<LockRecord>("lock", "locks/x.json", br#"{"format_version": 9}"#).unwrap_err();
+        assert!(err.to_string().contains("format version 9"), "{err}");
+        let err = decode::<LockRecord>("lock", "locks/x.json", b"{not json").unwrap_err();
+        assert!(
+            err.to_string().starts_with("lock locks/x.json is corrupt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scope_display_names_granularity() {
+        let scope = Scope {
+            catalog: "c".into(),
+            database: Some(vec!["d".into()]),
+            table: None,
+        };
+        assert_eq!(scope.to_string(), "database `c.d`");
+        assert_eq!(scope.granularity(), Granularity::Database);
+    }
+}

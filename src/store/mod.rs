@@ -1,0 +1,274 @@
+//! Backup-repository storage: the narrow seam every repository backend implements.
+//!
+//! # Contract
+//!
+//! The repository format in [`crate::repo`] relies on exactly these guarantees, and the
+//! conformance suite in `tests/it/store_suite.rs` checks them for every backend:
+//!
+//! 1. **Atomic visibility.** After [`BackupStore::put`] (or a finished [`ObjectWriter`]) returns,
+//!    readers see the whole new object; before it returns they see the old object or none. A
+//!    failed or abandoned write leaves no visible object.
+//! 2. **Create-if-absent.** [`BackupStore::put_if_absent`] writes only when no object exists at
+//!    the key, and fails with [`StoreErrorKind::AlreadyExists`] otherwise. Exactly one of two
+//!    racing callers wins. PIT records and locks are written this way.
+//! 3. **Read-after-write.** `get`, `head` and `list` see an object as soon as its write returned.
+//! 4. **Distinct not-found.** A missing object is [`StoreErrorKind::NotFound`], never a generic
+//!    error, so callers can tell "absent" from "unreadable".
+//! 5. **Keys** are `/`-separated relative paths made only by [`crate::repo::layout`]; a backend
+//!    never interprets them beyond mapping them to its own namespace.
+
+mod local;
+mod memory;
+
+use std::fmt::{self, Debug};
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use local::LocalStore;
+pub use memory::MemoryStore;
+
+/// Metadata of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key, relative to the store root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What went wrong in a store operation, coarse enough for callers to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// `put_if_absent` found an object at the key.
+    AlreadyExists,
+    /// Credentials were refused or the location may not be written.
+    PermissionDenied,
+    /// A retry may succeed (throttling, connection reset).
+    Transient,
+    /// Anything else.
+    Other,
+}
+
+/// An error from a [`BackupStore`], naming the operation and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {key} in {store}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    op: &'static str,
+    key: String,
+    store: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// Builds an error for `op` on `key` in the store described by `store`.
+    pub fn new(
+        kind: StoreErrorKind,
+        op: &'static str,
+        key: impl Into<String>,
+        store: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            op,
+            key: key.into(),
+            store: store.into(),
+            source,
+        }
+    }
+
+    /// The error's kind.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The key the failed operation was about.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// True when the object did not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StoreErrorKind::NotFound
+    }
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A streaming upload. Nothing is visible until [`ObjectWriter::finish`] returns `Ok`; dropping
+/// the writer or calling [`ObjectWriter::abort`] leaves no object behind.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends a chunk.
+    async fn write(&mut self, chunk: Bytes) -> StoreResult<()>;
+    /// Makes the object visible atomically, replacing any previous one.
+    async fn finish(self: Box<Self>) -> StoreResult<()>;
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Storage for a backup repository. See the module documentation for the contract.
+#[async_trait]
+pub trait BackupStore: Debug + Send + Sync {
+    /// A URL naming this store, for messages (`file:///backups/x`, `s3://bucket/prefix`).
+    fn url(&self) -> &str;
+    /// Reads a whole object.
+    async fn get(&self, key: &str) -> StoreResult<Bytes>;
+    /// Reads `range` of an object (clamped to its end).
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes>;
+    /// Size of an object, or `None` when it does not exist.
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>>;
+    /// Writes an object atomically, replacing any previous one.
+    async fn put(&self, key: &str, data: Bytes) -> StoreResult<()>;
+    /// Writes an object only when none exists ([`StoreErrorKind::AlreadyExists`] otherwise).
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()>;
+    /// Starts a streaming upload of a (possibly large) object.
+    async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
+    /// Deletes an object; deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Where a repository lives, parsed from a `--repo` value or a plan's repository location.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A directory on a local (or mounted) filesystem.
+    Local(std::path::PathBuf),
+    /// In-process memory, for tests and dry runs (`memory://name`).
+    Memory(String),
+    /// An S3 bucket and key prefix (`s3://bucket/prefix`).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(p) => write!(f, "file://{}", p.display()),
+            Self::Memory(n) => write!(f, "memory://{n}"),
+            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A repository location that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    /// The URL scheme is not one bcn can store repositories in.
+    #[error("unsupported repository scheme `{scheme}` in {url} (use a path, file://, or s3://)")]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+        /// The whole value.
+        url: String,
+    },
+    /// The value is empty or malformed.
+    #[error("invalid repository location `{0}`: {1}")]
+    Invalid(String, &'static str),
+}
+
+impl StoreLocation {
+    /// Parses `/path`, `relative/path`, `file:///path`, `file:/path`, `s3://bucket/prefix` or
+    /// `memory://name`. Relative paths are resolved against `base` (the working directory, or
+    /// the plan file's directory).
+    pub fn parse(value: &str, base: &std::path::Path) -> Result<Self, LocationError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(LocationError::Invalid(value.into(), "empty"));
+        }
+        let Some((scheme, rest)) = value
+            .split_once("://")
+            .or_else(|| value.strip_prefix("file:").map(|rest| ("file", rest)))
+        else {
+            return Ok(Self::Local(base.join(value)));
+        };
+        match scheme {
+            "file" => {
+                // file:///abs, file:/abs (Hive style) and file://localhost/abs all mean /abs.
+                let path = rest.strip_prefix("localhost").unwrap_or(rest);
+                let path = if path.starts_with('/') {
+                    path.to_owned()
+                } else {
+                    format!("/{path}")
+                };
+                Ok(Self::Local(std::path::PathBuf::from(path)))
+            }
+            "memory" if !rest.is_empty() => Ok(Self::Memory(rest.to_owned())),
+            "s3" | "s3a" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(LocationError::Invalid(value.into(), "missing bucket name"));
+                }
+                Ok(Self::S3 {
+                    bucket: bucket.into(),
+                    prefix: prefix.trim_matches('/').into(),
+                })
+            }
+            _ => Err(LocationError::UnsupportedScheme {
+                scheme: scheme.into(),
+                url: value.into(),
+            }),
+        }
+    }
+
+    /// Opens the store at this location.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn BackupStore>, LocationError> {
+        match self {
+            Self::Local(path) => Ok(std::sync::Arc::new(LocalStore::new(path.clone()))),
+            Self::Memory(name) => Ok(std::sync::Arc::new(MemoryStore::shared(name))),
+            Self::S3 { .. } => Err(LocationError::UnsupportedScheme {
+                scheme: "s3".into(),
+                url: format!("{self} (this build has no S3 repository support)"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn parses_every_location_form() {
+        let base = Path::new("/work");
+        let cases = [
+            ("/abs/repo", "file:///abs/repo"),
+            ("rel/repo", "file:///work/rel/repo"),
+            ("file:///abs/repo", "file:///abs/repo"),
+            ("file:/abs/repo", "file:///abs/repo"),
+            ("s3://bucket/a/b/", "s3://bucket/a/b"),
+            ("s3a://bucket", "s3://bucket"),
+            ("memory://x", "memory://x"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                StoreLocation::parse(input, base).unwrap().to_string(),
+                expected,
+                "{input}"
+            );
+        }
+        assert!(StoreLocation::parse("gs://b/x", base).is_err());
+        assert!(StoreLocation::parse("s3:///x", base).is_err());
+        assert!(StoreLocation::parse(" ", base).is_err());
+    }
+}

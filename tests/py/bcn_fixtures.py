@@ -1,0 +1,899 @@
+#!/usr/bin/env python3
+"""Independent Iceberg client for bcn's integration tests (pyiceberg 0.12 + pyarrow).
+
+Creates source tables, mutates them, and reads tables back (e.g. after a bcn restore)
+as JSON, so that the Rust tests never have to trust bcn's own Iceberg code to check
+bcn's results.
+
+Every subcommand prints one JSON document on stdout. On error it prints a one-line
+message on stderr and exits 1.
+
+Catalog options (before or after the subcommand):
+  --catalog-type sql|rest|glue|hive   (default sql)
+  --catalog-name NAME                 (default bcn)
+  --prop key=value                    (repeatable; passed to pyiceberg's load_catalog)
+
+For a local SQL catalog:
+  --prop uri=sqlite:////abs/dir/catalog.db --prop warehouse=file:///abs/dir/warehouse
+
+Subcommands: make-sample, mutate, dump, exists, list, drop, rename, create-empty.
+Run with --help (also after a subcommand) for details; tests/py/README.md has examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import glob
+import importlib
+import json
+import math
+import os
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.conversions import to_bytes
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.manifest import (
+    DataFile,
+    DataFileContent,
+    FileFormat,
+    ManifestContent,
+    ManifestEntry,
+    ManifestEntryStatus,
+    ManifestFile,
+    ManifestWriterV2,
+    write_manifest_list,
+)
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table, TableProperties
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
+from pyiceberg.table.snapshots import Operation, Snapshot, SnapshotSummaryCollector, Summary, update_snapshot_summaries
+from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FixedType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+    UUIDType,
+)
+
+PROG = "bcn_fixtures"
+SAMPLE_TABLES = ("events", "users", "mor")
+
+# Reserved field ids of position delete files (Iceberg spec, "Position Delete Files").
+POS_DELETE_FILE_PATH_ID = 2147483546
+POS_DELETE_POS_ID = 2147483545
+
+
+class FixtureError(Exception):
+    """An expected failure: reported as a one-line message, exit 1."""
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def parse_props(pairs: Sequence[str]) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FixtureError(f"--prop expects key=value, got {pair!r}")
+        props[key] = value
+    return props
+
+
+def _prepare_local_dirs(props: dict[str, str]) -> None:
+    """Create the sqlite file's directory and a file:// warehouse directory if missing."""
+    uri = props.get("uri", "")
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    warehouse = props.get("warehouse", "")
+    if warehouse.startswith("file://"):
+        os.makedirs(warehouse[len("file://") :], exist_ok=True)
+
+
+def open_catalog(args: argparse.Namespace) -> Catalog:
+    props = parse_props(args.prop)
+    if args.catalog_type == "sql":
+        _prepare_local_dirs(props)
+    return load_catalog(args.catalog_name, **{"type": args.catalog_type, **props})
+
+
+def split_ident(ident: str) -> tuple[str, str]:
+    """'ns.tbl' -> ('ns', 'tbl'); nested namespaces keep their dots ('a.b.tbl' -> ('a.b', 'tbl'))."""
+    namespace, sep, name = ident.rpartition(".")
+    if not sep or not namespace or not name:
+        raise FixtureError(f"table identifier must be NAMESPACE.TABLE, got {ident!r}")
+    return namespace, name
+
+
+def load_table(catalog: Catalog, ident: str) -> Table:
+    split_ident(ident)
+    try:
+        return catalog.load_table(ident)
+    except NoSuchTableError as e:
+        raise FixtureError(f"table {ident} does not exist") from e
+
+
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    try:
+        catalog.load_namespace_properties(namespace)
+    except NoSuchNamespaceError:
+        catalog.create_namespace(namespace, properties={"owner": "fixtures"})
+
+
+def drop_if_exists(catalog: Catalog, ident: str) -> None:
+    """Drop a table and, where the catalog can, its files (so a re-run starts clean)."""
+    if not catalog.table_exists(ident):
+        return
+    try:
+        catalog.purge_table(ident)
+    except Exception:  # noqa: BLE001 - catalogs that cannot purge: a plain drop is enough
+        if catalog.table_exists(ident):
+            catalog.drop_table(ident)
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def json_safe(value: Any) -> Any:
+    """Convert a pyarrow to_pylist() value into plain JSON values (deterministically)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).isoformat()  # readers may hand back local time
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+def row_key(row: Any) -> str:
+    return json.dumps(row, sort_keys=True, separators=(",", ":"))
+
+
+def sorted_rows(arrow_table: pa.Table) -> list[Any]:
+    return sorted((json_safe(r) for r in arrow_table.to_pylist()), key=row_key)
+
+
+def emit(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# --------------------------------------------------------------------------- table helpers
+
+
+def table_ident(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def key_field(schema: Schema) -> NestedField | None:
+    """The integer column used as a row id: identifier field, else 'id'/'uid', else the first integer."""
+    ints = [f for f in schema.fields if isinstance(f.field_type, (LongType, IntegerType))]
+    for fid in schema.identifier_field_ids:
+        field = schema.find_field(fid)
+        if field in ints:
+            return field
+    for name in ("id", "uid"):
+        for field in ints:
+            if field.name == name:
+                return field
+    return ints[0] if ints else None
+
+
+def live_row_count(table: Table) -> int:
+    return table.scan().to_arrow().num_rows if table.current_snapshot() else 0
+
+
+def max_key(table: Table, key: NestedField) -> int | None:
+    if table.current_snapshot() is None:
+        return None
+    column = table.scan(selected_fields=(key.name,)).to_arrow().column(key.name)
+    values = [v for v in column.to_pylist() if v is not None]
+    return max(values) if values else None
+
+
+def sample_value(field_type: IcebergType, n: int) -> Any:
+    """A deterministic value of `field_type` for generated row number n."""
+    if isinstance(field_type, (LongType, IntegerType)):
+        return n
+    if isinstance(field_type, StringType):
+        return f"m{n}"
+    if isinstance(field_type, BooleanType):
+        return n % 2 == 0
+    if isinstance(field_type, (FloatType, DoubleType)):
+        return n * 0.5
+    if isinstance(field_type, DecimalType):
+        return decimal.Decimal(n).scaleb(-field_type.scale) if field_type.scale >= 0 else decimal.Decimal(n)
+    if isinstance(field_type, DateType):
+        return dt.date(2024, 3, 1) + dt.timedelta(days=n % 365)
+    if isinstance(field_type, TimeType):
+        return dt.time(0, 0, n % 60)
+    if isinstance(field_type, TimestampType):
+        return dt.datetime(2024, 3, 1) + dt.timedelta(seconds=n)
+    if isinstance(field_type, TimestamptzType):
+        return dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=n)
+    if isinstance(field_type, UUIDType):
+        return uuid.UUID(int=n).bytes
+    if isinstance(field_type, FixedType):
+        return n.to_bytes(8, "big").rjust(len(field_type), b"\0")[-len(field_type) :]
+    if isinstance(field_type, BinaryType):
+        return f"b{n}".encode()
+    return None  # nested and other types: null (only allowed for optional fields)
+
+
+def generated_rows(table: Table, count: int) -> pa.Table:
+    schema = table.schema()
+    key = key_field(schema)
+    largest = max_key(table, key) if key else None
+    start = largest + 1 if largest is not None else live_row_count(table)
+    rows = []
+    for i in range(count):
+        n = start + i
+        row: dict[str, Any] = {}
+        for field in schema.fields:
+            value = sample_value(field.field_type, n)
+            if value is None and field.required:
+                raise FixtureError(f"cannot generate a value for required column {field.name} ({field.field_type})")
+            row[field.name] = value
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema_to_pyarrow(schema))
+
+
+# --------------------------------------------------------------------------- position deletes
+
+
+class _DeleteManifestWriterV2(ManifestWriterV2):
+    """pyiceberg's v2 manifest writer, for a DELETES manifest."""
+
+    def content(self) -> ManifestContent:
+        return ManifestContent.DELETES
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes"}
+
+
+def _read_deleted_positions(table: Table, delete_file: DataFile, data_path: str) -> set[int]:
+    with table.io.new_input(delete_file.file_path).open() as f:
+        deletes = pq.read_table(f, columns=["file_path", "pos"])
+    return {pos for path, pos in zip(deletes.column("file_path").to_pylist(), deletes.column("pos").to_pylist()) if path == data_path}
+
+
+def commit_position_deletes(table: Table, deletes: dict[str, Sequence[int]]) -> Table:
+    """Commit a snapshot that adds one Parquet position-delete file per data file.
+
+    pyiceberg 0.12 cannot write position deletes through its public API (its delete()
+    falls back to copy-on-write), so this builds the delete file, the DELETES manifest,
+    the manifest list and the snapshot with pyiceberg's internals, and commits them as
+    AddSnapshot + SetSnapshotRef(main) guarded by AssertRefSnapshotId(main).
+
+    `deletes` maps a live data file path to the 0-based row positions to delete in it.
+    """
+    meta = table.metadata
+    parent = table.current_snapshot()
+    if parent is None:
+        raise FixtureError(f"{table_ident(table)} has no snapshot to delete from")
+    if meta.format_version != 2:
+        raise FixtureError(f"position deletes need a format-version 2 table, {table_ident(table)} is v{meta.format_version}")
+
+    live = {task.file.file_path: task.file for task in table.scan().plan_files()}
+    io = table.io
+    locations = table.location_provider()
+    compression = meta.properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
+    commit_uuid = uuid.uuid4()
+    snapshot_id = meta.new_snapshot_id()
+    sequence_number = meta.next_sequence_number()
+
+    arrow_schema = pa.schema(
+        [
+            pa.field("file_path", pa.string(), nullable=False, metadata={b"PARQUET:field_id": str(POS_DELETE_FILE_PATH_ID).encode()}),
+            pa.field("pos", pa.int64(), nullable=False, metadata={b"PARQUET:field_id": str(POS_DELETE_POS_ID).encode()}),
+        ]
+    )
+
+    delete_files: list[DataFile] = []
+    for n, (data_path, raw_positions) in enumerate(sorted(deletes.items())):
+        if data_path not in live:
+            raise FixtureError(f"{data_path} is not a live data file of {table_ident(table)}")
+        data_file = live[data_path]
+        positions = sorted(set(raw_positions))
+        if not positions or positions[0] < 0 or positions[-1] >= data_file.record_count:
+            raise FixtureError(f"positions {positions} out of range for {data_path} ({data_file.record_count} rows)")
+        rows = pa.table(
+            {"file_path": pa.array([data_path] * len(positions), pa.string()), "pos": pa.array(positions, pa.int64())},
+            schema=arrow_schema,
+        )
+        delete_path = locations.new_data_location(f"{commit_uuid}-{n:05d}-deletes.parquet")
+        with io.new_output(delete_path).create(overwrite=False) as out:
+            writer = pq.ParquetWriter(out, schema=arrow_schema)
+            writer.write_table(rows)
+            writer.close()
+            parquet_meta = writer.writer.metadata  # FileMetaData of what was written
+        count = len(positions)
+        column_sizes = {POS_DELETE_FILE_PATH_ID: 0, POS_DELETE_POS_ID: 0}
+        split_offsets: list[int] = []
+        for r in range(parquet_meta.num_row_groups):
+            row_group = parquet_meta.row_group(r)
+            first = row_group.column(0)
+            if first.has_dictionary_page and first.dictionary_page_offset < first.data_page_offset:
+                split_offsets.append(first.dictionary_page_offset)
+            else:
+                split_offsets.append(first.data_page_offset)
+            column_sizes[POS_DELETE_FILE_PATH_ID] += row_group.column(0).total_compressed_size
+            column_sizes[POS_DELETE_POS_ID] += row_group.column(1).total_compressed_size
+        delete_file = DataFile.from_args(
+            content=DataFileContent.POSITION_DELETES,
+            file_path=delete_path,
+            file_format=FileFormat.PARQUET,
+            partition=data_file.partition,
+            record_count=count,
+            file_size_in_bytes=len(io.new_input(delete_path)),
+            column_sizes=column_sizes,
+            value_counts={POS_DELETE_FILE_PATH_ID: count, POS_DELETE_POS_ID: count},
+            null_value_counts={POS_DELETE_FILE_PATH_ID: 0, POS_DELETE_POS_ID: 0},
+            nan_value_counts={},
+            lower_bounds={
+                POS_DELETE_FILE_PATH_ID: to_bytes(StringType(), data_path),
+                POS_DELETE_POS_ID: to_bytes(LongType(), positions[0]),
+            },
+            upper_bounds={
+                POS_DELETE_FILE_PATH_ID: to_bytes(StringType(), data_path),
+                POS_DELETE_POS_ID: to_bytes(LongType(), positions[-1]),
+            },
+            key_metadata=None,
+            split_offsets=split_offsets,
+            equality_ids=None,
+            sort_order_id=None,
+        )
+        delete_file.spec_id = data_file.spec_id  # not a manifest field: from_args() ignores it
+        delete_files.append(delete_file)
+
+    # One DELETES manifest per partition spec.
+    new_manifests: list[ManifestFile] = []
+    specs = meta.specs()
+    for m, spec_id in enumerate(sorted({f.spec_id for f in delete_files})):
+        manifest_path = locations.new_metadata_location(f"{commit_uuid}-m{m}.avro")
+        writer = _DeleteManifestWriterV2(
+            spec=specs[spec_id],
+            schema=meta.schema(),
+            output_file=io.new_output(manifest_path),
+            snapshot_id=snapshot_id,
+            avro_compression=compression,
+        )
+        with writer:
+            for f in delete_files:
+                if f.spec_id == spec_id:
+                    writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED, snapshot_id=snapshot_id, data_file=f))
+        new_manifests.append(writer.to_manifest_file())
+
+    manifest_list = locations.new_metadata_location(f"snap-{snapshot_id}-0-{commit_uuid}.avro")
+    with write_manifest_list(
+        format_version=meta.format_version,
+        output_file=io.new_output(manifest_list),
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent.snapshot_id,
+        sequence_number=sequence_number,
+        avro_compression=compression,
+    ) as list_writer:
+        list_writer.add_manifests(list(parent.manifests(io)) + new_manifests)
+
+    collector = SnapshotSummaryCollector()
+    for f in delete_files:
+        collector.add_file(f, schema=meta.schema(), partition_spec=specs[f.spec_id])
+    summary = update_snapshot_summaries(
+        Summary(operation=Operation.DELETE, **collector.build()), previous_summary=parent.summary
+    )
+    snapshot = Snapshot(
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent.snapshot_id,
+        sequence_number=sequence_number,
+        timestamp_ms=int(time.time() * 1000),
+        manifest_list=manifest_list,
+        summary=summary,
+        schema_id=meta.current_schema_id,
+    )
+
+    tx = table.transaction()
+    tx._apply(
+        (
+            AddSnapshotUpdate(snapshot=snapshot),
+            SetSnapshotRefUpdate(
+                snapshot_id=snapshot_id,
+                parent_snapshot_id=parent.snapshot_id,
+                ref_name=MAIN_BRANCH,
+                type=SnapshotRefType.BRANCH,
+            ),
+        ),
+        (AssertRefSnapshotId(snapshot_id=parent.snapshot_id, ref=MAIN_BRANCH),),
+    )
+    return tx.commit_transaction()
+
+
+def locate_live_row(table: Table, key: NestedField, value: int) -> tuple[str, int]:
+    """(data file path, position) of the live row whose `key` column equals `value`."""
+    for task in table.scan().plan_files():
+        path = task.file.file_path
+        with table.io.new_input(path).open() as f:
+            raw = pq.read_table(f)
+        column = next(
+            (
+                raw.column(i)
+                for i, field in enumerate(raw.schema)
+                if field.metadata and field.metadata.get(b"PARQUET:field_id") == str(key.field_id).encode()
+            ),
+            None,
+        )
+        if column is None:
+            continue
+        deleted: set[int] = set()
+        for delete_file in task.delete_files:
+            deleted |= _read_deleted_positions(table, delete_file, path)
+        for pos, v in enumerate(column.to_pylist()):
+            if v == value and pos not in deleted:
+                return path, pos
+    raise FixtureError(f"no live row with {key.name} = {value} in {table_ident(table)}")
+
+
+# --------------------------------------------------------------------------- DuckDB (optional second reader)
+
+
+def duckdb_connection() -> Any | None:
+    """A DuckDB connection with the iceberg extension loaded from its PyPI package, or None."""
+    try:
+        import duckdb
+    except ImportError:
+        return None
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+    for name in ("avro", "iceberg"):  # iceberg needs avro; load both from the installed packages
+        try:
+            module = importlib.import_module(f"duckdb_extension_{name}")
+        except ImportError:
+            return None
+        paths = glob.glob(os.path.join(os.path.dirname(module.__file__ or ""), "extensions", "*", f"{name}.duckdb_extension"))
+        if not paths:
+            return None
+        con.execute(f"LOAD '{paths[0]}'")
+    return con
+
+
+def duckdb_rows(con: Any, metadata_location: str) -> list[Any]:
+    escaped = metadata_location.replace("'", "''")
+    result = con.execute(f"SELECT * FROM iceberg_scan('{escaped}')")
+    return sorted_rows(result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table())
+
+
+# --------------------------------------------------------------------------- sample tables
+
+
+def make_events(catalog: Catalog, ident: str) -> dict[str, Any]:
+    """Like make_fixtures.py: appends, schema change, CoW delete, overwrite, tag v1, branch audit."""
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+        NestedField(3, "ts", TimestampType(), required=False),
+        identifier_field_ids=[1],
+    )
+    drop_if_exists(catalog, ident)
+    table = catalog.create_table(ident, schema=schema, properties={"write.format.default": "parquet"})
+
+    arrow_schema = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string()), pa.field("ts", pa.timestamp("us"))]
+    )
+    table.append(
+        pa.Table.from_pylist(
+            [{"id": i, "name": f"n{i}", "ts": dt.datetime(2024, 1, 1, 0, 0, i)} for i in range(0, 5)], schema=arrow_schema
+        )
+    )
+    table.append(
+        pa.Table.from_pylist(
+            [{"id": i, "name": f"n{i}", "ts": dt.datetime(2024, 1, 2, 0, 0, i)} for i in range(5, 10)], schema=arrow_schema
+        )
+    )
+    with table.update_schema() as update:
+        update.add_column("score", DoubleType(), doc="added in evolution")
+    table = catalog.load_table(ident)
+
+    arrow_schema2 = pa.schema(list(arrow_schema) + [pa.field("score", pa.float64())])
+    table.append(
+        pa.Table.from_pylist(
+            [{"id": i, "name": f"n{i}", "ts": dt.datetime(2024, 1, 3), "score": i * 1.5} for i in range(10, 13)],
+            schema=arrow_schema2,
+        )
+    )
+    before_delete = table.metadata.current_snapshot_id
+    table.delete(delete_filter=GreaterThanOrEqual("id", 8))
+    table.overwrite(
+        pa.Table.from_pylist(
+            [{"id": 100, "name": "ov", "ts": dt.datetime(2024, 2, 1), "score": 9.9}], schema=arrow_schema2
+        ),
+        overwrite_filter=EqualTo("id", 0),
+    )
+    table.manage_snapshots().create_tag(table.metadata.current_snapshot_id, "v1").commit()
+
+    notes: dict[str, Any] = {}
+    assert before_delete is not None
+    try:
+        table.manage_snapshots().create_branch(before_delete, "audit").commit()
+    except Exception as e:  # noqa: BLE001 - report, don't fail: the branch is optional
+        notes["branch_audit_error"] = f"{type(e).__name__}: {e}"
+    return notes
+
+
+def make_users(catalog: Catalog, ident: str) -> dict[str, Any]:
+    schema = Schema(
+        NestedField(1, "uid", LongType(), required=False),
+        NestedField(2, "country", StringType(), required=False),
+    )
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="country"))
+    drop_if_exists(catalog, ident)
+    table = catalog.create_table(ident, schema=schema, partition_spec=spec)
+    table.append(pa.Table.from_pylist([{"uid": 1, "country": "DE"}, {"uid": 2, "country": "FR"}]))
+    table.append(pa.Table.from_pylist([{"uid": 3, "country": "DE"}]))
+    return {}
+
+
+def make_mor(catalog: Catalog, ident: str) -> dict[str, Any]:
+    """v2 merge-on-read table: 10 rows in one data file, then a position-delete file for positions 2 and 5."""
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "data", StringType(), required=False),
+        identifier_field_ids=[1],
+    )
+    drop_if_exists(catalog, ident)
+    table = catalog.create_table(
+        ident,
+        schema=schema,
+        properties={
+            "format-version": "2",
+            "write.delete.mode": "merge-on-read",
+            "write.update.mode": "merge-on-read",
+            "write.merge.mode": "merge-on-read",
+        },
+    )
+    table.append(pa.Table.from_pylist([{"id": i, "data": f"d{i}"} for i in range(10)], schema=schema_to_pyarrow(schema)))
+    first_snapshot = table.metadata.current_snapshot_id
+    tasks = list(table.scan().plan_files())
+    if len(tasks) != 1 or tasks[0].file.record_count != 10:
+        raise FixtureError(f"expected one data file of 10 rows in {ident}, got {[t.file.record_count for t in tasks]}")
+    table = commit_position_deletes(table, {tasks[0].file.file_path: [2, 5]})
+
+    # Verify with pyiceberg (and DuckDB when installed) that the deletes are applied.
+    ids = sorted(table.scan().to_arrow().column("id").to_pylist())
+    if ids != [0, 1, 3, 4, 6, 7, 8, 9]:
+        raise FixtureError(f"{ident}: position deletes not applied by pyiceberg, ids = {ids}")
+    if table.scan(snapshot_id=first_snapshot).to_arrow().num_rows != 10:
+        raise FixtureError(f"{ident}: time travel to the first snapshot does not give 10 rows")
+    notes: dict[str, Any] = {"verified_by": ["pyiceberg"]}
+    con = duckdb_connection()
+    if con is not None:
+        duck_ids = sorted(r["id"] for r in duckdb_rows(con, table.metadata_location))
+        if duck_ids != ids:
+            raise FixtureError(f"{ident}: DuckDB reads ids {duck_ids}, pyiceberg {ids}")
+        notes["verified_by"].append("duckdb")
+    return notes
+
+
+SAMPLE_MAKERS: dict[str, Callable[[Catalog, str], dict[str, Any]]] = {
+    "events": make_events,
+    "users": make_users,
+    "mor": make_mor,
+}
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_make_sample(args: argparse.Namespace) -> Any:
+    names = [n.strip() for n in args.tables.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SAMPLE_MAKERS]
+    if unknown:
+        raise FixtureError(f"unknown sample table(s) {unknown}; choose from {list(SAMPLE_TABLES)}")
+    catalog = open_catalog(args)
+    ensure_namespace(catalog, args.namespace)
+    out: dict[str, Any] = {}
+    for name in names:
+        ident = f"{args.namespace}.{name}"
+        notes = SAMPLE_MAKERS[name](catalog, ident)
+        table = catalog.load_table(ident)
+        out[ident] = {"metadata_location": table.metadata_location, "snapshots": len(table.metadata.snapshots), **notes}
+    return {"tables": out}
+
+
+def _state(table: Table) -> dict[str, Any]:
+    return {
+        "table": table_ident(table),
+        "metadata_location": table.metadata_location,
+        "current_snapshot_id": table.metadata.current_snapshot_id,
+    }
+
+
+def cmd_mutate(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    table = load_table(catalog, args.table)
+    extra: dict[str, Any] = {}
+    op = args.op
+    if op == "append":
+        rows = generated_rows(table, 3)
+        table.append(rows)
+        extra["appended"] = len(rows)
+    elif op in ("delete", "pos-delete"):
+        key = key_field(table.schema())
+        if key is None:
+            raise FixtureError(f"{args.table} has no integer column to pick the largest id from")
+        largest = max_key(table, key)
+        if largest is None:
+            raise FixtureError(f"{args.table} has no rows to delete")
+        if op == "delete":
+            with warnings.catch_warnings():  # pyiceberg warns that MoR falls back to CoW: that is intended here
+                warnings.filterwarnings("ignore", message="Merge on read is not yet supported")
+                table.delete(delete_filter=EqualTo(key.name, largest))
+        else:
+            path, pos = locate_live_row(table, key, largest)
+            table = commit_position_deletes(table, {path: [pos]})
+        extra["deleted"] = {key.name: largest}
+    elif op == "add-column":
+        existing = {f.name for f in table.schema().fields}
+        n = 1
+        while f"c{n}" in existing:
+            n += 1
+        with table.update_schema() as update:
+            update.add_column(f"c{n}", StringType())
+        extra["column"] = f"c{n}"
+    elif op == "tag":
+        if not args.name:
+            raise FixtureError("--op tag needs --name NAME")
+        current = table.metadata.current_snapshot_id
+        if current is None:
+            raise FixtureError(f"{args.table} has no current snapshot to tag")
+        if args.name in table.metadata.refs:
+            raise FixtureError(f"{args.table} already has a ref named {args.name}")
+        table.manage_snapshots().create_tag(current, args.name).commit()
+        extra["tag"] = args.name
+    elif op == "noop":
+        pass
+    else:  # argparse restricts choices; kept for safety
+        raise FixtureError(f"unknown op {op}")
+    table = catalog.load_table(args.table)
+    return {**_state(table), "op": op, **extra}
+
+
+def cmd_dump(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    table = load_table(catalog, args.table)
+    meta = table.metadata
+
+    snapshots = sorted(meta.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms, s.snapshot_id))
+    current = table.current_snapshot()
+    rows = sorted_rows(table.scan().to_arrow()) if current is not None else []
+    doc: dict[str, Any] = {
+        "format_version": meta.format_version,
+        "table_uuid": str(meta.table_uuid),
+        "location": meta.location,
+        "metadata_location": table.metadata_location,
+        "current_snapshot_id": meta.current_snapshot_id,
+        "current_schema_id": meta.current_schema_id,
+        "schemas": [s.model_dump(mode="json") for s in meta.schemas],
+        "default_spec_id": meta.default_spec_id,
+        "partition_specs": [s.model_dump(mode="json") for s in meta.partition_specs],
+        "default_sort_order_id": meta.default_sort_order_id,
+        "sort_orders": [s.model_dump(mode="json") for s in meta.sort_orders],
+        "snapshots": [
+            {
+                "snapshot_id": s.snapshot_id,
+                "parent_snapshot_id": s.parent_snapshot_id,
+                "sequence_number": s.sequence_number,
+                "timestamp_ms": s.timestamp_ms,
+                "schema_id": s.schema_id,
+                "operation": s.summary.operation.value if s.summary else None,
+                "summary": s.summary.model_dump(mode="json") if s.summary else {},
+            }
+            for s in snapshots
+        ],
+        "refs": {
+            name: {"snapshot_id": ref.snapshot_id, "type": ref.snapshot_ref_type.value}
+            for name, ref in sorted(meta.refs.items())
+        },
+        "properties": dict(sorted(meta.properties.items())),
+        "rows": rows,
+        "row_count": len(rows),
+    }
+    if args.all_snapshots:
+        doc["rows_at"] = {str(s.snapshot_id): sorted_rows(table.scan(snapshot_id=s.snapshot_id).to_arrow()) for s in snapshots}
+    if args.duckdb:
+        con = duckdb_connection()
+        if con is None:
+            raise FixtureError("--duckdb: duckdb and duckdb-extension-iceberg/-avro are not installed")
+        duck = duckdb_rows(con, table.metadata_location) if current is not None else []
+        doc["duckdb_rows"] = duck
+        doc["duckdb_row_count"] = len(duck)
+    return doc
+
+
+def cmd_exists(args: argparse.Namespace) -> Any:
+    split_ident(args.table)
+    return {"exists": open_catalog(args).table_exists(args.table)}
+
+
+def _all_namespaces(catalog: Catalog) -> list[tuple[str, ...]]:
+    seen: set[tuple[str, ...]] = set()
+    pending: list[tuple[str, ...]] = [tuple(ns) for ns in catalog.list_namespaces()]
+    while pending:
+        ns = pending.pop()
+        if ns in seen:
+            continue
+        seen.add(ns)
+        try:
+            children = catalog.list_namespaces(ns)
+        except Exception:  # noqa: BLE001 - catalogs without nested namespaces
+            children = []
+        pending.extend(tuple(c) for c in children if tuple(c) != ns and tuple(c) not in seen)
+    return sorted(seen)
+
+
+def cmd_list(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    namespaces = _all_namespaces(catalog)
+    tables = sorted(".".join(t) for ns in namespaces for t in catalog.list_tables(ns))
+    return {"namespaces": [".".join(ns) for ns in namespaces], "tables": tables}
+
+
+def cmd_drop(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    split_ident(args.table)
+    try:
+        catalog.drop_table(args.table)
+    except NoSuchTableError as e:
+        raise FixtureError(f"table {args.table} does not exist") from e
+    return {"dropped": args.table}
+
+
+def cmd_rename(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    split_ident(args.table)
+    split_ident(args.to)
+    try:
+        table = catalog.rename_table(args.table, args.to)
+    except NoSuchTableError as e:
+        raise FixtureError(f"table {args.table} does not exist") from e
+    return {"renamed": {"from": args.table, "to": args.to}, "metadata_location": table.metadata_location}
+
+
+def cmd_create_empty(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+    )
+    table = catalog.create_table(args.table, schema=schema)
+    return _state(table)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message}")
+
+
+def fail(message: str) -> NoReturn:
+    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
+    sys.exit(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    def catalog_options(p: argparse.ArgumentParser, prefix: str) -> None:
+        # Accepted before and after the subcommand; main() merges the two sets.
+        group = p.add_argument_group("catalog")
+        group.add_argument("--catalog-type", dest=f"{prefix}catalog_type", choices=("sql", "rest", "glue", "hive"))
+        group.add_argument("--catalog-name", dest=f"{prefix}catalog_name", metavar="NAME")
+        group.add_argument("--prop", dest=f"{prefix}prop", action="append", default=[], metavar="KEY=VALUE")
+
+    common = _Parser(add_help=False)
+    catalog_options(common, "")
+    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    catalog_options(parser, "global_")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], Any], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("make-sample", cmd_make_sample, "create the sample namespace and tables (events, users, mor)")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--tables", default=",".join(SAMPLE_TABLES), help="comma-separated subset of events,users,mor")
+
+    p = add("mutate", cmd_mutate, "change a table with one operation")
+    p.add_argument("--table", required=True)
+    p.add_argument(
+        "--op",
+        required=True,
+        choices=("append", "delete", "pos-delete", "add-column", "tag", "noop"),
+        help="append: 3 generated rows; delete: copy-on-write delete of the largest id; "
+        "pos-delete: merge-on-read (position delete file) delete of the largest id, v2 tables; "
+        "add-column: nullable string c<N>; tag: tag the current snapshot (--name); noop: nothing",
+    )
+    p.add_argument("--name", help="tag name for --op tag")
+
+    p = add("dump", cmd_dump, "print a table's metadata and rows as JSON")
+    p.add_argument("--table", required=True)
+    p.add_argument("--all-snapshots", action="store_true", help="also rows_at: rows of every snapshot")
+    p.add_argument("--duckdb", action="store_true", help="also duckdb_rows: the current rows as read by DuckDB")
+
+    p = add("exists", cmd_exists, "does a table exist")
+    p.add_argument("--table", required=True)
+
+    add("list", cmd_list, "all namespaces and tables")
+
+    p = add("drop", cmd_drop, "drop a table (no purge)")
+    p.add_argument("--table", required=True)
+
+    p = add("rename", cmd_rename, "rename a table")
+    p.add_argument("--table", required=True)
+    p.add_argument("--to", required=True)
+
+    p = add("create-empty", cmd_create_empty, "create a 2-column table with no snapshot")
+    p.add_argument("--table", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.catalog_type = args.catalog_type or args.global_catalog_type or "sql"
+    args.catalog_name = args.catalog_name or args.global_catalog_name or "bcn"
+    args.prop = args.global_prop + args.prop
+    try:
+        emit(args.func(args))
+    except FixtureError as e:
+        fail(str(e))
+    except Exception as e:  # noqa: BLE001 - any failure: one line on stderr, exit 1
+        fail(f"{type(e).__name__}: {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
