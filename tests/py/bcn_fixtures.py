@@ -320,7 +320,8 @@ def commit_position_deletes(table: Table, deletes: dict[str, Sequence[int]]) -> 
     live = {task.file.file_path: task.file for task in table.scan().plan_files()}
     io = table.io
     locations = table.location_provider()
-    compression = meta.properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
+    # Iceberg codec names ("gzip", "zstd"); pyiceberg's Avro writer maps them to Avro's.
+    compression: Any = meta.properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
     commit_uuid = uuid.uuid4()
     snapshot_id = meta.new_snapshot_id()
     sequence_number = meta.next_sequence_number()
@@ -549,10 +550,11 @@ def make_events(catalog: Catalog, ident: str) -> dict[str, Any]:
         ),
         overwrite_filter=EqualTo("id", 0),
     )
-    table.manage_snapshots().create_tag(table.metadata.current_snapshot_id, "v1").commit()
+    current = table.metadata.current_snapshot_id
+    assert current is not None and before_delete is not None
+    table.manage_snapshots().create_tag(current, "v1").commit()
 
     notes: dict[str, Any] = {}
-    assert before_delete is not None
     try:
         table.manage_snapshots().create_branch(before_delete, "audit").commit()
     except Exception as e:  # noqa: BLE001 - report, don't fail: the branch is optional

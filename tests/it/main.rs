@@ -1,0 +1,8 @@
+//! Integration tests: one binary, real components. Source tables are written by pyiceberg,
+//! restored tables are read back by pyiceberg and compared row for row.
+//!
+//! Run with `cargo nextest run` (or `cargo test`); the first run installs the pinned Python
+//! venv through `scripts/test-env.sh`.
+
+mod round_trip;
+mod support;
