@@ -1,7 +1,7 @@
 //! Typed catalog configuration → `Arc<dyn iceberg::Catalog>`.
 //!
 //! bcn defines no catalog trait of its own: it talks to every catalog through
-//! [`iceberg::Catalog`], opened by the iceberg crates' builders with an OpenDAL storage factory
+//! [`iceberg::Catalog`], opened by the iceberg crates' builders with an `OpenDAL` storage factory
 //! (local files, S3). This module only turns plan settings into builder properties and names
 //! the catalog in every error.
 
@@ -37,27 +37,27 @@ pub enum CatalogError {
         what: String,
         /// iceberg's error.
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
 }
 
-/// Whether opening may create what is missing (a restore target may be a new SQLite file).
+/// Whether opening may create what is missing (a restore target may be a new `SQLite` file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// The catalog must exist (backup sources).
     Existing,
-    /// A missing SQLite database file is created (restore targets).
+    /// A missing `SQLite` database file is created (restore targets).
     CreateIfMissing,
 }
 
-/// An opened catalog with the FileIO that reaches its warehouse.
+/// An opened catalog with the `FileIO` that reaches its warehouse.
 #[derive(Debug, Clone)]
 pub struct OpenCatalog {
     /// The plan's name for it.
     pub name: String,
     /// The catalog.
     pub catalog: Arc<dyn Catalog>,
-    /// FileIO built from the catalog's properties, for writing restored files.
+    /// `FileIO` built from the catalog's properties, for writing restored files.
     pub file_io: FileIO,
     /// Whether the catalog implements `register_table`.
     pub can_register: bool,
@@ -70,7 +70,7 @@ impl OpenCatalog {
         move |source| CatalogError::Iceberg {
             catalog: self.name.clone(),
             what,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -122,8 +122,8 @@ pub async fn open(spec: &CatalogSpec, mode: OpenMode) -> Result<OpenCatalog, Cat
     }
 }
 
-/// A FileIO for `props`, able to reach local files and S3.
-pub fn file_io(props: &HashMap<String, String>) -> FileIO {
+/// A `FileIO` for `props`, able to reach local files and S3.
+pub fn file_io<S: std::hash::BuildHasher>(props: &HashMap<String, String, S>) -> FileIO {
     FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new()))
         .with_props(props.iter())
         .build()

@@ -1,4 +1,4 @@
-//! SQL catalogs (SQLite, PostgreSQL) through iceberg-catalog-sql.
+//! SQL catalogs (`SQLite`, `PostgreSQL`) through iceberg-catalog-sql.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,26 +27,26 @@ pub(super) async fn open(
         reason,
     };
     let mut uri = uri.clone();
-    if let Some(file) = sqlite_file(&uri) {
-        if !file.exists() {
-            match mode {
-                OpenMode::Existing => {
-                    return Err(unreachable(format!(
-                        "SQLite database file {} does not exist (check `catalogs.{}.uri` in the plan)",
-                        file.display(),
-                        spec.name
-                    )));
+    if let Some(file) = sqlite_file(&uri)
+        && !file.exists()
+    {
+        match mode {
+            OpenMode::Existing => {
+                return Err(unreachable(format!(
+                    "SQLite database file {} does not exist (check `catalogs.{}.uri` in the plan)",
+                    file.display(),
+                    spec.name
+                )));
+            }
+            OpenMode::CreateIfMissing => {
+                if let Some(dir) = file.parent() {
+                    fs_err::create_dir_all(dir).map_err(|e| unreachable(e.to_string()))?;
                 }
-                OpenMode::CreateIfMissing => {
-                    if let Some(dir) = file.parent() {
-                        fs_err::create_dir_all(dir).map_err(|e| unreachable(e.to_string()))?;
-                    }
-                    uri.push_str(if uri.contains('?') {
-                        "&mode=rwc"
-                    } else {
-                        "?mode=rwc"
-                    });
-                }
+                uri.push_str(if uri.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         }
     }

@@ -41,11 +41,7 @@ pub(crate) struct Args {
     jobs: usize,
 }
 
-pub(crate) async fn run(
-    args: Args,
-    ctx: &Context,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (plan, plan_path) = args.plan.require("backup")?;
     let catalog = plan.catalog(&args.catalog, plan_path)?;
     let database = args.database.as_deref().map(parse_database).transpose()?;

@@ -15,7 +15,7 @@ pub(crate) struct Args {
     repo: String,
 }
 
-pub(crate) async fn run(args: Args, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let description = inspect::describe(open_repo(&args.repo, None)?).await?;
     printer.result("describe", &description, || render(&description));
     Ok(ExitStatus::Success)

@@ -20,7 +20,7 @@ pub(crate) struct Args {
     database: Option<String>,
 }
 
-pub(crate) async fn run(args: Args, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let database = args.database.as_deref().map(parse_database).transpose()?;
     let listing = inspect::list(
         open_repo(&args.repo, None)?,

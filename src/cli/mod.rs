@@ -61,7 +61,7 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a sample lakehouse (SQLite catalog, local warehouse) and back it up
+    /// Create a sample lakehouse (`SQLite` catalog, local warehouse) and back it up
     Quickstart(quickstart::Args),
     /// Back up a table, a database or a whole catalog into a repository
     Backup(backup::Args),
@@ -176,14 +176,14 @@ pub async fn run(cli: Cli) -> ExitStatus {
     let name = cli.command.name();
     let ctx = crate::context::Context::system();
     let result = match cli.command {
-        Command::Quickstart(args) => quickstart::run(args, &ctx, &printer).await,
-        Command::Backup(args) => backup::run(args, &ctx, &printer).await,
-        Command::Restore(args) => restore::run(args, &ctx, &printer).await,
-        Command::Describe(args) => describe::run(args, &printer).await,
-        Command::List(args) => list::run(args, &printer).await,
-        Command::Unlock(args) => unlock::run(args, &ctx, &printer).await,
-        Command::Validate(args) => validate::run(&args, &printer),
-        Command::Schema(args) => schema::run(&args, &printer),
+        Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
+        Command::Backup(args) => backup::run(args, &ctx, printer).await,
+        Command::Restore(args) => restore::run(args, &ctx, printer).await,
+        Command::Describe(args) => describe::run(args, printer).await,
+        Command::List(args) => list::run(args, printer).await,
+        Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
+        Command::Validate(args) => validate::run(&args, printer),
+        Command::Schema(args) => schema::run(args, printer),
     };
     match result {
         Ok(status) => status,
@@ -205,7 +205,7 @@ pub(crate) struct PlanArgs {
 
 impl PlanArgs {
     /// Loads the plan, if one was given.
-    pub fn load(&self) -> anyhow::Result<Option<(Plan, &Path)>> {
+    pub(crate) fn load(&self) -> anyhow::Result<Option<(Plan, &Path)>> {
         match &self.config {
             Some(path) => Ok(Some((Plan::load(path, true)?, path.as_path()))),
             None => Ok(None),
@@ -213,7 +213,7 @@ impl PlanArgs {
     }
 
     /// Loads the plan, which this command needs.
-    pub fn require(&self, command: &str) -> anyhow::Result<(Plan, &Path)> {
+    pub(crate) fn require(&self, command: &str) -> anyhow::Result<(Plan, &Path)> {
         self.load()?.ok_or_else(|| {
             anyhow::Error::new(EngineError::Invalid(format!(
                 "`bcn {command}` needs a plan that declares its catalogs: pass --config PLAN"
@@ -224,12 +224,11 @@ impl PlanArgs {
 
 /// Opens `--repo VALUE`: a repository named in the plan, else a path or URL.
 pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<dyn BackupStore>> {
-    let location = match plan.and_then(|p| p.repository(value)) {
-        Some(spec) => spec.location.clone(),
-        None => {
-            let cwd = std::env::current_dir().context("reading the working directory")?;
-            StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?
-        }
+    let location = if let Some(spec) = plan.and_then(|p| p.repository(value)) {
+        spec.location.clone()
+    } else {
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?
     };
     Ok(location
         .open()

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::fmt::Write as _;
+
 use anyhow::Context as _;
 
 use super::{ExitStatus, Printer};
@@ -25,7 +27,7 @@ repositories:
     location: backups/lake
 ";
 
-/// Create a sample lakehouse (SQLite catalog + local warehouse, written with iceberg-rust)
+/// Create a sample lakehouse (`SQLite` catalog + local warehouse, written with iceberg-rust)
 /// if absent, back up the whole catalog into a local repository, and show the result.
 /// Run it again to see an incremental backup.
 #[derive(Debug, clap::Args)]
@@ -35,11 +37,7 @@ pub(crate) struct Args {
     dir: PathBuf,
 }
 
-pub(crate) async fn run(
-    args: Args,
-    ctx: &Context,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     fs_err::create_dir_all(&args.dir)?;
     let plan_path = args.dir.join("plan.yaml");
     if !plan_path.exists() {
@@ -71,25 +69,27 @@ pub(crate) async fn run(
     printer.result("quickstart", &json, || {
         let mut out = String::new();
         if created.is_empty() {
-            out.push_str(&format!("sample lakehouse already in {}\n", args.dir.display()));
+            let _ = writeln!(out, "sample lakehouse already in {}", args.dir.display());
         } else {
-            out.push_str(&format!("created sample tables {} in {}\n", created.join(", "), args.dir.display()));
+            let _ = writeln!(out, "created sample tables {} in {}", created.join(", "), args.dir.display());
         }
         let s = &report.pit.summary;
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "backed up catalog `lake` into {}: PIT {} (#{}), {} files copied ({})\n\n",
             report.repository, report.pit.id, report.pit.seq, s.files_added, human_bytes(s.bytes_added)
-        ));
+        );
         for t in &report.pit.tables {
-            out.push_str(&format!("  {:<10} {}\n", t.status.to_string(), t.name));
+            let _ = writeln!(out, "  {:<10} {}", t.status.to_string(), t.name);
         }
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "\nthe repository holds {} PIT{}. Next:\n  bcn describe --repo {repo}\n  bcn list --repo {repo}\n  bcn restore --config {plan} --repo {repo} --target-catalog lake --target-database restored\n",
             description.pits.len(),
             if description.pits.len() == 1 { "" } else { "s" },
             repo = repo.location,
             plan = plan_path.display()
-        ));
+        );
         out
     });
     Ok(ExitStatus::Success)

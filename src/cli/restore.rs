@@ -57,11 +57,7 @@ pub(crate) struct Args {
     jobs: usize,
 }
 
-pub(crate) async fn run(
-    args: Args,
-    ctx: &Context,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (plan, plan_path) = args.plan.require("restore")?;
     let request = RestoreRequest {
         store: open_repo(&args.repo, Some(&plan))?,

@@ -16,11 +16,7 @@ pub(crate) struct Args {
     stale_only: bool,
 }
 
-pub(crate) async fn run(
-    args: Args,
-    ctx: &Context,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let repo = Repository::open(open_repo(&args.repo, None)?).await?;
     let outcome = lock::unlock(&repo, ctx, args.stale_only).await?;
     printer.result("unlock", &outcome, || match &outcome.lock {

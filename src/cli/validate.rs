@@ -13,7 +13,7 @@ pub(crate) struct Args {
     plan: PathBuf,
 }
 
-pub(crate) fn run(args: &Args, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(args: &Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let plan = Plan::load(&args.plan, true)?;
     let catalogs: Vec<&str> = plan.catalogs().map(|c| c.name.as_str()).collect();
     let repositories: Vec<&str> = plan.repositories().map(|r| r.name.as_str()).collect();

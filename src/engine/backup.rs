@@ -218,7 +218,6 @@ async fn backup_locked(
         request,
         observer,
         pit_id: &pit_id,
-        parent: parent.as_ref(),
         parent_by_key: parent
             .iter()
             .flat_map(|p| &p.tables)
@@ -237,7 +236,7 @@ async fn backup_locked(
         .buffer_unordered(request.options.table_concurrency.max(1))
         .collect()
         .await;
-    outcomes.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+    outcomes.sort_by_key(|a| a.0.to_string());
 
     let mut tables = Vec::new();
     let mut failures = Vec::new();
@@ -341,7 +340,6 @@ struct TableJob<'a> {
     request: &'a BackupRequest,
     observer: &'a dyn Observer,
     pit_id: &'a str,
-    parent: Option<&'a PitRecord>,
     parent_by_key: HashMap<&'a str, &'a TableRecord>,
 }
 

@@ -131,16 +131,15 @@ pub async fn list(
     let repo = Repository::open(store).await?;
     let pit = repo.resolve_pit(pit).await?;
     let keep_db = |name: &Namespace| database.is_none_or(|d| d == name);
-    if let Some(db) = database {
-        if !pit.databases.iter().any(|d| &d.name == db)
-            && !pit.tables.iter().any(|t| &t.name.database == db)
-        {
-            return Err(EngineError::NotFound(format!(
-                "PIT {} has no database `{}`",
-                pit.id,
-                db.join(".")
-            )));
-        }
+    if let Some(db) = database
+        && !pit.databases.iter().any(|d| &d.name == db)
+        && !pit.tables.iter().any(|t| &t.name.database == db)
+    {
+        return Err(EngineError::NotFound(format!(
+            "PIT {} has no database `{}`",
+            pit.id,
+            db.join(".")
+        )));
     }
     Ok(Listing {
         repository: repo.url().to_owned(),

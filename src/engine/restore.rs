@@ -16,6 +16,7 @@
 //!    registered and its written files removed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -728,7 +729,13 @@ impl Job<'_> {
                 if let Some(old) = previous {
                     match catalog.register_table(&ident, old.clone()).await {
                         Ok(_) => message.push_str("; the replaced table was put back"),
-                        Err(e2) => message.push_str(&format!("; putting the replaced table back failed too ({}); its metadata is {old}", chain(&e2))),
+                        Err(e2) => {
+                            let _ = write!(
+                                message,
+                                "; putting the replaced table back failed too ({}); its metadata is {old}",
+                                chain(&e2)
+                            );
+                        }
                     }
                 }
                 Err(message)

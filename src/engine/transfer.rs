@@ -1,4 +1,4 @@
-//! Moving bytes between a table's FileIO and the repository, with checksums.
+//! Moving bytes between a table's `FileIO` and the repository, with checksums.
 //!
 //! Large files stream in fixed-size chunks: memory stays bounded by the chunk size times the
 //! number of concurrent copies, whatever the file size.

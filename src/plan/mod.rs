@@ -69,7 +69,7 @@ pub enum PlanError {
         source: std::io::Error,
     },
     /// Not valid YAML, or not the shape of a plan.
-    #[error("plan {path} is not a valid plan:\n{message}")]
+    #[error("plan {path} is not a valid plan: {message}")]
     Parse {
         /// The plan file.
         path: PathBuf,
@@ -130,7 +130,7 @@ pub enum CatalogKind {
         warehouse: Option<String>,
         /// Name inside the SQL database.
         catalog_name: String,
-        /// Extra catalog and FileIO properties.
+        /// Extra catalog and `FileIO` properties.
         properties: BTreeMap<String, String>,
     },
 }
@@ -253,6 +253,13 @@ impl Plan {
     }
 }
 
+/// The plan's JSON Schema, generated from [`raw::RawPlan`], pretty-printed with a final
+/// newline. `schema/plan.schema.json` holds the same text (a test keeps them equal).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawPlan);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
 fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<&str> = names.map(String::as_str).collect();
     if names.is_empty() {
@@ -266,9 +273,19 @@ fn parse(text: &str, path: &Path) -> Result<raw::RawPlan, PlanError> {
     if text.trim().is_empty() {
         return Ok(raw::RawPlan::default());
     }
-    serde_saphyr::from_str(text).map_err(|e| PlanError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    serde_saphyr::from_str(text).map_err(|e| {
+        // The parser renders a snippet naming `<input>`; name the plan file instead.
+        let rendered = e
+            .to_string()
+            .replace("<input>", &path.display().to_string());
+        let message = rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .to_owned();
+        PlanError::Parse {
+            path: path.to_path_buf(),
+            message,
+        }
     })
 }
 

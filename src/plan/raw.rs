@@ -29,11 +29,11 @@ pub struct RawPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawCatalog {
-    /// A SQL catalog (the JDBC catalog schema shared with Java and pyiceberg), on SQLite or
-    /// PostgreSQL.
+    /// A SQL catalog (the JDBC catalog schema shared with Java and pyiceberg), on `SQLite` or
+    /// `PostgreSQL`.
     Sql {
         /// Database URI: `sqlite:///abs/path/catalog.db`, `sqlite://relative/to/plan.db`, or
-        /// `postgres://user@host/db`. Relative SQLite paths are relative to the plan file.
+        /// `postgres://user@host/db`. Relative `SQLite` paths are relative to the plan file.
         uri: String,
         /// Default warehouse location for new tables: a path (relative to the plan file),
         /// `file:///...` or `s3://bucket/prefix`.
@@ -43,7 +43,7 @@ pub enum RawCatalog {
         /// differs from the plan's name for it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catalog_name: Option<String>,
-        /// Extra properties passed to the catalog and its FileIO (for example `s3.endpoint`,
+        /// Extra properties passed to the catalog and its `FileIO` (for example `s3.endpoint`,
         /// `s3.region`, `s3.path-style-access`).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         properties: BTreeMap<String, String>,

@@ -16,14 +16,14 @@ use crate::store::StoreLocation;
 /// to it).
 pub fn validate(raw: RawPlan, base: &Path) -> Result<Plan, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    if let Some(v) = raw.version {
-        if v != 1 {
-            diags.push(Diagnostic::new(
-                "version",
-                format!("unknown plan version {v}"),
-                "write `version: 1` or remove the key",
-            ));
-        }
+    if let Some(v) = raw.version
+        && v != 1
+    {
+        diags.push(Diagnostic::new(
+            "version",
+            format!("unknown plan version {v}"),
+            "write `version: 1` or remove the key",
+        ));
     }
     let mut catalogs = BTreeMap::new();
     for (name, raw_catalog) in raw.catalogs {
@@ -41,7 +41,7 @@ pub fn validate(raw: RawPlan, base: &Path) -> Result<Plan, Vec<Diagnostic>> {
             repositories.insert(name, Arc::new(spec));
         }
     }
-    let categorizer = categories(raw.categories.unwrap_or_default(), &mut diags);
+    let categorizer = categories(&raw.categories.unwrap_or_default(), &mut diags);
     if diags.is_empty() {
         Ok(Plan {
             base: base.to_path_buf(),
@@ -120,7 +120,7 @@ fn catalog(
     }
 }
 
-/// Resolves a SQL catalog URI; relative SQLite paths become absolute against `base`.
+/// Resolves a SQL catalog URI; relative `SQLite` paths become absolute against `base`.
 pub(crate) fn resolve_sql_uri(uri: &str, base: &Path) -> Result<String, String> {
     let uri = uri.trim();
     if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
@@ -196,7 +196,7 @@ fn repository(
     }
 }
 
-fn categories(raw: RawCategories, diags: &mut Vec<Diagnostic>) -> Categorizer {
+fn categories(raw: &RawCategories, diags: &mut Vec<Diagnostic>) -> Categorizer {
     let mut compile = |key: &str, patterns: &[String]| -> GlobSet {
         let mut builder = GlobSetBuilder::new();
         for (i, pattern) in patterns.iter().enumerate() {
@@ -273,7 +273,7 @@ mod tests {
             ignore: vec!["tmp.*".into()],
         };
         let mut diags = Vec::new();
-        let c = categories(raw, &mut diags);
+        let c = categories(&raw, &mut diags);
         assert!(diags.is_empty());
         assert_eq!(c.category("tmp.x"), Category::Ignore);
         assert_eq!(c.category("crm.staging_a"), Category::Ephemeral);

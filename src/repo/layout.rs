@@ -56,17 +56,16 @@ pub fn table_prefix(table_key: &str) -> String {
 
 /// Key for a table identified by UUID, or by name when the table has none (format v1).
 pub fn table_key(uuid: Option<&str>, database: &[String], table: &str) -> String {
-    match uuid {
-        Some(uuid) => uuid.to_ascii_lowercase(),
-        None => {
-            let mut hasher = Sha256::new();
-            for part in database {
-                hasher.update(part.as_bytes());
-                hasher.update([0]);
-            }
-            hasher.update(table.as_bytes());
-            format!("name-{}", &hex::encode(hasher.finalize())[..32])
+    if let Some(uuid) = uuid {
+        uuid.to_ascii_lowercase()
+    } else {
+        let mut hasher = Sha256::new();
+        for part in database {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
         }
+        hasher.update(table.as_bytes());
+        format!("name-{}", &hex::encode(hasher.finalize())[..32])
     }
 }
 
@@ -102,10 +101,9 @@ pub fn relative_file_path(location: &str, file: &str) -> String {
     if let Some(rel) = file
         .strip_prefix(&location)
         .and_then(|r| r.strip_prefix('/'))
+        && is_safe_relative(rel)
     {
-        if is_safe_relative(rel) {
-            return rel.to_owned();
-        }
+        return rel.to_owned();
     }
     let (scheme, rest) = file.split_once("://").unwrap_or(("none", &file));
     let rest: Vec<&str> = rest

@@ -75,10 +75,10 @@ impl LockGuard {
     /// Stops the heartbeat and removes the lock, if it is still ours.
     pub async fn release(self) -> Result<(), RepoError> {
         self.cancel.cancel();
-        if let Some(current) = read_lock(&self.repo).await? {
-            if current.run_id == self.run_id {
-                self.repo.store().delete(EXCLUSIVE_LOCK).await?;
-            }
+        if let Some(current) = read_lock(&self.repo).await?
+            && current.run_id == self.run_id
+        {
+            self.repo.store().delete(EXCLUSIVE_LOCK).await?;
         }
         Ok(())
     }
@@ -130,12 +130,12 @@ pub async fn acquire(
                 return Box::pin(acquire(repo, ctx, command, ttl_seconds)).await;
             };
             let stale = holder.is_stale(ctx.now());
-            return Err(LockedError {
+            let locked = LockedError {
                 url: repo.url().to_owned(),
                 holder,
                 stale,
-            }
-            .into());
+            };
+            return Err(Box::new(locked).into());
         }
         Err(e) => return Err(e.into()),
     }

@@ -43,9 +43,9 @@ pub enum RepoError {
         /// The repository URL.
         url: String,
         /// The fixed scope.
-        held: Scope,
+        held: Box<Scope>,
         /// The scope asked for.
-        requested: Scope,
+        requested: Box<Scope>,
     },
     /// The repository has no PIT yet.
     #[error("repository {url} has no PIT yet")]
@@ -81,7 +81,7 @@ pub enum RepoError {
     },
     /// The exclusive lock is held.
     #[error(transparent)]
-    Locked(#[from] lock::LockedError),
+    Locked(#[from] Box<lock::LockedError>),
 }
 
 /// Which PIT a command means.
@@ -201,8 +201,8 @@ impl Repository {
         } else {
             Err(RepoError::ScopeMismatch {
                 url: self.url().to_owned(),
-                held: self.manifest.scope.clone(),
-                requested: requested.clone(),
+                held: Box::new(self.manifest.scope.clone()),
+                requested: Box::new(requested.clone()),
             })
         }
     }

@@ -229,10 +229,10 @@ impl ObjectWriter for LocalWriter {
     }
 
     async fn finish(mut self: Box<Self>) -> StoreResult<()> {
-        if let Some(file) = self.file.take() {
-            if let Err(e) = file.sync_all().await {
-                return Err(self.err(e));
-            }
+        if let Some(file) = self.file.take()
+            && let Err(e) = file.sync_all().await
+        {
+            return Err(self.err(e));
         }
         match fs::rename(&self.tmp, &self.target).await {
             Ok(()) => Ok(()),
@@ -252,7 +252,7 @@ impl Drop for LocalWriter {
         // An abandoned upload must leave nothing visible; the temporary file is not visible to
         // `list`, and removing it here keeps the directory clean.
         if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = fs_err::remove_file(&self.tmp);
         }
     }
 }

@@ -4,5 +4,11 @@
 //! Run with `cargo nextest run` (or `cargo test`); the first run installs the pinned Python
 //! venv through `scripts/test-env.sh`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::missing_panics_doc,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod round_trip;
 mod support;

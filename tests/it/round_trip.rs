@@ -74,7 +74,7 @@ fn round_trip(table: &str, ops: &[&str]) {
 
     // Nothing may still point at the source: move its warehouse away, then read.
     let moved = tmp.path().join("src-moved-away");
-    std::fs::rename(src.dir.join("warehouse"), &moved).unwrap();
+    fs_err::rename(src.dir.join("warehouse"), &moved).unwrap();
     let relocated = tmp.path().join("relocated");
     assert_eq!(
         any_file_contains(&relocated, src.dir.join("warehouse").to_str().unwrap()),
@@ -159,7 +159,7 @@ fn incremental_backups_copy_only_new_files() {
         files
             .iter()
             .map(|f| {
-                std::fs::metadata(ws.path("repo").join(f))
+                fs_err::metadata(ws.path("repo").join(f))
                     .unwrap()
                     .modified()
                     .unwrap()

@@ -1,4 +1,4 @@
-//! Test harness: SQLite catalogs written and read by pyiceberg (an independent Iceberg
+//! Test harness: `SQLite` catalogs written and read by pyiceberg (an independent Iceberg
 //! client), the `bcn` binary run as a user runs it, and table comparisons.
 //!
 //! The Python venv comes from `scripts/test-env.sh` (cached, pinned versions), or from
@@ -13,12 +13,12 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// The repository root.
-pub fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The Python interpreter of the test venv, installed on first use.
-pub fn python() -> &'static Path {
+pub(crate) fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         if let Some(p) = std::env::var_os("BCN_TEST_PYTHON") {
@@ -44,20 +44,20 @@ pub fn python() -> &'static Path {
     })
 }
 
-/// A SQLite catalog with a local warehouse, in its own directory.
+/// A `SQLite` catalog with a local warehouse, in its own directory.
 #[derive(Debug, Clone)]
-pub struct Lake {
+pub(crate) struct Lake {
     /// Catalog name (plan name, pyiceberg name and `catalog_name` column alike).
-    pub name: String,
+    pub(crate) name: String,
     /// Directory holding `catalog.db` and `warehouse/`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Lake {
     /// A lake named `name` under `parent`.
-    pub fn new(parent: &Path, name: &str) -> Self {
+    pub(crate) fn new(parent: &Path, name: &str) -> Self {
         let dir = parent.join(name);
-        std::fs::create_dir_all(dir.join("warehouse")).unwrap();
+        fs_err::create_dir_all(dir.join("warehouse")).unwrap();
         Self {
             name: name.into(),
             dir,
@@ -69,12 +69,12 @@ impl Lake {
     }
 
     /// The warehouse URL.
-    pub fn warehouse(&self) -> String {
+    pub(crate) fn warehouse(&self) -> String {
         format!("file://{}", self.dir.join("warehouse").display())
     }
 
     /// The plan entry for this catalog.
-    pub fn plan_entry(&self) -> String {
+    pub(crate) fn plan_entry(&self) -> String {
         format!(
             "  {name}:\n    type: sql\n    uri: sqlite://{db}\n    warehouse: {wh}\n",
             name = self.name,
@@ -84,7 +84,7 @@ impl Lake {
     }
 
     /// Runs a `tests/py/bcn_fixtures.py` subcommand against this catalog; returns its JSON.
-    pub fn py(&self, sub: &str, args: &[&str]) -> Value {
+    pub(crate) fn py(&self, sub: &str, args: &[&str]) -> Value {
         let out = Command::new(python())
             .arg(root().join("tests/py/bcn_fixtures.py"))
             .arg(sub)
@@ -103,12 +103,12 @@ impl Lake {
     }
 
     /// Everything pyiceberg reads of a table, every snapshot's rows included.
-    pub fn dump(&self, table: &str) -> Value {
+    pub(crate) fn dump(&self, table: &str) -> Value {
         self.py("dump", &["--table", table, "--all-snapshots"])
     }
 
     /// Whether pyiceberg sees the table.
-    pub fn exists(&self, table: &str) -> bool {
+    pub(crate) fn exists(&self, table: &str) -> bool {
         self.py("exists", &["--table", table])["exists"]
             .as_bool()
             .unwrap()
@@ -116,27 +116,27 @@ impl Lake {
 }
 
 /// A working directory with a plan naming some lakes.
-pub struct Workspace {
+pub(crate) struct Workspace {
     /// Keeps the directory alive.
-    pub dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     /// The plan file.
-    pub plan: PathBuf,
+    pub(crate) plan: PathBuf,
 }
 
 /// The result of one `bcn` run.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// Exit code.
-    pub code: i32,
+    pub(crate) code: i32,
     /// Stdout.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Stderr.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
     /// Stdout as JSON (the command must have had `--output json`).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
@@ -146,7 +146,7 @@ impl Run {
     }
 
     /// Asserts success and returns the JSON document.
-    pub fn ok(&self) -> Value {
+    pub(crate) fn ok(&self) -> Value {
         assert_eq!(
             self.code, 0,
             "bcn failed:\nstdout:\n{}\nstderr:\n{}",
@@ -158,7 +158,7 @@ impl Run {
 
 impl Workspace {
     /// A workspace whose plan declares `lakes` and the extra YAML `extra`.
-    pub fn new(lakes: &[&Lake], extra: &str) -> Self {
+    pub(crate) fn new(lakes: &[&Lake], extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.yaml");
         let mut text = String::from("catalogs:\n");
@@ -166,17 +166,17 @@ impl Workspace {
             text.push_str(&lake.plan_entry());
         }
         text.push_str(extra);
-        std::fs::write(&plan, text).unwrap();
+        fs_err::write(&plan, text).unwrap();
         Self { dir, plan }
     }
 
     /// A path inside the workspace.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Runs `bcn ARGS --output json` with the plan, in the workspace.
-    pub fn bcn(&self, args: &[&str]) -> Run {
+    pub(crate) fn bcn(&self, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_bcn"))
             .current_dir(self.dir.path())
             .args(args)
@@ -193,7 +193,7 @@ impl Workspace {
     }
 
     /// Runs `bcn ARGS --output json` without a plan.
-    pub fn bcn_no_plan(&self, args: &[&str]) -> Run {
+    pub(crate) fn bcn_no_plan(&self, args: &[&str]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_bcn"))
             .current_dir(self.dir.path())
             .args(args)
@@ -211,7 +211,7 @@ impl Workspace {
 /// Asserts that a restored table is the source table as it was: rows (of every snapshot),
 /// schemas, partition specs, sort orders, snapshot history and refs. Identity fields
 /// (UUID, location, properties) are compared by the callers that care.
-pub fn assert_same_table(restored: &Value, source: &Value, what: &str) {
+pub(crate) fn assert_same_table(restored: &Value, source: &Value, what: &str) {
     for field in [
         "format_version",
         "current_snapshot_id",
@@ -232,11 +232,11 @@ pub fn assert_same_table(restored: &Value, source: &Value, what: &str) {
 }
 
 /// Every file under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
+pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+        let Ok(entries) = fs_err::read_dir(&d) else {
             continue;
         };
         for e in entries.flatten() {
@@ -253,9 +253,9 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 }
 
 /// Whether any file under `dir` contains `needle`.
-pub fn any_file_contains(dir: &Path, needle: &str) -> Option<String> {
+pub(crate) fn any_file_contains(dir: &Path, needle: &str) -> Option<String> {
     files_under(dir).into_iter().find(|rel| {
-        std::fs::read(dir.join(rel))
+        fs_err::read(dir.join(rel))
             .is_ok_and(|data| data.windows(needle.len()).any(|w| w == needle.as_bytes()))
     })
 }
