@@ -5,6 +5,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+/// The time part of a PIT id.
+const PIT_TIME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// The time a PIT id was made from.
+pub fn pit_id_time(id: &str) -> Option<DateTime<Utc>> {
+    let time = id.split('-').next()?;
+    chrono::NaiveDateTime::parse_from_str(time, PIT_TIME_FORMAT)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 /// Where a run takes its clock from.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -54,10 +65,18 @@ impl Context {
         }
     }
 
-    /// A new PIT id for a backup started at `at`: sortable by time, unique by a random suffix.
-    pub fn new_pit_id(&self, at: DateTime<Utc>) -> String {
+    /// A new PIT id for a backup started at `at`: `YYYYMMDDTHHMMSS.mmmZ-xxxxxx`, sortable by
+    /// time, unique by a random suffix, and always sorting after `parent` (ids are compared as
+    /// strings, so two backups within one millisecond must still come out in order).
+    pub fn new_pit_id(&self, at: DateTime<Utc>, parent: Option<&str>) -> String {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
-        format!("{}-{suffix}", at.format("%Y%m%dT%H%M%SZ"))
+        let mut time = at;
+        if let Some(parent_time) = parent.and_then(pit_id_time) {
+            if time <= parent_time {
+                time = parent_time + chrono::Duration::milliseconds(1);
+            }
+        }
+        format!("{}-{suffix}", time.format(PIT_TIME_FORMAT))
     }
 
     /// A new random run id.
@@ -74,4 +93,23 @@ pub fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pit_ids_sort_after_their_parent_even_within_a_millisecond() {
+        let ctx = Context::system();
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let first = ctx.new_pit_id(at, None);
+        assert_eq!(pit_id_time(&first), Some(at));
+        let mut previous = first;
+        for _ in 0..50 {
+            let next = ctx.new_pit_id(at, Some(&previous));
+            assert!(next > previous, "{next} <= {previous}");
+            previous = next;
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod backup;
 mod describe;
+mod diff;
 mod list;
 mod printer;
 mod quickstart;
@@ -60,8 +61,9 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::doc_markdown, reason = "these doc comments are --help text")]
 enum Command {
-    /// Create a sample lakehouse (`SQLite` catalog, local warehouse) and back it up
+    /// Create a sample lakehouse (SQLite catalog, local warehouse) and back it up
     Quickstart(quickstart::Args),
     /// Back up a table, a database or a whole catalog into a repository
     Backup(backup::Args),
@@ -71,6 +73,8 @@ enum Command {
     Describe(describe::Args),
     /// List the databases and tables of a PIT
     List(list::Args),
+    /// Show what changed between two PITs
+    Diff(diff::Args),
     /// Remove a repository's writer lock
     Unlock(unlock::Args),
     /// Check a plan without touching anything
@@ -87,6 +91,7 @@ impl Command {
             Self::Restore(_) => "restore",
             Self::Describe(_) => "describe",
             Self::List(_) => "list",
+            Self::Diff(_) => "diff",
             Self::Unlock(_) => "unlock",
             Self::Validate(_) => "validate",
             Self::Schema(_) => "schema",
@@ -181,6 +186,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
         Command::Restore(args) => restore::run(args, &ctx, printer).await,
         Command::Describe(args) => describe::run(args, printer).await,
         Command::List(args) => list::run(args, printer).await,
+        Command::Diff(args) => diff::run(args, printer).await,
         Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
         Command::Validate(args) => validate::run(&args, printer),
         Command::Schema(args) => schema::run(args, printer),

@@ -27,7 +27,8 @@ repositories:
     location: backups/lake
 ";
 
-/// Create a sample lakehouse (`SQLite` catalog + local warehouse, written with iceberg-rust)
+#[allow(clippy::doc_markdown, reason = "--help text")]
+/// Create a sample lakehouse (SQLite catalog + local warehouse, written with iceberg-rust)
 /// if absent, back up the whole catalog into a local repository, and show the result.
 /// Run it again to see an incremental backup.
 #[derive(Debug, clap::Args)]

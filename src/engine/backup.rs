@@ -102,31 +102,35 @@ pub async fn run(
     observer: &dyn Observer,
 ) -> Result<BackupReport, EngineError> {
     let started_at = ctx.now();
-    let catalog = catalog::open(&request.catalog, OpenMode::Existing).await?;
     let requested = requested_scope(&request)?;
-    if let Some(scope) = &requested {
-        // Refuse a missing table or database before the repository exists.
-        ensure_scope_exists(&catalog, scope).await?;
-    }
-    let (repo, created) = match Repository::open(request.store.clone()).await {
+    // The repository's fixed scope is checked before the catalog is even opened.
+    let existing = match Repository::open(request.store.clone()).await {
         Ok(repo) => {
             // No scope given means the repository's own, of this catalog.
-            let wanted = requested.unwrap_or_else(|| Scope {
+            let wanted = requested.clone().unwrap_or_else(|| Scope {
                 catalog: request.catalog.name.clone(),
                 ..repo.scope().clone()
             });
             repo.check_scope(&wanted)?;
-            (repo, false)
+            Some(repo)
         }
-        Err(RepoError::NotARepository { .. }) => {
+        Err(RepoError::NotARepository { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let catalog = catalog::open(&request.catalog, OpenMode::Existing).await?;
+    let (repo, created) = match existing {
+        Some(repo) => (repo, false),
+        None => {
             let scope = requested.unwrap_or_else(|| Scope {
                 catalog: request.catalog.name.clone(),
                 database: None,
                 table: None,
             });
+            // A missing table or database stops the run before the repository exists. Once
+            // it exists, objects that go away are recorded as DELETED instead.
+            ensure_scope_exists(&catalog, &scope).await?;
             Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
         }
-        Err(e) => return Err(e.into()),
     };
     let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
     let result = backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await;
@@ -209,7 +213,7 @@ async fn backup_locked(
 ) -> Result<PitRecord, EngineError> {
     let scope = repo.scope().clone();
     let parent = repo.latest_pit().await?;
-    let pit_id = ctx.new_pit_id(started_at);
+    let pit_id = ctx.new_pit_id(started_at, parent.as_ref().map(|p| p.id.as_str()));
     let (namespaces, idents) = objects_in_scope(catalog, &scope).await?;
 
     let job = TableJob {

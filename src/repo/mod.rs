@@ -365,8 +365,8 @@ mod tests {
     fn pit_selectors_parse() {
         assert_eq!(PitSelector::parse("latest"), PitSelector::Latest);
         assert_eq!(
-            PitSelector::parse("20261121T065012Z-ab12"),
-            PitSelector::Id("20261121T065012Z-ab12".into())
+            PitSelector::parse("20261121T065012.345Z-ab12cd"),
+            PitSelector::Id("20261121T065012.345Z-ab12cd".into())
         );
         let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         assert_eq!(

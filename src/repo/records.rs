@@ -312,7 +312,7 @@ pub struct PitSummary {
 pub struct PitRecord {
     /// Always [`FORMAT_VERSION`] when written.
     pub format_version: u32,
-    /// Sortable id, `YYYYMMDDTHHMMSSZ-xxxx`.
+    /// Sortable id, `YYYYMMDDTHHMMSS.mmmZ-xxxxxx`.
     pub id: String,
     /// 1 for the first PIT of the repository, then +1.
     pub seq: u64,

@@ -10,5 +10,6 @@
     reason = "test code: a panic is a failed test"
 )]
 
+mod granularity;
 mod round_trip;
 mod support;

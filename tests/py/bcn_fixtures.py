@@ -790,6 +790,14 @@ def cmd_drop(args: argparse.Namespace) -> Any:
     return {"dropped": args.table}
 
 
+def cmd_drop_namespace(args: argparse.Namespace) -> Any:
+    catalog = open_catalog(args)
+    for table in catalog.list_tables(args.namespace):
+        catalog.drop_table(table)
+    catalog.drop_namespace(args.namespace)
+    return {"dropped_namespace": args.namespace}
+
+
 def cmd_rename(args: argparse.Namespace) -> Any:
     catalog = open_catalog(args)
     split_ident(args.table)
@@ -873,6 +881,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("drop", cmd_drop, "drop a table (no purge)")
     p.add_argument("--table", required=True)
+
+    p = add("drop-namespace", cmd_drop_namespace, "drop a namespace and its tables (no purge)")
+    p.add_argument("--namespace", required=True)
 
     p = add("rename", cmd_rename, "rename a table")
     p.add_argument("--table", required=True)

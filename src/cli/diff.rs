@@ -1,0 +1,75 @@
+//! `bcn diff`.
+
+use std::fmt::Write as _;
+
+use super::{ExitStatus, Printer, open_repo};
+use crate::engine::inspect::{self, PitDiff};
+use crate::repo::PitSelector;
+
+/// Show what was added, changed, renamed and deleted between two PITs.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The repository: a path or a file:// URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    repo: String,
+    /// The earlier PIT: id, unique prefix, `latest` or a time.
+    pit_a: String,
+    /// The later PIT (default: latest).
+    #[arg(default_value = "latest")]
+    pit_b: String,
+}
+
+pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let diff = inspect::diff(
+        open_repo(&args.repo, None)?,
+        &PitSelector::parse(&args.pit_a),
+        &PitSelector::parse(&args.pit_b),
+    )
+    .await?;
+    printer.result("diff", &diff, || render(&diff));
+    Ok(ExitStatus::Success)
+}
+
+fn render(d: &PitDiff) -> String {
+    let mut out = format!("from PIT {} to PIT {}\n", d.from, d.to);
+    for db in &d.databases_added {
+        let _ = writeln!(out, "  + database {db}");
+    }
+    for db in &d.databases_deleted {
+        let _ = writeln!(out, "  - database {db}");
+    }
+    let snap = |s: Option<i64>| s.map_or("-".to_owned(), |s| s.to_string());
+    for t in &d.added {
+        let _ = writeln!(out, "  + {} (snapshot {})", t.table, snap(t.snapshot_after));
+    }
+    for t in &d.changed {
+        let _ = writeln!(
+            out,
+            "  ~ {} (snapshot {} -> {})",
+            t.table,
+            snap(t.snapshot_before),
+            snap(t.snapshot_after)
+        );
+    }
+    for t in &d.renamed {
+        let _ = writeln!(
+            out,
+            "  > {} (was {})",
+            t.table,
+            t.from.as_deref().unwrap_or("?")
+        );
+    }
+    for t in &d.deleted {
+        let _ = writeln!(out, "  - {}", t.table);
+    }
+    let _ = writeln!(
+        out,
+        "{} added, {} changed, {} renamed, {} deleted, {} unchanged",
+        d.added.len(),
+        d.changed.len(),
+        d.renamed.len(),
+        d.deleted.len(),
+        d.unchanged
+    );
+    out
+}
