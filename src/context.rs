@@ -71,10 +71,8 @@ impl Context {
     pub fn new_pit_id(&self, at: DateTime<Utc>, parent: Option<&str>) -> String {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
         let mut time = at;
-        if let Some(parent_time) = parent.and_then(pit_id_time) {
-            if time <= parent_time {
-                time = parent_time + chrono::Duration::milliseconds(1);
-            }
+        if let Some(parent_time) = parent.and_then(pit_id_time).filter(|p| time <= *p) {
+            time = parent_time + chrono::Duration::milliseconds(1);
         }
         format!("{}-{suffix}", time.format(PIT_TIME_FORMAT))
     }

@@ -118,19 +118,18 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     };
     let catalog = catalog::open(&request.catalog, OpenMode::Existing).await?;
-    let (repo, created) = match existing {
-        Some(repo) => (repo, false),
-        None => {
-            let scope = requested.unwrap_or_else(|| Scope {
-                catalog: request.catalog.name.clone(),
-                database: None,
-                table: None,
-            });
-            // A missing table or database stops the run before the repository exists. Once
-            // it exists, objects that go away are recorded as DELETED instead.
-            ensure_scope_exists(&catalog, &scope).await?;
-            Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
-        }
+    let (repo, created) = if let Some(repo) = existing {
+        (repo, false)
+    } else {
+        let scope = requested.unwrap_or_else(|| Scope {
+            catalog: request.catalog.name.clone(),
+            database: None,
+            table: None,
+        });
+        // A missing table or database stops the run before the repository exists. Once it
+        // exists, objects that go away are recorded as DELETED instead.
+        ensure_scope_exists(&catalog, &scope).await?;
+        Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
     };
     let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
     let result = backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await;
