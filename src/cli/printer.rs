@@ -54,6 +54,12 @@ impl Printer {
         }
         eprintln!("error: {message}");
     }
+
+    /// Reports an error on stderr only, for commands whose result document already
+    /// describes it.
+    pub fn error_text(&self, error: &anyhow::Error) {
+        eprintln!("error: {}", error_chain(error.as_ref()));
+    }
 }
 
 /// Writes to stdout; a closed pipe (`bcn list | head`) is not an error.

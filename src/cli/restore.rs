@@ -99,12 +99,18 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     if failures.is_empty() {
         return Ok(ExitStatus::Success);
     }
+    // The report above already holds each table's outcome; the failures go to stderr too.
     let all_failed = failures.len() == report.tables.len();
-    Err(EngineError::TablesFailed {
+    let error = anyhow::Error::new(EngineError::TablesFailed {
         failures,
         committed: !all_failed,
-    }
-    .into())
+    });
+    printer.error_text(&error);
+    Ok(if all_failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Partial
+    })
 }
 
 fn render_plan(plan: &RestorePlan) -> String {

@@ -47,31 +47,76 @@ impl LocalStore {
         StoreError::new(kind, op, key, &self.url, Some(Box::new(e)))
     }
 
-    async fn temp_file(&self, key: &str) -> StoreResult<(PathBuf, fs::File)> {
+    /// Creates a temporary file next to `key`'s path. Runs as one blocking task whose output
+    /// owns the file: if the caller is cancelled meanwhile, the output is dropped and the file
+    /// removed, so no cancellation can leave a temporary file behind.
+    async fn temp_file(&self, key: &str) -> StoreResult<(TempFile, fs_err::File)> {
         let target = self.path(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| self.err("creating directory for", key, e))?;
-        let tmp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-        let file = fs::File::create(&tmp)
-            .await
-            .map_err(|e| self.err("writing", key, e))?;
-        Ok((tmp, file))
+        let created = tokio::task::spawn_blocking(move || {
+            fs_err::create_dir_all(&dir)?;
+            let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+            let file = fs_err::File::create(&path)?;
+            Ok::<_, std::io::Error>((TempFile(Some(path)), file))
+        })
+        .await;
+        match created {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(self.err("writing", key, e)),
+            Err(e) => Err(self.err("writing", key, std::io::Error::other(e))),
+        }
     }
 
-    async fn write_temp(&self, key: &str, data: &[u8]) -> StoreResult<PathBuf> {
+    /// Writes `data` to a temporary file and moves it into place with `place` — all in one
+    /// blocking task, which completes (or cleans up) even if the caller is cancelled.
+    async fn write_atomically(
+        &self,
+        op: &'static str,
+        key: &str,
+        data: Bytes,
+        place: fn(&std::path::Path, &std::path::Path) -> std::io::Result<()>,
+    ) -> StoreResult<()> {
         let (tmp, mut file) = self.temp_file(key).await?;
-        let result = async {
-            file.write_all(data).await?;
-            file.sync_all().await
-        }
+        let target = self.path(key);
+        let done = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            file.write_all(&data)?;
+            file.sync_all()?;
+            place(tmp.path(), &target)?;
+            if op == "writing" {
+                tmp.disarm();
+            }
+            Ok::<_, std::io::Error>(())
+        })
         .await;
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(self.err("writing", key, e));
+        match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.err(op, key, e)),
+            Err(e) => Err(self.err(op, key, std::io::Error::other(e))),
         }
-        Ok(tmp)
+    }
+}
+
+/// A temporary file that is removed when dropped, unless it was renamed into place. Futures
+/// can be cancelled at any `.await`; this keeps cancelled writes from leaving files behind.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_deref().unwrap_or(std::path::Path::new(""))
+    }
+
+    /// The file was renamed or linked into place (or is gone): nothing to remove.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs_err::remove_file(path);
+        }
     }
 }
 
@@ -113,24 +158,25 @@ impl BackupStore for LocalStore {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
-        let tmp = self.write_temp(key, &data).await?;
-        fs::rename(&tmp, self.path(key))
-            .await
-            .map_err(|e| self.err("writing", key, e))
+        self.write_atomically("writing", key, data, |tmp, target| {
+            fs_err::rename(tmp, target)
+        })
+        .await
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()> {
-        let tmp = self.write_temp(key, &data).await?;
-        // link(2) is atomic and refuses an existing name: exactly one racer wins.
-        let linked = fs::hard_link(&tmp, self.path(key)).await;
-        let _ = fs::remove_file(&tmp).await;
-        linked.map_err(|e| self.err("creating", key, e))
+        // link(2) is atomic and refuses an existing name: exactly one racer wins. The
+        // temporary name is removed afterwards either way.
+        self.write_atomically("creating", key, data, |tmp, target| {
+            fs_err::hard_link(tmp, target)
+        })
+        .await
     }
 
     async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
         let (tmp, file) = self.temp_file(key).await?;
         Ok(Box::new(LocalWriter {
-            file: Some(file),
+            file: fs::File::from_std(file),
             tmp,
             target: self.path(key),
             key: key.to_owned(),
@@ -197,8 +243,8 @@ impl BackupStore for LocalStore {
 }
 
 struct LocalWriter {
-    file: Option<fs::File>,
-    tmp: PathBuf,
+    file: fs::File,
+    tmp: TempFile,
     target: PathBuf,
     key: String,
     url: String,
@@ -219,40 +265,26 @@ impl LocalWriter {
 #[async_trait]
 impl ObjectWriter for LocalWriter {
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(self.err(std::io::Error::other("writer already finished")));
-        };
-        match file.write_all(&chunk).await {
+        match self.file.write_all(&chunk).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.err(e)),
         }
     }
 
-    async fn finish(mut self: Box<Self>) -> StoreResult<()> {
-        if let Some(file) = self.file.take()
-            && let Err(e) = file.sync_all().await
-        {
+    async fn finish(self: Box<Self>) -> StoreResult<()> {
+        // Until the rename, dropping `self` (an error, or a cancelled future) removes the
+        // temporary file: nothing half-written ever becomes visible.
+        if let Err(e) = self.file.sync_all().await {
             return Err(self.err(e));
         }
-        match fs::rename(&self.tmp, &self.target).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.err(e)),
+        if let Err(e) = fs::rename(self.tmp.path(), &self.target).await {
+            return Err(self.err(e));
         }
-    }
-
-    async fn abort(mut self: Box<Self>) -> StoreResult<()> {
-        self.file.take();
-        let _ = fs::remove_file(&self.tmp).await;
+        self.tmp.disarm();
         Ok(())
     }
-}
 
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        // An abandoned upload must leave nothing visible; the temporary file is not visible to
-        // `list`, and removing it here keeps the directory clean.
-        if self.file.is_some() {
-            let _ = fs_err::remove_file(&self.tmp);
-        }
+    async fn abort(self: Box<Self>) -> StoreResult<()> {
+        Ok(())
     }
 }

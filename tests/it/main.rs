@@ -10,6 +10,7 @@
     reason = "test code: a panic is a failed test"
 )]
 
+mod failures;
 mod granularity;
 mod round_trip;
 mod support;
