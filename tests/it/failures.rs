@@ -71,7 +71,7 @@ fn a_failed_table_commits_nothing_and_the_next_run_reuses_copied_files() {
         added < total,
         "files copied by the failed run are reused ({added} of {total} copied again)"
     );
-    assert_eq!(added as usize + copied, total as usize);
+    assert_eq!(added + copied as u64, total);
 }
 
 fn write_lock(ws: &Workspace, pid: u32, heartbeat: &str) {
@@ -92,7 +92,7 @@ fn a_locked_repository_refuses_a_second_backup_with_75_and_stale_locks_can_be_re
     let (_tmp, _src, _dst, ws) = lake_with("events");
     ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
         .ok();
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = bcn::context::Context::system().now().to_rfc3339();
 
     // A live holder (this test process) on this host.
     write_lock(&ws, std::process::id(), &now);
