@@ -7,6 +7,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::missing_panics_doc,
+    clippy::case_sensitive_file_extension_comparisons,
     reason = "test code: a panic is a failed test"
 )]
 
