@@ -150,6 +150,7 @@ impl BackupStore for LocalStore {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 key: key.to_owned(),
                 size: m.len(),
+                modified: m.modified().ok().map(Into::into),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -225,6 +226,7 @@ impl BackupStore for LocalStore {
                     out.push(ObjectMeta {
                         key,
                         size: size.len(),
+                        modified: size.modified().ok().map(Into::into),
                     });
                 }
             }

@@ -79,6 +79,7 @@ impl BackupStore for MemoryStore {
         Ok(self.objects().get(key).map(|d| ObjectMeta {
             key: key.to_owned(),
             size: d.len() as u64,
+            modified: None,
         }))
     }
 
@@ -118,6 +119,7 @@ impl BackupStore for MemoryStore {
             .map(|(k, v)| ObjectMeta {
                 key: k.clone(),
                 size: v.len() as u64,
+                modified: None,
             })
             .collect())
     }

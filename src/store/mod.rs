@@ -36,6 +36,8 @@ pub struct ObjectMeta {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// Last modification time, when the backend knows it (gc's grace period uses it).
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What went wrong in a store operation, coarse enough for callers to act on.
