@@ -37,7 +37,7 @@ fn shipped_plans_validate() {
         for entry in fs_err::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                if let Err(e) = bcn::plan::Plan::load(&path, false) {
+                if let Err(e) = bcn::plan::Plan::load(&path, bcn::plan::Resolve::SyntaxOnly) {
                     panic!("{} does not validate:\n{e}", path.display());
                 }
                 checked += 1;

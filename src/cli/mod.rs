@@ -3,9 +3,12 @@
 //! Each subcommand module holds its `Args` (doc comments become `--help`) and a `run` that
 //! turns them into engine options, calls the engine, and renders the outcome.
 
+mod apply;
 mod backup;
 mod describe;
 mod diff;
+mod forget;
+mod gc;
 mod list;
 mod printer;
 mod quickstart;
@@ -65,6 +68,8 @@ pub enum OutputFormat {
 enum Command {
     /// Create a sample lakehouse (SQLite catalog, local warehouse) and back it up
     Quickstart(quickstart::Args),
+    /// Run every due entry of a plan (backup, retention, reports, notifications)
+    Apply(apply::Args),
     /// Back up a table, a database or a whole catalog into a repository
     Backup(backup::Args),
     /// Restore tables from a repository into a catalog
@@ -75,6 +80,10 @@ enum Command {
     List(list::Args),
     /// Show what changed between two PITs
     Diff(diff::Args),
+    /// Apply a retention policy to a repository's PITs
+    Forget(forget::Args),
+    /// Delete repository files no PIT references
+    Gc(gc::Args),
     /// Remove a repository's writer lock
     Unlock(unlock::Args),
     /// Check a plan without touching anything
@@ -87,11 +96,14 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Self::Quickstart(_) => "quickstart",
+            Self::Apply(_) => "apply",
             Self::Backup(_) => "backup",
             Self::Restore(_) => "restore",
             Self::Describe(_) => "describe",
             Self::List(_) => "list",
             Self::Diff(_) => "diff",
+            Self::Forget(_) => "forget",
+            Self::Gc(_) => "gc",
             Self::Unlock(_) => "unlock",
             Self::Validate(_) => "validate",
             Self::Schema(_) => "schema",
@@ -182,7 +194,10 @@ pub async fn run(cli: Cli) -> ExitStatus {
     let ctx = crate::context::Context::system();
     let result = match cli.command {
         Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
+        Command::Apply(args) => apply::run(args, &ctx, printer).await,
         Command::Backup(args) => backup::run(args, &ctx, printer).await,
+        Command::Forget(args) => forget::run(args, &ctx, printer).await,
+        Command::Gc(args) => gc::run(args, &ctx, printer).await,
         Command::Restore(args) => restore::run(args, &ctx, printer).await,
         Command::Describe(args) => describe::run(args, printer).await,
         Command::List(args) => list::run(args, printer).await,
@@ -213,7 +228,10 @@ impl PlanArgs {
     /// Loads the plan, if one was given.
     pub(crate) fn load(&self) -> anyhow::Result<Option<(Plan, &Path)>> {
         match &self.config {
-            Some(path) => Ok(Some((Plan::load(path, true)?, path.as_path()))),
+            Some(path) => Ok(Some((
+                Plan::load(path, crate::plan::Resolve::Strict)?,
+                path.as_path(),
+            ))),
             None => Ok(None),
         }
     }

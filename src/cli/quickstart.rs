@@ -44,7 +44,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     if !plan_path.exists() {
         fs_err::write(&plan_path, PLAN)?;
     }
-    let plan = Plan::load(&plan_path, true)?;
+    let plan = Plan::load(&plan_path, crate::plan::Resolve::Strict)?;
     let spec = plan
         .catalog("lake", &plan_path)
         .context("the quickstart plan needs its catalog `lake`")?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{ExitStatus, Printer};
-use crate::plan::Plan;
+use crate::plan::{Plan, Resolve};
 
 /// Check a plan: YAML syntax, unknown keys, types, references. Touches nothing.
 #[derive(Debug, clap::Args)]
@@ -14,7 +14,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let plan = Plan::load(&args.plan, true)?;
+    let plan = Plan::load(&args.plan, Resolve::SyntaxOnly)?;
     let catalogs: Vec<&str> = plan.catalogs().map(|c| c.name.as_str()).collect();
     let repositories: Vec<&str> = plan.repositories().map(|r| r.name.as_str()).collect();
     let json = serde_json::json!({ "plan": args.plan, "valid": true, "catalogs": catalogs, "repositories": repositories });

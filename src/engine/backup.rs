@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -23,7 +22,7 @@ use iceberg::{NamespaceIdent, TableIdent};
 use serde::Serialize;
 
 use super::files::{SnapshotSelection, TableFile, table_files};
-use super::transfer::{TransferError, file_to_store, hash_stored, sha256_hex};
+use super::transfer::{self, TransferError, file_to_store, hash_stored, sha256_hex};
 use super::{EngineError, Event, Observer, TableFailure, error_chain};
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
@@ -53,6 +52,13 @@ pub struct BackupOptions {
     pub file_concurrency: usize,
     /// Lock TTL in seconds.
     pub lock_ttl_seconds: u64,
+    /// The categories this backup takes; tables of other categories are not backed up (and
+    /// are EXCLUDED when an earlier PIT held them).
+    pub categories: Vec<Category>,
+    /// Commit the PIT even when some tables fail; they are recorded as FAILED.
+    pub allow_partial: bool,
+    /// Read everything, decide everything, write nothing (no lock, no repository, no files).
+    pub dry_run: bool,
 }
 
 impl Default for BackupOptions {
@@ -63,6 +69,9 @@ impl Default for BackupOptions {
             table_concurrency: 4,
             file_concurrency: 8,
             lock_ttl_seconds: DEFAULT_TTL_SECONDS,
+            categories: vec![Category::Global, Category::Local, Category::Ephemeral],
+            allow_partial: false,
+            dry_run: false,
         }
     }
 }
@@ -91,8 +100,24 @@ pub struct BackupReport {
     pub repository: String,
     /// Whether this run created the repository.
     pub created_repository: bool,
-    /// The committed PIT.
+    /// Whether this was a dry run (nothing written, `pit` is what would be committed).
+    pub dry_run: bool,
+    /// The committed PIT (for a dry run: the PIT that would be committed).
     pub pit: PitRecord,
+    /// Tables that failed (only with `allow_partial`; they are FAILED in the PIT).
+    pub failed: Vec<TableFailure>,
+    /// Tables in scope that this backup does not take: `ignore`d ones, and those of
+    /// categories the entry does not take.
+    pub skipped: Vec<SkippedTable>,
+}
+
+/// A table in scope that was not backed up because of its category.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedTable {
+    /// `database.table`.
+    pub table: String,
+    /// Its category.
+    pub category: Category,
 }
 
 /// Runs one backup. See the module documentation for the steps.
@@ -129,29 +154,51 @@ pub async fn run(
         // A missing table or database stops the run before the repository exists. Once it
         // exists, objects that go away are recorded as DELETED instead.
         ensure_scope_exists(&catalog, &scope).await?;
-        Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
+        if request.options.dry_run {
+            // A dry run creates nothing: it works against the repository-to-be.
+            (
+                Repository::planned(request.store.clone(), &scope, started_at),
+                true,
+            )
+        } else {
+            Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
+        }
     };
+    if request.options.dry_run {
+        // Readers never take the lock, and a dry run only reads.
+        let (pit, failed, skipped) =
+            backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await?;
+        return Ok(BackupReport {
+            repository: repo.url().to_owned(),
+            created_repository: created,
+            dry_run: true,
+            pit,
+            failed,
+            skipped,
+        });
+    }
     let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
     let result = backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await;
     let result = match result {
-        Ok(pit) if guard.is_lost() => {
-            Err(EngineError::LockLost(repo.url().to_owned())).map(|()| pit)
-        }
-        Ok(pit) => repo
+        Ok(_) if guard.is_lost() => Err(EngineError::LockLost(repo.url().to_owned())),
+        Ok((pit, failed, skipped)) => repo
             .commit_pit(&pit)
             .await
-            .map(|()| pit)
+            .map(|()| (pit, failed, skipped))
             .map_err(EngineError::from),
         Err(e) => Err(e),
     };
     // The lock goes whatever happened; a failure to remove it is reported after the outcome.
     let released = guard.release().await;
-    let pit = result?;
+    let (pit, failed, skipped) = result?;
     released?;
     Ok(BackupReport {
         repository: repo.url().to_owned(),
         created_repository: created,
+        dry_run: false,
         pit,
+        failed,
+        skipped,
     })
 }
 
@@ -209,7 +256,7 @@ async fn backup_locked(
     ctx: &Context,
     observer: &dyn Observer,
     started_at: DateTime<Utc>,
-) -> Result<PitRecord, EngineError> {
+) -> Result<(PitRecord, Vec<TableFailure>, Vec<SkippedTable>), EngineError> {
     let scope = repo.scope().clone();
     let parent = repo.latest_pit().await?;
     let pit_id = ctx.new_pit_id(started_at, parent.as_ref().map(|p| p.id.as_str()));
@@ -227,6 +274,7 @@ async fn backup_locked(
             .filter(|t| t.status.is_live())
             .map(|t| (t.key.as_str(), t))
             .collect(),
+        skipped: std::sync::Mutex::default(),
     };
     let mut outcomes: Vec<(TableIdent, Result<Option<TableRecord>, String>)> = stream::iter(idents)
         .map(|ident| {
@@ -253,46 +301,105 @@ async fn backup_locked(
             }),
         }
     }
-    if !failures.is_empty() {
+    if !failures.is_empty() && !request.options.allow_partial {
         return Err(EngineError::TablesFailed {
             failures,
             committed: false,
         });
     }
-    carry_over_missing(
-        &mut tables,
-        parent.as_ref(),
-        &request.categorizer,
-        started_at,
+    for failure in &failures {
+        tables.push(failed_record(failure, &job));
+    }
+    let skipped = std::mem::take(
+        &mut *job
+            .skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
+    carry_over_missing(&mut tables, parent.as_ref(), &skipped, started_at);
+    let skipped = skipped
+        .into_iter()
+        .map(|name| {
+            let table = name.to_string();
+            SkippedTable {
+                category: request.categorizer.category(&table),
+                table,
+            }
+        })
+        .collect();
     let databases = database_records(catalog, &namespaces, parent.as_ref(), started_at).await?;
     let finished_at = ctx.now();
-    Ok(PitRecord {
-        format_version: FORMAT_VERSION,
-        summary: summarize(&tables, &databases),
-        id: pit_id,
-        seq: parent.as_ref().map_or(1, |p| p.seq + 1),
-        parent: parent.map(|p| p.id),
-        repository_id: repo.manifest().repository_id.clone(),
-        started_at,
-        finished_at,
-        created_by: crate::VERSION_STRING.to_owned(),
-        strategy: StrategyRecord {
-            mode: if request.options.full {
-                "full"
-            } else {
-                "incremental"
-            }
-            .into(),
-            snapshots: match request.options.snapshots {
-                SnapshotSelection::All => "all",
-                SnapshotSelection::Current => "current",
-            }
-            .into(),
+    Ok((
+        PitRecord {
+            format_version: FORMAT_VERSION,
+            summary: summarize(&tables, &databases),
+            id: pit_id,
+            seq: parent.as_ref().map_or(1, |p| p.seq + 1),
+            parent: parent.map(|p| p.id),
+            repository_id: repo.manifest().repository_id.clone(),
+            started_at,
+            finished_at,
+            created_by: crate::VERSION_STRING.to_owned(),
+            strategy: StrategyRecord {
+                mode: if request.options.full {
+                    "full"
+                } else {
+                    "incremental"
+                }
+                .into(),
+                snapshots: match request.options.snapshots {
+                    SnapshotSelection::All => "all",
+                    SnapshotSelection::Current => "current",
+                }
+                .into(),
+            },
+            databases,
+            tables,
         },
-        databases,
-        tables,
-    })
+        failures,
+        skipped,
+    ))
+}
+
+/// The PIT entry of a table that failed under `allow_partial`: its last good state stays
+/// referenced (so gc keeps its files), marked FAILED with the reason.
+fn failed_record(failure: &TableFailure, job: &TableJob<'_>) -> TableRecord {
+    let previous = job
+        .parent_by_key
+        .values()
+        .find(|t| t.name.to_string() == failure.table);
+    let (database, name) = failure
+        .table
+        .rsplit_once('.')
+        .unwrap_or(("", &failure.table));
+    let name = TableName {
+        database: database.split('.').map(str::to_owned).collect(),
+        name: name.to_owned(),
+    };
+    let mut record = previous.map_or_else(
+        || TableRecord {
+            key: layout::table_key(None, &name.database, &name.name),
+            name: name.clone(),
+            uuid: None,
+            category: job.request.categorizer.category(&failure.table),
+            status: Status::Failed,
+            previous_name: None,
+            deleted_at: None,
+            last_pit: None,
+            error: None,
+            stored_in: None,
+            state: None,
+        },
+        |p| (*p).clone(),
+    );
+    record.status = Status::Failed;
+    record.error = Some(failure.reason.clone());
+    record.last_pit = previous.and_then(|p| p.stored_in.clone());
+    if let Some(state) = record.state.as_mut() {
+        state.files_added = 0;
+        state.bytes_added = 0;
+    }
+    record
 }
 
 /// Namespaces and tables in scope, sorted.
@@ -344,6 +451,8 @@ struct TableJob<'a> {
     observer: &'a dyn Observer,
     pit_id: &'a str,
     parent_by_key: HashMap<&'a str, &'a TableRecord>,
+    /// Tables seen in the catalog but not taken by this backup's categories.
+    skipped: std::sync::Mutex<Vec<TableName>>,
 }
 
 /// Why one attempt at a table failed.
@@ -363,7 +472,11 @@ impl TableJob<'_> {
         };
         let qualified = name.to_string();
         let category = self.request.categorizer.category(&qualified);
-        if category == Category::Ignore {
+        if category == Category::Ignore || !self.request.options.categories.contains(&category) {
+            self.skipped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(name);
             return Ok(None);
         }
         self.observer
@@ -482,25 +595,26 @@ impl TableJob<'_> {
             .copy_files(&key, metadata.location(), &file_io, files, &known)
             .await?;
 
-        let metadata_sha256 = sha256_hex(&raw);
-        let store = self.repo.store();
-        store
-            .put(&layout::table_metadata(&key, self.pit_id), raw)
-            .await
-            .map_err(|e| fatal(&e))?;
         let filelist = FileList {
             format_version: FORMAT_VERSION,
             table_key: key.clone(),
             pit: self.pit_id.to_owned(),
             location: metadata.location().to_owned(),
             metadata_location: metadata_location.clone(),
-            metadata_sha256,
+            metadata_sha256: sha256_hex(&raw),
+            current_snapshot_only: self.request.options.snapshots == SnapshotSelection::Current,
             files: entries,
         };
-        store
-            .put(&layout::filelist(&key, self.pit_id), encode(&filelist))
-            .await
-            .map_err(|e| fatal(&e))?;
+        if !self.request.options.dry_run {
+            let store = self.repo.store();
+            let metadata_key = layout::table_metadata(&key, self.pit_id);
+            store.put(&metadata_key, raw).await.map_err(|e| fatal(&e))?;
+            let filelist_key = layout::filelist(&key, self.pit_id);
+            store
+                .put(&filelist_key, encode(&filelist))
+                .await
+                .map_err(|e| fatal(&e))?;
+        }
         Ok(TableRecord {
             name: name.clone(),
             key,
@@ -531,81 +645,114 @@ impl TableJob<'_> {
         files: Vec<TableFile>,
         known: &HashMap<String, FileEntry>,
     ) -> Result<(Vec<FileEntry>, (u64, u64)), AttemptError> {
-        let added_files = AtomicU64::new(0);
-        let added_bytes = AtomicU64::new(0);
-        let store = self.repo.store().as_ref();
-        let full = self.request.options.full;
-        let qualified = key.to_owned();
-        let mut entries: Vec<FileEntry> =
-            stream::iter(files)
-                .map(|file| {
-                    let (added_files, added_bytes, qualified) =
-                        (&added_files, &added_bytes, &qualified);
-                    async move {
-                        let rel = layout::relative_file_path(location, &file.path);
-                        let size_ok = |size: u64| file.expected_size.is_none_or(|e| e == size);
-                        if let Some(entry) = known.get(&rel).filter(|e| !full && size_ok(e.size)) {
-                            return Ok(FileEntry {
-                                path: file.path,
-                                ..entry.clone()
-                            });
-                        }
-                        let object = layout::table_file(key, &rel);
-                        let stored = store
-                            .head(&object)
-                            .await
-                            .map_err(|e| AttemptError::Fatal(error_chain(&e)))?;
-                        if let Some(meta) = stored.filter(|m| !full && size_ok(m.size)) {
-                            // Left by an interrupted run: reuse it, checksummed from the repository.
-                            let sha256 = hash_stored(store, &object, meta.size)
-                                .await
-                                .map_err(|e| AttemptError::Fatal(error_chain(&e)))?;
-                            return Ok(FileEntry {
-                                path: file.path,
-                                rel,
-                                kind: file.kind,
-                                size: meta.size,
-                                sha256,
-                            });
-                        }
-                        let (size, sha256) =
-                            match file_to_store(file_io, &file.path, file.content, store, &object)
-                                .await
-                            {
-                                Ok(done) => done,
-                                Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
-                            };
-                        if !size_ok(size) {
-                            let _ = store.delete(&object).await;
-                            let e = TransferError::SizeMismatch {
-                                path: file.path,
-                                expected: file.expected_size.unwrap_or(0),
-                                actual: size,
-                            };
-                            return Err(AttemptError::Fatal(e.to_string()));
-                        }
-                        added_files.fetch_add(1, Ordering::Relaxed);
-                        added_bytes.fetch_add(size, Ordering::Relaxed);
-                        self.observer.event(&Event::FileCopied {
-                            table: qualified,
-                            bytes: size,
-                        });
-                        Ok(FileEntry {
-                            path: file.path,
-                            rel,
-                            kind: file.kind,
-                            size,
-                            sha256,
-                        })
-                    }
-                })
-                .buffer_unordered(self.request.options.file_concurrency.max(1))
-                .try_collect()
-                .await?;
+        let results: Vec<(FileEntry, bool)> = stream::iter(files)
+            .map(|file| self.store_file(key, location, file_io, file, known))
+            .buffer_unordered(self.request.options.file_concurrency.max(1))
+            .try_collect()
+            .await?;
+        let (mut added_files, mut added_bytes) = (0, 0);
+        let mut entries = Vec::with_capacity(results.len());
+        for (entry, added) in results {
+            if added {
+                added_files += 1;
+                added_bytes += entry.size;
+            }
+            entries.push(entry);
+        }
         entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok((entries, (added_files, added_bytes)))
+    }
+
+    /// Makes sure one file is in the repository. Returns its entry and whether it was copied
+    /// (for a dry run: whether it would be).
+    async fn store_file(
+        &self,
+        key: &str,
+        location: &str,
+        file_io: &iceberg::io::FileIO,
+        file: TableFile,
+        known: &HashMap<String, FileEntry>,
+    ) -> Result<(FileEntry, bool), AttemptError> {
+        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+        let full = self.request.options.full;
+        let rel = layout::relative_file_path(location, &file.path);
+        let size_ok = |size: u64| file.expected_size.is_none_or(|e| e == size);
+        if let Some(entry) = known.get(&rel).filter(|e| !full && size_ok(e.size)) {
+            return Ok((
+                FileEntry {
+                    path: file.path,
+                    ..entry.clone()
+                },
+                false,
+            ));
+        }
+        let store = self.repo.store().as_ref();
+        let object = layout::table_file(key, &rel);
+        let stored = store.head(&object).await.map_err(|e| fatal(&e))?;
+        if let Some(meta) = stored.filter(|m| !full && size_ok(m.size)) {
+            // Left by an interrupted run: reuse it, checksummed from the repository.
+            let sha256 = if self.request.options.dry_run {
+                String::new()
+            } else {
+                hash_stored(store, &object, meta.size)
+                    .await
+                    .map_err(|e| fatal(&e))?
+            };
+            let entry = FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size: meta.size,
+                sha256,
+            };
+            return Ok((entry, false));
+        }
+        if self.request.options.dry_run {
+            let size = match (file.expected_size, &file.content) {
+                (Some(size), _) => size,
+                (None, Some(content)) => content.len() as u64,
+                (None, None) => transfer::file_size(file_io, &file.path)
+                    .await
+                    .map_err(|e| fatal(&e))?
+                    .unwrap_or(0),
+            };
+            let entry = FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size,
+                sha256: String::new(),
+            };
+            return Ok((entry, true));
+        }
+        let (size, sha256) =
+            match file_to_store(file_io, &file.path, file.content, store, &object).await {
+                Ok(done) => done,
+                Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
+            };
+        if !size_ok(size) {
+            let _ = store.delete(&object).await;
+            let expected = file.expected_size.unwrap_or(0);
+            let e = TransferError::SizeMismatch {
+                path: file.path,
+                expected,
+                actual: size,
+            };
+            return Err(AttemptError::Fatal(e.to_string()));
+        }
+        self.observer.event(&Event::FileCopied {
+            table: key,
+            bytes: size,
+        });
         Ok((
-            entries,
-            (added_files.into_inner(), added_bytes.into_inner()),
+            FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size,
+                sha256,
+            },
+            true,
         ))
     }
 
@@ -681,10 +828,13 @@ fn table_state(
 
 /// Tables of the parent PIT that are not live now become DELETED (or EXCLUDED when the plan
 /// now ignores them); those already deleted are carried over so the PIT stays complete.
+/// Tables of the parent PIT that are not live now become DELETED, or EXCLUDED when they are
+/// still in the catalog but no longer taken by this backup's categories; those already gone
+/// are carried over so that the PIT stays complete.
 fn carry_over_missing(
     tables: &mut Vec<TableRecord>,
     parent: Option<&PitRecord>,
-    categorizer: &Categorizer,
+    skipped: &[TableName],
     now: DateTime<Utc>,
 ) {
     let Some(parent) = parent else { return };
@@ -695,13 +845,14 @@ fn carry_over_missing(
         }
         let mut record = prev.clone();
         record.previous_name = None;
+        record.error = None;
         if let Some(state) = record.state.as_mut() {
             state.files_added = 0;
             state.bytes_added = 0;
         }
         if prev.status.is_live() {
             record.last_pit = Some(parent.id.clone());
-            if categorizer.category(&prev.name.to_string()) == Category::Ignore {
+            if skipped.contains(&prev.name) {
                 record.status = Status::Excluded;
             } else {
                 record.status = Status::Deleted;

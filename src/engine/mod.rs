@@ -5,10 +5,14 @@
 //! so a dry run and a real run cannot disagree about what they would do. Progress goes to an
 //! [`Observer`]; outcomes come back as report values in [`crate::report`].
 
+pub mod apply;
 pub mod backup;
 pub mod files;
 pub mod inspect;
+pub mod maintenance;
+pub mod notify;
 pub mod restore;
+pub mod retention;
 pub mod rewrite;
 pub mod sample;
 mod transfer;
@@ -117,4 +121,13 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Opens the store of a plan repository, with its S3 settings.
+pub async fn open_repository_store(
+    spec: &crate::plan::RepositorySpec,
+) -> Result<std::sync::Arc<dyn crate::store::BackupStore>, EngineError> {
+    spec.location
+        .open()
+        .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))
 }

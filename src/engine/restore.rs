@@ -34,7 +34,7 @@ use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
 use crate::plan::CatalogSpec;
 use crate::repo::records::{
-    FileEntry, FileKind, Namespace, PitRecord, Status, TableName, TableRecord, ns_display,
+    Category, FileEntry, FileKind, Namespace, PitRecord, Status, TableName, TableRecord, ns_display,
 };
 use crate::repo::{PitSelector, Repository, layout};
 use crate::store::BackupStore;
@@ -77,6 +77,8 @@ pub struct RestoreItem {
     pub source: TableName,
     /// Its status in the PIT.
     pub status: Status,
+    /// Its category; `ephemeral` tables are restored empty, with their structure.
+    pub category: Category,
     /// Its repository key.
     pub key: String,
     /// The table to create.
@@ -214,6 +216,7 @@ pub async fn prepare(
             keeps_uuid: request.target.name == repo.scope().catalog && target_name == record.name,
             source: record.name.clone(),
             status: record.status,
+            category: record.category,
             key: record.key.clone(),
             target: target_name,
             location,
@@ -557,6 +560,9 @@ impl Written {
 
 impl Job<'_> {
     async fn restore_table(&self, item: &RestoreItem) -> Result<String, String> {
+        if item.category == Category::Ephemeral {
+            return self.create_empty(item).await;
+        }
         let written = Written::default();
         let result = self.write_table(item, &written).await;
         let metadata_location = match result {
@@ -573,6 +579,50 @@ impl Job<'_> {
                 Err(e)
             }
         }
+    }
+
+    /// An ephemeral table: created empty, with the schema, partition spec, sort order and
+    /// properties it had, at its new location.
+    async fn create_empty(&self, item: &RestoreItem) -> Result<String, String> {
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let raw = self
+            .repo
+            .load_table_metadata(&item.key, &item.stored_in)
+            .await
+            .map_err(|e| chain(&e))?;
+        let json = maybe_gunzip(&raw).map_err(|e| format!("decompressing stored metadata: {e}"))?;
+        let metadata: TableMetadata =
+            serde_json::from_slice(&json).map_err(|e| format!("reading stored metadata: {e}"))?;
+        let mut properties: HashMap<String, String> = metadata.properties().clone();
+        properties.extend(self.provenance(item));
+        let creation = iceberg::TableCreation::builder()
+            .name(item.target.name.clone())
+            .location(item.location.clone())
+            .schema((**metadata.current_schema()).clone())
+            .partition_spec(
+                metadata
+                    .default_partition_spec()
+                    .as_ref()
+                    .clone()
+                    .into_unbound(),
+            )
+            .sort_order((**metadata.default_sort_order()).clone())
+            .properties(properties)
+            .format_version(metadata.format_version())
+            .build();
+        let ident = ident(&item.target).map_err(|e| e.to_string())?;
+        let catalog = &self.target.catalog;
+        if item.action == "replace" && catalog.table_exists(&ident).await.map_err(|e| chain(&e))? {
+            catalog
+                .drop_table(&ident)
+                .await
+                .map_err(|e| format!("dropping the table to replace: {}", chain(&e)))?;
+        }
+        let table = catalog
+            .create_table(ident.namespace(), creation)
+            .await
+            .map_err(|e| format!("creating empty table {ident}: {}", chain(&e)))?;
+        Ok(table.metadata_location().unwrap_or_default().to_owned())
     }
 
     /// Steps 1–4: everything but the registration. Returns the new metadata location.
@@ -630,6 +680,14 @@ impl Job<'_> {
 
         let json = maybe_gunzip(&metadata_raw)
             .map_err(|e| format!("decompressing stored metadata: {e}"))?;
+        let json = if filelist.current_snapshot_only {
+            std::borrow::Cow::Owned(
+                keep_only_current_snapshot(&json)
+                    .map_err(|e| format!("trimming stored metadata: {e}"))?,
+            )
+        } else {
+            json
+        };
         let new_uuid = (!item.keeps_uuid).then(uuid::Uuid::new_v4);
         let (json, warnings) =
             rewrite::rewrite_table_metadata(&json, &rw, &self.provenance(item), new_uuid)
@@ -874,4 +932,34 @@ mod tests {
             0
         );
     }
+}
+
+/// Keeps only the current snapshot in table metadata (for PITs taken with
+/// `snapshots: current`, whose older snapshots' files were not stored): the snapshot list,
+/// the refs, the snapshot log and statistics of other snapshots go.
+fn keep_only_current_snapshot(json: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+    use serde_json::Value;
+    let mut doc: Value = serde_json::from_slice(json)?;
+    let current = doc
+        .get("current-snapshot-id")
+        .and_then(Value::as_i64)
+        .filter(|id| *id >= 0);
+    let is_current = |v: &Value, field: &str| v.get(field).and_then(Value::as_i64) == current;
+    if let Some(obj) = doc.as_object_mut() {
+        if let Some(Value::Array(items)) = obj.get_mut("snapshots") {
+            items.retain(|s| is_current(s, "snapshot-id"));
+        }
+        if let Some(Value::Object(refs)) = obj.get_mut("refs") {
+            refs.retain(|_, r| is_current(r, "snapshot-id"));
+        }
+        if let Some(Value::Array(log)) = obj.get_mut("snapshot-log") {
+            log.retain(|l| is_current(l, "snapshot-id"));
+        }
+        for key in ["statistics", "partition-statistics"] {
+            if let Some(Value::Array(stats)) = obj.get_mut(key) {
+                stats.retain(|st| is_current(st, "snapshot-id"));
+            }
+        }
+    }
+    serde_json::to_vec(&doc)
 }

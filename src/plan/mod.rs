@@ -5,6 +5,7 @@
 //! environment overrides with figment, then validate purely into a [`Plan`], which cannot be
 //! built invalid.
 
+mod interpolate;
 pub mod raw;
 mod validate;
 
@@ -17,6 +18,8 @@ use globset::GlobSet;
 
 use crate::repo::records::Category;
 use crate::store::StoreLocation;
+pub use interpolate::Resolve;
+pub use validate::parse_duration;
 pub(crate) use validate::resolve_location;
 pub use validate::validate;
 
@@ -144,6 +147,191 @@ pub struct RepositorySpec {
     pub location: StoreLocation,
     /// Free text.
     pub description: Option<String>,
+    /// S3 settings, for `s3://` locations.
+    pub s3: Option<S3Settings>,
+}
+
+/// S3 settings of a repository, references resolved.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Endpoint URL.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Session token.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials are never printed.
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.access_key_id.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// How an entry is backed up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strategy {
+    /// The plan's name for it (`default` for the built-in one).
+    pub name: String,
+    /// Copy and checksum every file again.
+    pub full: bool,
+    /// Keep only the current snapshot's files.
+    pub current_snapshot_only: bool,
+    /// An entry is due when its newest PIT is older than this.
+    pub interval: Option<chrono::Duration>,
+    /// Which PITs to keep.
+    pub retention: Retention,
+    /// Commit the PIT even when some tables fail.
+    pub allow_partial: bool,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            full: false,
+            current_snapshot_only: false,
+            interval: None,
+            retention: Retention::default(),
+            allow_partial: false,
+        }
+    }
+}
+
+/// A retention policy (restic-style): a PIT is kept when any rule keeps it, and the newest
+/// PIT is always kept. An empty policy keeps everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// Keep the newest N PITs.
+    pub keep_last: Option<u32>,
+    /// Keep the newest PIT of each of the last N hours with one.
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest PIT of each of the last N days with one.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest PIT of each of the last N ISO weeks with one.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest PIT of each of the last N months with one.
+    pub keep_monthly: Option<u32>,
+    /// Keep every PIT within this long of the newest one.
+    #[serde(serialize_with = "serialize_duration")]
+    pub keep_within: Option<chrono::Duration>,
+}
+
+fn serialize_duration<S: serde::Serializer>(
+    d: &Option<chrono::Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format!("{}s", d.num_seconds())),
+        None => s.serialize_none(),
+    }
+}
+
+impl Retention {
+    /// True when no rule is set: nothing is ever forgotten.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One entry of `bcn apply`.
+#[derive(Debug, Clone)]
+pub struct BackupEntry {
+    /// Its unique name.
+    pub name: String,
+    /// The source catalog.
+    pub catalog: Arc<CatalogSpec>,
+    /// One database only.
+    pub database: Option<Vec<String>>,
+    /// One table of `database` only.
+    pub table: Option<String>,
+    /// The repository.
+    pub repository: Arc<RepositorySpec>,
+    /// The strategy.
+    pub strategy: Arc<Strategy>,
+    /// The categories it takes.
+    pub categories: Vec<Category>,
+}
+
+/// A report template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportTemplate {
+    /// The built-in text report.
+    Text,
+    /// The built-in Markdown report.
+    Markdown,
+    /// A Handlebars template file.
+    File(PathBuf),
+}
+
+/// A report written after each entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSpec {
+    /// Its template.
+    pub template: ReportTemplate,
+    /// Its output path template, relative to the plan.
+    pub output: String,
+}
+
+/// When a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// An entry starts.
+    Start,
+    /// An entry committed its PIT.
+    Success,
+    /// An entry failed.
+    Failure,
+}
+
+/// Where a notification goes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NotifyTarget {
+    /// An HTTP POST of the JSON report.
+    Webhook {
+        /// URL.
+        url: String,
+        /// Extra headers.
+        headers: BTreeMap<String, String>,
+        /// Timeout.
+        timeout: std::time::Duration,
+    },
+    /// A program run with the JSON report on stdin.
+    Command(Vec<String>),
+}
+
+impl std::fmt::Debug for NotifyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Headers may hold tokens and URLs may hold keys: never printed.
+        match self {
+            Self::Webhook { headers, .. } => write!(f, "Webhook({} headers)", headers.len()),
+            Self::Command(argv) => {
+                write!(f, "Command({})", argv.first().map_or("", String::as_str))
+            }
+        }
+    }
+}
+
+/// A notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationSpec {
+    /// When.
+    pub on: Vec<NotifyEvent>,
+    /// Where.
+    pub target: NotifyTarget,
 }
 
 /// Assigns categories to `database.table` names.
@@ -179,12 +367,15 @@ pub struct Plan {
     catalogs: BTreeMap<String, Arc<CatalogSpec>>,
     repositories: BTreeMap<String, Arc<RepositorySpec>>,
     categorizer: Categorizer,
+    backups: Vec<BackupEntry>,
+    reports: Vec<ReportSpec>,
+    notifications: Vec<NotificationSpec>,
 }
 
 impl Plan {
-    /// Reads, parses and validates the plan at `path`, applying `BCN_PLAN_*` overrides from
-    /// the process environment when `env_overrides` is set.
-    pub fn load(path: &Path, env_overrides: bool) -> Result<Self, PlanError> {
+    /// Reads, parses and validates the plan at `path`, applying `BCN_PLAN_*` overrides and
+    /// resolving `${...}` references from the process environment (see [`Resolve`]).
+    pub fn load(path: &Path, resolve: Resolve) -> Result<Self, PlanError> {
         let text = fs_err::read_to_string(path).map_err(|source| PlanError::Read {
             path: path.to_path_buf(),
             source,
@@ -194,7 +385,7 @@ impl Plan {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
-        Self::from_yaml(&text, path, &base, env_overrides)
+        Self::from_yaml(&text, path, &base, resolve)
     }
 
     /// Parses and validates plan text; `path` is only used in messages.
@@ -202,16 +393,30 @@ impl Plan {
         text: &str,
         path: &Path,
         base: &Path,
-        env_overrides: bool,
+        resolve: Resolve,
     ) -> Result<Self, PlanError> {
-        let mut raw = parse(text, path)?;
-        if env_overrides {
-            raw = apply_overrides(raw, path)?;
-        }
-        validate(raw, base).map_err(|diagnostics| PlanError::Invalid {
+        let raw = apply_overrides(parse(text, path)?, path)?;
+        let invalid = |diagnostics| PlanError::Invalid {
             path: path.to_path_buf(),
             diagnostics,
-        })
+        };
+        let bug =
+            |e: serde_json::Error| vec![Diagnostic::new("", e.to_string(), "report this as a bug")];
+        // References are resolved on the plan as a JSON tree, so that every string of every
+        // section may hold them.
+        let mut tree = serde_json::to_value(&raw).map_err(|e| invalid(bug(e)))?;
+        let mut diags = Vec::new();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "plan references read the environment"
+        )]
+        let env = |name: &str| std::env::var(name).ok();
+        interpolate::resolve_tree(&mut tree, "", resolve, base, &env, &mut diags);
+        if !diags.is_empty() {
+            return Err(invalid(diags));
+        }
+        let raw = serde_json::from_value(tree).map_err(|e| invalid(bug(e)))?;
+        validate(raw, base).map_err(invalid)
     }
 
     /// Directory relative paths are resolved against.
@@ -250,6 +455,21 @@ impl Plan {
     /// The categories.
     pub fn categorizer(&self) -> &Categorizer {
         &self.categorizer
+    }
+
+    /// The entries of `bcn apply`, in plan order.
+    pub fn backups(&self) -> &[BackupEntry] {
+        &self.backups
+    }
+
+    /// The reports.
+    pub fn reports(&self) -> &[ReportSpec] {
+        &self.reports
+    }
+
+    /// The notifications.
+    pub fn notifications(&self) -> &[NotificationSpec] {
+        &self.notifications
     }
 }
 

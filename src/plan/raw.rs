@@ -23,6 +23,166 @@ pub struct RawPlan {
     /// How tables are sorted into categories by `database.table` glob patterns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<RawCategories>,
+    /// How entries are backed up, by name. Entries without a strategy get the defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub strategies: BTreeMap<String, RawStrategy>,
+    /// What `bcn apply` backs up: one entry per repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<RawBackup>,
+    /// Reports rendered after each entry of `bcn apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<RawReport>,
+    /// Notifications sent when entries start, succeed or fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<RawNotification>,
+}
+
+/// A backup strategy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStrategy {
+    /// `incremental` (default: copy only files the repository lacks) or `full` (copy and
+    /// checksum every file again, as a fresh base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RawMode>,
+    /// `all` (default: every snapshot's files, so time travel and refs survive) or `current`
+    /// (only the current snapshot; restore keeps only that snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<RawSnapshots>,
+    /// An entry is due when its newest PIT is older than this (`30m`, `6h`, `1d`, `1w`).
+    /// Without it, every `bcn apply` runs the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Which PITs to keep; the others are forgotten after each backup. Without it, every PIT
+    /// is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RawRetention>,
+    /// Commit the PIT even when some tables fail; they are recorded as FAILED with their
+    /// reason. Default `false`: any failure commits nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_partial: Option<bool>,
+}
+
+/// Backup mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawMode {
+    /// Copy only files the repository lacks.
+    Incremental,
+    /// Copy and checksum every file again.
+    Full,
+}
+
+/// Which snapshots' files a backup keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSnapshots {
+    /// Every snapshot.
+    All,
+    /// The current snapshot only.
+    Current,
+}
+
+/// Retention: a PIT is kept when any rule keeps it; the newest PIT is always kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Keep the newest N PITs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest PIT of each of the last N hours that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest PIT of each of the last N days that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest PIT of each of the last N ISO weeks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest PIT of each of the last N months that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    /// Keep every PIT taken within this long of the newest one (`7d`, `36h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<String>,
+}
+
+/// One entry of `bcn apply`: a scope of a catalog backed up into one repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    /// Unique name, for `--only` and reports.
+    pub name: String,
+    /// The source catalog.
+    pub catalog: String,
+    /// Back up one database only (namespace, `a.b` when nested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Back up one table of `database` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The repository (its scope is fixed by the first backup).
+    pub repository: String,
+    /// The strategy; default: incremental, all snapshots, every run, keep everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// The categories this entry takes. Default: `global`, `local` and `ephemeral`. A table
+    /// whose category this entry does not take is not backed up here (EXCLUDED if it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<RawCategory>>,
+}
+
+/// A report written after each entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// `text`, `markdown` (built in) or the path of a Handlebars template (relative to the
+    /// plan). Templates receive the entry's JSON report.
+    pub template: String,
+    /// Output path (relative to the plan), itself a template: `{{entry}}`, `{{pit}}`,
+    /// `{{date}}` (YYYY-MM-DD), `{{time}}` (HHMMSS), `{{status}}`.
+    pub output: String,
+}
+
+/// A notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotification {
+    /// When to send it: any of `start`, `success`, `failure`.
+    pub on: Vec<RawEvent>,
+    /// POST the entry's JSON report to this URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<RawWebhook>,
+    /// Run this command (program and arguments, no shell) with the JSON report on stdin and
+    /// `BCN_EVENT`, `BCN_ENTRY`, `BCN_STATUS` in its environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// An entry event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawEvent {
+    /// The entry starts.
+    Start,
+    /// The entry committed its PIT.
+    Success,
+    /// The entry failed (or was partial).
+    Failure,
+}
+
+/// A webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// The URL (`${ENV}` references allowed).
+    pub url: String,
+    /// Extra headers, e.g. `Authorization: "Bearer ${HOOK_TOKEN}"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Seconds before the request is abandoned. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// An Iceberg catalog connection.
@@ -59,6 +219,34 @@ pub struct RawRepository {
     /// Free text shown by `bcn describe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Settings of an `s3://` repository. Without them the standard AWS configuration
+    /// (environment, profile) is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<RawS3>,
+}
+
+/// S3 settings. Secrets belong in `${ENV}` or `${file:/path}` references, never in the plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    /// Endpoint URL of an S3-compatible server (MinIO, ...); default: AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region. Default: from the AWS configuration, else `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style addressing (`http://host/bucket/key`), needed by most S3-compatible servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Access key id, e.g. `${AWS_ACCESS_KEY_ID}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Secret access key, e.g. `${file:/run/secrets/s3}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// Session token, for temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
 }
 
 /// Table categories. Patterns are globs on `database.table` (`*` matches any characters, `.`

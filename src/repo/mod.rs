@@ -152,6 +152,20 @@ impl Repository {
         Ok(Self { store, manifest })
     }
 
+    /// The repository that a first backup with `scope` would create, without writing it
+    /// (dry runs plan against it).
+    pub fn planned(store: Arc<dyn BackupStore>, scope: &Scope, now: DateTime<Utc>) -> Self {
+        let manifest = RepositoryManifest {
+            format_version: FORMAT_VERSION,
+            repository_id: String::new(),
+            granularity: scope.granularity(),
+            scope: scope.clone(),
+            created_at: now,
+            created_by: crate::VERSION_STRING.to_owned(),
+        };
+        Self { store, manifest }
+    }
+
     /// Opens the repository, creating it with `scope` when the location holds none. An existing
     /// repository must hold exactly `scope` (when given). Returns whether it was created.
     pub async fn open_or_init(

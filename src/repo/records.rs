@@ -387,6 +387,10 @@ pub struct FileList {
     pub metadata_location: String,
     /// SHA-256 of the stored metadata JSON.
     pub metadata_sha256: String,
+    /// Only the current snapshot's files are stored (strategy `snapshots: current`); a
+    /// restore keeps only that snapshot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current_snapshot_only: bool,
     /// Every file, sorted by `rel`.
     pub files: Vec<FileEntry>,
 }

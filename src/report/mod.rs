@@ -1,6 +1,8 @@
 //! Machine-readable output: every command's `--output json` document is built here, so its
 //! shape is versioned in one place.
 
+pub mod render;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 

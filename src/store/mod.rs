@@ -19,6 +19,8 @@
 
 mod local;
 mod memory;
+#[cfg(feature = "store-s3")]
+mod s3;
 
 use std::fmt::{self, Debug};
 use std::ops::Range;
@@ -28,6 +30,8 @@ use bytes::Bytes;
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "store-s3")]
+pub use s3::S3Store;
 
 /// Metadata of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,44 @@ impl fmt::Display for StoreLocation {
     }
 }
 
+/// How to reach an S3 repository. Every field is optional: `None` falls back to the standard
+/// AWS configuration (environment variables such as `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ACCESS_KEY_ID`, then the shared profile files, then instance or container roles).
+///
+/// `Debug` never prints the secret key or the session token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// Endpoint URL of an S3-compatible server (`http://127.0.0.1:9000`); `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Region to sign requests for; when neither this nor the environment names one,
+    /// `us-east-1`.
+    pub region: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`. Most
+    /// S3-compatible servers need it. An endpoint that comes from the environment
+    /// (`AWS_ENDPOINT_URL`) implies it.
+    pub path_style: bool,
+    /// Static access key id; given together with `secret_access_key`.
+    pub access_key_id: Option<String>,
+    /// Static secret access key; given together with `access_key_id`.
+    pub secret_access_key: Option<String>,
+    /// Session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl Debug for S3Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .finish()
+    }
+}
+
 /// A repository location that could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum LocationError {
@@ -232,15 +274,36 @@ impl StoreLocation {
         }
     }
 
-    /// Opens the store at this location.
+    /// Opens the store at this location. An S3 location uses [`S3Options::default`]: the
+    /// standard AWS configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials from the
+    /// environment or profile); see [`StoreLocation::open_with`].
     pub fn open(&self) -> Result<std::sync::Arc<dyn BackupStore>, LocationError> {
+        self.open_with(&S3Options::default())
+    }
+
+    /// Opens the store at this location; an S3 location connects with `s3` (other locations
+    /// ignore it). Nothing is contacted yet: connection problems show on the first operation.
+    pub fn open_with(
+        &self,
+        s3: &S3Options,
+    ) -> Result<std::sync::Arc<dyn BackupStore>, LocationError> {
         match self {
             Self::Local(path) => Ok(std::sync::Arc::new(LocalStore::new(path.clone()))),
             Self::Memory(name) => Ok(std::sync::Arc::new(MemoryStore::shared(name))),
-            Self::S3 { .. } => Err(LocationError::UnsupportedScheme {
-                scheme: "s3".into(),
-                url: format!("{self} (this build has no S3 repository support)"),
-            }),
+            #[cfg(feature = "store-s3")]
+            Self::S3 { bucket, prefix } => Ok(std::sync::Arc::new(S3Store::new(
+                bucket,
+                prefix,
+                s3.clone(),
+            )?)),
+            #[cfg(not(feature = "store-s3"))]
+            Self::S3 { .. } => {
+                let _ = s3;
+                Err(LocationError::UnsupportedScheme {
+                    scheme: "s3".into(),
+                    url: format!("{self} (this build has no S3 repository support)"),
+                })
+            }
         }
     }
 }

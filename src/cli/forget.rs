@@ -1,0 +1,114 @@
+//! `bcn forget`.
+
+use super::{ExitStatus, PlanArgs, Printer, open_repo};
+use crate::context::Context;
+use crate::engine::EngineError;
+use crate::engine::maintenance::{self, ForgetReport};
+use crate::plan::Retention;
+
+/// Apply a retention policy: shows each PIT's keep/remove reason, and with --yes removes the
+/// PITs no rule keeps (their files stay until `bcn gc`). Never removes the newest PIT.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    repo: String,
+    /// Use the retention of this plan entry's strategy (needs --config).
+    #[arg(long, value_name = "ENTRY")]
+    entry: Option<String>,
+    /// Keep the newest N PITs.
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Keep the newest PIT of each of the last N hours.
+    #[arg(long)]
+    keep_hourly: Option<u32>,
+    /// Keep the newest PIT of each of the last N days.
+    #[arg(long)]
+    keep_daily: Option<u32>,
+    /// Keep the newest PIT of each of the last N weeks.
+    #[arg(long)]
+    keep_weekly: Option<u32>,
+    /// Keep the newest PIT of each of the last N months.
+    #[arg(long)]
+    keep_monthly: Option<u32>,
+    /// Keep every PIT within this long of the newest (`7d`, `36h`).
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Remove the PITs (without it, only show what would go).
+    #[arg(long)]
+    yes: bool,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let plan = args.plan.load()?;
+    let mut policy = match (&args.entry, &plan) {
+        (Some(name), Some((plan, _))) => plan
+            .backups()
+            .iter()
+            .find(|b| &b.name == name)
+            .map(|b| b.strategy.retention.clone())
+            .ok_or_else(|| EngineError::Invalid(format!("the plan has no entry `{name}`")))?,
+        (Some(_), None) => {
+            return Err(EngineError::Invalid("--entry needs --config PLAN".into()).into());
+        }
+        (None, _) => Retention::default(),
+    };
+    let keep_within = args
+        .keep_within
+        .as_deref()
+        .map(crate::plan::parse_duration)
+        .transpose()
+        .map_err(EngineError::Invalid)?;
+    policy.keep_last = args.keep_last.or(policy.keep_last);
+    policy.keep_hourly = args.keep_hourly.or(policy.keep_hourly);
+    policy.keep_daily = args.keep_daily.or(policy.keep_daily);
+    policy.keep_weekly = args.keep_weekly.or(policy.keep_weekly);
+    policy.keep_monthly = args.keep_monthly.or(policy.keep_monthly);
+    policy.keep_within = keep_within.or(policy.keep_within);
+    if policy.is_empty() {
+        return Err(EngineError::Invalid(
+            "no retention policy: give --keep-last/--keep-daily/... or --entry with a strategy that has `retention:`".into(),
+        )
+        .into());
+    }
+    let store = open_repo(&args.repo, plan.as_ref().map(|(p, _)| p))?;
+    let report = maintenance::forget(store, &policy, args.yes, ctx).await?;
+    printer.result("forget", &report, || render(&report));
+    Ok(ExitStatus::Success)
+}
+
+fn render(report: &ForgetReport) -> String {
+    let rows: Vec<Vec<String>> = report
+        .decisions
+        .iter()
+        .map(|d| {
+            vec![
+                if d.keep {
+                    "keep".into()
+                } else if report.applied {
+                    "removed".into()
+                } else {
+                    "remove".into()
+                },
+                d.pit.clone(),
+                d.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                d.reasons.join(", "),
+            ]
+        })
+        .collect();
+    let mut out = super::printer::table(&["", "PIT", "TIME (UTC)", "WHY"], &rows);
+    out.push_str(&if report.applied {
+        format!(
+            "removed {} PIT(s); run `bcn gc` to reclaim their files\n",
+            report.forgotten.len()
+        )
+    } else {
+        format!(
+            "{} PIT(s) would be removed; nothing was changed (add --yes)\n",
+            report.forgotten.len()
+        )
+    });
+    out
+}

@@ -1,0 +1,46 @@
+//! `bcn gc`.
+
+use super::{ExitStatus, Printer, open_repo};
+use crate::context::Context;
+use crate::engine::EngineError;
+use crate::engine::maintenance::{self, GcReport};
+use crate::report::human_bytes;
+
+/// Reclaim space: delete repository files that no PIT references, under the exclusive lock.
+/// Files younger than the grace period are spared. Refuses to run when any PIT or file list
+/// cannot be read.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The repository: a path or a file:// URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    repo: String,
+    /// Spare unreferenced files younger than this (`1d`, `6h`, `0s`).
+    #[arg(long, default_value = "1d", value_name = "DURATION")]
+    grace: String,
+    /// Delete (without it, only show what would go).
+    #[arg(long)]
+    yes: bool,
+}
+
+pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
+    let report = maintenance::gc(open_repo(&args.repo, None)?, grace, args.yes, ctx).await?;
+    printer.result("gc", &report, || render(&report));
+    Ok(ExitStatus::Success)
+}
+
+fn render(r: &GcReport) -> String {
+    format!(
+        "{} PIT(s) reference {} objects; {} unreferenced object(s), {}, {}; {} younger than the grace period spared\n",
+        r.pits,
+        r.referenced,
+        r.unreferenced.len(),
+        human_bytes(r.bytes),
+        if r.applied {
+            "deleted"
+        } else {
+            "would be deleted (add --yes)"
+        },
+        r.spared_young
+    )
+}

@@ -1,0 +1,487 @@
+//! `bcn apply`: reconcile every entry of the plan.
+//!
+//! For each entry (in plan order, or those named with `--only`):
+//! 1. Decide whether it is due: no PIT yet, its newest PIT older than the strategy's
+//!    interval, or `--force`.
+//! 2. Notify `start`; back up (same code path as `bcn backup`); apply the strategy's
+//!    retention (`forget`); render the reports; notify `success` or `failure`.
+//! 3. One entry's failure never stops the others.
+//!
+//! With `--dry-run`, step 2 runs the backup's dry run instead: every table's action, the PITs
+//! retention would forget, and what cannot be predicted — and nothing is written or sent.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::backup::{self, BackupOptions, BackupReport, BackupRequest};
+use super::files::SnapshotSelection;
+use super::maintenance::{self, ForgetReport};
+use super::retention::{self, Decision};
+use super::{EngineError, Observer, error_chain, notify};
+use crate::context::Context;
+use crate::plan::{BackupEntry, NotifyEvent, Plan, ReportTemplate};
+use crate::repo::records::{Scope, Status};
+use crate::repo::{RepoError, Repository};
+use crate::report::render;
+
+/// Knobs of one `apply` run.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Plan and report, write nothing, send nothing.
+    pub dry_run: bool,
+    /// Run entries that are not due.
+    pub force: bool,
+    /// Only these entries (empty: all).
+    pub only: Vec<String>,
+}
+
+/// How an entry ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    /// Not due.
+    Skipped,
+    /// Dry run: what would happen is in the report.
+    Planned,
+    /// PIT committed, every table backed up.
+    Succeeded,
+    /// PIT committed with some tables FAILED (`allow_partial`).
+    Partial,
+    /// Nothing committed.
+    Failed,
+    /// Another run holds the repository's lock.
+    Locked,
+}
+
+/// One table's action in an entry, as a reviewer reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableAction {
+    /// `new`, `changed`, `unchanged`, `renamed`, `deleted`, `excluded`, `structure-only`,
+    /// `ignored`, `not-taken`, `failed`.
+    pub action: String,
+    /// `database.table`.
+    pub table: String,
+    /// Files copied (or to copy).
+    pub files: u64,
+    /// Bytes copied (or to copy).
+    pub bytes: u64,
+    /// More: the old name, the category, the reason.
+    pub detail: String,
+}
+
+/// The outcome of one entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReport {
+    /// The entry's name.
+    pub entry: String,
+    /// The repository URL.
+    pub repository: String,
+    /// What it backs up.
+    pub scope: String,
+    /// Whether it was due.
+    pub due: bool,
+    /// Why (or why not).
+    pub due_reason: String,
+    /// How it ended.
+    pub status: EntryStatus,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The backup (or its dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupReport>,
+    /// Per table.
+    pub actions: Vec<TableAction>,
+    /// Retention's decisions (dry run: what it would forget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<ForgetReport>,
+    /// Reports written.
+    pub reports: Vec<PathBuf>,
+    /// Things a reviewer should know, and what cannot be predicted.
+    pub notes: Vec<String>,
+    /// When the entry started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Per entry, in plan order.
+    pub entries: Vec<EntryReport>,
+}
+
+/// Runs `apply`. Fails only for an invalid request (unknown `--only` entry).
+pub async fn run(
+    plan: &Plan,
+    options: &ApplyOptions,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> Result<ApplyReport, EngineError> {
+    for name in &options.only {
+        if !plan.backups().iter().any(|b| &b.name == name) {
+            let known: Vec<&str> = plan.backups().iter().map(|b| b.name.as_str()).collect();
+            return Err(EngineError::Invalid(format!(
+                "--only {name}: the plan has no entry `{name}`; entries: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    if plan.backups().is_empty() {
+        return Err(EngineError::Invalid(
+            "the plan has no `backups:` entries; nothing to apply".into(),
+        ));
+    }
+    let mut entries = Vec::new();
+    for entry in plan
+        .backups()
+        .iter()
+        .filter(|b| options.only.is_empty() || options.only.contains(&b.name))
+    {
+        let _span = tracing::info_span!("entry", entry = %entry.name).entered();
+        entries.push(run_entry(plan, entry, options, ctx, observer).await);
+    }
+    Ok(ApplyReport {
+        dry_run: options.dry_run,
+        entries,
+    })
+}
+
+async fn run_entry(
+    plan: &Plan,
+    entry: &BackupEntry,
+    options: &ApplyOptions,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> EntryReport {
+    let started_at = ctx.now();
+    let scope = Scope {
+        catalog: entry.catalog.name.clone(),
+        database: entry.database.clone(),
+        table: entry.table.clone(),
+    };
+    let mut report = EntryReport {
+        entry: entry.name.clone(),
+        repository: entry.repository.location.to_string(),
+        scope: scope.to_string(),
+        due: true,
+        due_reason: String::new(),
+        status: EntryStatus::Failed,
+        error: None,
+        backup: None,
+        actions: Vec::new(),
+        retention: None,
+        reports: Vec::new(),
+        notes: Vec::new(),
+        started_at,
+    };
+    let store = match super::open_repository_store(&entry.repository).await {
+        Ok(store) => store,
+        Err(e) => return failed(report, &e),
+    };
+    match due(&store, entry, options, started_at).await {
+        Ok((due, reason)) => {
+            report.due = due;
+            report.due_reason = reason;
+        }
+        Err(e) => return failed(report, &e),
+    }
+    if !report.due {
+        report.status = EntryStatus::Skipped;
+        return report;
+    }
+    let strategy = &entry.strategy;
+    let request = BackupRequest {
+        catalog: entry.catalog.clone(),
+        database: entry.database.clone(),
+        table: entry.table.clone(),
+        store: store.clone(),
+        categorizer: plan.categorizer().clone(),
+        options: BackupOptions {
+            snapshots: if strategy.current_snapshot_only {
+                SnapshotSelection::Current
+            } else {
+                SnapshotSelection::All
+            },
+            full: strategy.full,
+            categories: entry.categories.clone(),
+            allow_partial: strategy.allow_partial,
+            dry_run: options.dry_run,
+            ..BackupOptions::default()
+        },
+    };
+    if options.dry_run {
+        return dry_run(report, request, entry, ctx, observer).await;
+    }
+    let start_doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+    notify::send(
+        plan.notifications(),
+        NotifyEvent::Start,
+        &entry.name,
+        "started",
+        &start_doc,
+    )
+    .await;
+    match backup::run(request, ctx, observer).await {
+        Ok(backup) => {
+            report.status = if backup.failed.is_empty() {
+                EntryStatus::Succeeded
+            } else {
+                EntryStatus::Partial
+            };
+            report.actions = actions(&backup);
+            report.backup = Some(backup);
+            if !strategy.retention.is_empty() {
+                match maintenance::forget(store, &strategy.retention, true, ctx).await {
+                    Ok(forgotten) => report.retention = Some(forgotten),
+                    Err(e) => report.notes.push(format!(
+                        "retention failed (the PIT is committed): {}",
+                        error_chain(&e)
+                    )),
+                }
+            }
+        }
+        Err(e) => {
+            report.status = if matches!(&e, EngineError::Repo(RepoError::Locked(_))) {
+                EntryStatus::Locked
+            } else {
+                EntryStatus::Failed
+            };
+            report.error = Some(error_chain(&e));
+        }
+    }
+    write_reports(plan, &mut report);
+    let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let (event, status) = match report.status {
+        EntryStatus::Succeeded => (NotifyEvent::Success, "succeeded"),
+        EntryStatus::Partial => (NotifyEvent::Failure, "partial"),
+        _ => (
+            NotifyEvent::Failure,
+            if report.status == EntryStatus::Locked {
+                "locked"
+            } else {
+                "failed"
+            },
+        ),
+    };
+    for failure in notify::send(plan.notifications(), event, &entry.name, status, &doc).await {
+        report.notes.push(format!("notification failed: {failure}"));
+    }
+    report
+}
+
+fn failed(mut report: EntryReport, e: &EngineError) -> EntryReport {
+    report.status = if matches!(e, EngineError::Repo(RepoError::Locked(_))) {
+        EntryStatus::Locked
+    } else {
+        EntryStatus::Failed
+    };
+    report.error = Some(error_chain(e));
+    report
+}
+
+/// Whether the entry is due, and why.
+async fn due(
+    store: &std::sync::Arc<dyn crate::store::BackupStore>,
+    entry: &BackupEntry,
+    options: &ApplyOptions,
+    now: DateTime<Utc>,
+) -> Result<(bool, String), EngineError> {
+    let latest = match Repository::open(store.clone()).await {
+        Ok(repo) => repo.latest_pit().await?,
+        Err(RepoError::NotARepository { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(latest) = latest else {
+        return Ok((true, "no PIT yet".into()));
+    };
+    let age = now - latest.started_at;
+    let age_text = human(age);
+    match entry.strategy.interval {
+        _ if options.force => Ok((true, format!("--force (newest PIT {age_text} old)"))),
+        None => Ok((true, "no interval: every run".into())),
+        Some(interval) if age >= interval => Ok((
+            true,
+            format!("newest PIT is {age_text} old, interval {}", human(interval)),
+        )),
+        Some(interval) => Ok((
+            false,
+            format!(
+                "newest PIT is {age_text} old, interval {}: due in {}",
+                human(interval),
+                human(interval - age)
+            ),
+        )),
+    }
+}
+
+/// A duration in words, to the second.
+fn human(d: chrono::Duration) -> String {
+    let seconds = u64::try_from(d.num_seconds()).unwrap_or(0);
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+}
+
+async fn dry_run(
+    mut report: EntryReport,
+    request: BackupRequest,
+    entry: &BackupEntry,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> EntryReport {
+    let store = request.store.clone();
+    match backup::run(request, ctx, observer).await {
+        Ok(backup) => {
+            report.status = EntryStatus::Planned;
+            report.actions = actions(&backup);
+            if backup.created_repository {
+                report.notes.push(format!(
+                    "the repository does not exist yet: the first run creates it, holding {}",
+                    report.scope
+                ));
+            }
+            if !entry.strategy.retention.is_empty() {
+                report.retention = retention_preview(&store, &backup, entry).await.ok();
+            }
+            report.backup = Some(backup);
+            report.notes.push(
+                "files and bytes are as of now: tables written to before the run will copy more"
+                    .into(),
+            );
+        }
+        Err(e) => {
+            report.status = EntryStatus::Failed;
+            report.error = Some(error_chain(&e));
+        }
+    }
+    report
+}
+
+/// What retention would forget once the planned PIT exists.
+async fn retention_preview(
+    store: &std::sync::Arc<dyn crate::store::BackupStore>,
+    backup: &BackupReport,
+    entry: &BackupEntry,
+) -> Result<ForgetReport, EngineError> {
+    let mut times: Vec<(String, DateTime<Utc>)> = match Repository::open(store.clone()).await {
+        Ok(repo) => repo
+            .load_pits()
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.started_at))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    times.push((
+        format!("{} (this run)", backup.pit.id),
+        backup.pit.started_at,
+    ));
+    let decisions: Vec<Decision> = retention::decide(&times, &entry.strategy.retention);
+    Ok(ForgetReport {
+        repository: backup.repository.clone(),
+        applied: false,
+        policy: entry.strategy.retention.clone(),
+        forgotten: decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.pit.clone())
+            .collect(),
+        decisions,
+    })
+}
+
+/// Every table's action, for the report.
+fn actions(backup: &BackupReport) -> Vec<TableAction> {
+    let pit = &backup.pit;
+    let mut out: Vec<TableAction> = pit
+        .tables
+        .iter()
+        .filter(|t| match t.status {
+            // Carried-over tombstones are old news.
+            Status::Deleted => t.deleted_at == Some(pit.started_at),
+            Status::Excluded => t.last_pit == pit.parent,
+            _ => true,
+        })
+        .map(|t| {
+            let (files, bytes) = t
+                .state
+                .as_ref()
+                .map_or((0, 0), |s| (s.files_added, s.bytes_added));
+            let detail = match (&t.previous_name, &t.error) {
+                (Some(old), _) => format!("was {old}"),
+                (_, Some(e)) => e.clone(),
+                _ => format!("category {}", t.category),
+            };
+            let action = match t.status {
+                Status::StructureOnly => "structure-only".to_owned(),
+                s => s.to_string().to_lowercase(),
+            };
+            TableAction {
+                action,
+                table: t.name.to_string(),
+                files,
+                bytes,
+                detail,
+            }
+        })
+        .collect();
+    for s in &backup.skipped {
+        let action = if s.category == crate::repo::records::Category::Ignore {
+            "ignored"
+        } else {
+            "not-taken"
+        };
+        out.push(TableAction {
+            action: action.into(),
+            table: s.table.clone(),
+            files: 0,
+            bytes: 0,
+            detail: format!("category {}", s.category),
+        });
+    }
+    out
+}
+
+/// Renders the plan's reports for this entry; failures become notes.
+fn write_reports(plan: &Plan, report: &mut EntryReport) {
+    let data = serde_json::to_value(&*report).unwrap_or(Value::Null);
+    let pit = report
+        .backup
+        .as_ref()
+        .map_or("none".to_owned(), |b| b.pit.id.clone());
+    let vars = serde_json::json!({
+        "entry": report.entry,
+        "pit": pit,
+        "date": report.started_at.format("%Y-%m-%d").to_string(),
+        "time": report.started_at.format("%H%M%S").to_string(),
+        "status": serde_json::to_value(report.status).unwrap_or(Value::Null),
+    });
+    for spec in plan.reports() {
+        let result = (|| -> Result<PathBuf, String> {
+            let template = match &spec.template {
+                ReportTemplate::Text => render::TEXT.to_owned(),
+                ReportTemplate::Markdown => render::MARKDOWN.to_owned(),
+                ReportTemplate::File(path) => {
+                    fs_err::read_to_string(path).map_err(|e| e.to_string())?
+                }
+            };
+            let rel =
+                render::render("output path", &spec.output, &vars).map_err(|e| e.to_string())?;
+            let path = plan.base().join(rel.trim());
+            let text = render::render(&format!("{:?}", spec.template), &template, &data)
+                .map_err(|e| e.to_string())?;
+            if let Some(dir) = path.parent() {
+                fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            fs_err::write(&path, text).map_err(|e| e.to_string())?;
+            Ok(path)
+        })();
+        match result {
+            Ok(path) => report.reports.push(path),
+            Err(e) => report.notes.push(format!("report not written: {e}")),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Repository maintenance: `forget` (retention) and `gc` (space).
+//!
+//! `forget` removes PIT records only: the files they referenced stay until `gc`. `gc` deletes
+//! the objects under `tables/` that no remaining PIT references, under the exclusive lock,
+//! sparing objects younger than a grace period; it refuses to run when any PIT or file list
+//! cannot be read, since it could not know what is referenced.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::EngineError;
+use super::retention::{self, Decision};
+use crate::context::Context;
+use crate::plan::Retention;
+use crate::repo::{Repository, layout, lock};
+use crate::store::BackupStore;
+
+/// What `forget` decided, and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetReport {
+    /// The repository URL.
+    pub repository: String,
+    /// Whether PITs were actually removed.
+    pub applied: bool,
+    /// The policy.
+    pub policy: Retention,
+    /// Every PIT, newest first, with its decision and reasons.
+    pub decisions: Vec<Decision>,
+    /// PITs removed (or that would be).
+    pub forgotten: Vec<String>,
+}
+
+/// Applies a retention policy to a repository's PITs; with `apply`, removes the PITs it
+/// does not keep (under the exclusive lock).
+pub async fn forget(
+    store: Arc<dyn BackupStore>,
+    policy: &Retention,
+    apply: bool,
+    ctx: &Context,
+) -> Result<ForgetReport, EngineError> {
+    let repo = Repository::open(store).await?;
+    let guard = if apply {
+        Some(lock::acquire(&repo, ctx, "forget", lock::DEFAULT_TTL_SECONDS).await?)
+    } else {
+        None
+    };
+    let result = forget_locked(&repo, policy, apply).await;
+    if let Some(guard) = guard {
+        guard.release().await?;
+    }
+    result
+}
+
+async fn forget_locked(
+    repo: &Repository,
+    policy: &Retention,
+    apply: bool,
+) -> Result<ForgetReport, EngineError> {
+    let pits = repo.load_pits().await?;
+    let times: Vec<(String, chrono::DateTime<chrono::Utc>)> =
+        pits.iter().map(|p| (p.id.clone(), p.started_at)).collect();
+    let decisions = retention::decide(&times, policy);
+    let forgotten: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.pit.clone())
+        .collect();
+    if apply {
+        for pit in &forgotten {
+            repo.store().delete(&layout::pit(pit)).await?;
+        }
+    }
+    Ok(ForgetReport {
+        repository: repo.url().to_owned(),
+        applied: apply,
+        policy: policy.clone(),
+        decisions,
+        forgotten,
+    })
+}
+
+/// An object `gc` removes (or would).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreferenced {
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// What `gc` found, and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcReport {
+    /// The repository URL.
+    pub repository: String,
+    /// Whether objects were actually deleted.
+    pub applied: bool,
+    /// PITs whose references were loaded.
+    pub pits: usize,
+    /// Objects some PIT references.
+    pub referenced: usize,
+    /// Unreferenced objects older than the grace period: deleted (or to delete).
+    pub unreferenced: Vec<Unreferenced>,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Unreferenced objects spared because they are younger than the grace period.
+    pub spared_young: usize,
+    /// The grace period, in seconds.
+    pub grace_seconds: i64,
+}
+
+/// Finds (and with `apply`, deletes) objects no PIT references.
+pub async fn gc(
+    store: Arc<dyn BackupStore>,
+    grace: chrono::Duration,
+    apply: bool,
+    ctx: &Context,
+) -> Result<GcReport, EngineError> {
+    let repo = Repository::open(store).await?;
+    let guard = if apply {
+        Some(lock::acquire(&repo, ctx, "gc", lock::DEFAULT_TTL_SECONDS).await?)
+    } else {
+        None
+    };
+    let result = gc_locked(&repo, grace, apply, ctx).await;
+    if let Some(guard) = guard {
+        guard.release().await?;
+    }
+    result
+}
+
+async fn gc_locked(
+    repo: &Repository,
+    grace: chrono::Duration,
+    apply: bool,
+    ctx: &Context,
+) -> Result<GcReport, EngineError> {
+    let refuse = |what: String| {
+        EngineError::Invalid(format!(
+            "refusing to gc {}: {what}; nothing was deleted",
+            repo.url()
+        ))
+    };
+    let pits = repo
+        .load_pits()
+        .await
+        .map_err(|e| refuse(super::error_chain(&e)))?;
+    let mut referenced: HashSet<String> = HashSet::new();
+    for pit in &pits {
+        for table in &pit.tables {
+            let Some(stored_in) = &table.stored_in else {
+                continue;
+            };
+            if !referenced.insert(layout::filelist(&table.key, stored_in)) {
+                continue;
+            }
+            referenced.insert(layout::table_metadata(&table.key, stored_in));
+            let filelist = repo
+                .load_filelist(&table.key, stored_in)
+                .await
+                .map_err(|e| refuse(super::error_chain(&e)))?;
+            referenced.extend(
+                filelist
+                    .files
+                    .iter()
+                    .map(|f| layout::table_file(&table.key, &f.rel)),
+            );
+        }
+    }
+    let cutoff = ctx.now() - grace;
+    let mut unreferenced = Vec::new();
+    let mut spared_young = 0;
+    for object in repo.store().list(layout::TABLES_PREFIX).await? {
+        if referenced.contains(&object.key) {
+            continue;
+        }
+        // An object of unknown age is spared unless there is no grace period at all.
+        if object
+            .modified
+            .map_or(grace > chrono::Duration::zero(), |m| m > cutoff)
+        {
+            spared_young += 1;
+            continue;
+        }
+        unreferenced.push(Unreferenced {
+            key: object.key,
+            size: object.size,
+        });
+    }
+    if apply {
+        for object in &unreferenced {
+            repo.store().delete(&object.key).await?;
+        }
+    }
+    Ok(GcReport {
+        repository: repo.url().to_owned(),
+        applied: apply,
+        pits: pits.len(),
+        referenced: referenced.len(),
+        bytes: unreferenced.iter().map(|o| o.size).sum(),
+        unreferenced,
+        spared_young,
+        grace_seconds: grace.num_seconds(),
+    })
+}
