@@ -1,5 +1,6 @@
 //! `bcn apply`.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::{ExitStatus, Printer};
@@ -66,23 +67,26 @@ fn render_text(report: &ApplyReport) -> String {
     for entry in &report.entries {
         let data = serde_json::to_value(entry).unwrap_or_default();
         let due = if entry.due { "due" } else { "not due" };
-        out.push_str(&format!("{due}: {}\n", entry.due_reason));
+        let _ = writeln!(out, "{due}: {}", entry.due_reason);
         match render::render("text", render::TEXT, &data) {
             Ok(text) => out.push_str(&text),
-            Err(e) => out.push_str(&format!("{e}\n")),
+            Err(e) => {
+                let _ = writeln!(out, "{e}");
+            }
         }
         if let Some(retention) = &entry.retention {
+            let verb = if retention.applied {
+                "forgot"
+            } else {
+                "would forget"
+            };
             for d in retention.decisions.iter().filter(|d| !d.keep) {
-                out.push_str(&format!(
-                    "retention {} PIT {}: {}\n",
-                    if retention.applied {
-                        "forgot"
-                    } else {
-                        "would forget"
-                    },
+                let _ = writeln!(
+                    out,
+                    "retention {verb} PIT {}: {}",
                     d.pit,
                     d.reasons.join(", ")
-                ));
+                );
             }
         }
         out.push('\n');

@@ -1,5 +1,7 @@
 //! `bcn forget`.
 
+use std::fmt::Write as _;
+
 use super::{ExitStatus, PlanArgs, Printer, open_repo};
 use crate::context::Context;
 use crate::engine::EngineError;
@@ -99,16 +101,18 @@ fn render(report: &ForgetReport) -> String {
         })
         .collect();
     let mut out = super::printer::table(&["", "PIT", "TIME (UTC)", "WHY"], &rows);
-    out.push_str(&if report.applied {
-        format!(
-            "removed {} PIT(s); run `bcn gc` to reclaim their files\n",
-            report.forgotten.len()
-        )
+    if report.applied {
+        let n = report.forgotten.len();
+        let _ = writeln!(
+            out,
+            "removed {n} PIT(s); run `bcn gc` to reclaim their files"
+        );
     } else {
-        format!(
-            "{} PIT(s) would be removed; nothing was changed (add --yes)\n",
-            report.forgotten.len()
-        )
-    });
+        let n = report.forgotten.len();
+        let _ = writeln!(
+            out,
+            "{n} PIT(s) would be removed; nothing was changed (add --yes)"
+        );
+    }
     out
 }

@@ -124,6 +124,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Opens the store of a plan repository, with its S3 settings.
+#[allow(clippy::unused_async, reason = "S3 stores are opened asynchronously")]
 pub async fn open_repository_store(
     spec: &crate::plan::RepositorySpec,
 ) -> Result<std::sync::Arc<dyn crate::store::BackupStore>, EngineError> {

@@ -81,14 +81,14 @@ async fn command(
     status: &str,
     report: &Value,
 ) -> Result<(), String> {
-    let (program, args) = argv.split_first().ok_or("empty command")?;
-    let event = serde_json::to_value(event)
+    let (program, arguments) = argv.split_first().ok_or("empty command")?;
+    let event_name = serde_json::to_value(event)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .env("BCN_EVENT", &event)
+        .args(arguments)
+        .env("BCN_EVENT", &event_name)
         .env("BCN_ENTRY", entry)
         .env("BCN_STATUS", status)
         .stdin(Stdio::piped())

@@ -917,23 +917,6 @@ impl FileWriter<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_versions_count_up() {
-        assert_eq!(
-            next_metadata_version("s3://b/t/metadata/00007-abc.metadata.json"),
-            8
-        );
-        assert_eq!(
-            next_metadata_version("file:///t/metadata/v3.metadata.json"),
-            0
-        );
-    }
-}
-
 /// Keeps only the current snapshot in table metadata (for PITs taken with
 /// `snapshots: current`, whose older snapshots' files were not stored): the snapshot list,
 /// the refs, the snapshot log and statistics of other snapshots go.
@@ -962,4 +945,21 @@ fn keep_only_current_snapshot(json: &[u8]) -> Result<Vec<u8>, serde_json::Error>
         }
     }
     serde_json::to_vec(&doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_versions_count_up() {
+        assert_eq!(
+            next_metadata_version("s3://b/t/metadata/00007-abc.metadata.json"),
+            8
+        );
+        assert_eq!(
+            next_metadata_version("file:///t/metadata/v3.metadata.json"),
+            0
+        );
+    }
 }

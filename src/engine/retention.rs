@@ -27,6 +27,9 @@ pub struct Decision {
 /// A period key: the calendar bucket a time falls in.
 type Bucket = (i32, u32, u32);
 
+/// A periodic rule: its name, its count, and how a time maps to its period.
+type Period = (&'static str, Option<u32>, fn(DateTime<Utc>) -> Bucket);
+
 /// Applies `policy` to `pits` (id and time, any order); returns decisions newest first.
 pub fn decide(pits: &[(String, DateTime<Utc>)], policy: &Retention) -> Vec<Decision> {
     let mut sorted: Vec<&(String, DateTime<Utc>)> = pits.iter().collect();
@@ -55,7 +58,7 @@ pub fn decide(pits: &[(String, DateTime<Utc>)], policy: &Retention) -> Vec<Decis
             keep(d, format!("last {}/{n}", i + 1));
         }
     }
-    let periods: [(&str, Option<u32>, fn(DateTime<Utc>) -> Bucket); 4] = [
+    let periods: [Period; 4] = [
         ("hourly", policy.keep_hourly, |t| {
             (t.year(), t.ordinal(), t.hour() + 1)
         }),

@@ -176,7 +176,7 @@ impl std::fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("path_style", &self.path_style)
             .field("credentials", &self.access_key_id.as_ref().map(|_| "<set>"))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -229,6 +229,10 @@ pub struct Retention {
     pub keep_within: Option<chrono::Duration>,
 }
 
+#[allow(
+    clippy::ref_option,
+    reason = "the signature serde's serialize_with requires"
+)]
 fn serialize_duration<S: serde::Serializer>(
     d: &Option<chrono::Duration>,
     s: S,

@@ -229,7 +229,7 @@ pub struct RawRepository {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawS3 {
-    /// Endpoint URL of an S3-compatible server (MinIO, ...); default: AWS.
+    /// Endpoint URL of an S3-compatible server (`MinIO`, ...); default: AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Region. Default: from the AWS configuration, else `us-east-1`.

@@ -159,14 +159,14 @@ fn strategy(path: &str, name: String, raw: RawStrategy, diags: &mut Vec<Diagnost
         interval,
         retention: retention(
             &format!("{path}.retention"),
-            raw.retention.unwrap_or_default(),
+            &raw.retention.unwrap_or_default(),
             diags,
         ),
         allow_partial: raw.allow_partial.unwrap_or(false),
     }
 }
 
-fn retention(path: &str, raw: RawRetention, diags: &mut Vec<Diagnostic>) -> Retention {
+fn retention(path: &str, raw: &RawRetention, diags: &mut Vec<Diagnostic>) -> Retention {
     let keep_within = raw.keep_within.as_deref().and_then(|v| {
         parse_duration(v)
             .map_err(|e| {
@@ -249,7 +249,7 @@ fn backup(
                     format!("{path}.database"),
                     e,
                     "name a namespace",
-                ))
+                ));
             })
             .ok()
     });

@@ -11,6 +11,7 @@
     reason = "test code: a panic is a failed test"
 )]
 
+mod apply;
 mod failures;
 mod granularity;
 mod round_trip;
