@@ -38,7 +38,10 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         force: args.force,
         only: args.only,
     };
-    let report = apply::run(&plan, &options, ctx, &super::LogObserver).await?;
+    let progress = super::progress::Progress::new(printer.is_quiet());
+    let result = apply::run(&plan, &options, ctx, &progress).await;
+    progress.finish();
+    let report = result?;
     printer.result("apply", &report, || render_text(&report));
     for entry in &report.entries {
         if let Some(error) = &entry.error {

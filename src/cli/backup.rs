@@ -65,7 +65,10 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             ..BackupOptions::default()
         },
     };
-    let report = backup::run(request, ctx, &super::LogObserver).await?;
+    let progress = super::progress::Progress::new(printer.is_quiet());
+    let result = backup::run(request, ctx, &progress).await;
+    progress.finish();
+    let report = result?;
     printer.result("backup", &report, || render(&report));
     Ok(ExitStatus::Success)
 }

@@ -11,6 +11,7 @@ mod forget;
 mod gc;
 mod list;
 mod printer;
+mod progress;
 mod quickstart;
 mod restore;
 mod schema;
@@ -184,12 +185,12 @@ pub fn init_tracing(global: &GlobalArgs) {
 
 /// Prints an error that happened before a command could run.
 pub fn report_fatal(error: &anyhow::Error) {
-    Printer::new(OutputFormat::Text).error("bcn", error, ExitStatus::Failure);
+    Printer::new(OutputFormat::Text, false).error("bcn", error, ExitStatus::Failure);
 }
 
 /// Runs the command and returns its exit status.
 pub async fn run(cli: Cli) -> ExitStatus {
-    let printer = Printer::new(cli.global.output);
+    let printer = Printer::new(cli.global.output, cli.global.quiet);
     let name = cli.command.name();
     let ctx = crate::context::Context::system();
     let result = match cli.command {
@@ -262,18 +263,4 @@ pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<
 /// Parses a `--database` value into namespace parts.
 pub(crate) fn parse_database(value: &str) -> anyhow::Result<Vec<String>> {
     crate::names::parse_namespace(value).map_err(|e| EngineError::Invalid(e).into())
-}
-
-/// Renders engine progress as log lines on stderr.
-pub(crate) struct LogObserver;
-
-impl crate::engine::Observer for LogObserver {
-    fn event(&self, event: &crate::engine::Event<'_>) {
-        use crate::engine::Event;
-        match event {
-            Event::TableStarted { table } => tracing::debug!(%table, "started"),
-            Event::FileCopied { table, bytes } => tracing::trace!(%table, bytes, "file copied"),
-            Event::TableFinished { table, outcome } => tracing::info!(%table, %outcome, "done"),
-        }
-    }
 }

@@ -16,12 +16,18 @@ use crate::engine::error_chain;
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
     format: OutputFormat,
+    quiet: bool,
 }
 
 impl Printer {
     /// A printer for `format`.
-    pub fn new(format: OutputFormat) -> Self {
-        Self { format }
+    pub fn new(format: OutputFormat, quiet: bool) -> Self {
+        Self { format, quiet }
+    }
+
+    /// Whether `-q` was given: no progress, only errors on stderr.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Whether the JSON document is wanted instead of text.

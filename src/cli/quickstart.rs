@@ -64,7 +64,10 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         categorizer: plan.categorizer().clone(),
         options: BackupOptions::default(),
     };
-    let report = backup::run(request, ctx, &super::LogObserver).await?;
+    let progress = super::progress::Progress::new(printer.is_quiet());
+    let result = backup::run(request, ctx, &progress).await;
+    progress.finish();
+    let report = result?;
     let description = inspect::describe(store).await?;
     let json = serde_json::json!({ "plan": plan_path, "sample_tables_created": created, "backup": &report, "repository": &description });
     printer.result("quickstart", &json, || {

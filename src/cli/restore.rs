@@ -89,7 +89,12 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         );
         return Ok(ExitStatus::Success);
     }
-    let report = restore::execute(&request, prepared, ctx, &super::LogObserver).await?;
+    let report = {
+        let progress = super::progress::Progress::new(printer.is_quiet());
+        let result = restore::execute(&request, prepared, ctx, &progress).await;
+        progress.finish();
+        result?
+    };
     printer.result(
         "restore",
         &serde_json::json!({ "dry_run": false, "report": &report }),
