@@ -32,15 +32,15 @@ import urllib.request
 import warnings
 from collections.abc import Callable
 
-warnings.filterwarnings("ignore")
+import boto3
+import pyarrow as pa
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pyiceberg.catalog import Catalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import LongType, NestedField, StringType
 
-import boto3  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
-from pyiceberg.catalog import Catalog  # noqa: E402
-from pyiceberg.schema import Schema  # noqa: E402
-from pyiceberg.types import LongType, NestedField, StringType  # noqa: E402
+warnings.filterwarnings("ignore")
 
 SUFFIX = f"{int(time.time()) % 100000:05d}{secrets.token_hex(2)}"
 SCHEMA = Schema(

@@ -112,8 +112,8 @@ install_hms() {
     rm -rf "$tmp"
     mkdir -p "$tmp/dl" "$tmp/jars" "$tmp/classes" "$tmp/src"
     log "hms: downloading the pyspark==$PYSPARK_SDIST_VERSION sdist (jars only are kept)"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$python_path" -m pip download --quiet --no-deps --no-cache-dir -d "$tmp/dl" "pyspark==$PYSPARK_SDIST_VERSION" \
-        >"$log_dir/hms-pip.log" 2>&1 || {
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$python_path" -m pip download --quiet --no-deps --no-cache-dir \
+        -d "$tmp/dl" "pyspark==$PYSPARK_SDIST_VERSION" >"$log_dir/hms-pip.log" 2>&1 || {
         tail -n 30 "$log_dir/hms-pip.log" >&2
         die "hms: pip download pyspark==$PYSPARK_SDIST_VERSION failed (log $log_dir/hms-pip.log)"
     }
@@ -157,6 +157,7 @@ install_crate() {
     fi
     bin_has_version "$bin" "$crate $version" || die "$name: $bin does not report '$crate $version'"
     rm -rf "$svc_cache/cargo-target/$name"
+    rmdir "$svc_cache/cargo-target" 2>/dev/null || true
 }
 
 t_all="$(now)"

@@ -227,8 +227,12 @@ sink = "file"
 path = $(toml_str "$d/audit.jsonl")
 fail_closed = false
 TOML
-    launch rest "$(rustberg_bin)" --config "$d/rustberg.toml" --host 127.0.0.1 --port "${port[rest]}" \
-        --insecure-http --no-auth --log-level "${BCN_REST_LOG_LEVEL:-warn}"
+    # rustberg also reads RUSTBERG_* variables; none of the caller's may leak in.
+    # --no-auth is refused without --dev ("production mode").
+    launch rest env -u RUSTBERG_WAREHOUSE -u RUSTBERG_CATALOG_URL -u RUSTBERG_TENANT_ID -u RUSTBERG_DEV \
+        -u RUSTBERG_TLS_CERT -u RUSTBERG_TLS_KEY -u RUSTBERG_SHUTDOWN_DELAY NO_COLOR=1 \
+        "$(rustberg_bin)" --config "$d/rustberg.toml" --host 127.0.0.1 --port "${port[rest]}" \
+        --insecure-http --no-auth --dev --log-level "${BCN_REST_LOG_LEVEL:-warn}"
 }
 ready_rest() { [[ "$(http_code "http://127.0.0.1:${port[rest]}/v1/config")" == 200 ]]; }
 
