@@ -14,5 +14,6 @@
 mod apply;
 mod failures;
 mod granularity;
+mod repo_compat;
 mod round_trip;
 mod support;

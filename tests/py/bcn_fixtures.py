@@ -790,6 +790,31 @@ def cmd_drop(args: argparse.Namespace) -> Any:
     return {"dropped": args.table}
 
 
+def cmd_make_bench(args: argparse.Namespace) -> Any:
+    """A table for benchmarks: `--snapshots` appends of `--files-per-snapshot` files, each of
+    about `--file-mib` MiB of incompressible data."""
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    if catalog.table_exists(args.table):
+        catalog.drop_table(args.table)
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("payload", pa.binary())])
+    table = catalog.create_table(args.table, schema=schema)
+    rows = max(1, int(args.file_mib * 1024))  # ~1 KiB per row
+    next_id = 0
+    for _ in range(args.snapshots):
+        with table.transaction() as tx:
+            for _ in range(args.files_per_snapshot):
+                batch = pa.Table.from_pydict(
+                    {"id": list(range(next_id, next_id + rows)), "payload": [os.urandom(1024) for _ in range(rows)]},
+                    schema=schema,
+                )
+                next_id += rows
+                tx.append(batch)
+        table = catalog.load_table(args.table)
+    return {"table": args.table, "rows": next_id, "snapshots": len(table.metadata.snapshots)}
+
+
 def cmd_drop_namespace(args: argparse.Namespace) -> Any:
     catalog = open_catalog(args)
     for table in catalog.list_tables(args.namespace):
@@ -881,6 +906,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("drop", cmd_drop, "drop a table (no purge)")
     p.add_argument("--table", required=True)
+
+    p = add("make-bench", cmd_make_bench, "create a large table for benchmarks")
+    p.add_argument("--table", required=True)
+    p.add_argument("--snapshots", type=int, default=10)
+    p.add_argument("--files-per-snapshot", type=int, default=10)
+    p.add_argument("--file-mib", type=float, default=1.0)
 
     p = add("drop-namespace", cmd_drop_namespace, "drop a namespace and its tables (no purge)")
     p.add_argument("--namespace", required=True)

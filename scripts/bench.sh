@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Reproducible benchmark of bcn's main paths on the embedded default (SQLite catalog, local
+# warehouse, local repository). Prints a Markdown table; the README keeps the latest results.
+#
+#   scripts/bench.sh [SNAPSHOTS] [FILES_PER_SNAPSHOT] [FILE_MIB]     (default 10 10 1: 100 MiB)
+#
+# Measures wall time and peak RSS (GNU time) of: a first backup, a no-change backup, an
+# incremental backup after one append, and a restore to another location (every manifest,
+# manifest list and metadata file rewritten). Uses a release build in the cache.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+snapshots=${1:-10}; per_snapshot=${2:-10}; file_mib=${3:-1}
+export BCN_CACHE_DIR="${BCN_CACHE_DIR:-$HOME/.cache/bcn}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BCN_CACHE_DIR/target}"
+cargo build --release --locked --manifest-path "$root/Cargo.toml" >&2
+bcn="$CARGO_TARGET_DIR/release/bcn"
+python="$(bash "$root/scripts/test-env.sh")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/bcn-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/lake/warehouse"
+fixtures=("$python" "$root/tests/py/bcn_fixtures.py")
+cat_args=(--catalog-name lake --prop "uri=sqlite:///$work/lake/catalog.db" --prop "warehouse=file://$work/lake/warehouse")
+echo "creating $((snapshots * per_snapshot)) files of ${file_mib} MiB in $snapshots snapshots..." >&2
+"${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.data --snapshots "$snapshots" \
+  --files-per-snapshot "$per_snapshot" --file-mib "$file_mib" >&2
+cat >"$work/plan.yaml" <<PLAN
+catalogs:
+  lake: { type: sql, uri: "sqlite://$work/lake/catalog.db", warehouse: "file://$work/lake/warehouse" }
+PLAN
+data_mib=$(du -sm "$work/lake/warehouse" | cut -f1)
+
+measure() { # NAME CMD...: runs CMD under GNU time, prints a table row
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  read -r secs kib <"$work/time"
+  local rate; rate=$(awk -v m="$data_mib" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", m / s; else print "-" }')
+  printf '| %s | %s s | %s MiB/s | %s MiB |\n' "$name" "$secs" "$rate" "$((kib / 1024))"
+}
+
+echo "| step (${data_mib} MiB, $((snapshots * per_snapshot)) data files, $snapshots snapshots) | wall | table MiB / wall | peak RSS |"
+echo "|---|---:|---:|---:|"
+backup=("$bcn" -q backup --config "$work/plan.yaml" --catalog lake --repo "$work/repo")
+measure "first backup (copy + SHA-256 of every file)" "${backup[@]}"
+measure "no-change backup (catalog entries only)" "${backup[@]}"
+"${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.small --snapshots 1 --files-per-snapshot 1 --file-mib 0.1 >/dev/null
+"${fixtures[@]}" mutate "${cat_args[@]}" --table bench.data --op append >/dev/null
+measure "incremental backup after one append" "${backup[@]}"
+measure "restore to another location (paths rewritten)" "$bcn" -q restore --config "$work/plan.yaml" \
+  --repo "$work/repo" --target-catalog lake --target-database restored --target-location "$work/restored"
+echo >&2 "machine: $(nproc) cores; $(uname -sr)"
