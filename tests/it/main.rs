@@ -16,4 +16,5 @@ mod failures;
 mod granularity;
 mod repo_compat;
 mod round_trip;
+mod store_suite;
 mod support;

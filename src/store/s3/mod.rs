@@ -1,0 +1,401 @@
+//! Repository storage in an S3 bucket (AWS or an S3-compatible server), with aws-sdk-s3.
+//!
+//! How the contract of [`crate::store`] is met:
+//!
+//! 1. Atomic visibility: S3 shows an object only once `PutObject` or
+//!    `CompleteMultipartUpload` has succeeded. A streaming writer that is aborted or dropped
+//!    aborts its multipart upload, which never becomes visible ([`writer`]).
+//! 2. Create-if-absent: a conditional `PutObject` with `If-None-Match: *`; S3 answers
+//!    `412 PreconditionFailed` to the loser. A `409 ConditionalRequestConflict` (a concurrent
+//!    write still in flight) is retried a few times, then also reported as `AlreadyExists`.
+//!    The server must decide the condition atomically: AWS S3 and moto do, s3s-fs 0.14 does
+//!    not (it checks, then writes).
+//! 3. Read-after-write: S3 has been strongly consistent for reads and lists since 2020.
+//! 4. Not-found: `NoSuchKey` and 404 become [`StoreErrorKind::NotFound`]. A missing bucket
+//!    does not: it is reported naming the bucket, so that it never reads as an empty
+//!    repository ([`error`]).
+//!
+//! Keys are stored as `<prefix>/<key>`. The client is built on first use, so opening a store
+//! needs no runtime and contacts nothing. Throttling, 5xx answers and timeouts are retried by
+//! the SDK (standard mode, [`MAX_ATTEMPTS`] attempts with exponential backoff).
+
+mod error;
+mod writer;
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use bytes::Bytes;
+use tokio::sync::OnceCell;
+
+use self::error::{Place, S3Error, causes, is_conflict, status};
+use self::writer::S3Writer;
+use super::{
+    BackupStore, LocationError, ObjectMeta, ObjectWriter, S3Options, StoreError, StoreErrorKind,
+    StoreResult,
+};
+
+/// See [`S3Store::PART_SIZE`].
+const PART_SIZE: usize = 8 << 20;
+/// Attempts per request, the first included (the SDK's standard retry mode).
+const MAX_ATTEMPTS: u32 = 4;
+/// Attempts of `put_if_absent` while S3 reports a concurrent conditional write.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// A repository under a key prefix of an S3 bucket.
+pub struct S3Store {
+    place: Place,
+    /// `<prefix>/`, or empty for the bucket root.
+    root: String,
+    options: S3Options,
+    client: OnceCell<Client>,
+    /// `HeadBucket` succeeded once (see [`S3Store::explain_not_found`]).
+    bucket_seen: AtomicBool,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("url", &self.place.url)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// Size of the parts of a multipart upload; a streamed object smaller than this is
+    /// written with one `PutObject`. S3 wants at least 5 MiB for every part but the last and
+    /// at most 10 000 parts, so the part size doubles every 1000 parts.
+    pub const PART_SIZE: usize = PART_SIZE;
+
+    /// A store for `s3://bucket/prefix` that connects with `options`. Nothing is contacted
+    /// until the first operation; this only checks that the options are consistent.
+    pub fn new(bucket: &str, prefix: &str, options: S3Options) -> Result<Self, LocationError> {
+        let prefix = prefix.trim_matches('/');
+        let (root, url) = match prefix {
+            "" => (String::new(), format!("s3://{bucket}")),
+            _ => (format!("{prefix}/"), format!("s3://{bucket}/{prefix}")),
+        };
+        let invalid = |why| Err(LocationError::Invalid(url.clone(), why));
+        if bucket.is_empty() {
+            return invalid("missing bucket name");
+        }
+        if options.access_key_id.is_some() != options.secret_access_key.is_some() {
+            return invalid("an access key id and a secret access key must be given together");
+        }
+        if options.session_token.is_some() && options.access_key_id.is_none() {
+            return invalid("a session token needs an access key id and a secret access key");
+        }
+        Ok(Self {
+            place: Place {
+                bucket: bucket.to_owned(),
+                url,
+            },
+            root,
+            options,
+            client: OnceCell::new(),
+            bucket_seen: AtomicBool::new(false),
+        })
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| build_client(&self.options))
+            .await
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.root)
+    }
+
+    /// `e` as a [`StoreError`]; when it is `NotFound` and the bucket is missing, an error
+    /// saying so instead. (A 404 to `HeadObject` has no body, and s3s-fs answers `NoSuchKey`
+    /// in a missing bucket.) `HeadBucket` is asked until it succeeds once; an inconclusive
+    /// answer, such as a policy that denies it, leaves the error as it is.
+    async fn explain_not_found<E: S3Error>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: &SdkError<E>,
+    ) -> StoreError {
+        let err = self.place.err(op, key, e);
+        if !err.is_not_found() || self.bucket_seen.load(Ordering::Relaxed) {
+            return err;
+        }
+        let sent = self
+            .client()
+            .await
+            .head_bucket()
+            .bucket(&self.place.bucket)
+            .send()
+            .await;
+        match sent {
+            Err(e) if status(&e) == Some(404) => self.place.no_bucket(op, key),
+            Ok(_) => {
+                self.bucket_seen.store(true, Ordering::Relaxed);
+                err
+            }
+            Err(_) => err,
+        }
+    }
+
+    /// `GetObject`, of a byte range when `range` is a `Range` header.
+    async fn read(&self, key: &str, range: Option<String>) -> StoreResult<Bytes> {
+        let sent = self
+            .client()
+            .await
+            .get_object()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(key))
+            .set_range(range)
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            // 416: the range starts at or after the end of the object; clamped, it is empty.
+            Err(e) if status(&e) == Some(416) => return Ok(Bytes::new()),
+            Err(e) => return Err(self.explain_not_found("reading", key, &e).await),
+        };
+        match out.body.collect().await {
+            Ok(data) => Ok(data.into_bytes()),
+            // The connection broke while the body streamed in: worth another try.
+            Err(e) => {
+                let why = causes(&e);
+                Err(self
+                    .place
+                    .fail(StoreErrorKind::Transient, "reading", key, why))
+            }
+        }
+    }
+}
+
+/// Loads the AWS configuration (environment, profile) and applies `options` over it.
+async fn build_client(options: &S3Options) -> Client {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(5));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let (Some(id), Some(secret)) = (&options.access_key_id, &options.secret_access_key) {
+        let token = options.session_token.clone();
+        loader = loader.credentials_provider(Credentials::new(id, secret, token, None, "bcn"));
+    }
+    let shared = loader.load().await;
+    // An endpoint from the environment is an S3-compatible server, which mostly cannot serve
+    // virtual-host-style requests (`bucket.127.0.0.1`).
+    let env_endpoint = options.endpoint.is_none() && shared.endpoint_url().is_some();
+    let mut config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(options.path_style || env_endpoint);
+    if shared.region().is_none() {
+        config = config.region(Region::from_static("us-east-1"));
+    }
+    Client::from_conf(config.build())
+}
+
+/// A `PutObject` request for `data`, to send (or to make conditional first).
+fn put_object(
+    client: &Client,
+    bucket: &str,
+    full_key: &str,
+    data: Bytes,
+) -> PutObjectFluentBuilder {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(full_key)
+        .body(ByteStream::from(data))
+}
+
+/// An object size from S3 (an `i64`).
+fn size(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn modified(time: Option<&DateTime>) -> Option<chrono::DateTime<chrono::Utc>> {
+    time.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+#[async_trait]
+impl BackupStore for S3Store {
+    fn url(&self) -> &str {
+        &self.place.url
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes> {
+        self.read(key, None).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
+        if range.start < range.end {
+            let header = format!("bytes={}-{}", range.start, range.end - 1);
+            return self.read(key, Some(header)).await;
+        }
+        match self.head(key).await? {
+            Some(_) => Ok(Bytes::new()),
+            None => Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                "reading",
+                key,
+                self.url(),
+                None,
+            )),
+        }
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        let sent = self
+            .client()
+            .await
+            .head_object()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Some(ObjectMeta {
+                key: key.to_owned(),
+                size: size(out.content_length()),
+                modified: modified(out.last_modified()),
+            })),
+            Err(e) => match self.explain_not_found("inspecting", key, &e).await {
+                err if err.is_not_found() => Ok(None),
+                err => Err(err),
+            },
+        }
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        put_object(
+            self.client().await,
+            &self.place.bucket,
+            &self.full_key(key),
+            data,
+        )
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| self.place.err("writing", key, &e))
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let (client, full_key) = (self.client().await, self.full_key(key));
+        let mut attempt = 1;
+        loop {
+            let create = put_object(client, &self.place.bucket, &full_key, data.clone());
+            match create.if_none_match("*").send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.place.err("creating", key, &e)),
+            }
+        }
+    }
+
+    async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
+        let client = self.client().await.clone();
+        let writer = S3Writer::new(client, self.place.clone(), key, self.full_key(key));
+        Ok(Box::new(writer))
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let mut pages = self
+            .client()
+            .await
+            .list_objects_v2()
+            .bucket(&self.place.bucket)
+            .prefix(self.full_key(prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.place.err("listing", prefix, &e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.root)) {
+                    out.push(ObjectMeta {
+                        key: key.to_owned(),
+                        size: size(object.size()),
+                        modified: modified(object.last_modified()),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let sent = self
+            .client()
+            .await
+            .delete_object()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match sent.map_err(|e| self.place.err("deleting", key, &e)) {
+            Err(err) if !err.is_not_found() => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_debug_hides_secrets() {
+        let options = S3Options {
+            access_key_id: Some("AKIDEXAMPLE".into()),
+            secret_access_key: Some("wJalrXUtnFEMI".into()),
+            session_token: Some("FwoGZXIvYXdzE".into()),
+            ..S3Options::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("FwoGZXIvYXdzE"), "{shown}");
+        let store = S3Store::new("b", "p", options).unwrap();
+        assert!(!format!("{store:?}").contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn new_checks_the_options() {
+        let store = S3Store::new("bucket", "/a/b/", S3Options::default()).unwrap();
+        assert_eq!(store.url(), "s3://bucket/a/b");
+        assert_eq!(store.full_key("k"), "a/b/k");
+        let root = S3Store::new("bucket", "", S3Options::default()).unwrap();
+        assert_eq!(root.url(), "s3://bucket");
+        assert_eq!(root.full_key("k"), "k");
+        let half = S3Options {
+            access_key_id: Some("id".into()),
+            ..S3Options::default()
+        };
+        assert!(S3Store::new("bucket", "", half).is_err());
+        assert!(S3Store::new("", "", S3Options::default()).is_err());
+    }
+}
