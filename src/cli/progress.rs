@@ -55,7 +55,7 @@ impl Observer for Progress {
     fn event(&self, event: &Event<'_>) {
         match (self, event) {
             (Self::Bar { bar, .. }, Event::TableStarted { table }) => {
-                bar.set_prefix((*table).to_owned())
+                bar.set_prefix((*table).to_owned());
             }
             (Self::Bar { bar, files, bytes }, Event::FileCopied { bytes: n, .. }) => {
                 let f = files.fetch_add(1, Ordering::Relaxed) + 1;
@@ -67,10 +67,10 @@ impl Observer for Progress {
             }
             (Self::Log, Event::TableStarted { table }) => tracing::debug!(%table, "started"),
             (Self::Log, Event::FileCopied { table, bytes }) => {
-                tracing::trace!(%table, bytes, "file copied")
+                tracing::trace!(%table, bytes, "file copied");
             }
             (Self::Log, Event::TableFinished { table, outcome }) => {
-                tracing::info!(%table, %outcome, "done")
+                tracing::info!(%table, %outcome, "done");
             }
         }
     }

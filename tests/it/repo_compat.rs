@@ -33,15 +33,38 @@ fn a_v1_repository_still_describes_and_restores() {
     assert_eq!(described["pits"].as_array().unwrap().len(), 1);
 
     let target = tmp.path().join("restored");
-    let restored = ws.bcn(&["restore", "--repo", repo_arg, "--target-catalog", "dst", "--target-location", target.to_str().unwrap()]).ok();
+    let restored = ws
+        .bcn(&[
+            "restore",
+            "--repo",
+            repo_arg,
+            "--target-catalog",
+            "dst",
+            "--target-location",
+            target.to_str().unwrap(),
+        ])
+        .ok();
     assert_eq!(restored["report"]["tables"].as_array().unwrap().len(), 2);
     let events = dst.dump("demo.events");
     assert_eq!(events["row_count"], 20);
     assert_eq!(events["snapshots"].as_array().unwrap().len(), 3);
-    assert!(events["location"].as_str().unwrap().starts_with(&format!("file://{}", target.display())));
+    assert!(
+        events["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("file://{}", target.display()))
+    );
     let customers = dst.dump("demo.customers");
     assert_eq!(customers["row_count"], 3);
-    let names: Vec<&str> = customers["rows"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = customers["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 3);
-    assert!(names.contains(&"Ada") && names.contains(&"Grace") && names.contains(&"Edsger"), "{names:?}");
+    assert!(
+        names.contains(&"Ada") && names.contains(&"Grace") && names.contains(&"Edsger"),
+        "{names:?}"
+    );
 }
