@@ -503,24 +503,56 @@ impl TableJob<'_> {
         ))
     }
 
+    /// One attempt at a table. A file that cannot be read counts as "moved" (worth another
+    /// attempt) only when the table's metadata pointer moved meanwhile; otherwise the table is
+    /// damaged and the attempt fails for good, saying so.
     async fn attempt(
         &self,
         ident: &TableIdent,
         name: &TableName,
         category: Category,
     ) -> Result<TableRecord, AttemptError> {
-        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
         let table = self
             .catalog
             .catalog
             .load_table(ident)
             .await
-            .map_err(|e| fatal(&e))?;
+            .map_err(|e| AttemptError::Fatal(error_chain(&e)))?;
+        let Some(metadata_location) = table.metadata_location().map(str::to_owned) else {
+            return Err(AttemptError::Fatal(
+                "the catalog returned no metadata location".into(),
+            ));
+        };
+        match self
+            .attempt_at(&table, &metadata_location, name, category)
+            .await
+        {
+            Err(AttemptError::Moved(reason)) => {
+                let now = self.catalog.catalog.load_table(ident).await.ok();
+                let moved = now.as_ref().and_then(|t| t.metadata_location())
+                    != Some(metadata_location.as_str());
+                Err(if moved {
+                    AttemptError::Moved(reason)
+                } else {
+                    AttemptError::Fatal(format!(
+                        "{reason}; the table's metadata did not change meanwhile, so this is not a concurrent expiry: the table is damaged, or its files were removed outside Iceberg"
+                    ))
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt_at(
+        &self,
+        table: &iceberg::table::Table,
+        metadata_location: &str,
+        name: &TableName,
+        category: Category,
+    ) -> Result<TableRecord, AttemptError> {
+        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+        let metadata_location = metadata_location.to_owned();
         let file_io = table.file_io().clone();
-        let metadata_location = table
-            .metadata_location()
-            .ok_or_else(|| AttemptError::Fatal("the catalog returned no metadata location".into()))?
-            .to_owned();
         let raw = file_io
             .new_input(&metadata_location)
             .map_err(|e| fatal(&e))?

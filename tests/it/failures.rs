@@ -45,6 +45,13 @@ fn a_failed_table_commits_nothing_and_the_next_run_reuses_copied_files() {
         "the error names the missing file: {}",
         failed.stderr
     );
+    assert!(
+        failed
+            .stderr
+            .contains("the table is damaged, or its files were removed outside Iceberg"),
+        "a missing file is not mistaken for a concurrent change: {}",
+        failed.stderr
+    );
     assert_eq!(pit_count(&ws), 0, "a failed backup commits no PIT");
     let described = ws.bcn_no_plan(&["describe", "--repo", "repo"]).ok();
     assert_eq!(described["pits"], serde_json::json!([]));
