@@ -2,20 +2,38 @@
 //!
 //! bcn defines no catalog trait of its own: it talks to every catalog through
 //! [`iceberg::Catalog`], opened by the iceberg crates' builders with an `OpenDAL` storage factory
-//! (local files, S3). This module only turns plan settings into builder properties and names
-//! the catalog in every error.
+//! (local files, S3). This module turns plan settings into builder properties, checks that the
+//! catalog answers, and names the catalog in every error.
+//!
+//! | type | crate | registers restored tables with |
+//! |---|---|---|
+//! | `sql` | iceberg-catalog-sql | `register_table` |
+//! | `rest` | iceberg-catalog-rest | `register_table` (`POST .../register`) |
+//! | `glue` | iceberg-catalog-glue | `register_table` (Glue `CreateTable`) |
+//! | `hms` | iceberg-catalog-hms, completed by [`hms`] | a Hive `create_table` of its own |
 
+#[cfg(feature = "catalog-glue")]
+mod glue;
+#[cfg(feature = "catalog-hms")]
+mod hms;
+#[cfg(feature = "catalog-rest")]
+mod rest;
 #[cfg(feature = "catalog-sql")]
 mod sql;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use iceberg::io::{FileIO, FileIOBuilder};
-use iceberg::{Catalog, NamespaceIdent};
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 
-use crate::plan::{CatalogKind, CatalogSpec};
+use crate::plan::{CatalogKind, CatalogS3, CatalogSpec};
+
+/// How long opening a catalog may take before it counts as unreachable. Connecting to a closed
+/// port fails at once; this bounds a server that accepts connections and never answers.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors reaching a catalog.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +57,16 @@ pub enum CatalogError {
         #[source]
         source: Box<iceberg::Error>,
     },
+    /// The catalog cannot do what was asked.
+    #[error("catalog `{catalog}` ({kind}) cannot {what}")]
+    Unsupported {
+        /// The plan's name for it.
+        catalog: String,
+        /// Its `type`.
+        kind: &'static str,
+        /// What it cannot do, and what to do instead.
+        what: String,
+    },
 }
 
 /// Whether opening may create what is missing (a restore target may be a new `SQLite` file).
@@ -55,12 +83,16 @@ pub enum OpenMode {
 pub struct OpenCatalog {
     /// The plan's name for it.
     pub name: String,
+    /// The plan's `type` of it.
+    pub kind: &'static str,
     /// The catalog.
     pub catalog: Arc<dyn Catalog>,
     /// `FileIO` built from the catalog's properties, for writing restored files.
     pub file_io: FileIO,
-    /// Whether the catalog implements `register_table`.
+    /// Whether restored tables can be registered ([`OpenCatalog::register`]).
     pub can_register: bool,
+    /// Whether namespaces are single-level (Glue, Hive).
+    pub single_level: bool,
 }
 
 impl OpenCatalog {
@@ -74,11 +106,51 @@ impl OpenCatalog {
         }
     }
 
+    /// Fails when `ns` cannot exist in this catalog (a nested namespace in Glue or Hive).
+    pub fn check_namespace(&self, ns: &NamespaceIdent) -> Result<(), CatalogError> {
+        if self.single_level && ns.len() != 1 {
+            return Err(CatalogError::Unsupported {
+                catalog: self.name.clone(),
+                kind: self.kind,
+                what: format!(
+                    "hold the nested database `{}`: its databases are single-level (restore with --target-database NAME)",
+                    ns.join(".")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers the table metadata at `metadata_location` as `ident`: the last step of a
+    /// restore, once every file has been written and checked.
+    pub async fn register(
+        &self,
+        ident: &TableIdent,
+        metadata_location: &str,
+    ) -> Result<(), CatalogError> {
+        self.check_namespace(ident.namespace())?;
+        if !self.can_register {
+            return Err(CatalogError::Unsupported {
+                catalog: self.name.clone(),
+                kind: self.kind,
+                what: format!("register existing table metadata (restoring {ident})"),
+            });
+        }
+        self.catalog
+            .register_table(ident, metadata_location.to_owned())
+            .await
+            .map(drop)
+            .map_err(self.err(format!("registering {ident} at {metadata_location}")))
+    }
+
     /// Every namespace of the catalog, nested ones included, sorted.
     pub async fn all_namespaces(&self) -> Result<Vec<NamespaceIdent>, CatalogError> {
         let mut out = Vec::new();
         let mut queue: Vec<Option<NamespaceIdent>> = vec![None];
         while let Some(parent) = queue.pop() {
+            if parent.is_some() && self.single_level {
+                continue;
+            }
             let children = self
                 .catalog
                 .list_namespaces(parent.as_ref())
@@ -105,20 +177,106 @@ impl OpenCatalog {
     }
 }
 
-/// Opens the catalog described by `spec`.
+/// Opens the catalog described by `spec`, and checks that it answers.
 pub async fn open(spec: &CatalogSpec, mode: OpenMode) -> Result<OpenCatalog, CatalogError> {
     let factory = Arc::new(OpenDalResolvingStorageFactory::new());
-    match &spec.kind {
+    let opened = match &spec.kind {
         #[cfg(feature = "catalog-sql")]
-        CatalogKind::Sql { .. } => sql::open(spec, mode, factory).await,
-        #[cfg(not(feature = "catalog-sql"))]
-        CatalogKind::Sql { .. } => {
+        CatalogKind::Sql { .. } => return sql::open(spec, mode, factory).await,
+        #[cfg(feature = "catalog-rest")]
+        CatalogKind::Rest { .. } => rest::open(spec, factory).await?,
+        #[cfg(feature = "catalog-glue")]
+        CatalogKind::Glue { .. } => glue::open(spec, factory).await?,
+        #[cfg(feature = "catalog-hms")]
+        CatalogKind::Hms { .. } => hms::open(spec, factory).await?,
+        #[allow(
+            unreachable_patterns,
+            reason = "reached only in builds without some catalog"
+        )]
+        kind => {
             let _ = (mode, factory);
-            Err(CatalogError::Unreachable {
-                catalog: spec.name.clone(),
-                reason: "this build of bcn has no SQL catalog support (feature catalog-sql)".into(),
-            })
+            return Err(unreachable(
+                spec,
+                format!(
+                    "this build of bcn has no `{}` catalog support (cargo feature catalog-{})",
+                    kind.type_name(),
+                    kind.type_name()
+                ),
+            ));
         }
+    };
+    probe(spec, &opened).await?;
+    Ok(opened)
+}
+
+/// REST, Glue and Hive clients connect lazily: one cheap call shows whether the catalog
+/// answers, so that an unreachable catalog stops a run before anything is written.
+async fn probe(spec: &CatalogSpec, opened: &OpenCatalog) -> Result<(), CatalogError> {
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, opened.catalog.list_namespaces(None)).await;
+    let reason = match answer {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => chain(&e),
+        Err(_) => format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+    };
+    Err(unreachable(
+        spec,
+        format!(
+            "{reason} (check that the {} catalog at {} is running and `catalogs.{}` in the plan)",
+            spec.kind.type_name(),
+            endpoint(&spec.kind),
+            spec.name
+        ),
+    ))
+}
+
+/// Where the catalog is, for messages.
+fn endpoint(kind: &CatalogKind) -> &str {
+    match kind {
+        CatalogKind::Sql { uri, .. } | CatalogKind::Rest { uri, .. } => uri,
+        CatalogKind::Glue { endpoint, .. } => endpoint.as_deref().unwrap_or("AWS"),
+        CatalogKind::Hms { address, .. } => address,
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn unreachable(spec: &CatalogSpec, reason: String) -> CatalogError {
+    CatalogError::Unreachable {
+        catalog: spec.name.clone(),
+        reason,
+    }
+}
+
+/// Adds the `s3.*` `FileIO` properties of a catalog's `s3:` block.
+fn put_s3_props(props: &mut HashMap<String, String>, s3: Option<&CatalogS3>) {
+    let Some(s3) = s3 else { return };
+    let mut put = |key: &str, value: Option<&String>| {
+        if let Some(v) = value {
+            props.insert(key.to_owned(), v.clone());
+        }
+    };
+    put("s3.endpoint", s3.endpoint.as_ref());
+    put("s3.region", s3.region.as_ref());
+    if let Some(c) = &s3.credentials {
+        put("s3.access-key-id", Some(&c.access_key_id));
+        put("s3.secret-access-key", Some(&c.secret_access_key));
+        put("s3.session-token", c.session_token.as_ref());
+    }
+    if let Some(path_style) = s3.path_style {
+        props.insert("s3.path-style-access".into(), path_style.to_string());
     }
 }
 
@@ -127,4 +285,38 @@ pub fn file_io<S: std::hash::BuildHasher>(props: &HashMap<String, String, S>) ->
     FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new()))
         .with_props(props.iter())
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::AwsCredentials;
+
+    #[test]
+    fn the_s3_block_becomes_file_io_properties() {
+        let s3 = CatalogS3 {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: Some("us-east-1".into()),
+            path_style: Some(true),
+            credentials: Some(AwsCredentials {
+                access_key_id: "id".into(),
+                secret_access_key: "secret".into(),
+                session_token: None,
+            }),
+        };
+        let mut props = HashMap::new();
+        put_s3_props(&mut props, Some(&s3));
+        let mut keys: Vec<_> = props.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "s3.access-key-id=id",
+                "s3.endpoint=http://127.0.0.1:9000",
+                "s3.path-style-access=true",
+                "s3.region=us-east-1",
+                "s3.secret-access-key=secret",
+            ]
+        );
+    }
 }

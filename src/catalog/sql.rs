@@ -8,7 +8,7 @@ use iceberg::CatalogBuilder;
 use iceberg::io::StorageFactory;
 use iceberg_catalog_sql::SqlCatalogBuilder;
 
-use super::{CatalogError, OpenCatalog, OpenMode, file_io};
+use super::{CatalogError, OpenCatalog, OpenMode, file_io, put_s3_props};
 use crate::plan::{CatalogKind, CatalogSpec};
 
 pub(super) async fn open(
@@ -21,7 +21,11 @@ pub(super) async fn open(
         warehouse,
         catalog_name,
         properties,
-    } = &spec.kind;
+        s3,
+    } = &spec.kind
+    else {
+        unreachable!("sql::open is called for SQL catalogs only");
+    };
     let unreachable = |reason: String| CatalogError::Unreachable {
         catalog: spec.name.clone(),
         reason,
@@ -54,6 +58,7 @@ pub(super) async fn open(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    put_s3_props(&mut props, s3.as_ref());
     props.insert("uri".into(), uri);
     if let Some(w) = warehouse {
         props.insert("warehouse".into(), w.clone());
@@ -65,9 +70,11 @@ pub(super) async fn open(
         .map_err(|e| unreachable(e.to_string()))?;
     Ok(OpenCatalog {
         name: spec.name.clone(),
+        kind: "sql",
         catalog: Arc::new(catalog),
         file_io: file_io(&props),
         can_register: true,
+        single_level: false,
     })
 }
 

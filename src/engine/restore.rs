@@ -388,20 +388,36 @@ fn validate_targets(
     Ok(())
 }
 
+/// The root under which restored tables get `<database>/<table>`: `--target-location`, else
+/// the target catalog's warehouse. Also refuses, before anything is written, a nested
+/// `--target-database` in a catalog whose databases are single-level (Glue, Hive).
 fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
+    let kind = &request.target.kind;
+    if kind.single_level_namespaces()
+        && let Some(db) = &request.target_database
+        && db.len() != 1
+    {
+        return Err(EngineError::Invalid(format!(
+            "--target-database `{}`: catalog `{}` ({}) has single-level databases only; name one database",
+            ns_display(db),
+            request.target.name,
+            kind.type_name()
+        )));
+    }
     if let Some(root) = &request.target_location {
         return crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
             .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")));
     }
-    match &request.target.kind {
-        crate::plan::CatalogKind::Sql {
-            warehouse: Some(w), ..
-        } => Ok(w.trim_end_matches('/').to_owned()),
-        crate::plan::CatalogKind::Sql {
-            warehouse: None, ..
-        } => Err(EngineError::Invalid(format!(
-            "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan",
-            request.target.name
+    match kind.warehouse_location() {
+        Some(w) => Ok(w.trim_end_matches('/').to_owned()),
+        None => Err(EngineError::Invalid(format!(
+            "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
+            request.target.name,
+            if matches!(kind, crate::plan::CatalogKind::Rest { .. }) {
+                " (a location, not a warehouse name)"
+            } else {
+                ""
+            }
         ))),
     }
 }
@@ -773,20 +789,13 @@ impl Job<'_> {
         } else {
             None
         };
-        match catalog
-            .register_table(&ident, metadata_location.to_owned())
-            .await
-        {
-            Ok(_) => Ok(()),
+        match self.target.register(&ident, metadata_location).await {
+            Ok(()) => Ok(()),
             Err(e) => {
-                let mut message = format!(
-                    "registering {ident} in catalog `{}`: {}",
-                    self.target.name,
-                    chain(&e)
-                );
+                let mut message = chain(&e);
                 if let Some(old) = previous {
-                    match catalog.register_table(&ident, old.clone()).await {
-                        Ok(_) => message.push_str("; the replaced table was put back"),
+                    match self.target.register(&ident, &old).await {
+                        Ok(()) => message.push_str("; the replaced table was put back"),
                         Err(e2) => {
                             let _ = write!(
                                 message,

@@ -122,8 +122,9 @@ pub struct CatalogSpec {
     pub kind: CatalogKind,
 }
 
-/// Catalog connection settings, resolved.
-#[derive(Debug, Clone, PartialEq)]
+/// Catalog connection settings, resolved. `Debug` never prints credentials, headers or
+/// properties (they may hold secrets).
+#[derive(Clone, PartialEq)]
 pub enum CatalogKind {
     /// A SQL catalog.
     Sql {
@@ -135,7 +136,234 @@ pub enum CatalogKind {
         catalog_name: String,
         /// Extra catalog and `FileIO` properties.
         properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse.
+        s3: Option<CatalogS3>,
     },
+    /// An Iceberg REST catalog.
+    Rest {
+        /// Base URI.
+        uri: String,
+        /// Warehouse location or name.
+        warehouse: Option<String>,
+        /// Route prefix.
+        prefix: Option<String>,
+        /// Authentication.
+        auth: RestAuth,
+        /// Extra HTTP headers.
+        headers: BTreeMap<String, String>,
+        /// Extra catalog and `FileIO` properties.
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse.
+        s3: Option<CatalogS3>,
+    },
+    /// AWS Glue.
+    Glue {
+        /// Warehouse location (`s3://`).
+        warehouse: String,
+        /// Region.
+        region: Option<String>,
+        /// Glue endpoint override.
+        endpoint: Option<String>,
+        /// Catalog (account) id.
+        catalog_id: Option<String>,
+        /// AWS profile.
+        profile: Option<String>,
+        /// Static credentials.
+        credentials: Option<AwsCredentials>,
+        /// Extra catalog and `FileIO` properties.
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse.
+        s3: Option<CatalogS3>,
+    },
+    /// Hive Metastore.
+    Hms {
+        /// Thrift address, `host:port`.
+        address: String,
+        /// Warehouse location, absolute.
+        warehouse: String,
+        /// Framed Thrift transport instead of buffered.
+        framed: bool,
+        /// Extra catalog and `FileIO` properties.
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse.
+        s3: Option<CatalogS3>,
+    },
+}
+
+impl CatalogKind {
+    /// The plan's `type` of this catalog.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Sql { .. } => "sql",
+            Self::Rest { .. } => "rest",
+            Self::Glue { .. } => "glue",
+            Self::Hms { .. } => "hms",
+        }
+    }
+
+    /// The warehouse when it is a location (a REST warehouse may be a mere name).
+    pub fn warehouse_location(&self) -> Option<&str> {
+        match self {
+            Self::Sql { warehouse, .. } => warehouse.as_deref(),
+            Self::Rest { warehouse, .. } => warehouse.as_deref().filter(|w| w.contains(":/")),
+            Self::Glue { warehouse, .. } | Self::Hms { warehouse, .. } => Some(warehouse),
+        }
+    }
+
+    /// Whether namespaces are single-level (Glue databases, Hive databases).
+    pub fn single_level_namespaces(&self) -> bool {
+        matches!(self, Self::Glue { .. } | Self::Hms { .. })
+    }
+}
+
+impl fmt::Debug for CatalogKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+        match self {
+            Self::Sql {
+                uri,
+                warehouse,
+                catalog_name,
+                properties,
+                s3,
+            } => f
+                .debug_struct("Sql")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .field("catalog_name", catalog_name)
+                .field("properties", &keys(properties))
+                .field("s3", s3)
+                .finish(),
+            Self::Rest {
+                uri,
+                warehouse,
+                prefix,
+                auth,
+                headers,
+                properties,
+                s3,
+            } => f
+                .debug_struct("Rest")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .field("prefix", prefix)
+                .field("auth", auth)
+                .field("headers", &keys(headers))
+                .field("properties", &keys(properties))
+                .field("s3", s3)
+                .finish(),
+            Self::Glue {
+                warehouse,
+                region,
+                endpoint,
+                catalog_id,
+                profile,
+                credentials,
+                properties,
+                s3,
+            } => f
+                .debug_struct("Glue")
+                .field("warehouse", warehouse)
+                .field("region", region)
+                .field("endpoint", endpoint)
+                .field("catalog_id", catalog_id)
+                .field("profile", profile)
+                .field("credentials", credentials)
+                .field("properties", &keys(properties))
+                .field("s3", s3)
+                .finish(),
+            Self::Hms {
+                address,
+                warehouse,
+                framed,
+                properties,
+                s3,
+            } => f
+                .debug_struct("Hms")
+                .field("address", address)
+                .field("warehouse", warehouse)
+                .field("framed", framed)
+                .field("properties", &keys(properties))
+                .field("s3", s3)
+                .finish(),
+        }
+    }
+}
+
+/// How bcn authenticates to a REST catalog.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RestAuth {
+    /// No authentication.
+    None,
+    /// A bearer token.
+    Token(String),
+    /// OAuth 2 client credentials.
+    OAuth2 {
+        /// `client_id:client_secret`.
+        credential: String,
+        /// Token endpoint, when not the catalog's.
+        server_uri: Option<String>,
+        /// Scope, when not `catalog`.
+        scope: Option<String>,
+    },
+}
+
+impl fmt::Debug for RestAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::OAuth2 {
+                server_uri, scope, ..
+            } => f
+                .debug_struct("OAuth2")
+                .field("credential", &"<redacted>")
+                .field("server_uri", server_uri)
+                .field("scope", scope)
+                .finish(),
+        }
+    }
+}
+
+/// Static AWS credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsCredentials(<redacted>)")
+    }
+}
+
+/// S3 settings of a catalog's warehouse, references resolved.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CatalogS3 {
+    /// Endpoint URL.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Path-style addressing.
+    pub path_style: Option<bool>,
+    /// Static credentials.
+    pub credentials: Option<AwsCredentials>,
+}
+
+impl fmt::Debug for CatalogS3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CatalogS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
 }
 
 /// A repository declared in the plan.

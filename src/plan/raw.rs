@@ -185,8 +185,10 @@ pub struct RawWebhook {
     pub timeout_seconds: Option<u64>,
 }
 
-/// An Iceberg catalog connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// An Iceberg catalog connection. Every type takes `properties` (passed to the catalog and its
+/// `FileIO` as they are) and an `s3` block for the warehouse's files. Credentials belong in
+/// `${ENV}` or `${file:/path}` references, never in the plan.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawCatalog {
     /// A SQL catalog (the JDBC catalog schema shared with Java and pyiceberg), on `SQLite` or
@@ -203,11 +205,173 @@ pub enum RawCatalog {
         /// differs from the plan's name for it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catalog_name: Option<String>,
-        /// Extra properties passed to the catalog and its `FileIO` (for example `s3.endpoint`,
-        /// `s3.region`, `s3.path-style-access`).
+        /// Extra properties passed to the catalog and its `FileIO`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse's files (`s3.*` `FileIO` properties).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<RawCatalogS3>,
     },
+    /// An Iceberg REST catalog (Polaris, Lakekeeper, Gravitino, Nessie, Unity, ...). Plain
+    /// `http://` only in this version: `https://` needs a TLS-enabled build.
+    Rest {
+        /// Base URI of the REST API, without `/v1`: `http://127.0.0.1:8181`.
+        uri: String,
+        /// Warehouse: a location (`s3://bucket/wh`, `file:///...`) or the name some servers
+        /// expect. A location is also the default root of restored tables.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warehouse: Option<String>,
+        /// Path prefix of every route after `/v1/` (most servers send it in their config).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// Bearer token, e.g. `${REST_TOKEN}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// OAuth 2 client credentials `client_id:client_secret`, e.g. `${REST_CREDENTIAL}`;
+        /// exchanged for a token at `oauth2_server_uri`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
+        /// OAuth 2 token endpoint; default: the catalog's `/v1/oauth/tokens`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oauth2_server_uri: Option<String>,
+        /// OAuth 2 scope; default `catalog`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// Extra HTTP headers sent with every request (`X-Tenant: a`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        /// Extra properties passed to the catalog and its `FileIO`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse's files, when the server does not vend them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<RawCatalogS3>,
+    },
+    /// AWS Glue Data Catalog. Databases are single-level.
+    Glue {
+        /// Warehouse location, `s3://bucket/prefix`; the default root of restored tables.
+        warehouse: String,
+        /// AWS region. Default: from the AWS configuration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        /// Glue endpoint URL, for a Glue-compatible server. Without `s3.endpoint`, the table
+        /// files are read and written through this endpoint too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// The AWS account id of the catalog, when it is not the caller's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catalog_id: Option<String>,
+        /// AWS profile name (from `~/.aws/config`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        /// Access key id, e.g. `${AWS_ACCESS_KEY_ID}`. Default: the AWS configuration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access_key_id: Option<String>,
+        /// Secret access key, e.g. `${file:/run/secrets/aws}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_access_key: Option<String>,
+        /// Session token, for temporary credentials.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_token: Option<String>,
+        /// Extra properties passed to the catalog and its `FileIO`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse's files. Default: the Glue credentials, region and
+        /// endpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<RawCatalogS3>,
+    },
+    /// Hive Metastore (Thrift). Databases are single-level; non-Iceberg tables are skipped.
+    Hms {
+        /// Thrift address: `thrift://host:9083` or `host:9083`.
+        uri: String,
+        /// Warehouse location (`s3://bucket/prefix`, a path or `file:///...`); the default root
+        /// of restored tables.
+        warehouse: String,
+        /// Thrift transport: `buffered` (default) or `framed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thrift_transport: Option<RawThriftTransport>,
+        /// Extra properties passed to the catalog and its `FileIO`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        properties: BTreeMap<String, String>,
+        /// S3 settings of the warehouse's files.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<RawCatalogS3>,
+    },
+}
+
+impl std::fmt::Debug for RawCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens, keys, headers and properties may hold secrets: only locations are printed.
+        match self {
+            Self::Sql { uri, warehouse, .. } => f
+                .debug_struct("Sql")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .finish_non_exhaustive(),
+            Self::Rest { uri, warehouse, .. } => f
+                .debug_struct("Rest")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .finish_non_exhaustive(),
+            Self::Glue {
+                warehouse, region, ..
+            } => f
+                .debug_struct("Glue")
+                .field("warehouse", warehouse)
+                .field("region", region)
+                .finish_non_exhaustive(),
+            Self::Hms { uri, warehouse, .. } => f
+                .debug_struct("Hms")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Thrift transport of a Hive Metastore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawThriftTransport {
+    /// Unframed (the Hive Metastore default).
+    Buffered,
+    /// Framed (`hive.metastore.thrift.framed.transport.enabled`).
+    Framed,
+}
+
+/// S3 settings of a catalog's warehouse, turned into the `s3.*` properties of its `FileIO`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalogS3 {
+    /// Endpoint URL of an S3-compatible server (`s3.endpoint`); default: AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region (`s3.region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style addressing (`s3.path-style-access`), needed by most S3-compatible servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Access key id (`s3.access-key-id`), e.g. `${AWS_ACCESS_KEY_ID}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Secret access key (`s3.secret-access-key`), e.g. `${file:/run/secrets/s3}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// Session token (`s3.session-token`), for temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for RawCatalogS3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCatalogS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A backup repository.

@@ -1,0 +1,469 @@
+//! Hive Metastore through iceberg-catalog-hms, completed where bcn needs more than it offers.
+//!
+//! [`HiveCatalog`] implements [`iceberg::Catalog`] by delegating to `HmsCatalog`, except:
+//!
+//! - `list_tables` keeps Iceberg tables only (`table_type=ICEBERG`): a metastore also holds
+//!   plain Hive tables and views, which have no Iceberg metadata to back up.
+//! - `register_table` (the crate has none) creates the Hive table directly: an
+//!   `EXTERNAL_TABLE` with `table_type=ICEBERG`, `metadata_location` and `EXTERNAL=TRUE`, its
+//!   storage descriptor at the table location with the columns of the current schema, as
+//!   Iceberg's `HiveCatalog` does.
+//! - `create_table` writes the first metadata file and registers it the same way (the crate
+//!   refuses `timestamptz` columns; Hive 2 stores them as `timestamp`, as Java Iceberg does).
+//! - `create_namespace` drops an owner type that comes without an owner (as databases read
+//!   back from a metastore can have), which the crate refuses.
+//! - a nested namespace is refused with a message that says why.
+//!
+//! The metastore rewrites `file:///x` locations as `file:/x`; `metadata_location` is a table
+//! parameter and is kept verbatim.
+
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hive_metastore::{
+    FieldSchema, SerDeInfo, StorageDescriptor, ThriftHiveMetastoreClient,
+    ThriftHiveMetastoreClientBuilder, ThriftHiveMetastoreCreateTableException,
+};
+use iceberg::io::{FileIO, StorageFactory};
+use iceberg::spec::{PrimitiveType, TableMetadata, TableMetadataBuilder, Type};
+use iceberg::table::Table;
+use iceberg::{
+    Catalog, CatalogBuilder, Error, ErrorKind, MetadataLocation, Namespace, NamespaceIdent, Result,
+    TableCommit, TableCreation, TableIdent,
+};
+use iceberg_catalog_hms::{HmsCatalog, HmsCatalogBuilder};
+use pilota::{AHashMap, FastStr};
+use volo_thrift::MaybeException;
+
+use super::{CatalogError, OpenCatalog, file_io, put_s3_props, unreachable};
+use crate::plan::{CatalogKind, CatalogSpec};
+
+pub(super) async fn open(
+    spec: &CatalogSpec,
+    factory: Arc<dyn StorageFactory>,
+) -> std::result::Result<OpenCatalog, CatalogError> {
+    let CatalogKind::Hms {
+        address,
+        warehouse,
+        framed,
+        properties,
+        s3,
+    } = &spec.kind
+    else {
+        unreachable!("hms::open is called for Hive catalogs only");
+    };
+    let mut props: HashMap<String, String> = properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    put_s3_props(&mut props, s3.as_ref());
+    let io = file_io(&props);
+    props.insert("uri".into(), address.clone());
+    props.insert("warehouse".into(), warehouse.clone());
+    let transport = if *framed { "framed" } else { "buffered" };
+    props.insert("thrift_transport".into(), transport.into());
+    let inner = HmsCatalogBuilder::default()
+        .with_storage_factory(factory)
+        .load(spec.name.clone(), props)
+        .await
+        .map_err(|e| unreachable(spec, super::chain(&e)))?;
+    let socket = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| unreachable(spec, format!("cannot resolve `{address}`")))?;
+    let builder = ThriftHiveMetastoreClientBuilder::new("hms").address(socket);
+    let client = if *framed {
+        builder
+            .make_codec(volo_thrift::codec::default::DefaultMakeCodec::framed())
+            .build()
+    } else {
+        builder
+            .make_codec(volo_thrift::codec::default::DefaultMakeCodec::buffered())
+            .build()
+    };
+    Ok(OpenCatalog {
+        name: spec.name.clone(),
+        kind: "hms",
+        catalog: Arc::new(HiveCatalog {
+            name: spec.name.clone(),
+            inner,
+            client,
+            file_io: io.clone(),
+        }),
+        file_io: io,
+        can_register: true,
+        single_level: true,
+    })
+}
+
+/// The database owner property of iceberg-catalog-hms.
+const DB_OWNER: &str = "hive.metastore.database.owner";
+/// Its owner type property, refused without [`DB_OWNER`].
+const DB_OWNER_TYPE: &str = "hive.metastore.database.owner-type";
+
+/// `HmsCatalog` with `register_table`, an Iceberg-only `list_tables`, and a `create_table`
+/// that accepts every Iceberg type.
+pub(super) struct HiveCatalog {
+    name: String,
+    inner: HmsCatalog,
+    client: ThriftHiveMetastoreClient,
+    file_io: FileIO,
+}
+
+impl std::fmt::Debug for HiveCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HiveCatalog")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HiveCatalog {
+    /// The Hive database of `ns`, which must be single-level.
+    fn database(&self, ns: &NamespaceIdent) -> Result<String> {
+        match ns.as_ref().as_slice() {
+            [db] if !db.is_empty() => Ok(db.clone()),
+            _ => Err(Error::new(
+                ErrorKind::DataInvalid,
+                format!(
+                    "Hive Metastore databases are single-level: catalog `{}` cannot hold `{}`",
+                    self.name,
+                    ns.join(".")
+                ),
+            )),
+        }
+    }
+
+    async fn create_hive_table(
+        &self,
+        ident: &TableIdent,
+        metadata: &TableMetadata,
+        metadata_location: &str,
+    ) -> Result<()> {
+        let db = self.database(ident.namespace())?;
+        let table = hive_table(&db, ident.name(), metadata, metadata_location);
+        let answer = self.client.create_table(table).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("creating Hive table {ident}"),
+            )
+            .with_source(e)
+        })?;
+        match answer {
+            MaybeException::Ok(()) => Ok(()),
+            MaybeException::Exception(ThriftHiveMetastoreCreateTableException::O1(_)) => {
+                Err(Error::new(
+                    ErrorKind::TableAlreadyExists,
+                    format!("table {ident} already exists"),
+                ))
+            }
+            MaybeException::Exception(ThriftHiveMetastoreCreateTableException::O4(_)) => {
+                Err(Error::new(
+                    ErrorKind::NamespaceNotFound,
+                    format!("database `{db}` does not exist"),
+                ))
+            }
+            MaybeException::Exception(e) => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("the metastore refused table {ident}: {e:?}"),
+            )),
+        }
+    }
+}
+
+/// Whether Hive table parameters mark an Iceberg table.
+fn is_iceberg(parameters: Option<&AHashMap<FastStr, FastStr>>) -> bool {
+    parameters
+        .and_then(|p| p.get("table_type"))
+        .is_some_and(|t| t.eq_ignore_ascii_case("ICEBERG"))
+}
+
+/// The Hive table that points at an Iceberg table, as Iceberg's `HiveCatalog` writes it.
+fn hive_table(
+    db: &str,
+    name: &str,
+    metadata: &TableMetadata,
+    metadata_location: &str,
+) -> hive_metastore::Table {
+    let cols = metadata
+        .current_schema()
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| FieldSchema {
+            name: Some(f.name.clone().into()),
+            r#type: Some(hive_type(&f.field_type).into()),
+            comment: f.doc.clone().map(Into::into),
+        })
+        .collect();
+    let sd = StorageDescriptor {
+        location: Some(metadata.location().to_owned().into()),
+        cols: Some(cols),
+        input_format: Some("org.apache.hadoop.mapred.FileInputFormat".into()),
+        output_format: Some("org.apache.hadoop.mapred.FileOutputFormat".into()),
+        serde_info: Some(SerDeInfo {
+            serialization_lib: Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let parameters = AHashMap::from([
+        (FastStr::from("EXTERNAL"), FastStr::from("TRUE")),
+        (FastStr::from("table_type"), FastStr::from("ICEBERG")),
+        (
+            FastStr::from("metadata_location"),
+            FastStr::from(metadata_location.to_owned()),
+        ),
+    ]);
+    // The metastore's times are i32 seconds; the metadata's last update is the table's time.
+    let time = i32::try_from(metadata.last_updated_ms() / 1000).unwrap_or(i32::MAX);
+    let owner = metadata
+        .properties()
+        .get("owner")
+        .cloned()
+        .unwrap_or_else(|| "bcn".into());
+    hive_metastore::Table {
+        table_name: Some(name.to_owned().into()),
+        db_name: Some(db.to_owned().into()),
+        table_type: Some("EXTERNAL_TABLE".into()),
+        owner: Some(owner.into()),
+        create_time: Some(time),
+        last_access_time: Some(time),
+        sd: Some(sd),
+        parameters: Some(parameters),
+        ..Default::default()
+    }
+}
+
+/// The Hive column type of an Iceberg type (Iceberg's `HiveSchemaUtil`, Hive 2 flavour).
+fn hive_type(t: &Type) -> String {
+    match t {
+        Type::Primitive(p) => match p {
+            PrimitiveType::Boolean => "boolean".into(),
+            PrimitiveType::Int => "int".into(),
+            PrimitiveType::Long => "bigint".into(),
+            PrimitiveType::Float => "float".into(),
+            PrimitiveType::Double => "double".into(),
+            PrimitiveType::Date => "date".into(),
+            PrimitiveType::Timestamp
+            | PrimitiveType::Timestamptz
+            | PrimitiveType::TimestampNs
+            | PrimitiveType::TimestamptzNs => "timestamp".into(),
+            PrimitiveType::Time | PrimitiveType::String | PrimitiveType::Uuid => "string".into(),
+            PrimitiveType::Binary | PrimitiveType::Fixed(_) => "binary".into(),
+            PrimitiveType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+        },
+        Type::Struct(s) => {
+            let fields: Vec<String> = s
+                .fields()
+                .iter()
+                .map(|f| format!("{}:{}", f.name, hive_type(&f.field_type)))
+                .collect();
+            format!("struct<{}>", fields.join(","))
+        }
+        Type::List(l) => format!("array<{}>", hive_type(&l.element_field.field_type)),
+        Type::Map(m) => format!(
+            "map<{},{}>",
+            hive_type(&m.key_field.field_type),
+            hive_type(&m.value_field.field_type)
+        ),
+    }
+}
+
+#[async_trait]
+impl Catalog for HiveCatalog {
+    async fn list_namespaces(
+        &self,
+        parent: Option<&NamespaceIdent>,
+    ) -> Result<Vec<NamespaceIdent>> {
+        self.inner.list_namespaces(parent).await
+    }
+
+    async fn create_namespace(
+        &self,
+        namespace: &NamespaceIdent,
+        mut properties: HashMap<String, String>,
+    ) -> Result<Namespace> {
+        self.database(namespace)?;
+        // A database read back from a metastore may carry an owner type without an owner
+        // (pyiceberg creates them so); the crate refuses to create such a database.
+        if !properties.contains_key(DB_OWNER) {
+            properties.remove(DB_OWNER_TYPE);
+        }
+        self.inner.create_namespace(namespace, properties).await
+    }
+
+    async fn get_namespace(&self, namespace: &NamespaceIdent) -> Result<Namespace> {
+        self.database(namespace)?;
+        self.inner.get_namespace(namespace).await
+    }
+
+    async fn namespace_exists(&self, namespace: &NamespaceIdent) -> Result<bool> {
+        self.database(namespace)?;
+        self.inner.namespace_exists(namespace).await
+    }
+
+    async fn update_namespace(
+        &self,
+        namespace: &NamespaceIdent,
+        properties: HashMap<String, String>,
+    ) -> Result<()> {
+        self.inner.update_namespace(namespace, properties).await
+    }
+
+    async fn drop_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        self.inner.drop_namespace(namespace).await
+    }
+
+    async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
+        let db = self.database(namespace)?;
+        let all = self.inner.list_tables(namespace).await?;
+        if all.is_empty() {
+            return Ok(all);
+        }
+        let names = all
+            .iter()
+            .map(|t| FastStr::from(t.name().to_owned()))
+            .collect();
+        let tables = match self
+            .client
+            .get_table_objects_by_name(db.clone().into(), names)
+            .await
+        {
+            Ok(MaybeException::Ok(tables)) => tables,
+            Ok(MaybeException::Exception(e)) => {
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    format!("reading the tables of database `{db}`: {e:?}"),
+                ));
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    format!("reading the tables of database `{db}`"),
+                )
+                .with_source(e));
+            }
+        };
+        let mut out: Vec<TableIdent> = tables
+            .iter()
+            .filter(|t| is_iceberg(t.parameters.as_ref()))
+            .filter_map(|t| t.table_name.as_ref())
+            .map(|name| TableIdent::new(namespace.clone(), name.to_string()))
+            .collect();
+        out.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(out)
+    }
+
+    async fn create_table(
+        &self,
+        namespace: &NamespaceIdent,
+        mut creation: TableCreation,
+    ) -> Result<Table> {
+        let db = self.database(namespace)?;
+        let ident = TableIdent::new(namespace.clone(), creation.name.clone());
+        let location = if let Some(l) = &creation.location {
+            l.clone()
+        } else {
+            let ns = self.inner.get_namespace(namespace).await?;
+            let base = ns.properties().get("location").cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("database `{db}` has no location: give the table one"),
+                )
+            })?;
+            let l = format!("{}/{}", base.trim_end_matches('/'), creation.name);
+            creation.location = Some(l.clone());
+            l
+        };
+        let metadata = TableMetadataBuilder::from_table_creation(creation)?
+            .build()?
+            .metadata;
+        let metadata_location = MetadataLocation::new_with_metadata(location, &metadata);
+        metadata.write_to(&self.file_io, &metadata_location).await?;
+        let metadata_location = metadata_location.to_string();
+        self.create_hive_table(&ident, &metadata, &metadata_location)
+            .await?;
+        self.inner.load_table(&ident).await
+    }
+
+    async fn load_table(&self, table: &TableIdent) -> Result<Table> {
+        self.database(table.namespace())?;
+        self.inner.load_table(table).await
+    }
+
+    async fn drop_table(&self, table: &TableIdent) -> Result<()> {
+        self.inner.drop_table(table).await
+    }
+
+    async fn purge_table(&self, table: &TableIdent) -> Result<()> {
+        self.inner.purge_table(table).await
+    }
+
+    async fn table_exists(&self, table: &TableIdent) -> Result<bool> {
+        self.database(table.namespace())?;
+        self.inner.table_exists(table).await
+    }
+
+    async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> Result<()> {
+        self.inner.rename_table(src, dest).await
+    }
+
+    async fn register_table(&self, table: &TableIdent, metadata_location: String) -> Result<Table> {
+        self.database(table.namespace())?;
+        let metadata = TableMetadata::read_from(&self.file_io, &metadata_location).await?;
+        self.create_hive_table(table, &metadata, &metadata_location)
+            .await?;
+        self.inner.load_table(table).await
+    }
+
+    async fn update_table(&self, commit: TableCommit) -> Result<Table> {
+        self.inner.update_table(commit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::spec::{ListType, NestedField, StructType};
+
+    use super::*;
+
+    #[test]
+    fn iceberg_types_map_to_hive_2_types() {
+        let nested = Type::Struct(StructType::new(vec![
+            NestedField::optional(2, "at", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            NestedField::optional(
+                3,
+                "tags",
+                Type::List(ListType::new(
+                    NestedField::list_element(4, Type::Primitive(PrimitiveType::String), false)
+                        .into(),
+                )),
+            )
+            .into(),
+        ]));
+        assert_eq!(
+            hive_type(&nested),
+            "struct<at:timestamp,tags:array<string>>"
+        );
+        assert_eq!(
+            hive_type(&Type::Primitive(PrimitiveType::Decimal {
+                precision: 10,
+                scale: 2
+            })),
+            "decimal(10,2)"
+        );
+    }
+
+    #[test]
+    fn only_iceberg_tables_are_listed() {
+        let iceberg = AHashMap::from([(FastStr::from("table_type"), FastStr::from("iceberg"))]);
+        let hive = AHashMap::from([(FastStr::from("EXTERNAL"), FastStr::from("TRUE"))]);
+        assert!(is_iceberg(Some(&iceberg)));
+        assert!(!is_iceberg(Some(&hive)));
+        assert!(!is_iceberg(None));
+    }
+}
