@@ -12,6 +12,8 @@
 )]
 
 mod apply;
+mod catalog_suite;
+mod cross_stack;
 mod failures;
 mod granularity;
 mod repo_compat;

@@ -259,3 +259,420 @@ pub(crate) fn any_file_contains(dir: &Path, needle: &str) -> Option<String> {
             .is_ok_and(|data| data.windows(needle.len()).any(|w| w == needle.as_bytes()))
     })
 }
+
+// -------------------------------------------------------------------------------------------
+// Catalogs on the test services (catalog_suite, cross_stack).
+//
+// scripts/services/start.sh RUN_DIR starts moto (S3 + Glue), a Hive Metastore and rustberg
+// (REST) on 127.0.0.1 and writes RUN_DIR/services.env; the tests read its BCN_TEST_*
+// variables from the environment. A missing variable fails the test, naming the script,
+// unless BCN_TEST_SERVICES=off, which skips it with a loud line.
+// -------------------------------------------------------------------------------------------
+
+/// The variables of `RUN_DIR/services.env` a test needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Services {
+    /// The variables `names`; `None` (after printing a SKIPPED line) when one is missing and
+    /// `BCN_TEST_SERVICES=off`. Panics naming `scripts/services/start.sh` otherwise.
+    pub(crate) fn require(test: &str, names: &[&str]) -> Option<Self> {
+        use std::io::Write as _;
+        let mut vars = std::collections::HashMap::new();
+        let mut missing = Vec::new();
+        for name in names {
+            match std::env::var_os(name).and_then(|v| v.into_string().ok()) {
+                Some(v) if !v.is_empty() => {
+                    vars.insert((*name).to_owned(), v);
+                }
+                _ => missing.push(*name),
+            }
+        }
+        if missing.is_empty() {
+            return Some(Self { vars });
+        }
+        if std::env::var_os("BCN_TEST_SERVICES").is_some_and(|v| v == "off") {
+            // Straight to the process's stderr: libtest would capture `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED {test}: BCN_TEST_SERVICES=off and {} not set (needs the test services) ***",
+                missing.join(", ")
+            );
+            return None;
+        }
+        panic!(
+            "{test} needs the test services, but {} {} not set: run `scripts/services/start.sh RUN_DIR` and source RUN_DIR/services.env (scripts/test.sh does both), or set BCN_TEST_SERVICES=off to skip",
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
+        );
+    }
+
+    /// A variable `require` checked.
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.vars
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} was not required"))
+    }
+
+    /// Creates bucket `bucket` on moto S3.
+    pub(crate) fn create_moto_bucket(&self, bucket: &str) {
+        let script = "import sys, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], \
+            aws_secret_access_key=sys.argv[3], region_name=sys.argv[4])\n\
+            s3.create_bucket(Bucket=sys.argv[5])\n";
+        let out = Command::new(python())
+            .args(["-c", script])
+            .args([
+                self.get(MOTO_ENDPOINT),
+                self.get(MOTO_ACCESS_KEY),
+                self.get(MOTO_SECRET_KEY),
+                self.get(MOTO_REGION),
+                bucket,
+            ])
+            .output()
+            .expect("running python");
+        assert!(
+            out.status.success(),
+            "creating bucket {bucket} on moto: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// moto's S3 + Glue endpoint.
+pub(crate) const MOTO_ENDPOINT: &str = "BCN_TEST_MOTO_ENDPOINT";
+/// moto's region.
+pub(crate) const MOTO_REGION: &str = "BCN_TEST_MOTO_REGION";
+/// moto's access key (any is accepted).
+pub(crate) const MOTO_ACCESS_KEY: &str = "BCN_TEST_MOTO_ACCESS_KEY";
+/// moto's secret key.
+pub(crate) const MOTO_SECRET_KEY: &str = "BCN_TEST_MOTO_SECRET_KEY";
+/// The Hive Metastore, `thrift://127.0.0.1:P`.
+pub(crate) const HMS_URI: &str = "BCN_TEST_HMS_URI";
+/// The metastore's default warehouse, on moto S3.
+pub(crate) const HMS_WAREHOUSE: &str = "BCN_TEST_HMS_WAREHOUSE";
+/// The S3 endpoint of that warehouse (moto).
+pub(crate) const HMS_S3_ENDPOINT: &str = "BCN_TEST_HMS_S3_ENDPOINT";
+/// rustberg, the REST catalog.
+pub(crate) const REST_URI: &str = "BCN_TEST_REST_URI";
+/// rustberg's warehouse: restored tables must go inside it.
+pub(crate) const REST_WAREHOUSE: &str = "BCN_TEST_REST_WAREHOUSE";
+
+/// The moto variables, for Glue and S3.
+pub(crate) const MOTO_VARS: &[&str] =
+    &[MOTO_ENDPOINT, MOTO_REGION, MOTO_ACCESS_KEY, MOTO_SECRET_KEY];
+
+/// A fresh name: `prefix` and 8 hex digits (lowercase, as Glue and Hive want).
+pub(crate) fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// The type of a [`Catalog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CatalogType {
+    /// `SQLite` with a local warehouse.
+    Sql,
+    /// Glue on moto, files on moto S3.
+    Glue,
+    /// Hive Metastore, files on moto S3.
+    Hms,
+    /// Hive Metastore, files on local disk (the metastore writes `file:/x` locations).
+    HmsLocal,
+    /// rustberg, files in its local warehouse.
+    Rest,
+}
+
+impl CatalogType {
+    /// The service variables a catalog of this type needs.
+    pub(crate) fn required_vars(self) -> Vec<&'static str> {
+        match self {
+            Self::Sql => vec![],
+            Self::Glue => MOTO_VARS.to_vec(),
+            Self::Hms => {
+                let mut v = MOTO_VARS.to_vec();
+                v.extend([HMS_URI, HMS_WAREHOUSE, HMS_S3_ENDPOINT]);
+                v
+            }
+            Self::HmsLocal => vec![HMS_URI],
+            Self::Rest => vec![REST_URI, REST_WAREHOUSE],
+        }
+    }
+}
+
+/// A catalog of any type, for plans (bcn) and for `bcn_fixtures.py` (pyiceberg).
+#[derive(Debug, Clone)]
+pub(crate) struct Catalog {
+    /// Its name in the plan and for pyiceberg.
+    pub(crate) name: String,
+    /// Its type.
+    pub(crate) kind: CatalogType,
+    yaml: String,
+    py_args: Vec<String>,
+    /// Root of fresh locations for restored tables (a unique S3 prefix or local directory).
+    pub(crate) scratch: String,
+}
+
+impl Catalog {
+    /// A catalog of type `kind` named `name`; `dir` holds local files (the `SQLite` catalog and
+    /// warehouse). Glue and Hive catalogs get a fresh moto bucket for `scratch`.
+    pub(crate) fn new(kind: CatalogType, name: &str, dir: &Path, svc: &Services) -> Self {
+        let s3_yaml = |endpoint: &str| {
+            format!(
+                "    s3:\n      endpoint: {endpoint}\n      region: {region}\n      path_style: true\n      access_key_id: \"${{{MOTO_ACCESS_KEY}}}\"\n      secret_access_key: \"${{{MOTO_SECRET_KEY}}}\"\n",
+                region = svc.get(MOTO_REGION),
+            )
+        };
+        let s3_py = |endpoint: &str| {
+            vec![
+                format!("s3.endpoint={endpoint}"),
+                format!("s3.region={}", svc.get(MOTO_REGION)),
+                "s3.path-style-access=true".into(),
+                format!("s3.access-key-id={}", svc.get(MOTO_ACCESS_KEY)),
+                format!("s3.secret-access-key={}", svc.get(MOTO_SECRET_KEY)),
+            ]
+        };
+        let bucket = || {
+            let b = unique("bcn-it-");
+            svc.create_moto_bucket(&b);
+            b
+        };
+        let (yaml, py_type, props, scratch) = match kind {
+            CatalogType::Sql => {
+                let lake = Lake::new(dir, name);
+                let yaml = lake.plan_entry();
+                let props = vec![
+                    format!("uri=sqlite:///{}", lake.db().display()),
+                    format!("warehouse={}", lake.warehouse()),
+                ];
+                let scratch = format!("file://{}", dir.join(format!("{name}-restored")).display());
+                (yaml, "sql", props, scratch)
+            }
+            CatalogType::Glue => {
+                let endpoint = svc.get(MOTO_ENDPOINT);
+                let bucket = bucket();
+                let warehouse = format!("s3://{bucket}/wh");
+                let yaml = format!(
+                    "  {name}:\n    type: glue\n    warehouse: {warehouse}\n    region: {region}\n    endpoint: {endpoint}\n    access_key_id: \"${{{MOTO_ACCESS_KEY}}}\"\n    secret_access_key: \"${{{MOTO_SECRET_KEY}}}\"\n{s3}",
+                    region = svc.get(MOTO_REGION),
+                    s3 = s3_yaml(endpoint)
+                );
+                let mut props = vec![
+                    format!("glue.endpoint={endpoint}"),
+                    format!("glue.region={}", svc.get(MOTO_REGION)),
+                    format!("glue.access-key-id={}", svc.get(MOTO_ACCESS_KEY)),
+                    format!("glue.secret-access-key={}", svc.get(MOTO_SECRET_KEY)),
+                    format!("warehouse={warehouse}"),
+                ];
+                props.extend(s3_py(endpoint));
+                (yaml, "glue", props, format!("s3://{bucket}/restored"))
+            }
+            CatalogType::Hms => {
+                let endpoint = svc.get(HMS_S3_ENDPOINT);
+                let warehouse = svc.get(HMS_WAREHOUSE);
+                let yaml = format!(
+                    "  {name}:\n    type: hms\n    uri: {uri}\n    warehouse: {warehouse}\n{s3}",
+                    uri = svc.get(HMS_URI),
+                    s3 = s3_yaml(endpoint)
+                );
+                let mut props = vec![
+                    format!("uri={}", svc.get(HMS_URI)),
+                    format!("warehouse={warehouse}"),
+                ];
+                props.extend(s3_py(endpoint));
+                (yaml, "hive", props, format!("s3://{}/restored", bucket()))
+            }
+            CatalogType::HmsLocal => {
+                let warehouse = format!("file://{}", dir.join(format!("{name}-wh")).display());
+                let yaml = format!(
+                    "  {name}:\n    type: hms\n    uri: {uri}\n    warehouse: {warehouse}\n",
+                    uri = svc.get(HMS_URI)
+                );
+                let props = vec![
+                    format!("uri={}", svc.get(HMS_URI)),
+                    format!("warehouse={warehouse}"),
+                ];
+                let scratch = format!("file://{}", dir.join(format!("{name}-restored")).display());
+                (yaml, "hive", props, scratch)
+            }
+            CatalogType::Rest => {
+                let warehouse = svc.get(REST_WAREHOUSE);
+                let yaml = format!(
+                    "  {name}:\n    type: rest\n    uri: {uri}\n    warehouse: {warehouse}\n",
+                    uri = svc.get(REST_URI)
+                );
+                let props = vec![format!("uri={}", svc.get(REST_URI))];
+                let scratch = format!("{warehouse}/{}", unique("restored_"));
+                (yaml, "rest", props, scratch)
+            }
+        };
+        let mut py_args = vec![
+            "--catalog-type".to_owned(),
+            py_type.to_owned(),
+            "--catalog-name".to_owned(),
+            name.to_owned(),
+        ];
+        for p in props {
+            py_args.push("--prop".into());
+            py_args.push(p);
+        }
+        Self {
+            name: name.to_owned(),
+            kind,
+            yaml,
+            py_args,
+            scratch,
+        }
+    }
+
+    /// The plan entry (under `catalogs:`).
+    pub(crate) fn plan_entry(&self) -> &str {
+        &self.yaml
+    }
+
+    /// Runs a `tests/py/bcn_fixtures.py` subcommand against this catalog; returns its JSON.
+    pub(crate) fn py(&self, sub: &str, args: &[&str]) -> Value {
+        let out = Command::new(python())
+            .arg(root().join("tests/py/bcn_fixtures.py"))
+            .arg(sub)
+            .args(&self.py_args)
+            .args(args)
+            .output()
+            .expect("running bcn_fixtures.py");
+        assert!(
+            out.status.success(),
+            "bcn_fixtures.py {sub} {args:?} on {} ({:?}) failed:\n{}",
+            self.name,
+            self.kind,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("bcn_fixtures.py prints JSON")
+    }
+
+    /// Everything pyiceberg reads of a table, every snapshot's rows included.
+    pub(crate) fn dump(&self, table: &str) -> Value {
+        self.py("dump", &["--table", table, "--all-snapshots"])
+    }
+
+    /// Adds a plain (non-Iceberg) Hive table `ns.name` to a Hive catalog: the metastore lists
+    /// it with the Iceberg tables, and bcn must skip it.
+    pub(crate) fn add_plain_hive_table(&self, ns: &str, name: &str) {
+        assert!(matches!(
+            self.kind,
+            CatalogType::Hms | CatalogType::HmsLocal
+        ));
+        let script = "import sys\n\
+            from pyiceberg.catalog.hive import HiveCatalog\n\
+            from hive_metastore.ttypes import Table, StorageDescriptor, SerDeInfo, FieldSchema\n\
+            uri, db, name = sys.argv[1:4]\n\
+            c = HiveCatalog('plain', uri=uri)\n\
+            location = c.load_namespace_properties(db)['location'] + '/' + name\n\
+            sd = StorageDescriptor(cols=[FieldSchema(name='line', type='string')], location=location, \
+            inputFormat='org.apache.hadoop.mapred.TextInputFormat', \
+            outputFormat='org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat', \
+            serdeInfo=SerDeInfo(serializationLib='org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe'))\n\
+            with c._client as client:\n\
+            \x20   client.create_table(Table(tableName=name, dbName=db, tableType='EXTERNAL_TABLE', \
+            sd=sd, parameters={'EXTERNAL': 'TRUE'}, partitionKeys=[]))\n";
+        let uri = self
+            .py_args
+            .iter()
+            .find_map(|a| a.strip_prefix("uri="))
+            .expect("a Hive catalog has a uri");
+        let out = Command::new(python())
+            .args(["-c", script, uri, ns, name])
+            .output()
+            .expect("running python");
+        assert!(
+            out.status.success(),
+            "creating Hive table {ns}.{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates database `ns` before `make-sample` does: on a local Hive warehouse, with a
+    /// `file://` location (else the metastore would put it in its own S3 warehouse).
+    pub(crate) fn prepare_namespace(&self, ns: &str) {
+        if self.kind != CatalogType::HmsLocal {
+            return;
+        }
+        // The `--prop` values of the pyiceberg options.
+        let props = self.py_args.iter().skip(5).step_by(2);
+        let script = "import sys\n\
+            from pyiceberg.catalog import load_catalog\n\
+            props = dict(p.split('=', 1) for p in sys.argv[3:])\n\
+            c = load_catalog(sys.argv[1], type='hive', **props)\n\
+            c.create_namespace(sys.argv[2], {'location': props['warehouse'] + '/' + sys.argv[2] + '.db'})\n";
+        let out = Command::new(python())
+            .args(["-c", script, &self.name, ns])
+            .args(props)
+            .output()
+            .expect("running python");
+        assert!(
+            out.status.success(),
+            "creating database {ns} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A workspace whose plan declares `catalogs` and the extra YAML `extra`.
+pub(crate) fn workspace_with(catalogs: &[&Catalog], extra: &str) -> Workspace {
+    let entries: String = catalogs.iter().map(|c| c.plan_entry()).collect();
+    Workspace::new(&[], &format!("{entries}{extra}"))
+}
+
+/// The statuses of a PIT's tables as `(database.table, status)`, sorted.
+pub(crate) fn pit_statuses(pit: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pit["tables"]
+        .as_array()
+        .expect("a PIT lists its tables")
+        .iter()
+        .map(|t| {
+            let db: Vec<&str> = t["database"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            (
+                format!("{}.{}", db.join("."), t["name"].as_str().unwrap()),
+                t["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A location with `file:/x` (as the Hive Metastore writes it) put back as `file:///x`.
+pub(crate) fn normalize_location(location: &str) -> String {
+    match location.strip_prefix("file:") {
+        Some(rest) if !rest.starts_with("//") => format!("file://{rest}"),
+        _ => location.to_owned(),
+    }
+}
+
+/// [`assert_same_table`] with `schemas`, `partition_specs` and `sort_orders` in id order: some
+/// catalogs (rustberg) serve them in any order, which means nothing.
+pub(crate) fn assert_same_table_any_order(restored: &Value, source: &Value, what: &str) {
+    let sorted = |dump: &Value| {
+        let mut dump = dump.clone();
+        for (field, id) in [
+            ("schemas", "schema-id"),
+            ("partition_specs", "spec-id"),
+            ("sort_orders", "order-id"),
+        ] {
+            if let Some(list) = dump[field].as_array_mut() {
+                list.sort_by_key(|v| v[id].as_i64());
+            }
+        }
+        dump
+    };
+    assert_same_table(&sorted(restored), &sorted(source), what);
+}
