@@ -78,8 +78,9 @@ pub enum OpenMode {
     CreateIfMissing,
 }
 
-/// An opened catalog with the `FileIO` that reaches its warehouse.
-#[derive(Debug, Clone)]
+/// An opened catalog with the `FileIO` that reaches its warehouse. Its `Debug` shows neither
+/// the catalog nor the `FileIO`: theirs print their properties, credentials included.
+#[derive(Clone)]
 pub struct OpenCatalog {
     /// The plan's name for it.
     pub name: String,
@@ -93,6 +94,17 @@ pub struct OpenCatalog {
     pub can_register: bool,
     /// Whether namespaces are single-level (Glue, Hive).
     pub single_level: bool,
+}
+
+impl std::fmt::Debug for OpenCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenCatalog")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("can_register", &self.can_register)
+            .field("single_level", &self.single_level)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OpenCatalog {

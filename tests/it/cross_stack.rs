@@ -1,6 +1,8 @@
 //! Restores across catalog types and storages, against real services: `SQLite` + local files
-//! into Glue + S3 and into Hive + S3, Glue + S3 into `SQLite` + local files; and a catalog
-//! that is down stops a backup with exit code 1, naming it, with nothing committed.
+//! into Glue + S3, into Hive + S3 and into Hive + local files; Glue + S3 and Hive + local files
+//! (whose locations the metastore writes as `file:/x`) into `SQLite` + local files. Nested
+//! databases are refused by Glue and Hive before anything is written, and a catalog that is
+//! down stops a backup with exit code 1, naming it, with nothing committed.
 //!
 //! Needs `scripts/services/start.sh` (see `support::Services`); `BCN_TEST_SERVICES=off`
 //! skips the service-backed cases.
