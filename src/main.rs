@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = bcn::cli::Cli::parse();
+    // One TLS provider for every HTTPS client (S3 FileIO, REST catalogs, webhooks); a second
+    // call (from a test harness) is harmless.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     bcn::cli::init_tracing(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

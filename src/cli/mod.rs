@@ -249,12 +249,12 @@ impl PlanArgs {
 
 /// Opens `--repo VALUE`: a repository named in the plan, else a path or URL.
 pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<dyn BackupStore>> {
-    let location = if let Some(spec) = plan.and_then(|p| p.repository(value)) {
-        spec.location.clone()
-    } else {
-        let cwd = std::env::current_dir().context("reading the working directory")?;
-        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?
-    };
+    if let Some(spec) = plan.and_then(|p| p.repository(value)) {
+        return Ok(crate::engine::open_repository_store(&spec)?);
+    }
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let location =
+        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?;
     Ok(location
         .open()
         .map_err(|e| EngineError::Invalid(e.to_string()))?)

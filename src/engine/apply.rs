@@ -179,7 +179,7 @@ async fn run_entry(
         notes: Vec::new(),
         started_at,
     };
-    let store = match super::open_repository_store(&entry.repository).await {
+    let store = match super::open_repository_store(&entry.repository) {
         Ok(store) => store,
         Err(e) => return failed(report, &e),
     };

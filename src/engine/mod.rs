@@ -124,11 +124,11 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Opens the store of a plan repository, with its S3 settings.
-#[allow(clippy::unused_async, reason = "S3 stores are opened asynchronously")]
-pub async fn open_repository_store(
+pub fn open_repository_store(
     spec: &crate::plan::RepositorySpec,
 ) -> Result<std::sync::Arc<dyn crate::store::BackupStore>, EngineError> {
+    let s3 = spec.s3.clone().unwrap_or_default();
     spec.location
-        .open()
+        .open_with(&s3)
         .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))
 }

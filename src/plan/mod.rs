@@ -376,36 +376,7 @@ pub struct RepositorySpec {
     /// Free text.
     pub description: Option<String>,
     /// S3 settings, for `s3://` locations.
-    pub s3: Option<S3Settings>,
-}
-
-/// S3 settings of a repository, references resolved.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct S3Settings {
-    /// Endpoint URL.
-    pub endpoint: Option<String>,
-    /// Region.
-    pub region: Option<String>,
-    /// Path-style addressing.
-    pub path_style: bool,
-    /// Access key id.
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// Session token.
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for S3Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Credentials are never printed.
-        f.debug_struct("S3Settings")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .field("credentials", &self.access_key_id.as_ref().map(|_| "<set>"))
-            .finish_non_exhaustive()
-    }
+    pub s3: Option<crate::store::S3Options>,
 }
 
 /// How an entry is backed up.

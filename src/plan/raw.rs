@@ -390,7 +390,7 @@ pub struct RawRepository {
 }
 
 /// S3 settings. Secrets belong in `${ENV}` or `${file:/path}` references, never in the plan.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawS3 {
     /// Endpoint URL of an S3-compatible server (`MinIO`, ...); default: AWS.
@@ -449,4 +449,19 @@ pub enum RawCategory {
     Ephemeral,
     /// Not backed up.
     Ignore,
+}
+
+impl std::fmt::Debug for RawS3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials are never printed.
+        let set = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RawS3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &set(&self.secret_access_key))
+            .field("session_token", &set(&self.session_token))
+            .finish()
+    }
 }

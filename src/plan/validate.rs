@@ -15,7 +15,7 @@ use super::raw::{
 use super::{
     AwsCredentials, BackupEntry, CatalogKind, CatalogS3, CatalogSpec, Categorizer, Diagnostic,
     NotificationSpec, NotifyEvent, NotifyTarget, Plan, ReportSpec, ReportTemplate, RepositorySpec,
-    RestAuth, Retention, S3Settings, Strategy,
+    RestAuth, Retention, Strategy,
 };
 use crate::repo::records::Category;
 use crate::store::StoreLocation;
@@ -848,7 +848,7 @@ fn repository(
                 name: name.to_owned(),
                 location,
                 description: raw.description,
-                s3: raw.s3.map(|s| S3Settings {
+                s3: raw.s3.map(|s| crate::store::S3Options {
                     endpoint: s.endpoint,
                     region: s.region,
                     path_style: s.path_style.unwrap_or(false),
