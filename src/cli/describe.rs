@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, Printer, open_repo};
+use super::{ExitStatus, PlanArgs, Printer};
 use crate::engine::inspect::{self, Description};
 use crate::repo::records::Status;
 use crate::report::human_bytes;
@@ -10,13 +10,15 @@ use crate::report::human_bytes;
 /// Show a repository: granularity, scope, every PIT with its counts, deleted objects.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The repository: a path or a file:// URL.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     repo: String,
 }
 
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let description = inspect::describe(open_repo(&args.repo, None)?).await?;
+    let description = inspect::describe(args.plan.open_repo(&args.repo)?).await?;
     printer.result("describe", &description, || render(&description));
     Ok(ExitStatus::Success)
 }

@@ -2,14 +2,16 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, Printer, open_repo};
+use super::{ExitStatus, PlanArgs, Printer};
 use crate::engine::inspect::{self, PitDiff};
 use crate::repo::PitSelector;
 
 /// Show what was added, changed, renamed and deleted between two PITs.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The repository: a path or a file:// URL.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     repo: String,
     /// The earlier PIT: id, unique prefix, `latest` or a time.
@@ -21,7 +23,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let diff = inspect::diff(
-        open_repo(&args.repo, None)?,
+        args.plan.open_repo(&args.repo)?,
         &PitSelector::parse(&args.pit_a),
         &PitSelector::parse(&args.pit_b),
     )

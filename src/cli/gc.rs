@@ -1,6 +1,6 @@
 //! `bcn gc`.
 
-use super::{ExitStatus, Printer, open_repo};
+use super::{ExitStatus, PlanArgs, Printer};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::maintenance::{self, GcReport};
@@ -11,7 +11,9 @@ use crate::report::human_bytes;
 /// cannot be read.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The repository: a path or a file:// URL.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     repo: String,
     /// Spare unreferenced files younger than this (`1d`, `6h`, `0s`).
@@ -24,7 +26,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
-    let report = maintenance::gc(open_repo(&args.repo, None)?, grace, args.yes, ctx).await?;
+    let report = maintenance::gc(args.plan.open_repo(&args.repo)?, grace, args.yes, ctx).await?;
     printer.result("gc", &report, || render(&report));
     Ok(ExitStatus::Success)
 }

@@ -1,6 +1,6 @@
 //! `bcn list`.
 
-use super::{ExitStatus, Printer, open_repo, parse_database};
+use super::{ExitStatus, PlanArgs, Printer, parse_database};
 use crate::engine::inspect::{self, Listing};
 use crate::repo::PitSelector;
 use crate::repo::records::ns_display;
@@ -9,7 +9,9 @@ use crate::report::human_bytes;
 /// List the databases and tables of a PIT with their status.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The repository: a path or a file:// URL.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     repo: String,
     /// The PIT: id (or unique prefix), `latest`, or a time.
@@ -23,7 +25,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let database = args.database.as_deref().map(parse_database).transpose()?;
     let listing = inspect::list(
-        open_repo(&args.repo, None)?,
+        args.plan.open_repo(&args.repo)?,
         &PitSelector::parse(&args.pit),
         database.as_ref(),
     )

@@ -237,6 +237,12 @@ impl PlanArgs {
         }
     }
 
+    /// Opens `--repo VALUE`: a repository of the plan (when one was given), a path or a URL.
+    pub(crate) fn open_repo(&self, value: &str) -> anyhow::Result<Arc<dyn BackupStore>> {
+        let plan = self.load()?;
+        open_repo(value, plan.as_ref().map(|(p, _)| p))
+    }
+
     /// Loads the plan, which this command needs.
     pub(crate) fn require(&self, command: &str) -> anyhow::Result<(Plan, &Path)> {
         self.load()?.ok_or_else(|| {

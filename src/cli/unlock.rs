@@ -1,13 +1,15 @@
 //! `bcn unlock`.
 
-use super::{ExitStatus, Printer, open_repo};
+use super::{ExitStatus, PlanArgs, Printer};
 use crate::context::Context;
 use crate::repo::{Repository, lock};
 
 /// Remove a repository's writer lock, left behind by a run that died.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The repository: a path or a file:// URL.
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// The repository: a name from the plan, a path, or a file:// URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     repo: String,
     /// Remove the lock only if its holder looks gone (dead process on this host, or no
@@ -17,7 +19,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let repo = Repository::open(open_repo(&args.repo, None)?).await?;
+    let repo = Repository::open(args.plan.open_repo(&args.repo)?).await?;
     let outcome = lock::unlock(&repo, ctx, args.stale_only).await?;
     printer.result("unlock", &outcome, || match &outcome.lock {
         None => format!("{} is not locked\n", repo.url()),

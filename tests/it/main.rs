@@ -18,5 +18,6 @@ mod failures;
 mod granularity;
 mod repo_compat;
 mod round_trip;
+mod s3_repository;
 mod store_suite;
 mod support;

@@ -44,6 +44,22 @@ fn round_trip(table: &str, ops: &[&str]) {
     );
     let pit2 = backup();
     assert_eq!(pit2["pit"]["tables"][0]["status"], "CHANGED");
+    // Schema evolution, partition spec and format version are recorded per table per PIT.
+    for (pit, dump) in [(&pit1, &before), (&pit2, &after)] {
+        let state = &pit["pit"]["tables"][0]["state"];
+        assert_eq!(state["schema_id"], dump["current_schema_id"]);
+        let mut ids: Vec<i64> = dump["schemas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["schema-id"].as_i64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(state["schema_ids"], serde_json::json!(ids));
+        assert_eq!(state["spec_id"], dump["default_spec_id"]);
+        assert_eq!(state["format_version"], dump["format_version"]);
+        assert_eq!(state["current_snapshot_id"], dump["current_snapshot_id"]);
+    }
     assert_eq!(pit2["pit"]["parent"], pit1["pit"]["id"]);
 
     for (pit, expected, target) in [(&pit1, &before, "at_pit1"), (&pit2, &after, "at_pit2")] {
