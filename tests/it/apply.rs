@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use serde_json::Value;
 
-use crate::support::{Lake, Workspace, assert_same_table, files_under};
+use crate::support::{Lake, Workspace, assert_same_table, files_under, pit_statuses};
 
 fn entry<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["entries"]
@@ -20,20 +20,10 @@ fn entry<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn status_of(list: &Value, table: &str) -> Option<String> {
-    list["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| {
-            let db: Vec<&str> = t["database"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap())
-                .collect();
-            format!("{}.{}", db.join("."), t["name"].as_str().unwrap()) == table
-        })
-        .map(|t| t["status"].as_str().unwrap().to_owned())
+    pit_statuses(list)
+        .into_iter()
+        .find(|(name, _)| name == table)
+        .map(|(_, status)| status)
 }
 
 #[test]

@@ -3,30 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Lake, Workspace, assert_same_table, files_under};
-
-/// Statuses of a PIT's tables as `(name, status)`, sorted.
-fn statuses(pit: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = pit["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let db: Vec<&str> = t["database"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap())
-                .collect();
-            (
-                format!("{}.{}", db.join("."), t["name"].as_str().unwrap()),
-                t["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
+use crate::support::{Lake, Workspace, assert_same_table, files_under, pit_statuses};
 
 fn db_statuses(pit: &Value) -> Vec<(String, String)> {
     pit["databases"]
@@ -72,7 +49,7 @@ fn catalog_backups_track_every_object_and_restore_any_subset() {
     let db2_users_at_1 = src.dump("db2.users");
     let pit1 = backup();
     assert_eq!(
-        statuses(&pit1),
+        pit_statuses(&pit1),
         pairs(&[
             ("db1.events", "NEW"),
             ("db1.users", "NEW"),
@@ -95,7 +72,7 @@ fn catalog_backups_track_every_object_and_restore_any_subset() {
     }
     let unchanged = backup();
     assert_eq!(
-        statuses(&unchanged),
+        pit_statuses(&unchanged),
         pairs(&[
             ("db1.events", "UNCHANGED"),
             ("db1.users", "UNCHANGED"),
@@ -116,7 +93,7 @@ fn catalog_backups_track_every_object_and_restore_any_subset() {
     let db3_events_at_2 = src.dump("db3.events");
     let pit2 = backup();
     assert_eq!(
-        statuses(&pit2),
+        pit_statuses(&pit2),
         pairs(&[
             ("db1.customers", "RENAMED"),
             ("db1.events", "CHANGED"),

@@ -14,6 +14,7 @@
 mod apply;
 mod catalog_suite;
 mod cross_stack;
+mod edge_cases;
 mod failures;
 mod granularity;
 mod repo_compat;

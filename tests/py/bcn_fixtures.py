@@ -815,6 +815,57 @@ def cmd_make_bench(args: argparse.Namespace) -> Any:
     return {"table": args.table, "rows": next_id, "snapshots": len(table.metadata.snapshots)}
 
 
+def cmd_expire_and_purge(args: argparse.Namespace) -> Any:
+    """Overwrite the table, expire every other snapshot (refs to them removed first) and delete
+    the data files only those snapshots referenced, as a maintenance job would: files that an
+    older metadata file still names vanish."""
+    catalog = open_catalog(args)
+    table = catalog.load_table(args.table)
+
+    def data_files(tbl: Table, snapshot_id: int) -> set[str]:
+        return {task.file.file_path for task in tbl.scan(snapshot_id=snapshot_id).plan_files()}
+
+    before = set()
+    for snapshot in table.metadata.snapshots:
+        before |= data_files(table, snapshot.snapshot_id)
+    rows = table.scan().to_arrow().slice(0, 1)
+    table.overwrite(rows)
+    table = catalog.load_table(args.table)
+    current = table.metadata.current_snapshot_id
+    refs = [name for name, ref in table.metadata.refs.items() if name != "main" and ref.snapshot_id != current]
+    if refs:
+        with table.manage_snapshots() as ms:
+            for name in refs:
+                if table.metadata.refs[name].snapshot_ref_type.value == "tag":
+                    ms.remove_tag(name)
+                else:
+                    ms.remove_branch(name)
+        table = catalog.load_table(args.table)
+    old = [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id != current]
+    if old:
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+    table = catalog.load_table(args.table)
+    kept = data_files(table, current)
+    removed = sorted(before - kept)
+    for path in removed:
+        os.remove(path.removeprefix("file://"))
+    return {"metadata_location": table.metadata_location, "snapshots": len(table.metadata.snapshots), "removed": removed}
+
+
+def cmd_strip_uuid(args: argparse.Namespace) -> Any:
+    """Remove `table-uuid` from the current metadata file in place (local warehouses only), as
+    format-v1 tables written by old engines have none."""
+    catalog = open_catalog(args)
+    table = catalog.load_table(args.table)
+    path = table.metadata_location.removeprefix("file://")
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    doc.pop("table-uuid", None)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    return {"metadata_location": table.metadata_location, "format_version": doc.get("format-version")}
+
+
 def cmd_drop_namespace(args: argparse.Namespace) -> Any:
     catalog = open_catalog(args)
     for table in catalog.list_tables(args.namespace):
@@ -842,7 +893,7 @@ def cmd_create_empty(args: argparse.Namespace) -> Any:
         NestedField(1, "id", LongType(), required=True),
         NestedField(2, "name", StringType(), required=False),
     )
-    table = catalog.create_table(args.table, schema=schema)
+    table = catalog.create_table(args.table, schema=schema, properties={"format-version": str(args.format_version)})
     return _state(table)
 
 
@@ -913,6 +964,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files-per-snapshot", type=int, default=10)
     p.add_argument("--file-mib", type=float, default=1.0)
 
+    p = add("expire-and-purge", cmd_expire_and_purge, "overwrite, expire older snapshots, delete their files")
+    p.add_argument("--table", required=True)
+
+    p = add("strip-uuid", cmd_strip_uuid, "remove table-uuid from the current metadata file (local)")
+    p.add_argument("--table", required=True)
+
     p = add("drop-namespace", cmd_drop_namespace, "drop a namespace and its tables (no purge)")
     p.add_argument("--namespace", required=True)
 
@@ -922,6 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("create-empty", cmd_create_empty, "create a 2-column table with no snapshot")
     p.add_argument("--table", required=True)
+    p.add_argument("--format-version", type=int, default=2, choices=(1, 2))
     return parser
 
 

@@ -177,27 +177,26 @@ impl Workspace {
 
     /// Runs `bcn ARGS --output json` with the plan, in the workspace.
     pub(crate) fn bcn(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_bcn"))
-            .current_dir(self.dir.path())
-            .args(args)
-            .args(["--output", "json", "--config"])
-            .arg(&self.plan)
-            .env_remove("BCN_REPO")
-            .output()
-            .expect("running bcn");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.run(args, true)
     }
 
     /// Runs `bcn ARGS --output json` without a plan.
     pub(crate) fn bcn_no_plan(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_bcn"))
+        self.run(args, false)
+    }
+
+    fn run(&self, args: &[&str], with_plan: bool) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bcn"));
+        command
             .current_dir(self.dir.path())
             .args(args)
-            .args(["--output", "json"])
+            .args(["--output", "json"]);
+        if with_plan {
+            command.arg("--config").arg(&self.plan);
+        }
+        let out = command
+            .env_remove("BCN_REPO")
+            .env_remove("BCN_CONFIG")
             .output()
             .expect("running bcn");
         Run {
