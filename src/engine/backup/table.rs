@@ -1,0 +1,481 @@
+//! One table's backup: load, compare with the parent PIT, copy what the repository lacks,
+//! write its metadata and file list; retried from fresh metadata when the table moves on.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use iceberg::TableIdent;
+use iceberg::spec::TableMetadata;
+
+use crate::catalog::OpenCatalog;
+use crate::engine::files::{SnapshotSelection, TableFile, table_files};
+use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored, sha256_hex};
+use crate::engine::{Event, Observer, TableFailure, error_chain};
+use crate::repo::Repository;
+use crate::repo::layout;
+use crate::repo::records::{
+    Category, FORMAT_VERSION, FileEntry, FileList, Status, TableName, TableRecord, TableState,
+    encode,
+};
+
+use super::BackupRequest;
+/// How many times a table is read again from fresh metadata when its files change under it.
+const TABLE_ATTEMPTS: usize = 3;
+
+pub(super) struct TableJob<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) catalog: &'a OpenCatalog,
+    pub(super) request: &'a BackupRequest,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) pit_id: &'a str,
+    pub(super) parent_by_key: HashMap<&'a str, &'a TableRecord>,
+    /// Tables seen in the catalog but not taken by this backup's categories.
+    pub(super) skipped: std::sync::Mutex<Vec<TableName>>,
+}
+
+/// Why one attempt at a table failed.
+enum AttemptError {
+    /// Files changed under us; worth another attempt from fresh metadata.
+    Moved(String),
+    /// Anything else.
+    Fatal(String),
+}
+
+impl TableJob<'_> {
+    /// Backs up one table; `None` for tables in the `ignore` category.
+    pub(super) async fn backup_table(
+        &self,
+        ident: &TableIdent,
+    ) -> Result<Option<TableRecord>, String> {
+        let name = TableName {
+            database: ident.namespace().to_vec(),
+            name: ident.name().to_owned(),
+        };
+        let qualified = name.to_string();
+        let category = self.request.categorizer.category(&qualified);
+        if category == Category::Ignore || !self.request.options.categories.contains(&category) {
+            self.skipped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(name);
+            return Ok(None);
+        }
+        self.observer
+            .event(&Event::TableStarted { table: &qualified });
+        let mut last = String::new();
+        for attempt in 1..=TABLE_ATTEMPTS {
+            match self.attempt(ident, &name, category).await {
+                Ok(record) => {
+                    self.observer.event(&Event::TableFinished {
+                        table: &qualified,
+                        outcome: &record.status.to_string(),
+                    });
+                    return Ok(Some(record));
+                }
+                Err(AttemptError::Fatal(reason)) => return Err(reason),
+                Err(AttemptError::Moved(reason)) => {
+                    tracing::warn!(table = %qualified, attempt, %reason, "table changed while it was copied; reading it again");
+                    last = reason;
+                }
+            }
+        }
+        Err(format!(
+            "the table kept changing while it was copied ({TABLE_ATTEMPTS} attempts): {last}"
+        ))
+    }
+
+    /// One attempt at a table. A file that cannot be read counts as "moved" (worth another
+    /// attempt) only when the table's metadata pointer moved meanwhile; otherwise the table is
+    /// damaged and the attempt fails for good, saying so.
+    async fn attempt(
+        &self,
+        ident: &TableIdent,
+        name: &TableName,
+        category: Category,
+    ) -> Result<TableRecord, AttemptError> {
+        let table = self
+            .catalog
+            .catalog
+            .load_table(ident)
+            .await
+            .map_err(|e| AttemptError::Fatal(error_chain(&e)))?;
+        let Some(metadata_location) = table.metadata_location().map(str::to_owned) else {
+            return Err(AttemptError::Fatal(
+                "the catalog returned no metadata location".into(),
+            ));
+        };
+        match self
+            .attempt_at(&table, &metadata_location, name, category)
+            .await
+        {
+            Err(AttemptError::Moved(reason)) => {
+                let now = self.catalog.catalog.load_table(ident).await.ok();
+                let moved = now.as_ref().and_then(|t| t.metadata_location())
+                    != Some(metadata_location.as_str());
+                Err(if moved {
+                    AttemptError::Moved(reason)
+                } else {
+                    AttemptError::Fatal(format!(
+                        "{reason}; the table's metadata did not change meanwhile, so this is not a concurrent expiry: the table is damaged, or its files were removed outside Iceberg"
+                    ))
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt_at(
+        &self,
+        table: &iceberg::table::Table,
+        metadata_location: &str,
+        name: &TableName,
+        category: Category,
+    ) -> Result<TableRecord, AttemptError> {
+        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+        let metadata_location = metadata_location.to_owned();
+        let file_io = table.file_io().clone();
+        let raw = file_io
+            .new_input(&metadata_location)
+            .map_err(|e| fatal(&e))?
+            .read()
+            .await
+            .map_err(|e| {
+                AttemptError::Moved(format!("reading {metadata_location}: {}", error_chain(&e)))
+            })?;
+        let identity = RawIdentity::parse(&raw)
+            .map_err(|e| AttemptError::Fatal(format!("reading {metadata_location}: {e}")))?;
+        let metadata = table.metadata();
+        let key = layout::table_key(identity.uuid.as_deref(), &name.database, &name.name);
+        let previous = self.parent_by_key.get(key.as_str()).copied();
+
+        let renamed_from = previous.filter(|p| p.name != *name).map(|p| p.name.clone());
+        if let Some(prev) = previous.filter(|p| {
+            !self.request.options.full
+                && p.category == category
+                && p.state
+                    .as_ref()
+                    .is_some_and(|s| s.metadata_location == metadata_location)
+        }) {
+            // Decided from the catalog entry alone: nothing else is read.
+            let mut record = prev.clone();
+            record.name = name.clone();
+            record.status = if renamed_from.is_some() {
+                Status::Renamed
+            } else {
+                Status::Unchanged
+            };
+            record.previous_name = renamed_from;
+            if let Some(state) = record.state.as_mut() {
+                state.files_added = 0;
+                state.bytes_added = 0;
+            }
+            return Ok(record);
+        }
+        let status = if renamed_from.is_some() {
+            Status::Renamed
+        } else if category == Category::Ephemeral {
+            Status::StructureOnly
+        } else if previous.is_none() {
+            Status::New
+        } else {
+            Status::Changed
+        };
+
+        let files = if category == Category::Ephemeral {
+            Vec::new()
+        } else {
+            table_files(metadata, &file_io, self.request.options.snapshots)
+                .await
+                .map_err(|e| AttemptError::Moved(error_chain(&e)))?
+        };
+        let known = match previous.and_then(|p| p.stored_in.as_deref()) {
+            Some(pit)
+                if !self.request.options.full
+                    && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
+            {
+                self.repo
+                    .load_filelist(&key, pit)
+                    .await
+                    .map_err(|e| fatal(&e))?
+                    .files
+                    .into_iter()
+                    .map(|f| (f.rel.clone(), f))
+                    .collect()
+            }
+            _ => HashMap::new(),
+        };
+        let (entries, added) = self
+            .copy_files(&key, metadata.location(), &file_io, files, &known)
+            .await?;
+
+        let filelist = FileList {
+            format_version: FORMAT_VERSION,
+            table_key: key.clone(),
+            pit: self.pit_id.to_owned(),
+            location: metadata.location().to_owned(),
+            metadata_location: metadata_location.clone(),
+            metadata_sha256: sha256_hex(&raw),
+            current_snapshot_only: self.request.options.snapshots == SnapshotSelection::Current,
+            files: entries,
+        };
+        if !self.request.options.dry_run {
+            let store = self.repo.store();
+            let metadata_key = layout::table_metadata(&key, self.pit_id);
+            store.put(&metadata_key, raw).await.map_err(|e| fatal(&e))?;
+            let filelist_key = layout::filelist(&key, self.pit_id);
+            store
+                .put(&filelist_key, encode(&filelist))
+                .await
+                .map_err(|e| fatal(&e))?;
+        }
+        Ok(TableRecord {
+            name: name.clone(),
+            key,
+            uuid: identity.uuid,
+            category,
+            status,
+            previous_name: renamed_from,
+            deleted_at: None,
+            last_pit: None,
+            error: None,
+            stored_in: Some(self.pit_id.to_owned()),
+            state: Some(table_state(
+                metadata,
+                identity.format_version,
+                &metadata_location,
+                &filelist,
+                added,
+            )),
+        })
+    }
+
+    /// Copies the files the repository lacks; returns the file list entries and what was added.
+    async fn copy_files(
+        &self,
+        key: &str,
+        location: &str,
+        file_io: &iceberg::io::FileIO,
+        files: Vec<TableFile>,
+        known: &HashMap<String, FileEntry>,
+    ) -> Result<(Vec<FileEntry>, (u64, u64)), AttemptError> {
+        let results: Vec<(FileEntry, bool)> = stream::iter(files)
+            .map(|file| self.store_file(key, location, file_io, file, known))
+            .buffer_unordered(self.request.options.file_concurrency.max(1))
+            .try_collect()
+            .await?;
+        let (mut added_files, mut added_bytes) = (0, 0);
+        let mut entries = Vec::with_capacity(results.len());
+        for (entry, added) in results {
+            if added {
+                added_files += 1;
+                added_bytes += entry.size;
+            }
+            entries.push(entry);
+        }
+        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok((entries, (added_files, added_bytes)))
+    }
+
+    /// Makes sure one file is in the repository. Returns its entry and whether it was copied
+    /// (for a dry run: whether it would be).
+    async fn store_file(
+        &self,
+        key: &str,
+        location: &str,
+        file_io: &iceberg::io::FileIO,
+        file: TableFile,
+        known: &HashMap<String, FileEntry>,
+    ) -> Result<(FileEntry, bool), AttemptError> {
+        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+        let full = self.request.options.full;
+        let rel = layout::relative_file_path(location, &file.path);
+        let size_ok = |size: u64| file.expected_size.is_none_or(|e| e == size);
+        if let Some(entry) = known.get(&rel).filter(|e| !full && size_ok(e.size)) {
+            return Ok((
+                FileEntry {
+                    path: file.path,
+                    ..entry.clone()
+                },
+                false,
+            ));
+        }
+        let store = self.repo.store().as_ref();
+        let object = layout::table_file(key, &rel);
+        let stored = store.head(&object).await.map_err(|e| fatal(&e))?;
+        if let Some(meta) = stored.filter(|m| !full && size_ok(m.size)) {
+            // Left by an interrupted run: reuse it, checksummed from the repository.
+            let sha256 = if self.request.options.dry_run {
+                String::new()
+            } else {
+                hash_stored(store, &object, meta.size)
+                    .await
+                    .map_err(|e| fatal(&e))?
+            };
+            let entry = FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size: meta.size,
+                sha256,
+            };
+            return Ok((entry, false));
+        }
+        if self.request.options.dry_run {
+            let size = match (file.expected_size, &file.content) {
+                (Some(size), _) => size,
+                (None, Some(content)) => content.len() as u64,
+                (None, None) => transfer::file_size(file_io, &file.path)
+                    .await
+                    .map_err(|e| fatal(&e))?
+                    .unwrap_or(0),
+            };
+            let entry = FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size,
+                sha256: String::new(),
+            };
+            return Ok((entry, true));
+        }
+        let (size, sha256) =
+            match file_to_store(file_io, &file.path, file.content, store, &object).await {
+                Ok(done) => done,
+                Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
+            };
+        if !size_ok(size) {
+            let _ = store.delete(&object).await;
+            let expected = file.expected_size.unwrap_or(0);
+            let e = TransferError::SizeMismatch {
+                path: file.path,
+                expected,
+                actual: size,
+            };
+            return Err(AttemptError::Fatal(e.to_string()));
+        }
+        self.observer.event(&Event::FileCopied {
+            table: key,
+            bytes: size,
+        });
+        Ok((
+            FileEntry {
+                path: file.path,
+                rel,
+                kind: file.kind,
+                size,
+                sha256,
+            },
+            true,
+        ))
+    }
+
+    /// A copy failed: if the file is gone, the table moved on (retry); else it is fatal.
+    async fn classify(
+        &self,
+        file_io: &iceberg::io::FileIO,
+        path: &str,
+        e: &TransferError,
+    ) -> AttemptError {
+        match file_io.exists(path).await {
+            Ok(false) => AttemptError::Moved(format!("{path} vanished while it was copied")),
+            _ => AttemptError::Fatal(error_chain(e)),
+        }
+    }
+}
+
+/// The identity fields read from the raw metadata JSON (iceberg's parser invents a UUID for
+/// format-v1 tables without one, which would make every backup see a new table).
+struct RawIdentity {
+    uuid: Option<String>,
+    format_version: u8,
+}
+
+impl RawIdentity {
+    fn parse(raw: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            #[serde(rename = "table-uuid")]
+            uuid: Option<String>,
+            #[serde(rename = "format-version")]
+            format_version: u8,
+        }
+        let json = super::transfer::maybe_gunzip(raw).map_err(|e| e.to_string())?;
+        let fields: Fields = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        Ok(Self {
+            uuid: fields.uuid,
+            format_version: fields.format_version,
+        })
+    }
+}
+
+fn table_state(
+    metadata: &TableMetadata,
+    format_version: u8,
+    metadata_location: &str,
+    filelist: &FileList,
+    (files_added, bytes_added): (u64, u64),
+) -> TableState {
+    let current = metadata.current_snapshot();
+    TableState {
+        format_version,
+        metadata_location: metadata_location.to_owned(),
+        location: metadata.location().to_owned(),
+        current_snapshot_id: current.map(|s| s.snapshot_id()),
+        schema_id: metadata.current_schema_id(),
+        schema_ids: {
+            let mut ids: Vec<i32> = metadata.schemas_iter().map(|s| s.schema_id()).collect();
+            ids.sort_unstable();
+            ids
+        },
+        spec_id: metadata.default_partition_spec_id(),
+        snapshots: metadata.snapshots().len(),
+        records: current
+            .and_then(|s| s.summary().additional_properties.get("total-records"))
+            .and_then(|v| v.parse().ok()),
+        files: filelist.files.len() as u64,
+        bytes: filelist.files.iter().map(|f| f.size).sum(),
+        files_added,
+        bytes_added,
+    }
+}
+
+/// The PIT entry of a table that failed under `allow_partial`: its last good state stays
+/// referenced (so gc keeps its files), marked FAILED with the reason.
+pub(super) fn failed_record(failure: &TableFailure, job: &TableJob<'_>) -> TableRecord {
+    let previous = job
+        .parent_by_key
+        .values()
+        .find(|t| t.name.to_string() == failure.table);
+    let (database, name) = failure
+        .table
+        .rsplit_once('.')
+        .unwrap_or(("", &failure.table));
+    let name = TableName {
+        database: database.split('.').map(str::to_owned).collect(),
+        name: name.to_owned(),
+    };
+    let mut record = previous.map_or_else(
+        || TableRecord {
+            key: layout::table_key(None, &name.database, &name.name),
+            name: name.clone(),
+            uuid: None,
+            category: job.request.categorizer.category(&failure.table),
+            status: Status::Failed,
+            previous_name: None,
+            deleted_at: None,
+            last_pit: None,
+            error: None,
+            stored_in: None,
+            state: None,
+        },
+        |p| (*p).clone(),
+    );
+    record.status = Status::Failed;
+    record.error = Some(failure.reason.clone());
+    record.last_pit = previous.and_then(|p| p.stored_in.clone());
+    if let Some(state) = record.state.as_mut() {
+        state.files_added = 0;
+        state.bytes_added = 0;
+    }
+    record
+}
