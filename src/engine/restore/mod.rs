@@ -1,0 +1,461 @@
+//! Restore: any subset of a PIT into any catalog, database and location.
+//!
+//! `prepare` reads the repository and the target catalog and decides everything; it writes
+//! nothing, and `--dry-run` prints its result. `execute` then, per table:
+//!
+//! 1. Reads the stored file list and metadata, checking the metadata checksum.
+//! 2. Writes every file to the target location: data, equality-delete and statistics files
+//!    verbatim (streamed, checksummed); when the location changes, position-delete files,
+//!    manifests and manifest lists are rewritten with the new paths and the new sizes of the
+//!    files they reference. An existing file with the expected size is kept; any other
+//!    existing file stops the table (nothing is ever overwritten).
+//! 3. Writes new table metadata (paths rewritten, provenance properties added).
+//! 4. Checks every file's size and reads the new metadata back.
+//! 5. Only then registers the table (with `--replace`: drops the old entry first and puts it
+//!    back if registering fails). A table that fails before this step leaves nothing
+//!    registered and its written files removed.
+
+mod execute;
+
+pub use execute::execute;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use globset::{Glob, GlobSetBuilder};
+use iceberg::{NamespaceIdent, TableIdent};
+use serde::Serialize;
+
+use super::{EngineError, TableFailure};
+use crate::catalog::{self, OpenCatalog, OpenMode};
+use crate::plan::CatalogSpec;
+use crate::repo::records::{
+    Category, Namespace, PitRecord, Status, TableName, TableRecord, ns_display,
+};
+use crate::repo::{PitSelector, Repository};
+use crate::store::BackupStore;
+
+/// Table property prefix of restore provenance.
+pub const PROVENANCE_PREFIX: &str = "bcn.restore.";
+
+/// What to restore where.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The repository.
+    pub store: Arc<dyn BackupStore>,
+    /// Which PIT.
+    pub pit: PitSelector,
+    /// Only these databases (empty: all).
+    pub databases: Vec<Namespace>,
+    /// Only tables matching these `database.table` names or globs (empty: all).
+    pub tables: Vec<String>,
+    /// Restore tables that were deleted before the PIT too.
+    pub include_deleted: bool,
+    /// The target catalog.
+    pub target: Arc<CatalogSpec>,
+    /// Put the tables into this database (one source database only).
+    pub target_database: Option<Namespace>,
+    /// Give the table this name (one table only).
+    pub target_table: Option<String>,
+    /// Root under which `<database>/<table>` locations are made; default: the target
+    /// catalog's warehouse.
+    pub target_location: Option<String>,
+    /// Replace tables that exist in the target.
+    pub replace: bool,
+    /// Tables restored at once.
+    pub concurrency: usize,
+}
+
+/// One table of a restore plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreItem {
+    /// The table in the PIT.
+    pub source: TableName,
+    /// Its status in the PIT.
+    pub status: Status,
+    /// Its category; `ephemeral` tables are restored empty, with their structure.
+    pub category: Category,
+    /// Its repository key.
+    pub key: String,
+    /// The table to create.
+    pub target: TableName,
+    /// The location of the restored table.
+    pub location: String,
+    /// Files to write.
+    pub files: u64,
+    /// Bytes to write.
+    pub bytes: u64,
+    /// `create`, or `replace` (the target exists and `--replace` was given).
+    pub action: &'static str,
+    /// Whether the table keeps its UUID (restored to its own name in its own catalog).
+    pub keeps_uuid: bool,
+    #[serde(skip)]
+    stored_in: String,
+    #[serde(skip)]
+    uuid: Option<String>,
+}
+
+/// Everything a restore will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    /// The repository URL.
+    pub repository: String,
+    /// The PIT restored.
+    pub pit: String,
+    /// Its time.
+    pub pit_time: chrono::DateTime<chrono::Utc>,
+    /// The target catalog.
+    pub target_catalog: String,
+    /// Databases that will be created, with their properties.
+    pub create_databases: Vec<(String, BTreeMap<String, String>)>,
+    /// The tables.
+    pub tables: Vec<RestoreItem>,
+    #[serde(skip)]
+    source_catalog: String,
+}
+
+/// The outcome of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredTable {
+    /// The plan item.
+    #[serde(flatten)]
+    pub item: RestoreItem,
+    /// `restored` or `failed`.
+    pub outcome: &'static str,
+    /// The registered metadata location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The repository URL.
+    pub repository: String,
+    /// The PIT restored.
+    pub pit: String,
+    /// The target catalog.
+    pub target_catalog: String,
+    /// Per table.
+    pub tables: Vec<RestoredTable>,
+}
+
+impl RestoreReport {
+    /// The failures, for the exit status.
+    pub fn failures(&self) -> Vec<TableFailure> {
+        self.tables
+            .iter()
+            .filter_map(|t| {
+                t.error.as_ref().map(|e| TableFailure {
+                    table: t.item.source.to_string(),
+                    reason: e.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decides what a restore does, writing nothing.
+pub async fn prepare(
+    request: &RestoreRequest,
+) -> Result<(RestorePlan, Option<OpenCatalog>), EngineError> {
+    let repo = Repository::open(request.store.clone()).await?;
+    let pit = repo.resolve_pit(&request.pit).await?;
+    let selected = select(&pit, request)?;
+    validate_targets(request, &selected)?;
+    // A target SQLite file that does not exist yet is an empty catalog; it is created by
+    // `execute`, never by a dry run.
+    let target = match catalog::open(&request.target, OpenMode::Existing).await {
+        Ok(c) => Some(c),
+        Err(catalog::CatalogError::Unreachable { reason, .. })
+            if reason.contains("does not exist") =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let root = target_root(request)?;
+    let mut items = Vec::new();
+    let mut conflicts = Vec::new();
+    for record in selected {
+        let target_name = TableName {
+            database: request
+                .target_database
+                .clone()
+                .unwrap_or_else(|| record.name.database.clone()),
+            name: request
+                .target_table
+                .clone()
+                .unwrap_or_else(|| record.name.name.clone()),
+        };
+        let exists = match &target {
+            Some(c) => c
+                .catalog
+                .table_exists(&ident(&target_name)?)
+                .await
+                .map_err(c.err("checking a target table"))?,
+            None => false,
+        };
+        if exists && !request.replace {
+            conflicts.push(target_name.to_string());
+        }
+        let state = record.state.as_ref();
+        let location = format!(
+            "{root}/{}/{}",
+            target_name.database.join("/"),
+            target_name.name
+        );
+        items.push(RestoreItem {
+            keeps_uuid: request.target.name == repo.scope().catalog && target_name == record.name,
+            source: record.name.clone(),
+            status: record.status,
+            category: record.category,
+            key: record.key.clone(),
+            target: target_name,
+            location,
+            files: state.map_or(0, |s| s.files),
+            bytes: state.map_or(0, |s| s.bytes),
+            action: if exists { "replace" } else { "create" },
+            stored_in: record.stored_in.clone().unwrap_or_default(),
+            uuid: record.uuid.clone(),
+        });
+    }
+    if !conflicts.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "{} already exist{} in catalog `{}`: {}; nothing was restored (pass --replace to overwrite, or restore under another name with --target-table / --target-database)",
+            if conflicts.len() == 1 {
+                "a table"
+            } else {
+                "tables"
+            },
+            if conflicts.len() == 1 { "s" } else { "" },
+            request.target.name,
+            conflicts.join(", ")
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = items.iter().find(|i| !seen.insert(i.target.clone())) {
+        return Err(EngineError::Invalid(format!(
+            "two selected tables would be restored as `{}`; narrow the selection with --table",
+            dup.target
+        )));
+    }
+    let create_databases = databases_to_create(&pit, &items, target.as_ref()).await?;
+    Ok((
+        RestorePlan {
+            repository: repo.url().to_owned(),
+            pit: pit.id.clone(),
+            pit_time: pit.started_at,
+            target_catalog: request.target.name.clone(),
+            create_databases,
+            tables: items,
+            source_catalog: repo.scope().catalog.clone(),
+        },
+        target,
+    ))
+}
+
+fn ident(name: &TableName) -> Result<TableIdent, EngineError> {
+    let ns = NamespaceIdent::from_vec(name.database.clone()).map_err(|e| {
+        EngineError::Invalid(format!(
+            "invalid database name `{}`: {e}",
+            ns_display(&name.database)
+        ))
+    })?;
+    Ok(TableIdent::new(ns, name.name.clone()))
+}
+
+/// The PIT's tables that the filters select.
+fn select<'a>(
+    pit: &'a PitRecord,
+    request: &RestoreRequest,
+) -> Result<Vec<&'a TableRecord>, EngineError> {
+    let mut globs = GlobSetBuilder::new();
+    for pattern in &request.tables {
+        globs.add(Glob::new(pattern).map_err(|e| {
+            EngineError::Invalid(format!("invalid --table pattern `{pattern}`: {}", e.kind()))
+        })?);
+    }
+    let globs = globs
+        .build()
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let restorable = |t: &&TableRecord| {
+        t.stored_in.is_some()
+            && match t.status {
+                Status::Deleted => request.include_deleted,
+                Status::Excluded | Status::Failed => false,
+                _ => true,
+            }
+    };
+    let candidates: Vec<&TableRecord> = pit.tables.iter().filter(restorable).collect();
+    for db in &request.databases {
+        if !candidates.iter().any(|t| &t.name.database == db) {
+            return Err(EngineError::NotFound(format!(
+                "PIT {} has no{} database `{}`{}",
+                pit.id,
+                if request.include_deleted { "" } else { " live" },
+                ns_display(db),
+                deleted_hint(pit, request, |t| &t.name.database == db)
+            )));
+        }
+    }
+    for (i, pattern) in request.tables.iter().enumerate() {
+        let one = Glob::new(pattern).map(|g| g.compile_matcher());
+        let matches = |t: &TableRecord| one.as_ref().is_ok_and(|m| m.is_match(t.name.to_string()));
+        if !candidates.iter().any(|t| matches(t)) {
+            let known: Vec<String> = candidates.iter().map(|t| t.name.to_string()).collect();
+            return Err(EngineError::NotFound(format!(
+                "no table in PIT {} matches --table `{}`{}; tables: {}",
+                pit.id,
+                request.tables[i],
+                deleted_hint(pit, request, matches),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let selected: Vec<&TableRecord> = candidates
+        .into_iter()
+        .filter(|t| request.databases.is_empty() || request.databases.contains(&t.name.database))
+        .filter(|t| request.tables.is_empty() || globs.is_match(t.name.to_string()))
+        .collect();
+    if selected.is_empty() {
+        return Err(EngineError::NotFound(format!(
+            "PIT {} holds no table to restore with these filters",
+            pit.id
+        )));
+    }
+    Ok(selected)
+}
+
+fn deleted_hint(
+    pit: &PitRecord,
+    request: &RestoreRequest,
+    matches: impl Fn(&TableRecord) -> bool,
+) -> &'static str {
+    let deleted = pit
+        .tables
+        .iter()
+        .any(|t| t.status == Status::Deleted && matches(t));
+    if deleted && !request.include_deleted {
+        " (it was deleted before this PIT: add --include-deleted)"
+    } else {
+        ""
+    }
+}
+
+fn validate_targets(
+    request: &RestoreRequest,
+    selected: &[&TableRecord],
+) -> Result<(), EngineError> {
+    if request.target_table.is_some() && selected.len() != 1 {
+        return Err(EngineError::Invalid(format!(
+            "--target-table needs exactly one table to restore, but {} are selected; narrow the selection with --table",
+            selected.len()
+        )));
+    }
+    if request.target_database.is_some() {
+        let mut dbs: Vec<String> = selected
+            .iter()
+            .map(|t| ns_display(&t.name.database))
+            .collect();
+        dbs.sort();
+        dbs.dedup();
+        if dbs.len() > 1 {
+            return Err(EngineError::Invalid(format!(
+                "--target-database maps one source database, but the selection spans {}; add --database",
+                dbs.join(", ")
+            )));
+        }
+    }
+    for name in request
+        .target_table
+        .iter()
+        .chain(request.target_database.iter().flatten())
+    {
+        crate::names::check(name).map_err(EngineError::Invalid)?;
+    }
+    Ok(())
+}
+
+/// The root under which restored tables get `<database>/<table>`: `--target-location`, else
+/// the target catalog's warehouse. Also refuses, before anything is written, a nested
+/// `--target-database` in a catalog whose databases are single-level (Glue, Hive).
+fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
+    let kind = &request.target.kind;
+    if kind.single_level_namespaces()
+        && let Some(db) = &request.target_database
+        && db.len() != 1
+    {
+        return Err(EngineError::Invalid(format!(
+            "--target-database `{}`: catalog `{}` ({}) has single-level databases only; name one database",
+            ns_display(db),
+            request.target.name,
+            kind.type_name()
+        )));
+    }
+    if let Some(root) = &request.target_location {
+        return crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
+            .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")));
+    }
+    match kind.warehouse_location() {
+        Some(w) => Ok(w.trim_end_matches('/').to_owned()),
+        None => Err(EngineError::Invalid(format!(
+            "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
+            request.target.name,
+            if matches!(kind, crate::plan::CatalogKind::Rest { .. }) {
+                " (a location, not a warehouse name)"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+async fn databases_to_create(
+    pit: &PitRecord,
+    items: &[RestoreItem],
+    target: Option<&OpenCatalog>,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, EngineError> {
+    let mut out: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    for item in items {
+        let name = ns_display(&item.target.database);
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let exists = match target {
+            Some(c) => {
+                let ns = NamespaceIdent::from_vec(item.target.database.clone())
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
+                c.catalog
+                    .namespace_exists(&ns)
+                    .await
+                    .map_err(c.err("checking a target database"))?
+            }
+            None => false,
+        };
+        if !exists {
+            // Properties come from the source database; its `location` belonged to the source.
+            let properties = pit
+                .databases
+                .iter()
+                .find(|d| d.name == item.source.database)
+                .map(|d| {
+                    d.properties
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "location")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((name, properties));
+        }
+    }
+    Ok(out)
+}
