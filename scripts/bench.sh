@@ -29,22 +29,23 @@ catalogs:
 PLAN
 data_mib=$(du -sm "$work/lake/warehouse" | cut -f1)
 
-measure() { # NAME CMD...: runs CMD under GNU time, prints a table row
-  local name=$1; shift
+measure() { # NAME RATE CMD...: runs CMD under GNU time, prints a table row (RATE=yes: MiB/s)
+  local name=$1 with_rate=$2; shift 2
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   read -r secs kib <"$work/time"
-  local rate; rate=$(awk -v m="$data_mib" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", m / s; else print "-" }')
-  printf '| %s | %s s | %s MiB/s | %s MiB |\n' "$name" "$secs" "$rate" "$((kib / 1024))"
+  local rate=-
+  [[ $with_rate == yes ]] && rate=$(awk -v m="$data_mib" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f MiB/s", m / s; else print "-" }')
+  printf '| %s | %s s | %s | %s MiB |\n' "$name" "$secs" "$rate" "$((kib / 1024))"
 }
 
-echo "| step (${data_mib} MiB, $((snapshots * per_snapshot)) data files, $snapshots snapshots) | wall | table MiB / wall | peak RSS |"
+echo "| step (${data_mib} MiB, $((snapshots * per_snapshot)) data files, $snapshots snapshots) | wall | throughput | peak RSS |"
 echo "|---|---:|---:|---:|"
 backup=("$bcn" -q backup --config "$work/plan.yaml" --catalog lake --repo "$work/repo")
-measure "first backup (copy + SHA-256 of every file)" "${backup[@]}"
-measure "no-change backup (catalog entries only)" "${backup[@]}"
+measure "first backup (copy + SHA-256 of every file)" yes "${backup[@]}"
+measure "no-change backup (catalog entries only)" no "${backup[@]}"
 "${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.small --snapshots 1 --files-per-snapshot 1 --file-mib 0.1 >/dev/null
 "${fixtures[@]}" mutate "${cat_args[@]}" --table bench.data --op append >/dev/null
-measure "incremental backup after one append" "${backup[@]}"
-measure "restore to another location (paths rewritten)" "$bcn" -q restore --config "$work/plan.yaml" \
+measure "incremental backup after one append" no "${backup[@]}"
+measure "restore to another location (paths rewritten)" yes "$bcn" -q restore --config "$work/plan.yaml" \
   --repo "$work/repo" --target-catalog lake --target-database restored --target-location "$work/restored"
 echo >&2 "machine: $(nproc) cores; $(uname -sr)"
