@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod cli;
 pub mod context;
 pub mod engine;
+pub mod error;
 pub mod names;
 pub mod plan;
 pub mod repo;

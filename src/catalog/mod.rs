@@ -250,20 +250,7 @@ fn endpoint(kind: &CatalogKind) -> &str {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+use crate::error::error_chain as chain;
 
 fn unreachable(spec: &CatalogSpec, reason: String) -> CatalogError {
     CatalogError::Unreachable {

@@ -108,20 +108,7 @@ pub enum EngineError {
     LockLost(String),
 }
 
-/// Formats an error with its chain of causes on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub use crate::error::error_chain;
 
 /// Opens the store of a plan repository, with its S3 settings.
 pub fn open_repository_store(
