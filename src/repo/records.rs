@@ -288,6 +288,17 @@ pub struct TableState {
     pub files_added: u64,
     /// Bytes copied by the backup that made this PIT.
     pub bytes_added: u64,
+    /// Of `files_added`, those S3 copied itself (warehouse and repository on one service).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_server_side: u64,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "the signature serde's skip_serializing_if requires"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts of one PIT.

@@ -141,6 +141,20 @@ pub trait BackupStore: Debug + Send + Sync {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+
+    /// Copies `source` (an `s3://bucket/key` URL on the S3 service at `endpoint`, `None` for
+    /// AWS) into `key` without its bytes passing through bcn, when this store lives on that
+    /// same service. Returns the size and SHA-256 of the copy, or `None` when this store
+    /// cannot copy from there (the caller then streams the file). Atomic like `put`.
+    async fn copy_from_s3(
+        &self,
+        source: &str,
+        endpoint: Option<&str>,
+        key: &str,
+    ) -> StoreResult<Option<(u64, String)>> {
+        let _ = (source, endpoint, key);
+        Ok(None)
+    }
 }
 
 /// Where a repository lives, parsed from a `--repo` value or a plan's repository location.

@@ -223,3 +223,64 @@ fn wrong_credentials_and_a_missing_bucket_are_named_and_commit_nothing() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["pit"]["seq"], 1, "the refused runs committed no PIT");
 }
+
+#[test]
+fn a_repository_on_the_warehouse_s_service_copies_server_side() {
+    use crate::support::{MOTO_ACCESS_KEY, MOTO_ENDPOINT, MOTO_REGION, MOTO_SECRET_KEY};
+    let Some(svc) = services("a_repository_on_the_warehouse_s_service") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Catalog::new(CatalogType::Glue, "src", tmp.path(), &svc);
+    let dst = Catalog::new(CatalogType::Sql, "dst", tmp.path(), &svc);
+    let db = unique("db");
+    src.py("make-sample", &["--namespace", &db, "--tables", "events"]);
+    let bucket = unique("bcn-repo-");
+    svc.create_moto_bucket(&bucket);
+    let repos = format!(
+        "repositories:\n  near:\n    location: s3://{bucket}/repo\n    s3:\n      endpoint: {endpoint}\n      region: {region}\n      path_style: true\n      access_key_id: \"${{{MOTO_ACCESS_KEY}}}\"\n      secret_access_key: \"${{{MOTO_SECRET_KEY}}}\"\n",
+        endpoint = svc.get(MOTO_ENDPOINT),
+        region = svc.get(MOTO_REGION),
+    );
+    let ws = workspace_with(&[&src, &dst], &repos);
+    let expected = src.dump(&format!("{db}.events"));
+    let report = ws
+        .bcn(&[
+            "backup",
+            "--catalog",
+            "src",
+            "--database",
+            &db,
+            "--repo",
+            "near",
+        ])
+        .ok();
+    let state = &report["pit"]["tables"][0]["state"];
+    let server_side = state["files_server_side"].as_u64().unwrap_or(0);
+
+    // The restore streams every stored file and checks its recorded SHA-256 on the way.
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        "near",
+        "--target-catalog",
+        "dst",
+        "--target-database",
+        "local",
+        "--target-location",
+        tmp.path().join("r").to_str().unwrap(),
+    ])
+    .ok();
+    assert_same_table(
+        &dst.dump("local.events"),
+        &expected,
+        "backed up by server-side copies",
+    );
+    // Every data file went S3 to S3; only the metadata files bcn had read anyway were written.
+    let data_files = crate::support::files_under(&tmp.path().join("r"))
+        .iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .count();
+    assert!(data_files > 0);
+    assert_eq!(server_side as usize, data_files, "{state}");
+}

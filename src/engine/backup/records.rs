@@ -33,6 +33,7 @@ pub(super) fn carry_over_missing(
         if let Some(state) = record.state.as_mut() {
             state.files_added = 0;
             state.bytes_added = 0;
+            state.files_server_side = 0;
         }
         if prev.status.is_live() {
             record.last_pit = Some(parent.id.clone());

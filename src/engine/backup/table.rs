@@ -22,6 +22,25 @@ use super::BackupRequest;
 /// How many times a table is read again from fresh metadata when its files change under it.
 const TABLE_ATTEMPTS: usize = 3;
 
+/// How a file got into the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// It was there already.
+    Reused,
+    /// Streamed through bcn.
+    Copied,
+    /// Copied by S3 itself.
+    ServerSide,
+}
+
+/// What one table's backup added to the repository.
+#[derive(Debug, Clone, Copy, Default)]
+struct Added {
+    files: u64,
+    bytes: u64,
+    server_side: u64,
+}
+
 pub(super) struct TableJob<'a> {
     pub(super) repo: &'a Repository,
     pub(super) catalog: &'a OpenCatalog,
@@ -168,6 +187,7 @@ impl TableJob<'_> {
             if let Some(state) = record.state.as_mut() {
                 state.files_added = 0;
                 state.bytes_added = 0;
+                state.files_server_side = 0;
             }
             return Ok(record);
         }
@@ -257,27 +277,30 @@ impl TableJob<'_> {
         file_io: &iceberg::io::FileIO,
         files: Vec<TableFile>,
         known: &HashMap<String, FileEntry>,
-    ) -> Result<(Vec<FileEntry>, (u64, u64)), AttemptError> {
-        let results: Vec<(FileEntry, bool)> = stream::iter(files)
+    ) -> Result<(Vec<FileEntry>, Added), AttemptError> {
+        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
             .map(|file| self.store_file(key, location, file_io, file, known))
             .buffer_unordered(self.request.options.file_concurrency.max(1))
             .try_collect()
             .await?;
-        let (mut added_files, mut added_bytes) = (0, 0);
+        let mut added = Added::default();
         let mut entries = Vec::with_capacity(results.len());
-        for (entry, added) in results {
-            if added {
-                added_files += 1;
-                added_bytes += entry.size;
+        for (entry, stored) in results {
+            if stored != Stored::Reused {
+                added.files += 1;
+                added.bytes += entry.size;
+            }
+            if stored == Stored::ServerSide {
+                added.server_side += 1;
             }
             entries.push(entry);
         }
         entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok((entries, (added_files, added_bytes)))
+        Ok((entries, added))
     }
 
-    /// Makes sure one file is in the repository. Returns its entry and whether it was copied
-    /// (for a dry run: whether it would be).
+    /// Makes sure one file is in the repository. Returns its entry and how it got there (for
+    /// a dry run: whether it would be copied).
     async fn store_file(
         &self,
         key: &str,
@@ -285,7 +308,7 @@ impl TableJob<'_> {
         file_io: &iceberg::io::FileIO,
         file: TableFile,
         known: &HashMap<String, FileEntry>,
-    ) -> Result<(FileEntry, bool), AttemptError> {
+    ) -> Result<(FileEntry, Stored), AttemptError> {
         let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
         let full = self.request.options.full;
         let rel = layout::relative_file_path(location, &file.path);
@@ -296,7 +319,7 @@ impl TableJob<'_> {
                     path: file.path,
                     ..entry.clone()
                 },
-                false,
+                Stored::Reused,
             ));
         }
         let store = self.repo.store().as_ref();
@@ -318,7 +341,7 @@ impl TableJob<'_> {
                 size: meta.size,
                 sha256,
             };
-            return Ok((entry, false));
+            return Ok((entry, Stored::Reused));
         }
         if self.request.options.dry_run {
             let size = match (file.expected_size, &file.content) {
@@ -336,7 +359,13 @@ impl TableJob<'_> {
                 size,
                 sha256: String::new(),
             };
-            return Ok((entry, true));
+            return Ok((entry, Stored::Copied));
+        }
+        if let Some(done) = self
+            .copy_server_side(key, file_io, &file, &rel, &object)
+            .await?
+        {
+            return Ok(done);
         }
         let (size, sha256) =
             match file_to_store(file_io, &file.path, file.content, store, &object).await {
@@ -365,8 +394,66 @@ impl TableJob<'_> {
                 size,
                 sha256,
             },
-            true,
+            Stored::Copied,
         ))
+    }
+
+    /// Copies a file on S3 into an S3 repository on the same service with a server-side copy
+    /// (no bytes through bcn); `None` when that is not possible and the file must be streamed.
+    /// The SHA-256 is the one S3 computed for the copy, or read back from the repository.
+    async fn copy_server_side(
+        &self,
+        key: &str,
+        file_io: &iceberg::io::FileIO,
+        file: &TableFile,
+        rel: &str,
+        object: &str,
+    ) -> Result<Option<(FileEntry, Stored)>, AttemptError> {
+        /// `CopyObject` copies at most 5 GiB.
+        const MAX_COPY: u64 = 5 << 30;
+        let on_s3 = file.path.starts_with("s3://") || file.path.starts_with("s3a://");
+        if !on_s3 || file.content.is_some() || file.expected_size.is_none_or(|s| s > MAX_COPY) {
+            return Ok(None);
+        }
+        let store = self.repo.store().as_ref();
+        let endpoint = file_io.config().get("s3.endpoint").map(String::as_str);
+        let (size, sha256) = match store.copy_from_s3(&file.path, endpoint, object).await {
+            Ok(Some(copied)) => copied,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(self
+                    .classify(file_io, &file.path, &TransferError::Store(e))
+                    .await);
+            }
+        };
+        if file.expected_size != Some(size) {
+            let _ = store.delete(object).await;
+            let e = TransferError::SizeMismatch {
+                path: file.path.clone(),
+                expected: file.expected_size.unwrap_or(0),
+                actual: size,
+            };
+            return Err(AttemptError::Fatal(e.to_string()));
+        }
+        let sha256 = if sha256.is_empty() {
+            hash_stored(store, object, size)
+                .await
+                .map_err(|e| AttemptError::Fatal(error_chain(&e)))?
+        } else {
+            sha256
+        };
+        self.observer.event(&Event::FileCopied {
+            table: key,
+            bytes: size,
+        });
+        let entry = FileEntry {
+            path: file.path.clone(),
+            rel: rel.to_owned(),
+            kind: file.kind,
+            size,
+            sha256,
+        };
+        Ok(Some((entry, Stored::ServerSide)))
     }
 
     /// A copy failed: if the file is gone, the table moved on (retry); else it is fatal.
@@ -413,7 +500,7 @@ fn table_state(
     format_version: u8,
     metadata_location: &str,
     filelist: &FileList,
-    (files_added, bytes_added): (u64, u64),
+    added: Added,
 ) -> TableState {
     let current = metadata.current_snapshot();
     TableState {
@@ -434,8 +521,9 @@ fn table_state(
             .and_then(|v| v.parse().ok()),
         files: filelist.files.len() as u64,
         bytes: filelist.files.iter().map(|f| f.size).sum(),
-        files_added,
-        bytes_added,
+        files_added: added.files,
+        bytes_added: added.bytes,
+        files_server_side: added.server_side,
     }
 }
 
@@ -476,6 +564,7 @@ pub(super) fn failed_record(failure: &TableFailure, job: &TableJob<'_>) -> Table
     if let Some(state) = record.state.as_mut() {
         state.files_added = 0;
         state.bytes_added = 0;
+        state.files_server_side = 0;
     }
     record
 }
