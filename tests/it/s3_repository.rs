@@ -282,5 +282,5 @@ fn a_repository_on_the_warehouse_s_service_copies_server_side() {
         .filter(|f| f.ends_with(".parquet"))
         .count();
     assert!(data_files > 0);
-    assert_eq!(server_side as usize, data_files, "{state}");
+    assert_eq!(server_side, data_files as u64, "{state}");
 }
