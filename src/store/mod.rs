@@ -329,10 +329,10 @@ mod tests {
 
     #[test]
     fn parses_every_location_form() {
-        let base = Path::new("/work");
+        let base = Path::new("/plans");
         let cases = [
             ("/abs/repo", "file:///abs/repo"),
-            ("rel/repo", "file:///work/rel/repo"),
+            ("rel/repo", "file:///plans/rel/repo"),
             ("file:///abs/repo", "file:///abs/repo"),
             ("file:/abs/repo", "file:///abs/repo"),
             ("s3://bucket/a/b/", "s3://bucket/a/b"),
