@@ -280,3 +280,74 @@ fn nested_databases_do_not_go_to_single_level_catalogs() {
         assert_eq!(ok["report"]["tables"][0]["outcome"], "restored", "{ok}");
     }
 }
+
+/// Glue and Hive side by side in one plan: one `bcn apply` backs both up, each into its own
+/// repository; then each is restored into the other.
+#[test]
+fn glue_and_hive_side_by_side() {
+    let mut vars = CatalogType::Glue.required_vars();
+    vars.extend(CatalogType::Hms.required_vars());
+    let Some(svc) = Services::require("cross_stack::glue_and_hive_side_by_side", &vars) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let glue = Catalog::new(CatalogType::Glue, "glue", tmp.path(), &svc);
+    let hive = Catalog::new(CatalogType::Hms, "hive", tmp.path(), &svc);
+    let (glue_db, hive_db) = (unique("g_"), unique("h_"));
+    glue.prepare_namespace(&glue_db);
+    hive.prepare_namespace(&hive_db);
+    glue.py(
+        "make-sample",
+        &["--namespace", &glue_db, "--tables", "events"],
+    );
+    hive.py(
+        "make-sample",
+        &["--namespace", &hive_db, "--tables", "users"],
+    );
+    let extra = format!(
+        "repositories:\n  glue-repo:\n    location: {r}/glue\n  hive-repo:\n    location: {r}/hive\nbackups:\n  - name: glue\n    catalog: glue\n    database: {glue_db}\n    repository: glue-repo\n  - name: hive\n    catalog: hive\n    database: {hive_db}\n    repository: hive-repo\n",
+        r = tmp.path().join("repos").display()
+    );
+    let ws = workspace_with(&[&glue, &hive], &extra);
+    let events = glue.dump(&format!("{glue_db}.events"));
+    let users = hive.dump(&format!("{hive_db}.users"));
+    let applied = ws.bcn_no_plan(&["apply", ws.plan.to_str().unwrap()]).ok();
+    for entry in applied["entries"].as_array().unwrap() {
+        assert_eq!(entry["status"], "succeeded", "{entry}");
+    }
+    let (into_hive, into_glue) = (unique("from_glue_"), unique("from_hive_"));
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        "glue-repo",
+        "--target-catalog",
+        "hive",
+        "--target-database",
+        &into_hive,
+        "--target-location",
+        &hive.scratch,
+    ])
+    .ok();
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        "hive-repo",
+        "--target-catalog",
+        "glue",
+        "--target-database",
+        &into_glue,
+        "--target-location",
+        &glue.scratch,
+    ])
+    .ok();
+    assert_same_table(
+        &hive.dump(&format!("{into_hive}.events")),
+        &events,
+        "Glue table restored into Hive",
+    );
+    assert_same_table(
+        &glue.dump(&format!("{into_glue}.users")),
+        &users,
+        "Hive table restored into Glue",
+    );
+}
