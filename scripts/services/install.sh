@@ -150,8 +150,12 @@ install_crate() {
     log "$name: cargo install $crate@$version (log $logf; a partial build resumes from $svc_cache/cargo-target/$name)"
     # Own target dir: never share (and lock) the project's CARGO_TARGET_DIR, and an
     # interrupted build resumes where it stopped.
-    if ! CARGO_TARGET_DIR="$svc_cache/cargo-target/$name" \
-        cargo install "$crate@$version" --locked "${jobs[@]}" "$@" --root "$cargo_root" >"$logf" 2>&1; then
+    # --debug with no debuginfo: a test service needs no optimiser, and rustberg's release
+    # profile (lto = true, codegen-units = 1) made its cold build the long pole of a CI run
+    # (85 min on a shared 2-core machine). The dev profile builds it several times faster.
+    if ! CARGO_TARGET_DIR="$svc_cache/cargo-target/$name" CARGO_PROFILE_DEV_DEBUG=0 \
+        CARGO_PROFILE_DEV_INCREMENTAL=false \
+        cargo install "$crate@$version" --debug --locked "${jobs[@]}" "$@" --root "$cargo_root" >"$logf" 2>&1; then
         tail -n 40 "$logf" >&2
         die "$name: cargo install $crate@$version failed (log $logf)"
     fi
