@@ -13,6 +13,8 @@
 //! | [`repo`] | the repository format: layout, versioned records, the writer lock |
 //! | [`store`] | the [`store::BackupStore`] seam and its backends (local, memory) |
 //! | [`context`] | clock and ids, injectable for deterministic tests |
+//! | [`names`] | the one gate for names and paths read from catalogs and repositories |
+//! | [`secret`] | secret values, redacted from logs, output and reports |
 //!
 //! Iceberg files are read and written only through iceberg's `FileIO`; repository objects only
 //! through a [`store::BackupStore`]. Nothing here assumes a single table or a local filesystem.
@@ -26,6 +28,7 @@ pub mod names;
 pub mod plan;
 pub mod repo;
 pub mod report;
+pub mod secret;
 pub mod store;
 
 /// `bcn <version>`, recorded in everything bcn writes.

@@ -42,7 +42,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let (plan, plan_path) = args.plan.require("backup")?;
+    let uses = [
+        format!("catalogs.{}", args.catalog),
+        format!("repositories.{}", args.repo),
+    ];
+    let (plan, plan_path) = args.plan.require("backup", &uses)?;
     let catalog = plan.catalog(&args.catalog, plan_path)?;
     let database = args.database.as_deref().map(parse_database).transpose()?;
     if let Some(table) = &args.table {

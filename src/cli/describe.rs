@@ -34,8 +34,26 @@ fn render(d: &Description) -> String {
         m.created_at.to_rfc3339(),
         m.created_by
     );
+    if d.incomplete.objects > 0 {
+        let _ = writeln!(
+            out,
+            "{} temporary object(s) of interrupted runs hold {} (`bcn gc` reclaims them)\n",
+            d.incomplete.objects,
+            human_bytes(d.incomplete.bytes)
+        );
+    }
+    for p in &d.damaged {
+        let _ = writeln!(out, "DAMAGED PIT {}: {}", p.id, p.reason);
+    }
+    if !d.damaged.is_empty() {
+        out.push('\n');
+    }
     if d.pits.is_empty() {
-        out.push_str("no PIT yet\n");
+        out.push_str(if d.damaged.is_empty() {
+            "no PIT yet\n"
+        } else {
+            "no readable PIT\n"
+        });
         return out;
     }
     let count = |map: &std::collections::BTreeMap<Status, u64>, s: Status| {

@@ -44,7 +44,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let plan = args.plan.load()?;
+    let plan = args.plan.load(&[format!("repositories.{}", args.repo)])?;
     let mut policy = match (&args.entry, &plan) {
         (Some(name), Some((plan, _))) => plan
             .backups()

@@ -33,10 +33,11 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
 
 fn render(r: &GcReport) -> String {
     format!(
-        "{} PIT(s) reference {} objects; {} unreferenced object(s), {}, {}; {} younger than the grace period spared\n",
+        "{} PIT(s) reference {} objects; {} unreferenced object(s) and {} temporary object(s) of interrupted runs, {}, {}; {} younger than the grace period spared\n",
         r.pits,
         r.referenced,
         r.unreferenced.len(),
+        r.incomplete.len(),
         human_bytes(r.bytes),
         if r.applied {
             "deleted"

@@ -138,6 +138,7 @@ impl ExitStatus {
         for cause in error.chain() {
             if let Some(e) = cause.downcast_ref::<EngineError>() {
                 return match e {
+                    // A damaged repository is a failure (1), never a usage error.
                     EngineError::Plan(_) | EngineError::Invalid(_) => Self::Usage,
                     EngineError::Repo(r) => Self::of_repo(r),
                     EngineError::TablesFailed {
@@ -159,7 +160,7 @@ impl ExitStatus {
     fn of_repo(e: &RepoError) -> Self {
         match e {
             RepoError::Locked(_) => Self::Locked,
-            RepoError::ScopeMismatch { .. } => Self::Usage,
+            RepoError::ScopeMismatch { .. } | RepoError::NotEmpty { .. } => Self::Usage,
             _ => Self::Failure,
         }
     }
@@ -175,9 +176,10 @@ pub fn init_tracing(global: &GlobalArgs) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BCN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    crate::secret::register_environment();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::secret::RedactingStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
@@ -195,7 +197,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
     let ctx = crate::context::Context::system();
     let result = match cli.command {
         Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
-        Command::Apply(args) => apply::run(args, &ctx, printer).await,
+        Command::Apply(args) => Box::pin(apply::run(args, &ctx, printer)).await,
         Command::Backup(args) => backup::run(args, &ctx, printer).await,
         Command::Forget(args) => forget::run(args, &ctx, printer).await,
         Command::Gc(args) => gc::run(args, &ctx, printer).await,
@@ -226,26 +228,24 @@ pub(crate) struct PlanArgs {
 }
 
 impl PlanArgs {
-    /// Loads the plan, if one was given.
-    pub(crate) fn load(&self) -> anyhow::Result<Option<(Plan, &Path)>> {
+    /// Loads the plan, if one was given, resolving `${...}` references only in the sections
+    /// `uses` names (`catalogs.lake`, `repositories.main`; see [`Plan::load_for`]).
+    pub(crate) fn load(&self, uses: &[String]) -> anyhow::Result<Option<(Plan, &Path)>> {
         match &self.config {
-            Some(path) => Ok(Some((
-                Plan::load(path, crate::plan::Resolve::Strict)?,
-                path.as_path(),
-            ))),
+            Some(path) => Ok(Some((Plan::load_for(path, uses)?, path.as_path()))),
             None => Ok(None),
         }
     }
 
     /// Opens `--repo VALUE`: a repository of the plan (when one was given), a path or a URL.
     pub(crate) fn open_repo(&self, value: &str) -> anyhow::Result<Arc<dyn BackupStore>> {
-        let plan = self.load()?;
+        let plan = self.load(&[format!("repositories.{value}")])?;
         open_repo(value, plan.as_ref().map(|(p, _)| p))
     }
 
-    /// Loads the plan, which this command needs.
-    pub(crate) fn require(&self, command: &str) -> anyhow::Result<(Plan, &Path)> {
-        self.load()?.ok_or_else(|| {
+    /// Loads the plan, which this command needs (see [`PlanArgs::load`]).
+    pub(crate) fn require(&self, command: &str, uses: &[String]) -> anyhow::Result<(Plan, &Path)> {
+        self.load(uses)?.ok_or_else(|| {
             anyhow::Error::new(EngineError::Invalid(format!(
                 "`bcn {command}` needs a plan that declares its catalogs: pass --config PLAN"
             )))

@@ -58,22 +58,31 @@ impl Printer {
             let doc = crate::report::error_document(command, &message, status.code());
             write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         }
-        eprintln!("error: {message}");
+        write_stderr(&format!("error: {message}\n"));
     }
 
     /// Reports an error on stderr only, for commands whose result document already
     /// describes it.
     pub fn error_text(&self, error: &anyhow::Error) {
-        eprintln!("error: {}", error_chain(error.as_ref()));
+        write_stderr(&format!("error: {}\n", error_chain(error.as_ref())));
     }
 }
 
-/// Writes to stdout; a closed pipe (`bcn list | head`) is not an error.
+/// Writes to stdout, secrets redacted; a closed pipe (`bcn list | head`) is not an error.
 fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
-        .write_all(text.as_bytes())
+        .write_all(crate::secret::redact(text).as_bytes())
         .and_then(|()| stdout.flush());
+}
+
+/// Writes to stderr, secrets redacted; a closed stream is not an error (`eprintln!` would
+/// panic, and a panic could leave the repository locked).
+pub(crate) fn write_stderr(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(crate::secret::redact(text).as_bytes())
+        .and_then(|()| stderr.flush());
 }
 
 /// Formats rows as aligned columns.

@@ -58,7 +58,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let (plan, plan_path) = args.plan.require("restore")?;
+    let uses = [
+        format!("catalogs.{}", args.target_catalog),
+        format!("repositories.{}", args.repo),
+    ];
+    let (plan, plan_path) = args.plan.require("restore", &uses)?;
     let request = RestoreRequest {
         store: open_repo(&args.repo, Some(&plan))?,
         pit: PitSelector::parse(&args.pit),
@@ -105,11 +109,9 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         return Ok(ExitStatus::Success);
     }
     // The report above already holds each table's outcome; the failures go to stderr too.
-    let all_failed = failures.len() == report.tables.len();
-    let error = anyhow::Error::new(EngineError::TablesFailed {
-        failures,
-        committed: !all_failed,
-    });
+    let restored = report.tables.len() - failures.len();
+    let all_failed = restored == 0;
+    let error = anyhow::Error::new(EngineError::RestoreFailed { failures, restored });
     printer.error_text(&error);
     Ok(if all_failed {
         ExitStatus::Failure

@@ -9,7 +9,7 @@ use crate::repo::records::{
     DatabaseRecord, Granularity, Namespace, PitRecord, PitSummary, RepositoryManifest, Status,
     TableRecord,
 };
-use crate::repo::{PitSelector, Repository};
+use crate::repo::{PitEntry, PitSelector, Repository};
 use crate::store::BackupStore;
 
 /// One PIT in a description.
@@ -53,14 +53,50 @@ pub struct Description {
     pub manifest: RepositoryManifest,
     /// Every PIT, oldest first.
     pub pits: Vec<PitOverview>,
-    /// Objects deleted, as recorded by the newest PIT.
+    /// Objects deleted, as recorded by the newest readable PIT.
     pub deleted: Vec<DeletedObject>,
+    /// PITs whose record cannot be read, with the reason; the others keep working.
+    pub damaged: Vec<DamagedPit>,
+    /// Temporary objects of interrupted runs, which `gc` reclaims.
+    pub incomplete: IncompleteObjects,
+}
+
+/// A PIT whose record cannot be used.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedPit {
+    /// Its id.
+    pub id: String,
+    /// The record's key.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Leftovers of interrupted writes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct IncompleteObjects {
+    /// How many.
+    pub objects: usize,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// Describes a repository.
 pub async fn describe(store: Arc<dyn BackupStore>) -> Result<Description, EngineError> {
     let repo = Repository::open(store).await?;
-    let pits = repo.load_pits().await?;
+    let mut pits = Vec::new();
+    let mut damaged = Vec::new();
+    for entry in repo.scan_pits().await? {
+        match entry {
+            PitEntry::Readable(pit) => pits.push(*pit),
+            PitEntry::Damaged { id, key, reason } => damaged.push(DamagedPit { id, key, reason }),
+        }
+    }
+    let leftovers = repo.store().list_incomplete("").await?;
+    let incomplete = IncompleteObjects {
+        objects: leftovers.len(),
+        bytes: leftovers.iter().map(|o| o.size).sum(),
+    };
     let deleted = pits.last().map(deleted_objects).unwrap_or_default();
     Ok(Description {
         repository: repo.url().to_owned(),
@@ -78,6 +114,8 @@ pub async fn describe(store: Arc<dyn BackupStore>) -> Result<Description, Engine
             })
             .collect(),
         deleted,
+        damaged,
+        incomplete,
     })
 }
 

@@ -103,7 +103,10 @@ pub struct GcReport {
     pub referenced: usize,
     /// Unreferenced objects older than the grace period: deleted (or to delete).
     pub unreferenced: Vec<Unreferenced>,
-    /// Their bytes.
+    /// Temporary objects of interrupted runs older than the grace period: deleted (or to
+    /// delete).
+    pub incomplete: Vec<Unreferenced>,
+    /// Bytes of both.
     pub bytes: u64,
     /// Unreferenced objects spared because they are younger than the grace period.
     pub spared_young: usize,
@@ -138,8 +141,8 @@ async fn gc_locked(
     ctx: &Context,
 ) -> Result<GcReport, EngineError> {
     let refuse = |what: String| {
-        EngineError::Invalid(format!(
-            "refusing to gc {}: {what}; nothing was deleted",
+        EngineError::Damaged(format!(
+            "refusing to gc {}: {what}; nothing was deleted (gc cannot know what a damaged record references: `bcn forget` the damaged PIT, or repair the record, then run gc again)",
             repo.url()
         ))
     };
@@ -169,18 +172,23 @@ async fn gc_locked(
             );
         }
     }
-    let cutoff = ctx.now() - grace;
+    let cutoff = ctx
+        .now()
+        .checked_sub_signed(grace)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    // An object of unknown age is spared unless there is no grace period at all.
+    let young = |object: &crate::store::ObjectMeta| {
+        object
+            .modified
+            .map_or(grace > chrono::Duration::zero(), |m| m > cutoff)
+    };
     let mut unreferenced = Vec::new();
     let mut spared_young = 0;
     for object in repo.store().list(layout::TABLES_PREFIX).await? {
         if referenced.contains(&object.key) {
             continue;
         }
-        // An object of unknown age is spared unless there is no grace period at all.
-        if object
-            .modified
-            .map_or(grace > chrono::Duration::zero(), |m| m > cutoff)
-        {
+        if young(&object) {
             spared_young += 1;
             continue;
         }
@@ -189,9 +197,24 @@ async fn gc_locked(
             size: object.size,
         });
     }
+    // Temporary objects of killed runs: a running backup may still be writing the young ones.
+    let mut incomplete = Vec::new();
+    for object in repo.store().list_incomplete("").await? {
+        if young(&object) {
+            spared_young += 1;
+        } else {
+            incomplete.push(Unreferenced {
+                key: object.key,
+                size: object.size,
+            });
+        }
+    }
     if apply {
         for object in &unreferenced {
             repo.store().delete(&object.key).await?;
+        }
+        for object in &incomplete {
+            repo.store().delete_incomplete(&object.key).await?;
         }
     }
     Ok(GcReport {
@@ -199,8 +222,9 @@ async fn gc_locked(
         applied: apply,
         pits: pits.len(),
         referenced: referenced.len(),
-        bytes: unreferenced.iter().map(|o| o.size).sum(),
+        bytes: unreferenced.iter().chain(&incomplete).map(|o| o.size).sum(),
         unreferenced,
+        incomplete,
         spared_young,
         grace_seconds: grace.num_seconds(),
     })

@@ -88,6 +88,10 @@ pub enum EngineError {
     /// The request does not make sense; the message says how to fix it.
     #[error("{0}")]
     Invalid(String),
+    /// The repository holds a record that cannot be read, so the operation would not be
+    /// safe; the message names it and what to do.
+    #[error("{0}")]
+    Damaged(String),
     /// A table named on the command line does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -102,6 +106,19 @@ pub enum EngineError {
         failures: Vec<TableFailure>,
         /// Whether the rest was committed anyway.
         committed: bool,
+    },
+    /// Some tables of a restore failed: each was left unregistered and the files written for
+    /// it were removed; the others were restored.
+    #[error("{count} table{s} failed to restore{rest}; nothing was registered for {them} and the files written for {them} were removed:\n{list}",
+        count = failures.len(), s = if failures.len() == 1 { "" } else { "s" },
+        them = if failures.len() == 1 { "it" } else { "them" },
+        rest = if *restored == 0 { String::new() } else { format!(" ({restored} other{} restored)", if *restored == 1 { " was" } else { "s were" }) },
+        list = failures.iter().map(|f| format!("  - {}: {}", f.table, f.reason)).collect::<Vec<_>>().join("\n"))]
+    RestoreFailed {
+        /// Each failed table.
+        failures: Vec<TableFailure>,
+        /// How many tables were restored.
+        restored: usize,
     },
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]

@@ -45,7 +45,11 @@ async fn webhook(
         .timeout(timeout)
         .build()
         .map_err(|e| format!("webhook: {e}"))?;
-    let mut request = client.post(url).json(report);
+    let body = crate::secret::redact(&report.to_string()).into_owned();
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -97,9 +101,9 @@ async fn command(
         .spawn()
         .map_err(|e| format!("command {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        let body = serde_json::to_vec(report).unwrap_or_default();
+        let body = crate::secret::redact(&report.to_string()).into_owned();
         // A command that does not read its input is fine.
-        let _ = stdin.write_all(&body).await;
+        let _ = stdin.write_all(body.as_bytes()).await;
     }
     let status = child
         .wait()

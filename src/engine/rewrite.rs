@@ -194,11 +194,14 @@ impl PathRewriter {
         self.from_normalized == self.to_normalized
     }
 
-    /// The part of `path` after the source location: empty or starting with `/`.
+    /// The part of `path` after the source location: empty or starting with `/`. A tail that
+    /// could climb out of the location (`/../x`, `/%2e%2e/x`) is not under it: a damaged or
+    /// tampered path never becomes a target outside the restored table's location.
     fn relative(&self, path: &str) -> Option<String> {
         let normalized = normalize(path);
         let rest = normalized.strip_prefix(&self.from_normalized)?;
-        (rest.is_empty() || rest.starts_with('/')).then(|| rest.to_owned())
+        ((rest.is_empty() || rest.starts_with('/')) && !crate::names::may_escape(rest))
+            .then(|| rest.to_owned())
     }
 }
 
@@ -1031,6 +1034,30 @@ mod tests {
             assert_eq!(rw.rewrite(path).unwrap(), "s3://other/t/x", "{path}");
         }
         assert_eq!(rw.rewrite("s3://bucket/wh/t").unwrap(), "s3://other/t");
+    }
+
+    #[test]
+    fn a_path_that_climbs_out_is_never_rewritten() {
+        let rw = PathRewriter::new("file:///data/wh/t", "file:///restore/t2");
+        for path in [
+            "file:///data/wh/t/../../../etc/cron.d/x",
+            "file:///data/wh/t/data/%2e%2e/%2e%2e/x",
+            "file:///data/wh/t/data/a%2F..%2F..%2Fx",
+            "file:///data/wh/t/./x",
+        ] {
+            assert!(
+                matches!(rw.rewrite(path), Err(RewriteError::OutsideLocation { .. })),
+                "{path}"
+            );
+        }
+        // A source location that itself holds `..` (pyiceberg names a table `../x` so) is
+        // matched as written; only the tail after it is checked.
+        let rw = PathRewriter::new("file:///wh/db.db/../../x", "file:///restore/db/safe");
+        assert_eq!(
+            rw.rewrite("file:///wh/db.db/../../x/data/a.parquet")
+                .unwrap(),
+            "file:///restore/db/safe/data/a.parquet"
+        );
     }
 
     #[test]

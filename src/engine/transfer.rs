@@ -39,13 +39,24 @@ pub(crate) enum TransferError {
         /// Size found.
         actual: u64,
     },
-    /// Content read back does not match its checksum.
-    #[error("{what} {key} does not match its recorded SHA-256")]
+    /// Content read back does not match its checksum. File lists carry their own checksum,
+    /// which was checked when the list was read, so it is the stored file that changed.
+    #[error(
+        "{what} {key} is damaged: its content has SHA-256 {actual} and {actual_size} bytes, but the file list (which passed its own check) records {expected} and {expected_size} bytes"
+    )]
     ChecksumMismatch {
         /// What it is.
         what: &'static str,
         /// Its key or path.
         key: String,
+        /// SHA-256 recorded.
+        expected: String,
+        /// SHA-256 found.
+        actual: String,
+        /// Size recorded (or the size read, when only the checksum was recorded).
+        expected_size: u64,
+        /// Size found.
+        actual_size: u64,
     },
 }
 
@@ -74,37 +85,25 @@ pub(crate) async fn file_to_store(
         store.put(key, data).await?;
         return Ok((size, sum));
     }
-    let input = file_io
-        .new_input(path)
-        .map_err(table_err("opening", path))?;
-    let size = input
-        .metadata()
-        .await
-        .map_err(table_err("reading the size of", path))?
-        .size;
-    let reader = input.reader().await.map_err(table_err("opening", path))?;
+    let mut chunks = FileChunks::open(file_io, path).await?;
     let mut writer = store.writer(key).await?;
     let mut hasher = Sha256::new();
-    let mut offset = 0;
-    while offset < size {
-        let end = (offset + CHUNK).min(size);
-        let chunk = match reader.read(offset..end).await {
-            Ok(chunk) => chunk,
+    loop {
+        let chunk = match chunks.next().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
             Err(e) => {
                 let _ = writer.abort().await;
-                return Err(table_err("reading", path)(e));
+                return Err(e);
             }
         };
         hasher.update(&chunk);
-        offset += chunk.len() as u64;
-        if chunk.is_empty() {
-            break;
-        }
         if let Err(e) = writer.write(chunk).await {
             let _ = writer.abort().await;
             return Err(e.into());
         }
     }
+    let (size, offset) = (chunks.size, chunks.offset);
     if offset != size {
         let _ = writer.abort().await;
         return Err(TransferError::SizeMismatch {
@@ -145,13 +144,215 @@ pub(crate) async fn read_verified(
     sha256: &str,
 ) -> Result<Bytes, TransferError> {
     let data = store.get(key).await?;
-    if sha256_hex(&data) != sha256 {
+    let actual = sha256_hex(&data);
+    if actual != sha256 {
         return Err(TransferError::ChecksumMismatch {
             what: "stored file",
             key: key.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+            expected_size: data.len() as u64,
+            actual_size: data.len() as u64,
         });
     }
     Ok(data)
+}
+
+/// The local path of a `file:` URL or an absolute path; `None` for object stores.
+fn local_path(path: &str) -> Option<std::path::PathBuf> {
+    let rest = path
+        .strip_prefix("file://localhost")
+        .or_else(|| path.strip_prefix("file://"))
+        .or_else(|| path.strip_prefix("file:"))
+        .unwrap_or(path);
+    rest.starts_with('/')
+        .then(|| std::path::PathBuf::from(rest))
+}
+
+/// Prefix of the temporary names restore writes under before renaming into place.
+const TMP_PREFIX: &str = ".bcn-tmp-";
+
+/// A file being written at a table location. Nothing appears under its name until
+/// [`TargetWriter::finish`]: on a local filesystem the bytes go to a temporary name in the same
+/// directory, renamed into place at the end (a killed restore leaves no partial file that would
+/// block the next run); on object stores an upload is not visible before it completes.
+pub(crate) enum TargetWriter {
+    /// A local file.
+    Local {
+        /// The open temporary file.
+        file: tokio::fs::File,
+        /// Its name; removed on drop unless renamed.
+        tmp: TempPath,
+        /// The final name.
+        dest: std::path::PathBuf,
+        /// The URL, for messages.
+        path: String,
+    },
+    /// Any other `FileIO` storage.
+    Io(Box<dyn iceberg::io::FileWrite>, String),
+}
+
+/// A temporary file removed when dropped, unless disarmed after its rename.
+pub(crate) struct TempPath(Option<std::path::PathBuf>);
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs_err::remove_file(path);
+        }
+    }
+}
+
+impl TargetWriter {
+    /// Starts writing `path`.
+    pub(crate) async fn create(file_io: &FileIO, path: &str) -> Result<Self, TransferError> {
+        let io_err = |op: &'static str, e: std::io::Error| TransferError::Table {
+            op,
+            path: path.to_owned(),
+            source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+        };
+        if let Some(dest) = local_path(path) {
+            let dir = dest
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            // One blocking task whose output owns the file: if this future is cancelled (a
+            // sibling copy failed), the task still completes and dropping its output removes
+            // the file, so no cancellation leaves a temporary file behind.
+            let created = tokio::task::spawn_blocking(move || {
+                fs_err::create_dir_all(&dir)?;
+                let tmp = TempPath(Some(
+                    dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
+                ));
+                let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(&dir))?;
+                Ok::<_, std::io::Error>((tmp, file.into_parts().0))
+            })
+            .await
+            .map_err(|e| io_err("creating", std::io::Error::other(e)))?
+            .map_err(|e| io_err("creating", e))?;
+            let (tmp, file) = created;
+            return Ok(Self::Local {
+                file: tokio::fs::File::from_std(file),
+                tmp,
+                dest,
+                path: path.to_owned(),
+            });
+        }
+        let output = file_io
+            .new_output(path)
+            .map_err(table_err("creating", path))?;
+        let writer = output.writer().await.map_err(table_err("creating", path))?;
+        Ok(Self::Io(writer, path.to_owned()))
+    }
+
+    /// Appends `chunk`.
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), TransferError> {
+        use tokio::io::AsyncWriteExt as _;
+        match self {
+            Self::Local { file, path, .. } => {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| TransferError::Table {
+                        op: "writing",
+                        path: path.clone(),
+                        source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+                    })
+            }
+            Self::Io(writer, path) => writer
+                .write(chunk)
+                .await
+                .map_err(table_err("writing", path)),
+        }
+    }
+
+    /// Makes the file visible under its name.
+    pub(crate) async fn finish(self) -> Result<(), TransferError> {
+        use tokio::io::AsyncWriteExt as _;
+        match self {
+            Self::Local {
+                mut file,
+                mut tmp,
+                dest,
+                path,
+            } => {
+                let fail = |e: std::io::Error| TransferError::Table {
+                    op: "writing",
+                    path: path.clone(),
+                    source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+                };
+                file.flush().await.map_err(fail)?;
+                drop(file);
+                let from = tmp.0.take().unwrap_or_default();
+                if let Err(e) = tokio::fs::rename(&from, &dest).await {
+                    tmp.0 = Some(from);
+                    return Err(fail(e));
+                }
+                Ok(())
+            }
+            Self::Io(mut writer, path) => writer.close().await.map_err(table_err("writing", &path)),
+        }
+    }
+}
+
+/// SHA-256 and size of the file at `path`, read through `file_io` in chunks.
+pub(crate) async fn hash_file(
+    file_io: &FileIO,
+    path: &str,
+) -> Result<(String, u64), TransferError> {
+    let mut chunks = FileChunks::open(file_io, path).await?;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = chunks.next().await? {
+        hasher.update(&chunk);
+    }
+    Ok((hex::encode(hasher.finalize()), chunks.offset))
+}
+
+/// A table file read in [`CHUNK`]-sized pieces, so that memory stays bounded.
+struct FileChunks {
+    reader: Box<dyn iceberg::io::FileRead>,
+    path: String,
+    /// Size when opened.
+    size: u64,
+    /// Bytes read so far.
+    offset: u64,
+}
+
+impl FileChunks {
+    async fn open(file_io: &FileIO, path: &str) -> Result<Self, TransferError> {
+        let input = file_io
+            .new_input(path)
+            .map_err(table_err("opening", path))?;
+        let size = input
+            .metadata()
+            .await
+            .map_err(table_err("reading the size of", path))?
+            .size;
+        let reader = input.reader().await.map_err(table_err("opening", path))?;
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+            size,
+            offset: 0,
+        })
+    }
+
+    /// The next chunk, or `None` at the end (or when the file turned out shorter).
+    async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
+        if self.offset >= self.size {
+            return Ok(None);
+        }
+        let end = (self.offset + CHUNK).min(self.size);
+        let chunk = self
+            .reader
+            .read(self.offset..end)
+            .await
+            .map_err(table_err("reading", &self.path))?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        self.offset += chunk.len() as u64;
+        Ok(Some(chunk))
+    }
 }
 
 /// Copies a stored object to `path` through `file_io`, streaming, checking the checksum
@@ -164,10 +365,7 @@ pub(crate) async fn store_to_file(
     file_io: &FileIO,
     path: &str,
 ) -> Result<u64, TransferError> {
-    let output = file_io
-        .new_output(path)
-        .map_err(table_err("creating", path))?;
-    let mut writer = output.writer().await.map_err(table_err("creating", path))?;
+    let mut writer = TargetWriter::create(file_io, path).await?;
     let mut hasher = Sha256::new();
     let mut offset = 0;
     while offset < size {
@@ -179,36 +377,38 @@ pub(crate) async fn store_to_file(
         }
         offset += chunk.len() as u64;
         hasher.update(&chunk);
-        writer
-            .write(chunk)
-            .await
-            .map_err(table_err("writing", path))?;
+        writer.write(chunk).await?;
     }
-    if hex::encode(hasher.finalize()) != sha256 || offset != size {
-        // Leave no file that looks complete.
-        let _ = writer.close().await;
-        let _ = file_io.delete(path).await;
+    let actual = hex::encode(hasher.finalize());
+    if actual != sha256 || offset != size {
+        // Leave no file that looks complete: a local temporary file goes with the writer; an
+        // upload is completed only to be deleted (FileIO has no abort).
+        if let TargetWriter::Io(..) = writer {
+            let _ = writer.finish().await;
+            let _ = file_io.delete(path).await;
+        }
         return Err(TransferError::ChecksumMismatch {
             what: "stored file",
             key: key.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+            expected_size: size,
+            actual_size: offset,
         });
     }
-    writer.close().await.map_err(table_err("writing", path))?;
+    writer.finish().await?;
     Ok(offset)
 }
 
-/// Writes `data` to `path` through `file_io`.
+/// Writes `data` to `path` (see [`TargetWriter`]).
 pub(crate) async fn bytes_to_file(
     file_io: &FileIO,
     path: &str,
     data: Bytes,
 ) -> Result<(), TransferError> {
-    file_io
-        .new_output(path)
-        .map_err(table_err("creating", path))?
-        .write(data)
-        .await
-        .map_err(table_err("writing", path))
+    let mut writer = TargetWriter::create(file_io, path).await?;
+    writer.write(data).await?;
+    writer.finish().await
 }
 
 /// Size of the file at `path`, or `None` when it does not exist.
@@ -241,5 +441,28 @@ pub(crate) fn maybe_gunzip(data: &[u8]) -> std::io::Result<std::borrow::Cow<'_, 
         Ok(std::borrow::Cow::Owned(out))
     } else {
         Ok(std::borrow::Cow::Borrowed(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn local_paths_are_recognised() {
+        for url in [
+            "file:///w/t/a",
+            "file:/w/t/a",
+            "/w/t/a",
+            "file://localhost/w/t/a",
+        ] {
+            assert_eq!(
+                local_path(url).unwrap(),
+                std::path::Path::new("/w/t/a"),
+                "{url}"
+            );
+        }
+        assert!(local_path("s3://b/w/t/a").is_none());
+        assert!(local_path("file://host/w").is_none());
     }
 }

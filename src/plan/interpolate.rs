@@ -25,20 +25,30 @@ pub enum Resolve {
 pub(crate) fn resolve_tree(
     value: &mut Value,
     path: &str,
-    mode: Resolve,
+    mode: &dyn Fn(&str) -> Resolve,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Vec<Diagnostic>,
 ) {
     match value {
-        Value::String(s) if s.contains('$') => match resolve(s, mode, base, env) {
-            Ok(resolved) => *s = resolved,
-            Err(message) => diags.push(Diagnostic::new(
-                path,
-                message,
-                "write `${NAME}` for an environment variable, `${file:/path}` for a file, `$${` for a literal `${`",
-            )),
-        },
+        Value::String(s) => {
+            if s.contains('$') {
+                match resolve(s, mode(path), base, env) {
+                    Ok(resolved) => *s = resolved,
+                    Err(message) => diags.push(Diagnostic::new(
+                        path,
+                        message,
+                        "write `${NAME}` for an environment variable, `${file:/path}` for a file, `$${` for a literal `${`",
+                    )),
+                }
+            }
+            // Secrets given in the plan itself are redacted like referenced ones.
+            let key = path.rsplit(['.', '[']).next().unwrap_or(path);
+            if crate::secret::is_secret_key(key) {
+                crate::secret::register(s);
+            }
+            crate::secret::register_url_password(s);
+        }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 resolve_tree(item, &format!("{path}[{i}]"), mode, base, env, diags);
@@ -46,7 +56,11 @@ pub(crate) fn resolve_tree(
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 resolve_tree(v, &child, mode, base, env, diags);
             }
         }
@@ -93,6 +107,10 @@ pub(crate) fn resolve(
             },
             _ => return Err(format!("invalid reference `${{{reference}}}`")),
         };
+        // Whatever a reference holds is treated as a secret: that is what references are for.
+        if mode == Resolve::Strict {
+            crate::secret::register(&value);
+        }
         out.push_str(&value);
     }
     out.push_str(rest);

@@ -579,6 +579,29 @@ impl Plan {
     /// Reads, parses and validates the plan at `path`, applying `BCN_PLAN_*` overrides and
     /// resolving `${...}` references from the process environment (see [`Resolve`]).
     pub fn load(path: &Path, resolve: Resolve) -> Result<Self, PlanError> {
+        Self::load_with(path, &|_| resolve)
+    }
+
+    /// Like [`Plan::load`], resolving references only in the sections a command uses
+    /// (`catalogs.lake`, `repositories.main`): an unset variable that only an unused part of
+    /// the plan needs (a webhook token, another catalog's key) does not stop the command.
+    pub fn load_for(path: &Path, uses: &[String]) -> Result<Self, PlanError> {
+        Self::load_with(path, &|at: &str| {
+            let in_use = uses.iter().any(|u| {
+                at == u
+                    || at
+                        .strip_prefix(u.as_str())
+                        .is_some_and(|r| r.starts_with(['.', '[']))
+            });
+            if in_use {
+                Resolve::Strict
+            } else {
+                Resolve::SyntaxOnly
+            }
+        })
+    }
+
+    fn load_with(path: &Path, resolve: &dyn Fn(&str) -> Resolve) -> Result<Self, PlanError> {
         let text = fs_err::read_to_string(path).map_err(|source| PlanError::Read {
             path: path.to_path_buf(),
             source,
@@ -588,7 +611,7 @@ impl Plan {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
-        Self::from_yaml(&text, path, &base, resolve)
+        Self::from_yaml_with(&text, path, &base, resolve)
     }
 
     /// Parses and validates plan text; `path` is only used in messages.
@@ -597,6 +620,15 @@ impl Plan {
         path: &Path,
         base: &Path,
         resolve: Resolve,
+    ) -> Result<Self, PlanError> {
+        Self::from_yaml_with(text, path, base, &|_| resolve)
+    }
+
+    fn from_yaml_with(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        resolve: &dyn Fn(&str) -> Resolve,
     ) -> Result<Self, PlanError> {
         let raw = apply_overrides(parse(text, path)?, path)?;
         let invalid = |diagnostics| PlanError::Invalid {

@@ -141,8 +141,18 @@ fn lookup<T: Clone>(
 pub fn parse_duration(value: &str) -> Result<chrono::Duration, String> {
     let d = humantime::parse_duration(value.trim())
         .map_err(|e| format!("invalid duration `{value}`: {e}"))?;
+    // Every duration is added to or taken from a point in time; beyond a century that
+    // overflows the calendar (a grace of `1000000y` once panicked), and no policy needs it.
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration `{value}` is longer than the longest bcn accepts (100 years)"
+        ));
+    }
     chrono::Duration::from_std(d).map_err(|e| format!("invalid duration `{value}`: {e}"))
 }
+
+/// The longest duration of a plan or an option.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_hours(100 * 366 * 24);
 
 fn strategy(path: &str, name: String, raw: RawStrategy, diags: &mut Vec<Diagnostic>) -> Strategy {
     let interval = raw.interval.as_deref().and_then(|v| {

@@ -69,6 +69,52 @@ pub fn table_key(uuid: Option<&str>, database: &[String], table: &str) -> String
     }
 }
 
+/// Checks a table key read from a record before it becomes part of a repository key: a
+/// lower-case UUID, or `name-` and 32 hex digits.
+pub fn check_table_key(key: &str) -> Result<(), String> {
+    let by_name = key
+        .strip_prefix("name-")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let by_uuid = key.len() == 36
+        && uuid::Uuid::parse_str(key).is_ok()
+        && !key.bytes().any(|b| b.is_ascii_uppercase());
+    if by_name || by_uuid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid table key {key:?} (a UUID or `name-<digest>` was expected)"
+        ))
+    }
+}
+
+/// Checks a PIT id read from a record before it becomes part of a repository key: ASCII
+/// letters, digits, `.`, `-` and `_`, not starting with `.`.
+pub fn check_pit_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid PIT id {id:?}"))
+    }
+}
+
+/// Checks a stored file's path relative to its table's `files/` prefix (see
+/// [`crate::names::is_contained_relative`]).
+pub fn check_relative_file(rel: &str) -> Result<(), String> {
+    if crate::names::is_contained_relative(rel) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid stored file path {rel:?}: it would leave the table's files/ prefix"
+        ))
+    }
+}
+
 /// Normalises a location so that equal places compare equal: `file:/x`, `file:///x` and `/x`
 /// become `file:///x`; `s3a://` and `s3n://` become `s3://`; trailing slashes go.
 pub fn normalize_location(location: &str) -> String {
@@ -142,6 +188,27 @@ mod tests {
         let by_name = table_key(None, &["db".into()], "t");
         assert!(by_name.starts_with("name-") && by_name.len() == 37);
         assert_ne!(by_name, table_key(None, &["d".into()], "bt"));
+    }
+
+    #[test]
+    fn keys_from_records_are_checked() {
+        assert!(check_table_key("0f8fad5b-d9cb-469f-a165-70867728950e").is_ok());
+        assert!(check_table_key(&table_key(None, &["d".into()], "t")).is_ok());
+        for bad in [
+            "..",
+            "../x",
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "name-xyz",
+            "",
+        ] {
+            assert!(check_table_key(bad).is_err(), "{bad}");
+        }
+        assert!(check_pit_id("20261121T065012.345Z-ab12cd").is_ok());
+        for bad in ["", "..", "../p", "a/b", ".hidden"] {
+            assert!(check_pit_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_relative_file("data/a.parquet").is_ok());
+        assert!(check_relative_file("../../a").is_err());
     }
 
     #[test]

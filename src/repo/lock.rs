@@ -5,8 +5,9 @@
 //! list, restore) never take it: they only read committed PITs, which are immutable.
 //!
 //! A lock is *stale* when its heartbeat is older than its TTL, or when it was taken on this host
-//! by a process that no longer runs. Stale locks are reported, never silently broken:
-//! `bcn unlock` removes them.
+//! by a process that no longer runs (killed, crashed). The next writer takes a stale lock over
+//! by itself, saying whose it was, so that unattended runs never stall on a dead holder;
+//! `bcn unlock` stays for people. A live holder is never displaced.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,7 @@ pub struct LockGuard {
     run_id: String,
     cancel: CancellationToken,
     lost: Arc<AtomicBool>,
+    released: bool,
 }
 
 impl LockGuard {
@@ -72,8 +74,20 @@ impl LockGuard {
         self.lost.load(Ordering::SeqCst)
     }
 
+    /// Reads the lock now and tells whether it is still ours (a commit point checks this
+    /// rather than waiting for the next heartbeat).
+    pub async fn still_held(&self) -> Result<bool, RepoError> {
+        if self.is_lost() {
+            return Ok(false);
+        }
+        Ok(read_lock(&self.repo)
+            .await?
+            .is_some_and(|current| current.run_id == self.run_id))
+    }
+
     /// Stops the heartbeat and removes the lock, if it is still ours.
-    pub async fn release(self) -> Result<(), RepoError> {
+    pub async fn release(mut self) -> Result<(), RepoError> {
+        self.released = true;
         self.cancel.cancel();
         if let Some(current) = read_lock(&self.repo).await?
             && current.run_id == self.run_id
@@ -85,8 +99,35 @@ impl LockGuard {
 }
 
 impl Drop for LockGuard {
+    /// A guard dropped without [`LockGuard::release`] (an early return, a panic unwinding
+    /// through the run) still tries to remove its lock, from a helper thread with its own
+    /// runtime (Drop cannot await) and a short time limit; if that fails, the next writer
+    /// takes the stale lock over.
     fn drop(&mut self) {
         self.cancel.cancel();
+        if self.released {
+            return;
+        }
+        let (repo, run_id) = (self.repo.clone(), self.run_id.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let remove = async {
+                    if let Ok(Some(current)) = read_lock(&repo).await
+                        && current.run_id == run_id
+                    {
+                        let _ = repo.store().delete(EXCLUSIVE_LOCK).await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), remove).await;
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 
@@ -125,17 +166,19 @@ pub async fn acquire(
         Ok(()) => {}
         Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
             let holder = read_lock(repo).await?;
-            // It vanished between our attempt and the read: the holder just released; retry once.
+            // It vanished between our attempt and the read: the holder just released; retry.
             let Some(holder) = holder else {
                 return Box::pin(acquire(repo, ctx, command, ttl_seconds)).await;
             };
-            let stale = holder.is_stale(ctx.now());
-            let locked = LockedError {
-                url: repo.url().to_owned(),
-                holder,
-                stale,
-            };
-            return Err(Box::new(locked).into());
+            if !holder.is_stale(ctx.now()) || !take_over(repo, &holder, &record).await? {
+                let stale = holder.is_stale(ctx.now());
+                let locked = LockedError {
+                    url: repo.url().to_owned(),
+                    holder,
+                    stale,
+                };
+                return Err(Box::new(locked).into());
+            }
         }
         Err(e) => return Err(e.into()),
     }
@@ -144,6 +187,7 @@ pub async fn acquire(
         run_id: record.run_id.clone(),
         cancel: CancellationToken::new(),
         lost: Arc::new(AtomicBool::new(false)),
+        released: false,
     };
     tokio::spawn(heartbeat(
         repo.clone(),
@@ -153,6 +197,41 @@ pub async fn acquire(
         guard.lost.clone(),
     ));
     Ok(guard)
+}
+
+/// Replaces the stale lock of `holder` with `record`. Returns false when another writer got
+/// there first. Two writers taking over the same stale lock at once are told apart by the
+/// create-if-absent that follows the removal, and a writer whose lock is later replaced
+/// notices it at its next heartbeat and commits nothing ([`LockGuard::is_lost`]).
+async fn take_over(
+    repo: &Repository,
+    holder: &LockRecord,
+    record: &LockRecord,
+) -> Result<bool, RepoError> {
+    // Remove only the lock we judged stale, not one another writer just took.
+    match read_lock(repo).await? {
+        Some(current) if current.run_id == holder.run_id => {}
+        _ => return Ok(false),
+    }
+    tracing::warn!(
+        repo = repo.url(),
+        holder_run = %holder.run_id,
+        holder_host = %holder.host,
+        holder_pid = holder.pid,
+        holder_command = %holder.command,
+        last_heartbeat = %holder.heartbeat_at.to_rfc3339(),
+        "taking over a stale repository lock (its holder is gone)"
+    );
+    repo.store().delete(EXCLUSIVE_LOCK).await?;
+    match repo
+        .store()
+        .put_if_absent(EXCLUSIVE_LOCK, encode(record))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == StoreErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn heartbeat(

@@ -47,6 +47,15 @@ pub enum RepoError {
         /// The scope asked for.
         requested: Box<Scope>,
     },
+    /// A first backup was pointed at a location that holds other things.
+    #[error(
+        "refusing to create a repository in {url}: it is not empty and holds no bcn repository ({manifest} is missing); choose an empty location (a repository that lost its {manifest} must have it put back, not be created anew)",
+        manifest = layout::MANIFEST
+    )]
+    NotEmpty {
+        /// The location.
+        url: String,
+    },
     /// The repository has no PIT yet.
     #[error("repository {url} has no PIT yet")]
     Empty {
@@ -129,6 +138,22 @@ impl std::fmt::Display for PitSelector {
     }
 }
 
+/// A PIT as found in the repository.
+#[derive(Debug, Clone)]
+pub enum PitEntry {
+    /// Its record reads and checks.
+    Readable(Box<PitRecord>),
+    /// Its record cannot be read or fails its checks.
+    Damaged {
+        /// The PIT id (from its key).
+        id: String,
+        /// The record's key.
+        key: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
 /// An opened repository.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -162,6 +187,7 @@ impl Repository {
             scope: scope.clone(),
             created_at: now,
             created_by: crate::VERSION_STRING.to_owned(),
+            record_checksums: true,
         };
         Self { store, manifest }
     }
@@ -184,6 +210,14 @@ impl Repository {
                 let Some(scope) = scope else {
                     return Err(RepoError::NotARepository { url });
                 };
+                if !store.is_empty().await? {
+                    // Another first backup may have created it meanwhile.
+                    return match Self::open(store.clone()).await {
+                        Ok(repo) => repo.check_scope(scope).map(|()| (repo, false)),
+                        Err(RepoError::NotARepository { .. }) => Err(RepoError::NotEmpty { url }),
+                        Err(e) => Err(e),
+                    };
+                }
                 let manifest = RepositoryManifest {
                     format_version: FORMAT_VERSION,
                     repository_id: uuid::Uuid::new_v4().to_string(),
@@ -191,6 +225,7 @@ impl Repository {
                     scope: scope.clone(),
                     created_at: now,
                     created_by: crate::VERSION_STRING.to_owned(),
+                    record_checksums: true,
                 };
                 match store
                     .put_if_absent(layout::MANIFEST, encode(&manifest))
@@ -206,6 +241,17 @@ impl Repository {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Decodes a record of this repository: in a repository whose records all carry their
+    /// own checksum, a record without one has been edited (its checksum removed).
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<T, DecodeError> {
+        records::decode_with(what, key, bytes, self.manifest.record_checksums)
     }
 
     /// Refuses any scope other than the repository's own.
@@ -272,18 +318,43 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let pit: PitRecord = decode("PIT record", &key, &bytes)?;
+        let pit: PitRecord = self.decode("PIT record", &key, &bytes)?;
         if pit.id != id {
             return Err(RepoError::Mismatch { key, found: pit.id });
         }
+        pit.check().map_err(|problem| DecodeError::Invalid {
+            what: "PIT record",
+            key,
+            problem,
+        })?;
         Ok(pit)
     }
 
-    /// Every PIT record, oldest first.
+    /// Every PIT record, oldest first; fails on the first one that cannot be read (for
+    /// commands that must see every PIT, such as `gc`).
     pub async fn load_pits(&self) -> Result<Vec<PitRecord>, RepoError> {
         let mut pits = Vec::new();
         for id in self.pit_ids().await? {
             pits.push(self.load_pit(&id).await?);
+        }
+        Ok(pits)
+    }
+
+    /// Every PIT, oldest first, each readable or damaged: one unreadable record does not hide
+    /// the others (`describe`, `list`, time-based `--pit`).
+    pub async fn scan_pits(&self) -> Result<Vec<PitEntry>, RepoError> {
+        let mut pits = Vec::new();
+        for id in self.pit_ids().await? {
+            pits.push(match self.load_pit(&id).await {
+                Ok(pit) => PitEntry::Readable(Box::new(pit)),
+                // Forgotten between the listing and the read: not a PIT any more.
+                Err(RepoError::PitNotFound { .. }) => continue,
+                Err(e) => PitEntry::Damaged {
+                    key: layout::pit(&id),
+                    id,
+                    reason: crate::error::error_chain(&e),
+                },
+            });
         }
         Ok(pits)
     }
@@ -331,9 +402,21 @@ impl Repository {
                 }
             }
             PitSelector::AtOrBefore(time) => {
-                // Ids sort by time, but the record's own start time is what counts.
+                // Ids sort by time, but the record's own start time is what counts. A damaged
+                // record is passed over (and said), so that it does not hide older PITs.
                 for id in ids.iter().rev() {
-                    let pit = self.load_pit(id).await?;
+                    let pit = match self.load_pit(id).await {
+                        Ok(pit) => pit,
+                        Err(e @ (RepoError::Decode(_) | RepoError::Mismatch { .. })) => {
+                            tracing::warn!(
+                                pit = %id,
+                                error = %crate::error::error_chain(&e),
+                                "passing over a damaged PIT"
+                            );
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if pit.started_at <= *time {
                         return Ok(pit);
                     }
@@ -347,7 +430,13 @@ impl Repository {
     pub async fn load_filelist(&self, table_key: &str, pit: &str) -> Result<FileList, RepoError> {
         let key = layout::filelist(table_key, pit);
         let bytes = self.store.get(&key).await?;
-        Ok(decode("file list", &key, &bytes)?)
+        let list: FileList = self.decode("file list", &key, &bytes)?;
+        list.check().map_err(|problem| DecodeError::Invalid {
+            what: "file list",
+            key,
+            problem,
+        })?;
+        Ok(list)
     }
 
     /// Reads a table's stored metadata JSON (verbatim, possibly gzip-compressed).

@@ -96,6 +96,10 @@ pub struct RepositoryManifest {
     pub created_at: DateTime<Utc>,
     /// The bcn version that created it.
     pub created_by: String,
+    /// Every record of this repository carries its own checksum (repositories created since
+    /// record checksums exist): a record without one is refused as edited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_checksums: bool,
 }
 
 /// Status of an object in a PIT, relative to the parent PIT.
@@ -441,6 +445,25 @@ pub enum DecodeError {
         #[source]
         source: serde_json::Error,
     },
+    /// The record's own checksum does not match its content: damaged, or edited by hand.
+    #[error("{what} {key} is damaged: its content does not match the checksum it was written with")]
+    Damaged {
+        /// Record kind.
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The record parses but holds a value that cannot be used safely (a key or path that
+    /// would leave its place in the repository or the restored table).
+    #[error("{what} {key} is damaged: {problem}")]
+    Invalid {
+        /// Record kind.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Written by a newer bcn.
     #[error(
         "{what} {key} has format version {found}, newer than this bcn supports ({FORMAT_VERSION}); upgrade bcn"
@@ -455,11 +478,22 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes a versioned record, refusing format versions newer than [`FORMAT_VERSION`].
+/// Decodes a versioned record, refusing format versions newer than [`FORMAT_VERSION`] and a
+/// checksum that does not match.
 pub fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     key: &str,
     bytes: &[u8],
+) -> Result<T, DecodeError> {
+    decode_with(what, key, bytes, false)
+}
+
+/// [`decode`], refusing also a record without its checksum when `require_checksum`.
+pub fn decode_with<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    key: &str,
+    bytes: &[u8],
+    require_checksum: bool,
 ) -> Result<T, DecodeError> {
     #[derive(Deserialize)]
     struct Version {
@@ -478,16 +512,88 @@ pub fn decode<T: serde::de::DeserializeOwned>(
             found: version.format_version,
         });
     }
-    serde_json::from_slice(bytes).map_err(corrupt)
+    let mut tree: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+    // Records written before checksums existed have none; every record written now has one.
+    match tree.as_object_mut().and_then(|o| o.remove(CHECKSUM_FIELD)) {
+        Some(recorded) if recorded.as_str() != Some(checksum_of(&tree).as_str()) => {
+            return Err(DecodeError::Damaged {
+                what,
+                key: key.to_owned(),
+            });
+        }
+        None if require_checksum => {
+            return Err(DecodeError::Invalid {
+                what,
+                key: key.to_owned(),
+                problem: "it has no checksum, although every record of this repository is written with one (edited by hand?)".into(),
+            });
+        }
+        _ => {}
+    }
+    serde_json::from_value(tree).map_err(corrupt)
 }
 
-/// Encodes a record as pretty JSON.
+/// The field that holds a record's own checksum.
+const CHECKSUM_FIELD: &str = "checksum";
+
+/// `sha256:<hex>` of the compact JSON of `tree` (keys in written order, which the
+/// `preserve_order` feature of `serde_json` keeps when the record is read back).
+fn checksum_of(tree: &serde_json::Value) -> String {
+    use sha2::Digest as _;
+    let compact = serde_json::to_vec(tree).unwrap_or_default();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&compact)))
+}
+
+/// Encodes a record as pretty JSON, with its own checksum as the last field, so that damage
+/// or a hand edit is detected when it is read ([`decode`]), not obeyed.
 pub fn encode<T: Serialize>(record: &T) -> bytes::Bytes {
     // Serialising these plain structs cannot fail: no maps with non-string keys, no custom
     // serialisers that error.
-    let mut out = serde_json::to_vec_pretty(record).unwrap_or_default();
+    let mut tree = serde_json::to_value(record).unwrap_or_default();
+    let sum = checksum_of(&tree);
+    if let Some(object) = tree.as_object_mut() {
+        object.insert(CHECKSUM_FIELD.to_owned(), serde_json::Value::String(sum));
+    }
+    let mut out = serde_json::to_vec_pretty(&tree).unwrap_or_default();
     out.push(b'\n');
     bytes::Bytes::from(out)
+}
+
+impl PitRecord {
+    /// Checks every value that becomes part of a repository key.
+    pub fn check(&self) -> Result<(), String> {
+        use super::layout::{check_pit_id, check_table_key};
+        check_pit_id(&self.id)?;
+        if let Some(parent) = &self.parent {
+            check_pit_id(parent)?;
+        }
+        for table in &self.tables {
+            check_table_key(&table.key).map_err(|e| format!("table {}: {e}", table.name))?;
+            for pit in table.stored_in.iter().chain(&table.last_pit) {
+                check_pit_id(pit).map_err(|e| format!("table {}: {e}", table.name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FileList {
+    /// Checks every value that becomes part of a repository key or a restored path.
+    pub fn check(&self) -> Result<(), String> {
+        use super::layout::{check_pit_id, check_relative_file, check_table_key};
+        check_table_key(&self.table_key)?;
+        check_pit_id(&self.pit)?;
+        for file in &self.files {
+            check_relative_file(&file.rel)?;
+            if file.sha256.len() != 64 || !file.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "file {}: invalid SHA-256 {:?}",
+                    file.rel, file.sha256
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -504,6 +610,34 @@ mod tests {
             err.to_string().starts_with("lock locks/x.json is corrupt"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn records_carry_their_own_checksum() {
+        let lock = LockRecord {
+            format_version: 1,
+            run_id: "r".into(),
+            host: "h".into(),
+            pid: 1,
+            command: "backup".into(),
+            created_at: DateTime::UNIX_EPOCH,
+            heartbeat_at: DateTime::UNIX_EPOCH,
+            ttl_seconds: 300,
+        };
+        let bytes = encode(&lock);
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.contains("\"checksum\": \"sha256:"), "{text}");
+        assert_eq!(decode::<LockRecord>("lock", "l", &bytes).unwrap(), lock);
+        let edited = text.replace("\"pid\": 1", "\"pid\": 2");
+        let err = decode::<LockRecord>("lock", "locks/x.json", edited.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("lock locks/x.json is damaged: its content does not match"),
+            "{err}"
+        );
+        // Records from before checksums still read.
+        let old = serde_json::to_vec(&lock).unwrap();
+        assert_eq!(decode::<LockRecord>("lock", "l", &old).unwrap(), lock);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn render(name: &str, template: &str, data: &Value) -> Result<String, Render
     };
     registry()
         .render_template(template, data)
+        .map(|text| crate::secret::redact(&text).into_owned())
         .map_err(|e| err(e.to_string()))
 }
 

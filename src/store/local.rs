@@ -32,8 +32,9 @@ impl LocalStore {
         Self { root, url }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    fn path(&self, key: &str) -> StoreResult<PathBuf> {
+        super::check_key(key, &self.url)?;
+        Ok(self.root.join(key))
     }
 
     fn err(&self, op: &'static str, key: &str, e: std::io::Error) -> StoreError {
@@ -51,7 +52,7 @@ impl LocalStore {
     /// owns the file: if the caller is cancelled meanwhile, the output is dropped and the file
     /// removed, so no cancellation can leave a temporary file behind.
     async fn temp_file(&self, key: &str) -> StoreResult<(TempFile, fs_err::File)> {
-        let target = self.path(key);
+        let target = self.path(key)?;
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let created = tokio::task::spawn_blocking(move || {
             fs_err::create_dir_all(&dir)?;
@@ -77,7 +78,7 @@ impl LocalStore {
         place: fn(&std::path::Path, &std::path::Path) -> std::io::Result<()>,
     ) -> StoreResult<()> {
         let (tmp, mut file) = self.temp_file(key).await?;
-        let target = self.path(key);
+        let target = self.path(key)?;
         let done = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
             file.write_all(&data)?;
@@ -127,15 +128,16 @@ impl BackupStore for LocalStore {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Bytes> {
-        fs::read(self.path(key))
+        fs::read(self.path(key)?)
             .await
             .map(Bytes::from)
             .map_err(|e| self.err("reading", key, e))
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
+        let path = self.path(key)?;
         let read = async {
-            let mut file = fs::File::open(self.path(key)).await?;
+            let mut file = fs::File::open(path).await?;
             file.seek(std::io::SeekFrom::Start(range.start)).await?;
             let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
             let mut buf = Vec::with_capacity(len.min(64 << 20));
@@ -146,7 +148,7 @@ impl BackupStore for LocalStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        match fs::metadata(self.path(key)).await {
+        match fs::metadata(self.path(key)?).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 key: key.to_owned(),
                 size: m.len(),
@@ -179,13 +181,59 @@ impl BackupStore for LocalStore {
         Ok(Box::new(LocalWriter {
             file: fs::File::from_std(file),
             tmp,
-            target: self.path(key),
+            target: self.path(key)?,
             key: key.to_owned(),
             url: self.url.clone(),
         }))
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.walk(prefix, false).await
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        match fs::read_dir(&self.root).await {
+            Ok(mut entries) => Ok(entries
+                .next_entry()
+                .await
+                .map_err(|e| self.err("listing", "", e))?
+                .is_none()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(self.err("listing", "", e)),
+        }
+    }
+
+    async fn list_incomplete(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        self.walk(prefix, true).await
+    }
+
+    async fn delete_incomplete(&self, key: &str) -> StoreResult<()> {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if !name.starts_with(TMP_PREFIX) {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "deleting a leftover",
+                key,
+                &self.url,
+                Some(format!("not a temporary file ({TMP_PREFIX}*)").into()),
+            ));
+        }
+        self.delete(key).await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        match fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("deleting", key, e)),
+        }
+    }
+}
+
+impl LocalStore {
+    /// Every file under `prefix`: the objects, or with `temporaries` only the temporary files
+    /// of unfinished writes.
+    async fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<ObjectMeta>> {
         // Walk from the deepest directory the prefix names, then filter by the full prefix.
         let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let mut out = Vec::new();
@@ -202,9 +250,7 @@ impl BackupStore for LocalStore {
                 .map_err(|e| self.err("listing", prefix, e))?
             {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(TMP_PREFIX) {
-                    continue;
-                }
+                let is_temporary = name.starts_with(TMP_PREFIX);
                 let key = if rel.is_empty() {
                     name
                 } else {
@@ -218,7 +264,7 @@ impl BackupStore for LocalStore {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                         stack.push((entry.path(), key));
                     }
-                } else if key.starts_with(prefix) {
+                } else if key.starts_with(prefix) && is_temporary == temporaries {
                     let size = entry
                         .metadata()
                         .await
@@ -233,14 +279,6 @@ impl BackupStore for LocalStore {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
-    }
-
-    async fn delete(&self, key: &str) -> StoreResult<()> {
-        match fs::remove_file(self.path(key)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.err("deleting", key, e)),
-        }
     }
 }
 

@@ -105,6 +105,26 @@ impl StoreError {
     }
 }
 
+/// Refuses a key that could name something outside the store's root: keys come from
+/// [`crate::repo::layout`], but parts of them (table keys, PIT ids, file paths) are read from
+/// records, which may be damaged or tampered with.
+pub(crate) fn check_key(key: &str, store: &str) -> StoreResult<()> {
+    if key.is_empty() || crate::names::is_contained_relative(key) {
+        Ok(())
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::Other,
+            "refusing the key",
+            key,
+            store,
+            Some(
+                "it would leave the repository (an empty, `.` or `..` segment, or a leading `/`)"
+                    .into(),
+            ),
+        ))
+    }
+}
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -141,6 +161,27 @@ pub trait BackupStore: Debug + Send + Sync {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+
+    /// Whether the store holds nothing at all (a new repository is only created in an empty
+    /// location). The default lists every object; backends override it with a cheaper check.
+    async fn is_empty(&self) -> StoreResult<bool> {
+        Ok(self.list("").await?.is_empty())
+    }
+
+    /// Leftovers of writes that never finished (a killed process), under `prefix`: temporary
+    /// files, incomplete multipart uploads. [`BackupStore::list`] never shows them; `gc`
+    /// reclaims them and `describe` counts them. Each key is only meaningful to
+    /// [`BackupStore::delete_incomplete`].
+    async fn list_incomplete(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Removes one leftover that [`BackupStore::list_incomplete`] returned.
+    async fn delete_incomplete(&self, key: &str) -> StoreResult<()> {
+        let _ = key;
+        Ok(())
+    }
 
     /// Copies `source` (an `s3://bucket/key` URL on the S3 service at `endpoint`, `None` for
     /// AWS) into `key` without its bytes passing through bcn, when this store lives on that

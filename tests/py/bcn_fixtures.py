@@ -897,6 +897,38 @@ def cmd_create_empty(args: argparse.Namespace) -> Any:
     return _state(table)
 
 
+def cmd_make_named(args: argparse.Namespace) -> Any:
+    """A small table under any name pyiceberg accepts (`..`, `a/b`, control characters, ...)."""
+    catalog = open_catalog(args)
+    ensure_namespace(catalog, args.namespace)
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+    )
+    table = catalog.create_table((args.namespace, args.name), schema=schema)
+    rows = pa.table(
+        {
+            "id": pa.array(range(args.rows), type=pa.int64()),
+            "name": pa.array([f"{args.name}-{i}" for i in range(args.rows)], type=pa.string()),
+        },
+        schema=pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())]),
+    )
+    table.append(rows)
+    table.append(rows)
+    return {"location": table.location(), "metadata_location": table.metadata_location}
+
+
+def cmd_dump_named(args: argparse.Namespace) -> Any:
+    """Rows and snapshot count of a table given as namespace and name (names may hold dots)."""
+    catalog = open_catalog(args)
+    table = catalog.load_table((args.namespace, args.name))
+    return {
+        "location": table.location(),
+        "snapshots": len(table.metadata.snapshots),
+        "rows": sorted_rows(table.scan().to_arrow()),
+    }
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -976,6 +1008,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rename", cmd_rename, "rename a table")
     p.add_argument("--table", required=True)
     p.add_argument("--to", required=True)
+
+    p = add("make-named", cmd_make_named, "create a 2-column table with two appends under any name")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--rows", type=int, default=5)
+
+    p = add("dump-named", cmd_dump_named, "rows of a table given as namespace and name")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--name", required=True)
 
     p = add("create-empty", cmd_create_empty, "create a 2-column table with no snapshot")
     p.add_argument("--table", required=True)

@@ -178,14 +178,18 @@ pub async fn run(
     }
     let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
     let result = backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await;
-    let result = match result {
-        Ok(_) if guard.is_lost() => Err(EngineError::LockLost(repo.url().to_owned())),
-        Ok((pit, failed, skipped)) => repo
+    let held = match &result {
+        Ok(_) => guard.still_held().await.map_err(EngineError::from),
+        Err(_) => Ok(true),
+    };
+    let result = match (result, held) {
+        (Ok(_), Ok(false)) => Err(EngineError::LockLost(repo.url().to_owned())),
+        (Ok((pit, failed, skipped)), Ok(true)) => repo
             .commit_pit(&pit)
             .await
             .map(|()| (pit, failed, skipped))
             .map_err(EngineError::from),
-        Err(e) => Err(e),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
     // The lock goes whatever happened; a failure to remove it is reported after the outcome.
     let released = guard.release().await;
@@ -289,25 +293,29 @@ async fn backup_locked(
     outcomes.sort_by_key(|a| a.0.to_string());
 
     let mut tables = Vec::new();
-    let mut failures = Vec::new();
+    let mut failed = Vec::new();
     for (ident, outcome) in outcomes {
         match outcome {
             Ok(Some(record)) => tables.push(record),
             Ok(None) => {}
-            Err(reason) => failures.push(TableFailure {
-                table: ident.to_string(),
-                reason,
-            }),
+            Err(reason) => failed.push((ident, reason)),
         }
     }
+    let failures: Vec<TableFailure> = failed
+        .iter()
+        .map(|(ident, reason)| TableFailure {
+            table: crate::names::escape_control(&ident.to_string()).into_owned(),
+            reason: crate::names::escape_control(reason).into_owned(),
+        })
+        .collect();
     if !failures.is_empty() && !request.options.allow_partial {
         return Err(EngineError::TablesFailed {
             failures,
             committed: false,
         });
     }
-    for failure in &failures {
-        tables.push(failed_record(failure, &job));
+    for (ident, reason) in &failed {
+        tables.push(failed_record(ident, reason, &job));
     }
     let skipped = std::mem::take(
         &mut *job

@@ -10,7 +10,7 @@ use iceberg::spec::TableMetadata;
 use crate::catalog::OpenCatalog;
 use crate::engine::files::{SnapshotSelection, TableFile, table_files};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored, sha256_hex};
-use crate::engine::{Event, Observer, TableFailure, error_chain};
+use crate::engine::{Event, Observer, error_chain};
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
@@ -91,7 +91,15 @@ impl TableJob<'_> {
                     });
                     return Ok(Some(record));
                 }
-                Err(AttemptError::Fatal(reason)) => return Err(reason),
+                Err(AttemptError::Fatal(reason)) => {
+                    return Err(if qualified.chars().any(char::is_control) {
+                        format!(
+                            "{reason}; the table's name holds a control character, which iceberg-rust's file access drops from paths, so its files cannot be read: rename the table, or give it the `ignore` category"
+                        )
+                    } else {
+                        reason
+                    });
+                }
                 Err(AttemptError::Moved(reason)) => {
                     tracing::warn!(table = %qualified, attempt, %reason, "table changed while it was copied; reading it again");
                     last = reason;
@@ -529,25 +537,18 @@ fn table_state(
 
 /// The PIT entry of a table that failed under `allow_partial`: its last good state stays
 /// referenced (so gc keeps its files), marked FAILED with the reason.
-pub(super) fn failed_record(failure: &TableFailure, job: &TableJob<'_>) -> TableRecord {
-    let previous = job
-        .parent_by_key
-        .values()
-        .find(|t| t.name.to_string() == failure.table);
-    let (database, name) = failure
-        .table
-        .rsplit_once('.')
-        .unwrap_or(("", &failure.table));
+pub(super) fn failed_record(ident: &TableIdent, reason: &str, job: &TableJob<'_>) -> TableRecord {
     let name = TableName {
-        database: database.split('.').map(str::to_owned).collect(),
-        name: name.to_owned(),
+        database: ident.namespace().to_vec(),
+        name: ident.name().to_owned(),
     };
+    let previous = job.parent_by_key.values().find(|t| t.name == name);
     let mut record = previous.map_or_else(
         || TableRecord {
             key: layout::table_key(None, &name.database, &name.name),
             name: name.clone(),
             uuid: None,
-            category: job.request.categorizer.category(&failure.table),
+            category: job.request.categorizer.category(&name.to_string()),
             status: Status::Failed,
             previous_name: None,
             deleted_at: None,
@@ -559,7 +560,7 @@ pub(super) fn failed_record(failure: &TableFailure, job: &TableJob<'_>) -> Table
         |p| (*p).clone(),
     );
     record.status = Status::Failed;
-    record.error = Some(failure.reason.clone());
+    record.error = Some(reason.to_owned());
     record.last_pit = previous.and_then(|p| p.stored_in.clone());
     if let Some(state) = record.state.as_mut() {
         state.files_added = 0;

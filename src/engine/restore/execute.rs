@@ -11,6 +11,7 @@ use iceberg::spec::TableMetadata;
 
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
+use crate::engine::files::SnapshotSelection;
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, TransferError, maybe_gunzip, read_verified, sha256_hex};
 use crate::engine::{EngineError, Event, Observer, error_chain};
@@ -289,22 +290,7 @@ impl Job<'_> {
                     chain(&e)
                 )
             })?;
-        if let Some(snapshot) = metadata.current_snapshot() {
-            let list = file_io
-                .new_input(snapshot.manifest_list())
-                .map_err(|e| chain(&e))?
-                .read()
-                .await
-                .map_err(|e| chain(&e))?;
-            iceberg::spec::ManifestList::parse_with_version(&list, metadata.format_version())
-                .map_err(|e| {
-                    format!(
-                        "the restored manifest list {} does not read back: {}",
-                        snapshot.manifest_list(),
-                        chain(&e)
-                    )
-                })?;
-        }
+        check_reachable(&metadata, file_io, &metadata_location).await?;
         Ok(metadata_location)
     }
 
@@ -369,6 +355,46 @@ impl Job<'_> {
     }
 }
 
+/// Walks the restored metadata as a reader would (every snapshot's manifest list, manifests,
+/// data and delete files, statistics files) and checks that each file it reaches exists at the
+/// target with the size the metadata records. A damaged or tampered file list could otherwise
+/// lead to a registered table whose files are missing.
+async fn check_reachable(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    metadata_location: &str,
+) -> Result<(), String> {
+    let files = crate::engine::files::table_files(metadata, file_io, SnapshotSelection::All)
+        .await
+        .map_err(|e| {
+            format!(
+                "the restored table {metadata_location} does not read back: {}",
+                error_chain(&e)
+            )
+        })?;
+    stream::iter(files.into_iter().map(Ok::<_, String>))
+        .try_for_each_concurrent(16, |file| async move {
+            if file.content.is_some() && file.expected_size.is_none() {
+                return Ok(()); // read while walking
+            }
+            let found = transfer::file_size(file_io, &file.path)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            match (found, file.expected_size) {
+                (None, _) => Err(format!(
+                    "the restored metadata references {} ({:?}), which is not at the target; the repository's file list does not match its metadata (damaged repository?)",
+                    file.path, file.kind
+                )),
+                (Some(found), Some(expected)) if found != expected => Err(format!(
+                    "{} has {found} bytes at the target, but the restored metadata records {expected}",
+                    file.path
+                )),
+                _ => Ok(()),
+            }
+        })
+        .await
+}
+
 /// The version number for the restored metadata file: one past the source's, so that tools
 /// that number metadata files keep counting up.
 fn next_metadata_version(source_location: &str) -> u64 {
@@ -394,18 +420,27 @@ impl FileWriter<'_> {
         self.rw.rewrite(&entry.path).map_err(|e| error_chain(&e))
     }
 
-    /// Whether `path` may be written: absent, or present with exactly `size` (kept as is).
-    async fn must_write(&self, path: &str, size: u64) -> Result<bool, String> {
-        match transfer::file_size(self.file_io, path)
+    /// Whether `path` must be written: it is absent. A file already there is kept when it has
+    /// exactly the content to restore (size and SHA-256: a re-run after an interrupted
+    /// restore); any other file stops the table, since nothing is overwritten.
+    async fn must_write(&self, path: &str, size: u64, sha256: &str) -> Result<bool, String> {
+        let found = transfer::file_size(self.file_io, path)
             .await
-            .map_err(|e| error_chain(&e))?
-        {
-            None => Ok(true),
-            Some(s) if s == size => Ok(false),
-            Some(s) => Err(format!(
-                "refusing to overwrite {path}: it exists with {s} bytes, the restored file has {size}"
-            )),
+            .map_err(|e| error_chain(&e))?;
+        let Some(found) = found else {
+            return Ok(true);
+        };
+        if found == size {
+            let (sum, _) = transfer::hash_file(self.file_io, path)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            if sum == sha256 {
+                return Ok(false);
+            }
         }
+        Err(format!(
+            "refusing to overwrite {path}: a different file is already there ({found} bytes; the restored file has {size} bytes and SHA-256 {sha256}); remove it, or restore to another location"
+        ))
     }
 
     async fn copy_verbatim<'e>(
@@ -415,7 +450,7 @@ impl FileWriter<'_> {
         stream::iter(entries.map(Ok::<_, String>))
             .try_for_each_concurrent(8, |entry| async move {
                 let path = self.target_path(entry)?;
-                if self.must_write(&path, entry.size).await? {
+                if self.must_write(&path, entry.size, &entry.sha256).await? {
                     let key = layout::table_file(&self.item.key, &entry.rel);
                     self.written.push(path.clone());
                     transfer::store_to_file(
@@ -469,7 +504,7 @@ impl FileWriter<'_> {
                     )
                 };
                 let size = data.len() as u64;
-                if self.must_write(&path, size).await? {
+                if self.must_write(&path, size, &sha256_hex(&data)).await? {
                     self.written.push(path.clone());
                     transfer::bytes_to_file(self.file_io, &path, data)
                         .await

@@ -191,6 +191,7 @@ pub async fn prepare(
                 .clone()
                 .unwrap_or_else(|| record.name.name.clone()),
         };
+        check_placeable(&record.name, &target_name, &pit.id)?;
         let exists = match &target {
             Some(c) => c
                 .catalog
@@ -256,6 +257,25 @@ pub async fn prepare(
         },
         target,
     ))
+}
+
+/// Refuses a target name that cannot become a directory of the restored table's location
+/// safely (a source table named `..`, `../x`, with a control character, ...): names come from
+/// the repository, which a catalog that accepts any name, damage or tampering may have filled.
+fn check_placeable(source: &TableName, target: &TableName, pit: &str) -> Result<(), EngineError> {
+    let problem = target
+        .database
+        .iter()
+        .map(|part| (part, "--target-database NAME"))
+        .chain(std::iter::once((&target.name, "--target-table NAME")))
+        .find_map(|(part, option)| crate::names::check(part).err().map(|e| (e, option)));
+    match problem {
+        None => Ok(()),
+        Some((e, option)) => Err(EngineError::Invalid(format!(
+            "table {source:?} of PIT {pit} cannot be restored under this name: {e}; restore it alone under a safe name with --table '<pattern matching it>' {option}",
+            source = source.to_string()
+        ))),
+    }
 }
 
 fn ident(name: &TableName) -> Result<TableIdent, EngineError> {

@@ -185,12 +185,22 @@ impl Workspace {
         self.run(args, false)
     }
 
+    /// Runs `bcn ARGS --output json` with the plan and extra environment variables.
+    pub(crate) fn bcn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_env(args, true, env)
+    }
+
     fn run(&self, args: &[&str], with_plan: bool) -> Run {
+        self.run_env(args, with_plan, &[])
+    }
+
+    fn run_env(&self, args: &[&str], with_plan: bool, env: &[(&str, &str)]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bcn"));
         command
             .current_dir(self.dir.path())
             .args(args)
-            .args(["--output", "json"]);
+            .args(["--output", "json"])
+            .envs(env.iter().copied());
         if with_plan {
             command.arg("--config").arg(&self.plan);
         }
