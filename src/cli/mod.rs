@@ -125,6 +125,10 @@ pub enum ExitStatus {
     Partial = 3,
     /// The repository is locked by another run; retry later.
     Locked = 75,
+    /// Stopped by SIGINT (Ctrl-C).
+    Interrupted = 130,
+    /// Stopped by SIGTERM.
+    Terminated = 143,
 }
 
 impl ExitStatus {
@@ -195,19 +199,34 @@ pub async fn run(cli: Cli) -> ExitStatus {
     let printer = Printer::new(cli.global.output, cli.global.quiet);
     let name = cli.command.name();
     let ctx = crate::context::Context::system();
-    let result = match cli.command {
-        Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
-        Command::Apply(args) => Box::pin(apply::run(args, &ctx, printer)).await,
-        Command::Backup(args) => backup::run(args, &ctx, printer).await,
-        Command::Forget(args) => forget::run(args, &ctx, printer).await,
-        Command::Gc(args) => gc::run(args, &ctx, printer).await,
-        Command::Restore(args) => restore::run(args, &ctx, printer).await,
-        Command::Describe(args) => describe::run(args, printer).await,
-        Command::List(args) => list::run(args, printer).await,
-        Command::Diff(args) => diff::run(args, printer).await,
-        Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
-        Command::Validate(args) => validate::run(&args, printer),
-        Command::Schema(args) => schema::run(args, printer),
+    let work = async move {
+        match cli.command {
+            Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
+            Command::Apply(args) => Box::pin(apply::run(args, &ctx, printer)).await,
+            Command::Backup(args) => backup::run(args, &ctx, printer).await,
+            Command::Forget(args) => forget::run(args, &ctx, printer).await,
+            Command::Gc(args) => gc::run(args, &ctx, printer).await,
+            Command::Restore(args) => restore::run(args, &ctx, printer).await,
+            Command::Describe(args) => describe::run(args, printer).await,
+            Command::List(args) => list::run(args, printer).await,
+            Command::Diff(args) => diff::run(args, printer).await,
+            Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
+            Command::Validate(args) => validate::run(&args, printer),
+            Command::Schema(args) => schema::run(args, printer),
+        }
+    };
+    let result = tokio::select! {
+        result = Box::pin(work) => result,
+        status = stop_signal() => {
+            // The work future is dropped here: in-flight copies are cancelled (temporary files
+            // and multipart uploads go with them) and a held lock is removed by its guard.
+            let error = anyhow::anyhow!(
+                "stopped by {}; nothing was committed or registered after the signal (a backup commits its PIT last, a restore registers each table last), and the next run picks up from there",
+                if status == ExitStatus::Interrupted { "SIGINT" } else { "SIGTERM" }
+            );
+            printer.error(name, &error, status);
+            return status;
+        }
     };
     match result {
         Ok(status) => status,
@@ -217,6 +236,31 @@ pub async fn run(cli: Cli) -> ExitStatus {
             status
         }
     }
+}
+
+/// Waits for SIGINT or SIGTERM and returns the matching exit status; from then on a second
+/// signal ends the process at once.
+async fn stop_signal() -> ExitStatus {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // No signal handling available: never resolve, the default behaviour stays.
+        return std::future::pending().await;
+    };
+    let status = tokio::select! {
+        _ = int.recv() => ExitStatus::Interrupted,
+        _ = term.recv() => ExitStatus::Terminated,
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(i32::from(status.code()));
+    });
+    status
 }
 
 /// The plan option shared by commands that read a plan.

@@ -22,5 +22,6 @@ mod repo_compat;
 mod round_trip;
 mod s3_repository;
 mod secrets;
+mod signals;
 mod store_suite;
 mod support;
