@@ -17,6 +17,7 @@ mod restore;
 mod schema;
 mod unlock;
 mod validate;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,6 +82,8 @@ enum Command {
     List(list::Args),
     /// Show what changed between two PITs
     Diff(diff::Args),
+    /// Prove that a repository's PITs can be restored (structure; --read-data: checksums)
+    Verify(verify::Args),
     /// Apply a retention policy to a repository's PITs
     Forget(forget::Args),
     /// Delete repository files no PIT references
@@ -103,6 +106,7 @@ impl Command {
             Self::Describe(_) => "describe",
             Self::List(_) => "list",
             Self::Diff(_) => "diff",
+            Self::Verify(_) => "verify",
             Self::Forget(_) => "forget",
             Self::Gc(_) => "gc",
             Self::Unlock(_) => "unlock",
@@ -206,6 +210,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             Command::Backup(args) => backup::run(args, &ctx, printer).await,
             Command::Forget(args) => forget::run(args, &ctx, printer).await,
             Command::Gc(args) => gc::run(args, &ctx, printer).await,
+            Command::Verify(args) => verify::run(args, &ctx, printer).await,
             Command::Restore(args) => restore::run(args, &ctx, printer).await,
             Command::Describe(args) => describe::run(args, printer).await,
             Command::List(args) => list::run(args, printer).await,

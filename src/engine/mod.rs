@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rewrite;
 pub mod sample;
 mod transfer;
+pub mod verify;
 
 use crate::catalog::CatalogError;
 use crate::plan::PlanError;

@@ -25,3 +25,4 @@ mod secrets;
 mod signals;
 mod store_suite;
 mod support;
+mod verify;

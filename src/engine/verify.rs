@@ -1,0 +1,651 @@
+//! `bcn verify`: proves that a repository's PITs can be restored, without restoring them.
+//!
+//! Two layers, as restic's `check` and pgBackRest's `verify` separate them:
+//!
+//! 1. **Structure** (always). Every PIT record in scope reads and checks; for every table it
+//!    references (each `(table, stored_in)` once, however many PITs share it): the file list
+//!    and the stored metadata read, the metadata matches its recorded SHA-256, every file of
+//!    the list exists in the store with its recorded size, and the stored Iceberg metadata
+//!    itself is walked — every snapshot's manifest list, its manifests and their live entries,
+//!    statistics files — so that a file list that lost an entry is caught too. Objects that
+//!    no PIT references are reported as reclaimable by `gc`, not as damage.
+//! 2. **Data** (`--read-data`). Every stored file is read once, however many PITs share it,
+//!    and its SHA-256 compared with the file list's; `--subset` reads a random fraction or a
+//!    fixed slice `K/T` (over T runs, every file exactly once).
+//!
+//! Verify only reads committed PITs and never takes the lock, so it may run beside a backup;
+//! while one runs, unreferenced objects are not counted (they may be that backup's).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::{StreamExt, stream};
+use iceberg::spec::{Manifest, ManifestList, ManifestStatus, TableMetadata};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::EngineError;
+use super::transfer::{self, maybe_gunzip, sha256_hex};
+use crate::context::Context;
+use crate::repo::records::{FileEntry, FileList, PitRecord, TableRecord};
+use crate::repo::{PitEntry, PitSelector, Repository, layout, lock};
+use crate::store::BackupStore;
+
+/// Which stored files `--read-data` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// Every file.
+    All,
+    /// A random fraction, in percent (0 < p ≤ 100), drawn anew each run.
+    Percent(f64),
+    /// Slice `k` of `t` fixed slices (1 ≤ k ≤ t): over `t` runs with k = 1..t, every file is
+    /// read exactly once.
+    Slice {
+        /// Which slice, from 1.
+        k: u32,
+        /// How many slices.
+        t: u32,
+    },
+}
+
+impl Subset {
+    /// Parses `all`, `10%` or `3/7`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let invalid = || {
+            format!(
+                "invalid --subset `{value}`: write `all`, a percentage such as `10%`, or a slice such as `3/7`"
+            )
+        };
+        if value.eq_ignore_ascii_case("all") {
+            return Ok(Self::All);
+        }
+        if let Some(p) = value.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| invalid())?;
+            return if p > 0.0 && p <= 100.0 {
+                Ok(Self::Percent(p))
+            } else {
+                Err(format!(
+                    "--subset {value}: the percentage must be above 0 and at most 100"
+                ))
+            };
+        }
+        if let Some((k, t)) = value.split_once('/') {
+            let (k, t): (u32, u32) = (
+                k.trim().parse().map_err(|_| invalid())?,
+                t.trim().parse().map_err(|_| invalid())?,
+            );
+            return if k >= 1 && k <= t {
+                Ok(Self::Slice { k, t })
+            } else {
+                Err(format!(
+                    "--subset {value}: the slice must be between 1 and {t}"
+                ))
+            };
+        }
+        Err(invalid())
+    }
+
+    /// Whether the stored file `key` is read; `salt` makes `Percent` draw anew each run.
+    fn selects(self, key: &str, salt: &str) -> bool {
+        let bucket = |salt: &str, modulus: u64| {
+            let digest = Sha256::new()
+                .chain_update(salt.as_bytes())
+                .chain_update(key.as_bytes())
+                .finalize();
+            let mut head = [0u8; 8];
+            head.copy_from_slice(&digest[..8]);
+            u64::from_be_bytes(head) % modulus
+        };
+        match self {
+            Self::All => true,
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "p is in (0, 100], so p * 100 fits"
+            )]
+            Self::Percent(p) => bucket(salt, 10_000) < (p * 100.0).round() as u64,
+            Self::Slice { k, t } => bucket("", u64::from(t)) == u64::from(k - 1),
+        }
+    }
+}
+
+impl std::fmt::Display for Subset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Percent(p) => write!(f, "{p}%"),
+            Self::Slice { k, t } => write!(f, "{k}/{t}"),
+        }
+    }
+}
+
+/// What to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    /// The repository.
+    pub store: Arc<dyn BackupStore>,
+    /// One PIT, or every PIT (`None`).
+    pub pit: Option<PitSelector>,
+    /// Read stored files and compare their checksums.
+    pub read_data: Option<Subset>,
+    /// Files read at once.
+    pub concurrency: usize,
+}
+
+/// One thing that is wrong, and what to do about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// The PIT it affects (the first one found that references it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pit: Option<String>,
+    /// The table, `database.table`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The repository object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do next.
+    pub hint: String,
+}
+
+/// Objects no PIT references.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Reclaimable {
+    /// How many.
+    pub objects: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The outcome of `bcn verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The repository URL.
+    pub repository: String,
+    /// PITs checked.
+    pub pits: Vec<String>,
+    /// Distinct table states checked (a table unchanged across PITs counts once).
+    pub tables_checked: usize,
+    /// Distinct stored files checked for presence and size.
+    pub files_checked: usize,
+    /// Their bytes.
+    pub bytes_checked: u64,
+    /// Manifests and manifest lists parsed while walking the stored metadata.
+    pub manifests_read: usize,
+    /// `--read-data`: the subset read, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_data: Option<String>,
+    /// Files whose content was read and hashed.
+    pub files_read: usize,
+    /// Their bytes.
+    pub bytes_read: u64,
+    /// Unreferenced objects (`gc` reclaims them); `None` while a backup runs or when a
+    /// damaged record hides what is referenced.
+    pub reclaimable: Option<Reclaimable>,
+    /// Everything found wrong.
+    pub problems: Vec<Problem>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Where a stored file is referenced first, for messages.
+#[derive(Debug, Clone)]
+struct Origin {
+    pit: String,
+    table: String,
+}
+
+/// Verifies a repository.
+pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, EngineError> {
+    let started = std::time::Instant::now();
+    let repo = Repository::open(request.store.clone()).await?;
+    let mut problems = Vec::new();
+    let pits = select_pits(&repo, request.pit.as_ref(), &mut problems).await?;
+    let unreadable = !problems.is_empty();
+    let mut walk = Walk {
+        repo: &repo,
+        objects: repo
+            .store()
+            .list(layout::TABLES_PREFIX)
+            .await?
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect(),
+        referenced: HashMap::new(),
+        records: HashSet::new(),
+        parsed: HashMap::new(),
+        problems,
+        tables_checked: 0,
+        unreadable,
+    };
+    for pit in &pits {
+        for table in &pit.tables {
+            walk.check_table(pit, table).await;
+        }
+    }
+    let reclaimable = walk.reclaimable(request.pit.is_none()).await?;
+    let (files_read, bytes_read) = match request.read_data {
+        Some(subset) => {
+            walk.read_data(subset, &ctx.new_run_id(), request.concurrency)
+                .await
+        }
+        None => (0, 0),
+    };
+    let Walk {
+        referenced,
+        parsed,
+        problems,
+        tables_checked,
+        ..
+    } = walk;
+    Ok(VerifyReport {
+        repository: repo.url().to_owned(),
+        pits: pits.iter().map(|p| p.id.clone()).collect(),
+        tables_checked,
+        files_checked: referenced.len(),
+        bytes_checked: referenced.values().map(|(e, _)| e.size).sum(),
+        manifests_read: parsed.len(),
+        read_data: request.read_data.map(|s| s.to_string()),
+        files_read,
+        bytes_read,
+        reclaimable,
+        problems,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The readable PITs in scope; damaged ones become problems.
+async fn select_pits(
+    repo: &Repository,
+    selector: Option<&PitSelector>,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<PitRecord>, EngineError> {
+    if let Some(selector) = selector {
+        return Ok(vec![repo.resolve_pit(selector).await?]);
+    }
+    let mut pits = Vec::new();
+    for entry in repo.scan_pits().await? {
+        match entry {
+            PitEntry::Readable(pit) => pits.push(*pit),
+            PitEntry::Damaged { id, key, reason } => problems.push(Problem {
+                pit: Some(id),
+                table: None,
+                key: Some(key.clone()),
+                problem: reason,
+                hint: format!(
+                    "this PIT cannot be restored; put {key} back from a copy of the repository if there is one, else remove it (the other PITs are unaffected) and run `bcn gc`"
+                ),
+            }),
+        }
+    }
+    Ok(pits)
+}
+
+/// What to do about a table state that cannot be restored.
+const REPAIR: &str = "the table cannot be restored from this PIT; an older or newer PIT may still hold it, and a full backup (`bcn backup --full`) copies the live table again";
+
+/// What to do about stored metadata and a file list that disagree.
+const REPAIR_LIST: &str = "the file list or the stored metadata of this table is damaged; a full backup (`bcn backup --full`) stores the table anew";
+
+/// State of one verification run.
+struct Walk<'a> {
+    repo: &'a Repository,
+    /// Every object under `tables/`, with its size.
+    objects: HashMap<String, u64>,
+    /// Every stored file referenced: its file-list entry and where it was first seen.
+    referenced: HashMap<String, (FileEntry, Origin)>,
+    /// File lists and metadata keys of the table states checked.
+    records: HashSet<String>,
+    /// Manifests and manifest lists parsed so far, with the paths each references.
+    parsed: HashMap<String, Arc<Vec<String>>>,
+    problems: Vec<Problem>,
+    tables_checked: usize,
+    /// A PIT record or file list could not be read: what is referenced is not known.
+    unreadable: bool,
+}
+
+impl Walk<'_> {
+    fn problem(&mut self, origin: &Origin, key: Option<&str>, problem: String, hint: &str) {
+        self.problems.push(Problem {
+            pit: Some(origin.pit.clone()),
+            table: Some(origin.table.clone()),
+            key: key.map(str::to_owned),
+            problem,
+            hint: hint.to_owned(),
+        });
+    }
+
+    /// Checks the state of `table` that `pit` points at, once per `(key, stored_in)`.
+    async fn check_table(&mut self, pit: &PitRecord, table: &TableRecord) {
+        let Some(stored_in) = &table.stored_in else {
+            return;
+        };
+        let list_key = layout::filelist(&table.key, stored_in);
+        if !self.records.insert(list_key.clone()) {
+            return;
+        }
+        let metadata_key = layout::table_metadata(&table.key, stored_in);
+        self.records.insert(metadata_key.clone());
+        self.tables_checked += 1;
+        let origin = Origin {
+            pit: pit.id.clone(),
+            table: crate::names::escape_control(&table.name.to_string()).into_owned(),
+        };
+        let list = match self.repo.load_filelist(&table.key, stored_in).await {
+            Ok(list) => list,
+            Err(e) => {
+                self.unreadable = true;
+                self.problem(
+                    &origin,
+                    Some(&list_key),
+                    crate::error::error_chain(&e),
+                    REPAIR,
+                );
+                return;
+            }
+        };
+        let metadata = match self.repo.load_table_metadata(&table.key, stored_in).await {
+            Ok(raw) if sha256_hex(&raw) == list.metadata_sha256 => raw,
+            Ok(_) => {
+                let problem = format!(
+                    "stored metadata {metadata_key} does not match the SHA-256 its file list records"
+                );
+                self.problem(&origin, Some(&metadata_key), problem, REPAIR);
+                return;
+            }
+            Err(e) => {
+                self.problem(
+                    &origin,
+                    Some(&metadata_key),
+                    crate::error::error_chain(&e),
+                    REPAIR,
+                );
+                return;
+            }
+        };
+        for entry in &list.files {
+            let key = layout::table_file(&table.key, &entry.rel);
+            match self.objects.get(&key) {
+                None => self.problem(
+                    &origin,
+                    Some(&key),
+                    format!("stored file {key} ({}) is missing", entry.path),
+                    REPAIR,
+                ),
+                Some(size) if *size != entry.size => self.problem(
+                    &origin,
+                    Some(&key),
+                    format!(
+                        "stored file {key} has {size} bytes, its file list records {}",
+                        entry.size
+                    ),
+                    REPAIR,
+                ),
+                Some(_) => {}
+            }
+            self.referenced
+                .entry(key)
+                .or_insert_with(|| (entry.clone(), origin.clone()));
+        }
+        self.walk_metadata(&origin, &table.key, &list, &metadata)
+            .await;
+    }
+
+    /// Walks the stored Iceberg metadata and reports every file it reaches that the file
+    /// list does not hold, or that cannot be parsed.
+    async fn walk_metadata(
+        &mut self,
+        origin: &Origin,
+        table_key: &str,
+        list: &FileList,
+        raw: &[u8],
+    ) {
+        let metadata_key = layout::table_metadata(table_key, &list.pit);
+        let metadata: TableMetadata = match maybe_gunzip(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|json| serde_json::from_slice(&json).map_err(|e| e.to_string()))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                let problem = format!("stored metadata {metadata_key} does not parse: {e}");
+                self.problem(origin, Some(&metadata_key), problem, REPAIR_LIST);
+                return;
+            }
+        };
+        let by_path: HashMap<&str, &FileEntry> =
+            list.files.iter().map(|f| (f.path.as_str(), f)).collect();
+        let mut missing: BTreeMap<String, &'static str> = BTreeMap::new();
+        let snapshots: Vec<_> = if list.current_snapshot_only {
+            metadata.current_snapshot().cloned().into_iter().collect()
+        } else {
+            metadata.snapshots().cloned().collect()
+        };
+        let version = metadata.format_version();
+        for snapshot in snapshots {
+            let Some(entry) = by_path.get(snapshot.manifest_list()) else {
+                missing.insert(snapshot.manifest_list().to_owned(), "manifest list");
+                continue;
+            };
+            let Some(manifests) = self
+                .references(origin, table_key, entry, Some(version))
+                .await
+            else {
+                continue;
+            };
+            for manifest in manifests.iter() {
+                let Some(entry) = by_path.get(manifest.as_str()) else {
+                    missing.insert(manifest.clone(), "manifest");
+                    continue;
+                };
+                let Some(files) = self.references(origin, table_key, entry, None).await else {
+                    continue;
+                };
+                for file in files.iter() {
+                    if !by_path.contains_key(file.as_str()) {
+                        missing.insert(file.clone(), "data or delete file");
+                    }
+                }
+            }
+        }
+        let current = metadata.current_snapshot_id();
+        let stats = metadata
+            .statistics_iter()
+            .map(|s| (s.snapshot_id, &s.statistics_path))
+            .chain(
+                metadata
+                    .partition_statistics_iter()
+                    .map(|s| (s.snapshot_id, &s.statistics_path)),
+            );
+        for (snapshot, path) in stats {
+            let kept = !list.current_snapshot_only || Some(snapshot) == current;
+            if kept && !by_path.contains_key(path.as_str()) {
+                missing.insert(path.clone(), "statistics file");
+            }
+        }
+        let list_key = layout::filelist(table_key, &list.pit);
+        for (path, kind) in missing {
+            let problem = format!(
+                "the stored metadata references {kind} {path}, which file list {list_key} does not hold"
+            );
+            self.problem(origin, Some(&list_key), problem, REPAIR_LIST);
+        }
+    }
+
+    /// The paths a manifest list (`Some(format version)`) or a manifest (`None`) references:
+    /// its manifests, or its live data and delete files. Each is read and parsed once per run
+    /// and remembered, since many PITs and tables share them; `None` when it is missing or has
+    /// the wrong size (reported already) or cannot be read or parsed (reported here).
+    async fn references(
+        &mut self,
+        origin: &Origin,
+        table_key: &str,
+        entry: &FileEntry,
+        list_version: Option<iceberg::spec::FormatVersion>,
+    ) -> Option<Arc<Vec<String>>> {
+        let key = layout::table_file(table_key, &entry.rel);
+        if let Some(paths) = self.parsed.get(&key) {
+            return Some(paths.clone());
+        }
+        if self.objects.get(&key) != Some(&entry.size) {
+            return None;
+        }
+        let bytes = match self.repo.store().get(&key).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.problem(
+                    origin,
+                    Some(&key),
+                    crate::error::error_chain(&e),
+                    "the store could not be read; run verify again, and check the repository's storage",
+                );
+                return None;
+            }
+        };
+        let parsed: iceberg::Result<Vec<String>> = match list_version {
+            Some(version) => ManifestList::parse_with_version(&bytes, version).map(|list| {
+                list.entries()
+                    .iter()
+                    .map(|m| m.manifest_path.clone())
+                    .collect()
+            }),
+            None => Manifest::parse_avro(&bytes).map(|manifest| {
+                manifest
+                    .entries()
+                    .iter()
+                    .filter(|f| f.status() != ManifestStatus::Deleted)
+                    .map(|f| f.file_path().to_owned())
+                    .collect()
+            }),
+        };
+        match parsed {
+            Ok(paths) => {
+                let paths = Arc::new(paths);
+                self.parsed.insert(key, paths.clone());
+                Some(paths)
+            }
+            Err(e) => {
+                let what = if list_version.is_some() {
+                    "manifest list"
+                } else {
+                    "manifest"
+                };
+                let problem = format!(
+                    "{what} {key} does not parse: {}",
+                    crate::error::error_chain(&e)
+                );
+                self.problem(origin, Some(&key), problem, REPAIR_LIST);
+                None
+            }
+        }
+    }
+
+    /// Objects under `tables/` that no checked table state references. Only for a run over
+    /// every PIT, with no damaged record, and no backup running.
+    async fn reclaimable(&self, all_pits: bool) -> Result<Option<Reclaimable>, EngineError> {
+        if !all_pits || self.unreadable || lock::read_lock(self.repo).await?.is_some() {
+            return Ok(None);
+        }
+        let unreferenced: Vec<u64> = self
+            .objects
+            .iter()
+            .filter(|(key, _)| !self.referenced.contains_key(*key) && !self.records.contains(*key))
+            .map(|(_, size)| *size)
+            .collect();
+        Ok(Some(Reclaimable {
+            objects: unreferenced.len(),
+            bytes: unreferenced.iter().sum(),
+        }))
+    }
+
+    /// Reads the selected stored files, each once, and compares their SHA-256.
+    async fn read_data(&mut self, subset: Subset, salt: &str, concurrency: usize) -> (usize, u64) {
+        let store = self.repo.store().clone();
+        let selected: Vec<(String, FileEntry, Origin)> = self
+            .referenced
+            .iter()
+            .filter(|(key, (entry, _))| {
+                subset.selects(key, salt) && self.objects.get(*key) == Some(&entry.size)
+            })
+            .map(|(key, (entry, origin))| (key.clone(), entry.clone(), origin.clone()))
+            .collect();
+        let results: Vec<_> = stream::iter(selected)
+            .map(|(key, entry, origin)| {
+                let store = store.clone();
+                async move {
+                    let sum = transfer::hash_stored(store.as_ref(), &key, entry.size).await;
+                    (key, entry, origin, sum)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let (mut files, mut bytes) = (0, 0);
+        for (key, entry, origin, sum) in results {
+            match sum {
+                Ok(sum) if sum == entry.sha256 => {
+                    files += 1;
+                    bytes += entry.size;
+                }
+                Ok(sum) => {
+                    files += 1;
+                    bytes += entry.size;
+                    self.problem(
+                        &origin,
+                        Some(&key),
+                        format!(
+                            "stored file {key} ({}) is damaged: its content has SHA-256 {sum}, the file list records {}",
+                            entry.path, entry.sha256
+                        ),
+                        "the copy is lost for every PIT that references it; a full backup (`bcn backup --full`) copies it again while the live table still has it",
+                    );
+                }
+                Err(e) => self.problem(
+                    &origin,
+                    Some(&key),
+                    crate::error::error_chain(&e),
+                    "the store could not be read; run verify again, and check the repository's storage",
+                ),
+            }
+        }
+        (files, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse_and_slices_partition_the_files() {
+        assert_eq!(Subset::parse("all").unwrap(), Subset::All);
+        assert_eq!(Subset::parse("10%").unwrap(), Subset::Percent(10.0));
+        assert_eq!(Subset::parse("3/7").unwrap(), Subset::Slice { k: 3, t: 7 });
+        for bad in ["0%", "101%", "0/7", "8/7", "x", "1/0"] {
+            assert!(Subset::parse(bad).is_err(), "{bad}");
+        }
+        let keys: Vec<String> = (0..500).map(|i| format!("tables/t/files/{i}")).collect();
+        let mut seen = HashSet::new();
+        for k in 1..=7 {
+            let slice = Subset::Slice { k, t: 7 };
+            for key in keys.iter().filter(|key| slice.selects(key, "salt")) {
+                assert!(seen.insert(key.clone()), "{key} in two slices");
+            }
+        }
+        assert_eq!(seen.len(), keys.len(), "every file in some slice");
+        let tenth = keys
+            .iter()
+            .filter(|k| Subset::Percent(10.0).selects(k, "run-1"))
+            .count();
+        assert!((20..=80).contains(&tenth), "about a tenth: {tenth}");
+    }
+}
