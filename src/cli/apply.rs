@@ -39,7 +39,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         only: args.only,
     };
     let progress = super::progress::Progress::new(printer.is_quiet());
-    let result = apply::run(&plan, &options, ctx, &progress).await;
+    let result = Box::pin(apply::run(&plan, &options, ctx, &progress)).await;
     progress.finish();
     let report = result?;
     printer.result("apply", &report, || render_text(&report));

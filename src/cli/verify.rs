@@ -30,6 +30,11 @@ pub(crate) struct Args {
     /// seven runs with 1/7 … 7/7, every file is read exactly once).
     #[arg(long, requires = "read_data", value_name = "SUBSET")]
     subset: Option<String>,
+    /// Copy damaged or missing stored files again from the live tables (of the repository's
+    /// catalog in the plan: needs --config) when their bytes still match what was recorded.
+    /// Takes the repository's exclusive lock.
+    #[arg(long)]
+    repair: bool,
     /// Files read at once.
     #[arg(long, default_value_t = 4, env = "BCN_JOBS")]
     jobs: usize,
@@ -46,11 +51,29 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     } else {
         None
     };
+    let store = args.plan.open_repo(&args.repo)?;
+    let repair = if args.repair {
+        // The live catalog is the one the repository backs up, by its plan name.
+        let catalog = crate::repo::Repository::open(store.clone())
+            .await?
+            .scope()
+            .catalog
+            .clone();
+        let uses = [
+            format!("catalogs.{catalog}"),
+            format!("repositories.{}", args.repo),
+        ];
+        let (plan, plan_path) = args.plan.require("verify --repair", &uses)?;
+        Some(plan.catalog(&catalog, plan_path)?)
+    } else {
+        None
+    };
     let request = VerifyRequest {
-        store: args.plan.open_repo(&args.repo)?,
+        store,
         pit: (!args.pit.eq_ignore_ascii_case("all")).then(|| PitSelector::parse(&args.pit)),
         read_data,
         concurrency: args.jobs,
+        repair,
     };
     let report = verify::verify(&request, ctx).await?;
     printer.result("verify", &report, || render(&report));
@@ -98,6 +121,17 @@ fn render(r: &VerifyReport) -> String {
     }
     if r.problems.is_empty() {
         out.push_str("no problem found\n");
+    }
+    for key in &r.repaired {
+        let _ = writeln!(out, "REPAIRED {key}: copied again from the live table");
+    }
+    for p in &r.unrepaired {
+        let _ = writeln!(
+            out,
+            "NOT REPAIRED {}: {}",
+            p.key.as_deref().unwrap_or("-"),
+            p.problem
+        );
     }
     for p in &r.problems {
         let _ = writeln!(

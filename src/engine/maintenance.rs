@@ -216,6 +216,12 @@ async fn gc_locked(
         for object in &incomplete {
             repo.store().delete_incomplete(&object.key).await?;
         }
+        // Damage markers of objects no PIT references any more have nothing left to warn of.
+        for key in repo.damaged_objects().await? {
+            if !referenced.contains(&key) {
+                repo.clear_damaged(&key).await?;
+            }
+        }
     }
     Ok(GcReport {
         repository: repo.url().to_owned(),

@@ -131,6 +131,9 @@ pub struct VerifyRequest {
     pub read_data: Option<Subset>,
     /// Files read at once.
     pub concurrency: usize,
+    /// `--repair`: copy damaged or missing stored files again from the live tables of this
+    /// catalog, when their bytes still match what was recorded.
+    pub repair: Option<Arc<crate::plan::CatalogSpec>>,
 }
 
 /// One thing that is wrong, and what to do about it.
@@ -187,14 +190,24 @@ pub struct VerifyReport {
     pub reclaimable: Option<Reclaimable>,
     /// Everything found wrong.
     pub problems: Vec<Problem>,
+    /// `--repair`: stored files copied again from the live tables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repaired: Vec<String>,
+    /// `--repair`: damaged objects that could not be healed, with why; the PITs that
+    /// reference them stay damaged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrepaired: Vec<Problem>,
     /// Wall time, seconds.
     pub seconds: f64,
+    /// The file-list entries of damaged or missing stored files, for `--repair`.
+    #[serde(skip)]
+    damaged_files: Vec<(String, FileEntry)>,
 }
 
 impl VerifyReport {
-    /// Whether nothing is wrong.
+    /// Whether nothing is wrong (or, with `--repair`, everything found was healed).
     pub fn is_clean(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.len() == self.repaired.len() && self.unrepaired.is_empty()
     }
 }
 
@@ -205,15 +218,36 @@ struct Origin {
     table: String,
 }
 
-/// Verifies a repository.
+/// Verifies a repository; with `repair`, under the exclusive lock.
 pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, EngineError> {
-    let started = std::time::Instant::now();
     let repo = Repository::open(request.store.clone()).await?;
+    let Some(catalog) = &request.repair else {
+        return verify_open(&repo, request, ctx).await;
+    };
+    let guard = lock::acquire(&repo, ctx, "verify --repair", lock::DEFAULT_TTL_SECONDS).await?;
+    let result = async {
+        let mut report = verify_open(&repo, request, ctx).await?;
+        repair(&repo, catalog, &mut report, request.read_data.is_some()).await?;
+        Ok::<_, EngineError>(report)
+    }
+    .await;
+    let released = guard.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn verify_open(
+    repo: &Repository,
+    request: &VerifyRequest,
+    ctx: &Context,
+) -> Result<VerifyReport, EngineError> {
+    let started = std::time::Instant::now();
     let mut problems = Vec::new();
-    let pits = select_pits(&repo, request.pit.as_ref(), &mut problems).await?;
+    let pits = select_pits(repo, request.pit.as_ref(), &mut problems).await?;
     let unreadable = !problems.is_empty();
     let mut walk = Walk {
-        repo: &repo,
+        repo,
         objects: repo
             .store()
             .list(layout::TABLES_PREFIX)
@@ -248,7 +282,28 @@ pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyRepo
         tables_checked,
         ..
     } = walk;
+    // Marked for backups, which then never reuse these objects but copy them again.
+    for problem in &problems {
+        if let Some(key) = problem
+            .key
+            .as_deref()
+            .filter(|k| k.starts_with(layout::TABLES_PREFIX))
+            && let Err(e) = repo.mark_damaged(key, &problem.problem, ctx.now()).await
+        {
+            tracing::warn!(key, error = %crate::error::error_chain(&e), "could not mark a damaged object");
+        }
+    }
+    let damaged_files = problems
+        .iter()
+        .filter_map(|p| p.key.as_ref())
+        .filter_map(|k| {
+            referenced
+                .get(k)
+                .map(|(entry, _)| (k.clone(), entry.clone()))
+        })
+        .collect();
     Ok(VerifyReport {
+        damaged_files,
         repository: repo.url().to_owned(),
         pits: pits.iter().map(|p| p.id.clone()).collect(),
         tables_checked,
@@ -260,8 +315,78 @@ pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyRepo
         bytes_read,
         reclaimable,
         problems,
+        repaired: Vec::new(),
+        unrepaired: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Copies every damaged or missing stored file of `report` again from the live table, when
+/// the live file still has exactly the recorded content (SHA-256 checked before anything is
+/// replaced). File lists and stored metadata cannot be healed this way; a new backup stores
+/// the table anew.
+async fn repair(
+    repo: &Repository,
+    catalog: &crate::plan::CatalogSpec,
+    report: &mut VerifyReport,
+    read_data: bool,
+) -> Result<(), EngineError> {
+    let live = crate::catalog::open(catalog, crate::catalog::OpenMode::Existing).await?;
+    let damaged: BTreeMap<String, FileEntry> = std::mem::take(&mut report.damaged_files)
+        .into_iter()
+        .collect();
+    for problem in &report.problems {
+        let Some(key) = problem.key.as_deref() else {
+            continue;
+        };
+        let Some(entry) = damaged.get(key) else {
+            report.unrepaired.push(Problem {
+                hint: "not a stored table file: a new backup stores the table anew (`bcn backup --full`); PITs that reference the damaged record stay damaged".into(),
+                ..problem.clone()
+            });
+            continue;
+        };
+        let unrepaired = |why: String| Problem {
+            problem: format!("{}; not repaired: {why}", problem.problem),
+            ..problem.clone()
+        };
+        match transfer::hash_file(&live.file_io, &entry.path).await {
+            Ok((sum, size)) if sum == entry.sha256 && size == entry.size => {}
+            Ok(_) => {
+                report.unrepaired.push(unrepaired(format!(
+                    "the live file {} no longer has the recorded content",
+                    entry.path
+                )));
+                continue;
+            }
+            Err(e) => {
+                report.unrepaired.push(unrepaired(format!(
+                    "the live file cannot be read ({})",
+                    crate::error::error_chain(&e)
+                )));
+                continue;
+            }
+        }
+        match transfer::file_to_store(&live.file_io, &entry.path, None, repo.store().as_ref(), key)
+            .await
+        {
+            Ok((size, sum)) if sum == entry.sha256 && size == entry.size => {
+                repo.clear_damaged(key).await?;
+                report.repaired.push(key.to_owned());
+            }
+            Ok(_) => report.unrepaired.push(unrepaired(
+                "the live file changed while it was copied".into(),
+            )),
+            Err(e) => report
+                .unrepaired
+                .push(unrepaired(crate::error::error_chain(&e))),
+        }
+    }
+    // Without --read-data only missing or truncated files were found: say so.
+    if !read_data && report.problems.is_empty() {
+        tracing::info!("nothing to repair; --read-data also finds damaged content");
+    }
+    Ok(())
 }
 
 /// The readable PITs in scope; damaged ones become problems.

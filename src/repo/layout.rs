@@ -7,6 +7,7 @@
 //! tables/<table-key>/files/<path relative to the table location>   verbatim Iceberg files
 //! tables/<table-key>/filelists/<pit-id>.json       every file of the table at that PIT
 //! locks/exclusive.json                             the writer lock
+//! damaged/<digest>.json                            an object verify found damaged or missing
 //! ```
 //!
 //! A table key is the table UUID, or `name-<digest>` for a format-v1 table without one.
@@ -21,6 +22,16 @@ pub const PITS_PREFIX: &str = "pits/";
 pub const EXCLUSIVE_LOCK: &str = "locks/exclusive.json";
 /// Prefix under which table objects live.
 pub const TABLES_PREFIX: &str = "tables/";
+/// Prefix of damage markers: objects `bcn verify` found damaged or missing.
+pub const DAMAGED_PREFIX: &str = "damaged/";
+
+/// Key of the damage marker of the object `key` (a digest, so any key fits).
+pub fn damaged(key: &str) -> String {
+    format!(
+        "{DAMAGED_PREFIX}{}.json",
+        &hex::encode(Sha256::digest(key.as_bytes()))[..32]
+    )
+}
 
 /// Key of the PIT record `pit`.
 pub fn pit(pit: &str) -> String {

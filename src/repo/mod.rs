@@ -451,6 +451,75 @@ impl Repository {
             .await?)
     }
 
+    /// Objects marked damaged by `bcn verify` (unreadable markers are skipped with a warning).
+    pub async fn damaged_objects(&self) -> Result<std::collections::HashSet<String>, RepoError> {
+        let mut keys = std::collections::HashSet::new();
+        for object in self.store.list(layout::DAMAGED_PREFIX).await? {
+            match self
+                .store
+                .get(&object.key)
+                .await
+                .map_err(RepoError::from)
+                .and_then(|b| {
+                    Ok(decode::<records::DamageRecord>(
+                        "damage marker",
+                        &object.key,
+                        &b,
+                    )?)
+                }) {
+                Ok(marker) => {
+                    keys.insert(marker.key);
+                }
+                Err(e) => {
+                    tracing::warn!(marker = %object.key, error = %crate::error::error_chain(&e), "unreadable damage marker");
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Marks `key` damaged.
+    pub async fn mark_damaged(
+        &self,
+        key: &str,
+        problem: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let marker = records::DamageRecord {
+            format_version: FORMAT_VERSION,
+            key: key.to_owned(),
+            problem: problem.to_owned(),
+            found_at: now,
+        };
+        Ok(self
+            .store
+            .put(&layout::damaged(key), encode(&marker))
+            .await?)
+    }
+
+    /// Removes the damage marker of `key` (the object is good again).
+    pub async fn clear_damaged(&self, key: &str) -> Result<(), RepoError> {
+        Ok(self.store.delete(&layout::damaged(key)).await?)
+    }
+
+    /// The newest PIT whose record reads, and the ids of damaged PITs newer than it: a
+    /// backup compares against it, so that nothing new points into a damaged PIT.
+    pub async fn newest_readable_pit(&self) -> Result<(Option<PitRecord>, Vec<String>), RepoError> {
+        let mut damaged = Vec::new();
+        for id in self.pit_ids().await?.iter().rev() {
+            match self.load_pit(id).await {
+                Ok(pit) => return Ok((Some(pit), damaged)),
+                Err(RepoError::PitNotFound { .. }) => {}
+                Err(e @ (RepoError::Decode(_) | RepoError::Mismatch { .. })) => {
+                    tracing::warn!(pit = %id, error = %crate::error::error_chain(&e), "the newest PIT is damaged; comparing against an older one");
+                    damaged.push(id.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((None, damaged))
+    }
+
     /// Commits a PIT: its record is created if absent, and only then does the PIT exist.
     pub async fn commit_pit(&self, pit: &PitRecord) -> Result<(), RepoError> {
         Ok(self

@@ -431,6 +431,21 @@ pub struct LockRecord {
     pub ttl_seconds: u64,
 }
 
+/// `damaged/<digest>.json`: an object `bcn verify` found damaged or missing. Backups never
+/// reuse it (they copy it again from the live table) and remove the marker once the object is
+/// good again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DamageRecord {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The damaged object.
+    pub key: String,
+    /// What verify found.
+    pub problem: String,
+    /// When.
+    pub found_at: DateTime<Utc>,
+}
+
 /// A record that could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -349,3 +349,94 @@ fn verify_finds_damage_in_an_s3_repository() {
         "{report}"
     );
 }
+
+#[test]
+fn a_backup_after_verify_found_damage_copies_the_file_again() {
+    let s = setup();
+    let data = s.stored(|f| f.ends_with(".parquet"))[0].clone();
+    s.flip(&data);
+    let (code, report, _) = s.verify(&["--read-data"]);
+    assert_eq!(code, 1, "{report}");
+    // The table is unchanged since the last PIT: only the damage marker makes the backup
+    // walk it again, and the damaged copy is replaced, not reused.
+    let out =
+        s.ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+            .ok();
+    assert!(out["pit"]["summary"]["files_added"].as_u64().unwrap() >= 1);
+    assert!(
+        files_under(&s.ws.path("repo/damaged")).is_empty(),
+        "the marker is gone"
+    );
+    let (code, report, _) = s.verify(&["--read-data"]);
+    assert_eq!(
+        code, 0,
+        "every PIT that shares the file is healed: {report}"
+    );
+}
+
+#[test]
+fn repair_heals_from_the_live_table_and_refuses_a_live_file_that_differs() {
+    let s = setup();
+    let data = s.stored(|f| f.ends_with(".parquet"));
+    s.flip(&data[0]);
+    let repair = |s: &Setup| {
+        s.ws.bcn(&["verify", "--repo", "repo", "--read-data", "--repair"])
+    };
+    let healed = repair(&s);
+    assert_eq!(healed.code, 0, "{}", healed.stderr);
+    assert_eq!(healed.json()["repaired"], serde_json::json!([data[0]]));
+    assert_eq!(s.verify(&["--read-data"]).0, 0);
+    assert!(!s.ws.path("repo/locks/exclusive.json").exists());
+
+    // The stored copy damaged and the live file changed too: nothing is replaced.
+    s.flip(&data[1]);
+    let entry =
+        s.ws.bcn_no_plan(&["verify", "--repo", "repo", "--read-data"])
+            .json()["problems"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let live = entry
+        .split(" (file://")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|path| format!("/{}", path.trim_start_matches('/')))
+        .unwrap();
+    let mut bytes = fs_err::read(&live).unwrap();
+    bytes[10] ^= 0x01;
+    fs_err::write(&live, bytes).unwrap();
+    let refused = repair(&s);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let report = refused.json();
+    assert!(
+        report["unrepaired"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("no longer has the recorded content"),
+        "{report}"
+    );
+    assert_eq!(report["repaired"], Value::Null);
+}
+
+#[test]
+fn backups_keep_running_past_a_damaged_newest_pit_and_name_it() {
+    let s = setup();
+    let damaged = format!("pits/{}.json", s.pits[1]);
+    fs_err::write(s.path(&damaged), b"not json").unwrap();
+    let out =
+        s.ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+            .ok();
+    assert_eq!(out["damaged_pits"], serde_json::json!([s.pits[1]]));
+    assert_eq!(
+        out["pit"]["parent"],
+        s.pits[0].as_str(),
+        "compared against the newest readable PIT"
+    );
+    let new_pit = out["pit"]["id"].as_str().unwrap();
+    assert!(
+        new_pit > s.pits[1].as_str(),
+        "the new PIT sorts after the damaged one"
+    );
+    let listed = s.ws.bcn_no_plan(&["list", "--repo", "repo"]).ok();
+    assert_eq!(listed["pit"], new_pit);
+}

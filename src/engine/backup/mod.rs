@@ -108,6 +108,10 @@ pub struct BackupReport {
     /// Tables in scope that this backup does not take: `ignore`d ones, and those of
     /// categories the entry does not take.
     pub skipped: Vec<SkippedTable>,
+    /// Newer PITs whose record cannot be read: this backup compared against the newest
+    /// readable one instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_pits: Vec<String>,
 }
 
 /// A table in scope that was not backed up because of its category.
@@ -165,7 +169,7 @@ pub async fn run(
     };
     if request.options.dry_run {
         // Readers never take the lock, and a dry run only reads.
-        let (pit, failed, skipped) =
+        let (pit, failed, skipped, damaged_pits) =
             backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await?;
         return Ok(BackupReport {
             repository: repo.url().to_owned(),
@@ -174,6 +178,7 @@ pub async fn run(
             pit,
             failed,
             skipped,
+            damaged_pits,
         });
     }
     let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
@@ -184,16 +189,16 @@ pub async fn run(
     };
     let result = match (result, held) {
         (Ok(_), Ok(false)) => Err(EngineError::LockLost(repo.url().to_owned())),
-        (Ok((pit, failed, skipped)), Ok(true)) => repo
+        (Ok((pit, failed, skipped, damaged_pits)), Ok(true)) => repo
             .commit_pit(&pit)
             .await
-            .map(|()| (pit, failed, skipped))
+            .map(|()| (pit, failed, skipped, damaged_pits))
             .map_err(EngineError::from),
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
     // The lock goes whatever happened; a failure to remove it is reported after the outcome.
     let released = guard.release().await;
-    let (pit, failed, skipped) = result?;
+    let (pit, failed, skipped, damaged_pits) = result?;
     released?;
     Ok(BackupReport {
         repository: repo.url().to_owned(),
@@ -202,6 +207,7 @@ pub async fn run(
         pit,
         failed,
         skipped,
+        damaged_pits,
     })
 }
 
@@ -252,6 +258,10 @@ async fn ensure_scope_exists(catalog: &OpenCatalog, scope: &Scope) -> Result<(),
 }
 
 /// Everything except the commit, under the lock.
+/// What a backup under the lock produced: the PIT to commit, failed and skipped tables, and
+/// damaged newer PITs passed over.
+type Locked = (PitRecord, Vec<TableFailure>, Vec<SkippedTable>, Vec<String>);
+
 async fn backup_locked(
     repo: &Repository,
     catalog: &OpenCatalog,
@@ -259,10 +269,16 @@ async fn backup_locked(
     ctx: &Context,
     observer: &dyn Observer,
     started_at: DateTime<Utc>,
-) -> Result<(PitRecord, Vec<TableFailure>, Vec<SkippedTable>), EngineError> {
+) -> Result<Locked, EngineError> {
     let scope = repo.scope().clone();
-    let parent = repo.latest_pit().await?;
-    let pit_id = ctx.new_pit_id(started_at, parent.as_ref().map(|p| p.id.as_str()));
+    let (parent, damaged_pits) = repo.newest_readable_pit().await?;
+    let damaged = repo.damaged_objects().await?;
+    // The new PIT sorts after every existing one, damaged ones included.
+    let newest = damaged_pits
+        .first()
+        .map(String::as_str)
+        .or(parent.as_ref().map(|p| p.id.as_str()));
+    let pit_id = ctx.new_pit_id(started_at, newest);
     let (namespaces, idents) = objects_in_scope(catalog, &scope).await?;
 
     let job = TableJob {
@@ -278,6 +294,7 @@ async fn backup_locked(
             .map(|t| (t.key.as_str(), t))
             .collect(),
         skipped: std::sync::Mutex::default(),
+        damaged,
     };
     let mut outcomes: Vec<(TableIdent, Result<Option<TableRecord>, String>)> = stream::iter(idents)
         .map(|ident| {
@@ -341,7 +358,7 @@ async fn backup_locked(
             format_version: FORMAT_VERSION,
             summary: summarize(&tables, &databases),
             id: pit_id,
-            seq: parent.as_ref().map_or(1, |p| p.seq + 1),
+            seq: parent.as_ref().map_or(1, |p| p.seq + 1) + damaged_pits.len() as u64,
             parent: parent.map(|p| p.id),
             repository_id: repo.manifest().repository_id.clone(),
             started_at,
@@ -365,6 +382,7 @@ async fn backup_locked(
         },
         failures,
         skipped,
+        damaged_pits,
     ))
 }
 

@@ -1,7 +1,7 @@
 //! One table's backup: load, compare with the parent PIT, copy what the repository lacks,
 //! write its metadata and file list; retried from fresh metadata when the table moves on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use iceberg::TableIdent;
@@ -50,6 +50,8 @@ pub(super) struct TableJob<'a> {
     pub(super) parent_by_key: HashMap<&'a str, &'a TableRecord>,
     /// Tables seen in the catalog but not taken by this backup's categories.
     pub(super) skipped: std::sync::Mutex<Vec<TableName>>,
+    /// Objects `bcn verify` marked damaged: never reused, copied again.
+    pub(super) damaged: HashSet<String>,
 }
 
 /// Why one attempt at a table failed.
@@ -61,6 +63,18 @@ enum AttemptError {
 }
 
 impl TableJob<'_> {
+    /// Whether the table state a new PIT would carry over (its stored files, or the file list
+    /// and metadata of `stored_in`) holds an object marked damaged.
+    fn has_damage(&self, key: &str, stored_in: Option<&str>) -> bool {
+        let files = format!("{}files/", layout::table_prefix(key));
+        self.damaged.iter().any(|k| {
+            k.starts_with(&files)
+                || stored_in.is_some_and(|pit| {
+                    *k == layout::filelist(key, pit) || *k == layout::table_metadata(key, pit)
+                })
+        })
+    }
+
     /// Backs up one table; `None` for tables in the `ignore` category.
     pub(super) async fn backup_table(
         &self,
@@ -176,8 +190,14 @@ impl TableJob<'_> {
         let previous = self.parent_by_key.get(key.as_str()).copied();
 
         let renamed_from = previous.filter(|p| p.name != *name).map(|p| p.name.clone());
+        let same_metadata = |p: &TableRecord| {
+            p.state
+                .as_ref()
+                .is_some_and(|s| s.metadata_location == metadata_location)
+        };
         if let Some(prev) = previous.filter(|p| {
             !self.request.options.full
+                && !self.has_damage(&key, p.stored_in.as_deref())
                 && p.category == category
                 && p.state
                     .as_ref()
@@ -205,6 +225,9 @@ impl TableJob<'_> {
             Status::StructureOnly
         } else if previous.is_none() {
             Status::New
+        } else if previous.is_some_and(same_metadata) {
+            // Walked again only to replace damaged copies.
+            Status::Unchanged
         } else {
             Status::Changed
         };
@@ -221,14 +244,14 @@ impl TableJob<'_> {
                 if !self.request.options.full
                     && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
             {
-                self.repo
-                    .load_filelist(&key, pit)
-                    .await
-                    .map_err(|e| fatal(&e))?
-                    .files
-                    .into_iter()
-                    .map(|f| (f.rel.clone(), f))
-                    .collect()
+                // A damaged parent file list only costs re-reading the stored files.
+                match self.repo.load_filelist(&key, pit).await {
+                    Ok(list) => list.files.into_iter().map(|f| (f.rel.clone(), f)).collect(),
+                    Err(e) => {
+                        tracing::warn!(table = %name, error = %error_chain(&e), "the previous file list cannot be read; checksumming the stored files again");
+                        HashMap::new()
+                    }
+                }
             }
             _ => HashMap::new(),
         };
@@ -320,8 +343,13 @@ impl TableJob<'_> {
         let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
         let full = self.request.options.full;
         let rel = layout::relative_file_path(location, &file.path);
+        let object = layout::table_file(key, &rel);
+        let damaged = self.damaged.contains(&object);
         let size_ok = |size: u64| file.expected_size.is_none_or(|e| e == size);
-        if let Some(entry) = known.get(&rel).filter(|e| !full && size_ok(e.size)) {
+        if let Some(entry) = known
+            .get(&rel)
+            .filter(|e| !full && !damaged && size_ok(e.size))
+        {
             return Ok((
                 FileEntry {
                     path: file.path,
@@ -331,9 +359,8 @@ impl TableJob<'_> {
             ));
         }
         let store = self.repo.store().as_ref();
-        let object = layout::table_file(key, &rel);
         let stored = store.head(&object).await.map_err(|e| fatal(&e))?;
-        if let Some(meta) = stored.filter(|m| !full && size_ok(m.size)) {
+        if let Some(meta) = stored.filter(|m| !full && !damaged && size_ok(m.size)) {
             // Left by an interrupted run: reuse it, checksummed from the repository.
             let sha256 = if self.request.options.dry_run {
                 String::new()
@@ -373,6 +400,7 @@ impl TableJob<'_> {
             .copy_server_side(key, file_io, &file, &rel, &object)
             .await?
         {
+            self.healed(damaged, &object).await;
             return Ok(done);
         }
         let (size, sha256) =
@@ -394,6 +422,7 @@ impl TableJob<'_> {
             table: key,
             bytes: size,
         });
+        self.healed(damaged, &object).await;
         Ok((
             FileEntry {
                 path: file.path,
@@ -404,6 +433,19 @@ impl TableJob<'_> {
             },
             Stored::Copied,
         ))
+    }
+
+    /// A damaged object was copied again from the live table: its marker goes.
+    async fn healed(&self, damaged: bool, object: &str) {
+        if damaged {
+            tracing::info!(
+                object,
+                "a damaged stored file was copied again from the live table"
+            );
+            if let Err(e) = self.repo.clear_damaged(object).await {
+                tracing::warn!(object, error = %error_chain(&e), "could not remove the damage marker");
+            }
+        }
     }
 
     /// Copies a file on S3 into an S3 repository on the same service with a server-side copy
