@@ -440,3 +440,100 @@ fn backups_keep_running_past_a_damaged_newest_pit_and_name_it() {
     let listed = s.ws.bcn_no_plan(&["list", "--repo", "repo"]).ok();
     assert_eq!(listed["pit"], new_pit);
 }
+
+#[test]
+fn restore_test_reads_every_ref_back_and_fails_naming_a_damaged_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py(
+        "make-sample",
+        &["--namespace", "db1", "--tables", "events,users,mor"],
+    );
+    let ws = Workspace::new(&[&src], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    let scratch = tmp.path().join("scratch");
+    fs_err::create_dir_all(&scratch).unwrap();
+    let scratch_env = scratch.to_str().unwrap();
+    let run = ws.bcn_env(
+        &["verify", "--repo", "repo", "--restore-test"],
+        &[("TMPDIR", scratch_env)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let tables = report["restore_test"]["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 3, "{report}");
+    for t in tables {
+        assert_eq!(t["ok"], true, "{t}");
+        assert!(t["snapshots_read"].as_u64().unwrap() >= 1, "{t}");
+    }
+    let events = tables.iter().find(|t| t["table"] == "db1.events").unwrap();
+    assert!(
+        events["snapshots_read"].as_u64().unwrap() >= 2,
+        "the tag is read too: {events}"
+    );
+    let mor = tables.iter().find(|t| t["table"] == "db1.mor").unwrap();
+    assert_eq!(
+        mor["current_rows"],
+        src.dump("db1.mor")["row_count"],
+        "rows after position deletes, as pyiceberg reads them"
+    );
+    assert!(
+        files_under(&scratch).is_empty(),
+        "the scratch catalog is removed"
+    );
+
+    // A damaged stored data file of one table: that table is named, the others pass.
+    let listed = ws.bcn_no_plan(&["list", "--repo", "repo"]).ok();
+    let users = listed["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "users")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = files_under(&ws.path(&format!("repo/tables/{users}/files")))
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .unwrap();
+    let path = ws.path(&format!("repo/tables/{users}/files/{data}"));
+    let mut bytes = fs_err::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    fs_err::write(&path, bytes).unwrap();
+    let run = ws.bcn_env(
+        &[
+            "verify",
+            "--repo",
+            "repo",
+            "--restore-test",
+            "--table",
+            "db1.users",
+            "--table",
+            "db1.events",
+        ],
+        &[("TMPDIR", scratch_env)],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["problem"].as_str().unwrap().starts_with("restore test"))
+        .unwrap();
+    assert_eq!(problem["table"], "db1.users", "{report}");
+    let tested = report["restore_test"]["tables"].as_array().unwrap();
+    assert_eq!(tested.len(), 2);
+    assert!(
+        tested
+            .iter()
+            .any(|t| t["table"] == "db1.events" && t["ok"] == true)
+    );
+    assert!(
+        files_under(&scratch).is_empty(),
+        "removed after a failure too"
+    );
+}

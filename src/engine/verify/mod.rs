@@ -24,6 +24,11 @@ use iceberg::spec::{Manifest, ManifestList, ManifestStatus, TableMetadata};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod repair;
+mod restore_test;
+
+pub use restore_test::{RestoreTestReport, TestedTable};
+
 use super::EngineError;
 use super::transfer::{self, maybe_gunzip, sha256_hex};
 use crate::context::Context;
@@ -129,6 +134,9 @@ pub struct VerifyRequest {
     pub pit: Option<PitSelector>,
     /// Read stored files and compare their checksums.
     pub read_data: Option<Subset>,
+    /// `--restore-test`: restore the PIT (the chosen one, else the newest) into a scratch
+    /// catalog and read every ref back; only tables matching these globs (empty: all).
+    pub restore_test: Option<Vec<String>>,
     /// Files read at once.
     pub concurrency: usize,
     /// `--repair`: copy damaged or missing stored files again from the live tables of this
@@ -178,6 +186,9 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Manifests and manifest lists parsed while walking the stored metadata.
     pub manifests_read: usize,
+    /// `--restore-test`: what was restored and read back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<RestoreTestReport>,
     /// `--read-data`: the subset read, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_data: Option<String>,
@@ -227,7 +238,7 @@ pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyRepo
     let guard = lock::acquire(&repo, ctx, "verify --repair", lock::DEFAULT_TTL_SECONDS).await?;
     let result = async {
         let mut report = verify_open(&repo, request, ctx).await?;
-        repair(&repo, catalog, &mut report, request.read_data.is_some()).await?;
+        repair::repair(&repo, catalog, &mut report, request.read_data.is_some()).await?;
         Ok::<_, EngineError>(report)
     }
     .await;
@@ -278,10 +289,16 @@ async fn verify_open(
     let Walk {
         referenced,
         parsed,
-        problems,
+        mut problems,
         tables_checked,
         ..
     } = walk;
+    let restore_test = match (&request.restore_test, pits.last()) {
+        (Some(tables), Some(pit)) => {
+            Some(restore_test::run(repo, pit, tables, ctx, &mut problems).await?)
+        }
+        _ => None,
+    };
     // Marked for backups, which then never reuse these objects but copy them again.
     for problem in &problems {
         if let Some(key) = problem
@@ -304,6 +321,7 @@ async fn verify_open(
         .collect();
     Ok(VerifyReport {
         damaged_files,
+        restore_test,
         repository: repo.url().to_owned(),
         pits: pits.iter().map(|p| p.id.clone()).collect(),
         tables_checked,
@@ -319,74 +337,6 @@ async fn verify_open(
         unrepaired: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Copies every damaged or missing stored file of `report` again from the live table, when
-/// the live file still has exactly the recorded content (SHA-256 checked before anything is
-/// replaced). File lists and stored metadata cannot be healed this way; a new backup stores
-/// the table anew.
-async fn repair(
-    repo: &Repository,
-    catalog: &crate::plan::CatalogSpec,
-    report: &mut VerifyReport,
-    read_data: bool,
-) -> Result<(), EngineError> {
-    let live = crate::catalog::open(catalog, crate::catalog::OpenMode::Existing).await?;
-    let damaged: BTreeMap<String, FileEntry> = std::mem::take(&mut report.damaged_files)
-        .into_iter()
-        .collect();
-    for problem in &report.problems {
-        let Some(key) = problem.key.as_deref() else {
-            continue;
-        };
-        let Some(entry) = damaged.get(key) else {
-            report.unrepaired.push(Problem {
-                hint: "not a stored table file: a new backup stores the table anew (`bcn backup --full`); PITs that reference the damaged record stay damaged".into(),
-                ..problem.clone()
-            });
-            continue;
-        };
-        let unrepaired = |why: String| Problem {
-            problem: format!("{}; not repaired: {why}", problem.problem),
-            ..problem.clone()
-        };
-        match transfer::hash_file(&live.file_io, &entry.path).await {
-            Ok((sum, size)) if sum == entry.sha256 && size == entry.size => {}
-            Ok(_) => {
-                report.unrepaired.push(unrepaired(format!(
-                    "the live file {} no longer has the recorded content",
-                    entry.path
-                )));
-                continue;
-            }
-            Err(e) => {
-                report.unrepaired.push(unrepaired(format!(
-                    "the live file cannot be read ({})",
-                    crate::error::error_chain(&e)
-                )));
-                continue;
-            }
-        }
-        match transfer::file_to_store(&live.file_io, &entry.path, None, repo.store().as_ref(), key)
-            .await
-        {
-            Ok((size, sum)) if sum == entry.sha256 && size == entry.size => {
-                repo.clear_damaged(key).await?;
-                report.repaired.push(key.to_owned());
-            }
-            Ok(_) => report.unrepaired.push(unrepaired(
-                "the live file changed while it was copied".into(),
-            )),
-            Err(e) => report
-                .unrepaired
-                .push(unrepaired(crate::error::error_chain(&e))),
-        }
-    }
-    // Without --read-data only missing or truncated files were found: say so.
-    if !read_data && report.problems.is_empty() {
-        tracing::info!("nothing to repair; --read-data also finds damaged content");
-    }
-    Ok(())
 }
 
 /// The readable PITs in scope; damaged ones become problems.
