@@ -53,7 +53,8 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
 
 fn exit_status(report: &ApplyReport) -> ExitStatus {
     let any = |s: EntryStatus| report.entries.iter().any(|e| e.status == s);
-    if any(EntryStatus::Failed) || any(EntryStatus::Partial) {
+    let verification_failed = report.entries.iter().any(|e| e.verification_failed);
+    if any(EntryStatus::Failed) || any(EntryStatus::Partial) || verification_failed {
         ExitStatus::Partial
     } else if any(EntryStatus::Locked) {
         ExitStatus::Locked
@@ -71,6 +72,27 @@ fn render_text(report: &ApplyReport) -> String {
         let data = serde_json::to_value(entry).unwrap_or_default();
         let due = if entry.due { "due" } else { "not due" };
         let _ = writeln!(out, "{due}: {}", entry.due_reason);
+        if let Some(reason) = &entry.verify_due {
+            let _ = writeln!(out, "verification: {reason}");
+        }
+        if let Some(v) = &entry.verification {
+            let _ = writeln!(
+                out,
+                "verification: {} PIT(s), {} file(s) checked, {} read, {} problem(s)",
+                v.pits.len(),
+                v.files_checked,
+                v.files_read,
+                v.problems.len()
+            );
+            for p in &v.problems {
+                let _ = writeln!(
+                    out,
+                    "  PROBLEM {}: {}",
+                    p.key.as_deref().unwrap_or("-"),
+                    p.problem
+                );
+            }
+        }
         match render::render("text", render::TEXT, &data) {
             Ok(text) => out.push_str(&text),
             Err(e) => {

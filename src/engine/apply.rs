@@ -20,6 +20,7 @@ use super::backup::{self, BackupOptions, BackupReport, BackupRequest};
 use super::files::SnapshotSelection;
 use super::maintenance::{self, ForgetReport};
 use super::retention::{self, Decision};
+use super::verify::{self, VerifyReport, VerifyRequest};
 use super::{EngineError, Observer, error_chain, notify};
 use crate::context::Context;
 use crate::plan::{BackupEntry, NotifyEvent, Plan, ReportTemplate};
@@ -102,6 +103,15 @@ pub struct EntryReport {
     pub reports: Vec<PathBuf>,
     /// Things a reviewer should know, and what cannot be predicted.
     pub notes: Vec<String>,
+    /// Whether the scheduled verification was due, and why (`None`: the strategy has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_due: Option<String>,
+    /// The verification run after the backup (or alone, when only it was due).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerifyReport>,
+    /// The verification found damage, or could not run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verification_failed: bool,
     /// When the entry started.
     pub started_at: DateTime<Utc>,
 }
@@ -143,7 +153,7 @@ pub async fn run(
         .filter(|b| options.only.is_empty() || options.only.contains(&b.name))
     {
         let _span = tracing::info_span!("entry", entry = %entry.name).entered();
-        entries.push(run_entry(plan, entry, options, ctx, observer).await);
+        entries.push(Box::pin(run_entry(plan, entry, options, ctx, observer)).await);
     }
     Ok(ApplyReport {
         dry_run: options.dry_run,
@@ -177,21 +187,42 @@ async fn run_entry(
         retention: None,
         reports: Vec::new(),
         notes: Vec::new(),
+        verify_due: None,
+        verification: None,
+        verification_failed: false,
         started_at,
     };
+    // Everything that can fail before the backup starts (a repository that cannot be opened:
+    // credentials refused, a bucket gone, a damaged record) is a failed entry like any other:
+    // reported, written and notified.
     let store = match super::open_repository_store(&entry.repository) {
         Ok(store) => store,
-        Err(e) => return failed(report, &e),
+        Err(e) => return finish(plan, failed(report, &e), entry, options).await,
     };
     match due(&store, entry, options, started_at).await {
         Ok((due, reason)) => {
             report.due = due;
             report.due_reason = reason;
         }
-        Err(e) => return failed(report, &e),
+        Err(e) => return finish(plan, failed(report, &e), entry, options).await,
     }
+    let verify_due = match &entry.strategy.verify {
+        Some(policy) => match verify_due(&store, policy, options, started_at).await {
+            Ok((due, reason)) => {
+                report.verify_due = Some(reason);
+                due
+            }
+            Err(e) => return finish(plan, failed(report, &e), entry, options).await,
+        },
+        None => false,
+    };
     if !report.due {
         report.status = EntryStatus::Skipped;
+        if verify_due && !options.dry_run {
+            // Only the verification is due.
+            run_verification(&mut report, &store, entry, ctx).await;
+            return finish(plan, report, entry, options).await;
+        }
         return report;
     }
     let strategy = &entry.strategy;
@@ -236,13 +267,16 @@ async fn run_entry(
             report.actions = actions(&backup);
             report.backup = Some(backup);
             if !strategy.retention.is_empty() {
-                match maintenance::forget(store, &strategy.retention, true, ctx).await {
+                match maintenance::forget(store.clone(), &strategy.retention, true, ctx).await {
                     Ok(forgotten) => report.retention = Some(forgotten),
                     Err(e) => report.notes.push(format!(
                         "retention failed (the PIT is committed): {}",
                         error_chain(&e)
                     )),
                 }
+            }
+            if verify_due {
+                run_verification(&mut report, &store, entry, ctx).await;
             }
         }
         Err(e) => {
@@ -253,6 +287,21 @@ async fn run_entry(
             };
             report.error = Some(error_chain(&e));
         }
+    }
+    finish(plan, report, entry, options).await
+}
+
+/// Writes the entry's reports and sends its notifications: success or failure of the
+/// backup, and a `verify_failure` when its verification found damage. A dry run does
+/// neither.
+async fn finish(
+    plan: &Plan,
+    mut report: EntryReport,
+    entry: &BackupEntry,
+    options: &ApplyOptions,
+) -> EntryReport {
+    if options.dry_run {
+        return report;
     }
     write_reports(plan, &mut report);
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -268,10 +317,119 @@ async fn run_entry(
             },
         ),
     };
-    for failure in notify::send(plan.notifications(), event, &entry.name, status, &doc).await {
+    let mut failures = Vec::new();
+    if report.status != EntryStatus::Skipped {
+        failures.extend(notify::send(plan.notifications(), event, &entry.name, status, &doc).await);
+    }
+    if report.verification_failed {
+        failures.extend(
+            notify::send(
+                plan.notifications(),
+                NotifyEvent::VerifyFailure,
+                &entry.name,
+                "damaged",
+                &doc,
+            )
+            .await,
+        );
+    }
+    for failure in failures {
         report.notes.push(format!("notification failed: {failure}"));
     }
     report
+}
+
+/// Whether the entry's verification is due, and why, from the repository's own record of
+/// verifications.
+async fn verify_due(
+    store: &std::sync::Arc<dyn crate::store::BackupStore>,
+    policy: &crate::plan::VerifyPolicy,
+    options: &ApplyOptions,
+    now: DateTime<Utc>,
+) -> Result<(bool, String), EngineError> {
+    let last = match Repository::open(store.clone()).await {
+        Ok(repo) => repo.verifications().await?.pop(),
+        Err(RepoError::NotARepository { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(last) = last else {
+        return Ok((true, "never verified".into()));
+    };
+    let age = now - last.started_at;
+    let outcome = if last.clean { "clean" } else { "found damage" };
+    Ok(match policy.interval {
+        _ if options.force => (
+            true,
+            format!("--force (last {} ago, {outcome})", human(age)),
+        ),
+        None => (true, "no interval: every run".into()),
+        Some(interval) if age >= interval => (
+            true,
+            format!(
+                "last {} ago ({outcome}), interval {}",
+                human(age),
+                human(interval)
+            ),
+        ),
+        Some(interval) => (
+            false,
+            format!(
+                "last {} ago ({outcome}), interval {}: due in {}",
+                human(age),
+                human(interval),
+                human(interval - age)
+            ),
+        ),
+    })
+}
+
+/// Runs the entry's verification; a slice subset rotates with each recorded run.
+async fn run_verification(
+    report: &mut EntryReport,
+    store: &std::sync::Arc<dyn crate::store::BackupStore>,
+    entry: &BackupEntry,
+    ctx: &Context,
+) {
+    let Some(policy) = &entry.strategy.verify else {
+        return;
+    };
+    let read_data = match policy.read_data {
+        Some(crate::plan::Subset::Slice { t, .. }) => {
+            let done = match Repository::open(store.clone()).await {
+                Ok(repo) => repo.verifications().await.map_or(0, |v| v.len()),
+                Err(_) => 0,
+            };
+            let k = u32::try_from(done % t as usize).unwrap_or(0) + 1;
+            Some(crate::plan::Subset::Slice { k, t })
+        }
+        other => other,
+    };
+    let request = VerifyRequest {
+        store: store.clone(),
+        pit: None,
+        read_data,
+        restore_test: policy.restore_test.then(Vec::new),
+        concurrency: 4,
+        repair: None,
+    };
+    match verify::verify(&request, ctx).await {
+        Ok(verification) => {
+            report.verification_failed = !verification.is_clean();
+            if report.verification_failed {
+                report.notes.push(format!(
+                    "verification found {} problem(s): see `verification.problems`",
+                    verification.problems.len()
+                ));
+            }
+            report.verification = Some(verification);
+        }
+        Err(e) => {
+            report.verification_failed = true;
+            report
+                .notes
+                .push(format!("verification could not run: {}", error_chain(&e)));
+        }
+    }
 }
 
 fn failed(mut report: EntryReport, e: &EngineError) -> EntryReport {

@@ -394,6 +394,85 @@ pub struct Strategy {
     pub retention: Retention,
     /// Commit the PIT even when some tables fail.
     pub allow_partial: bool,
+    /// Scheduled verification.
+    pub verify: Option<VerifyPolicy>,
+}
+
+/// A strategy's scheduled verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyPolicy {
+    /// Due when the newest verification is older than this; `None`: every run.
+    pub interval: Option<chrono::Duration>,
+    /// Stored files to read; for [`Subset::Slice`], apply rotates `k` itself.
+    pub read_data: Option<Subset>,
+    /// Restore the newest PIT into a scratch catalog and read it back.
+    pub restore_test: bool,
+}
+
+/// Which stored files a verification reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// Every file.
+    All,
+    /// A random fraction, in percent (0 < p ≤ 100), drawn anew each run.
+    Percent(f64),
+    /// Slice `k` of `t` fixed slices (1 ≤ k ≤ t): over `t` runs with k = 1..t, every file is
+    /// read exactly once.
+    Slice {
+        /// Which slice, from 1.
+        k: u32,
+        /// How many slices.
+        t: u32,
+    },
+}
+
+impl Subset {
+    /// Parses `all`, `10%` or `3/7`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let invalid = || {
+            format!(
+                "invalid subset `{value}`: write `all`, a percentage such as `10%`, or a slice such as `3/7`"
+            )
+        };
+        if value.eq_ignore_ascii_case("all") {
+            return Ok(Self::All);
+        }
+        if let Some(p) = value.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| invalid())?;
+            return if p > 0.0 && p <= 100.0 {
+                Ok(Self::Percent(p))
+            } else {
+                Err(format!(
+                    "subset {value}: the percentage must be above 0 and at most 100"
+                ))
+            };
+        }
+        if let Some((k, t)) = value.split_once('/') {
+            let (k, t): (u32, u32) = (
+                k.trim().parse().map_err(|_| invalid())?,
+                t.trim().parse().map_err(|_| invalid())?,
+            );
+            return if k >= 1 && k <= t {
+                Ok(Self::Slice { k, t })
+            } else {
+                Err(format!(
+                    "subset {value}: the slice must be between 1 and {t}"
+                ))
+            };
+        }
+        Err(invalid())
+    }
+}
+
+impl std::fmt::Display for Subset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Percent(p) => write!(f, "{p}%"),
+            Self::Slice { k, t } => write!(f, "{k}/{t}"),
+        }
+    }
 }
 
 impl Default for Strategy {
@@ -405,6 +484,7 @@ impl Default for Strategy {
             interval: None,
             retention: Retention::default(),
             allow_partial: false,
+            verify: None,
         }
     }
 }
@@ -490,7 +570,7 @@ pub struct ReportSpec {
 
 /// When a notification is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum NotifyEvent {
     /// An entry starts.
     Start,
@@ -498,6 +578,8 @@ pub enum NotifyEvent {
     Success,
     /// An entry failed.
     Failure,
+    /// An entry's verification found damage.
+    VerifyFailure,
 }
 
 /// Where a notification goes.

@@ -61,6 +61,27 @@ pub struct RawStrategy {
     /// reason. Default `false`: any failure commits nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_partial: Option<bool>,
+    /// Verify the entry's repository on its own cadence: `bcn apply` runs `bcn verify` after
+    /// the backup, or alone when only the verification is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<RawVerify>,
+}
+
+/// A strategy's verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    /// Due when the repository's newest verification is older than this (`1d`, `1w`).
+    /// Without it, every `bcn apply` that runs the entry verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Also read stored files and compare their SHA-256: `all`, a random percentage (`10%`),
+    /// or `1/7`: a seventh each time, rotating, so seven verifications read every file once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_data: Option<String>,
+    /// Also restore the newest PIT into a scratch catalog and read every table back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<bool>,
 }
 
 /// Backup mode.
@@ -161,7 +182,7 @@ pub struct RawNotification {
 
 /// An entry event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RawEvent {
     /// The entry starts.
     Start,
@@ -169,6 +190,8 @@ pub enum RawEvent {
     Success,
     /// The entry failed (or was partial).
     Failure,
+    /// The entry's scheduled verification found damage (or could not run).
+    VerifyFailure,
 }
 
 /// A webhook.

@@ -174,6 +174,38 @@ fn strategy(path: &str, name: String, raw: RawStrategy, diags: &mut Vec<Diagnost
             diags,
         ),
         allow_partial: raw.allow_partial.unwrap_or(false),
+        verify: raw
+            .verify
+            .as_ref()
+            .map(|v| verify_policy(&format!("{path}.verify"), v, diags)),
+    }
+}
+
+fn verify_policy(
+    path: &str,
+    raw: &super::raw::RawVerify,
+    diags: &mut Vec<Diagnostic>,
+) -> super::VerifyPolicy {
+    let interval = raw.interval.as_deref().and_then(|v| {
+        parse_duration(v)
+            .map_err(|e| {
+                let hint = "write a duration such as `1d` or `1w`";
+                diags.push(Diagnostic::new(format!("{path}.interval"), e, hint));
+            })
+            .ok()
+    });
+    let read_data = raw.read_data.as_deref().and_then(|v| {
+        super::Subset::parse(v)
+            .map_err(|e| {
+                let hint = "write `all`, `10%`, or `1/7` (a seventh each time, rotating)";
+                diags.push(Diagnostic::new(format!("{path}.read_data"), e, hint));
+            })
+            .ok()
+    });
+    super::VerifyPolicy {
+        interval,
+        read_data,
+        restore_test: raw.restore_test.unwrap_or(false),
     }
 }
 
@@ -358,6 +390,7 @@ fn notification(
             RawEvent::Start => NotifyEvent::Start,
             RawEvent::Success => NotifyEvent::Success,
             RawEvent::Failure => NotifyEvent::Failure,
+            RawEvent::VerifyFailure => NotifyEvent::VerifyFailure,
         })
         .collect();
     if on.is_empty() {

@@ -8,6 +8,7 @@
 //! tables/<table-key>/filelists/<pit-id>.json       every file of the table at that PIT
 //! locks/exclusive.json                             the writer lock
 //! damaged/<digest>.json                            an object verify found damaged or missing
+//! verifications/<id>.json                          one run of `bcn verify` and its outcome
 //! ```
 //!
 //! A table key is the table UUID, or `name-<digest>` for a format-v1 table without one.
@@ -22,6 +23,14 @@ pub const PITS_PREFIX: &str = "pits/";
 pub const EXCLUSIVE_LOCK: &str = "locks/exclusive.json";
 /// Prefix under which table objects live.
 pub const TABLES_PREFIX: &str = "tables/";
+/// Prefix of verification records.
+pub const VERIFICATIONS_PREFIX: &str = "verifications/";
+
+/// Key of the record of verification `id`.
+pub fn verification(id: &str) -> String {
+    format!("{VERIFICATIONS_PREFIX}{id}.json")
+}
+
 /// Prefix of damage markers: objects `bcn verify` found damaged or missing.
 pub const DAMAGED_PREFIX: &str = "damaged/";
 

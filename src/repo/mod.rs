@@ -478,6 +478,34 @@ impl Repository {
         Ok(keys)
     }
 
+    /// Records one verification run.
+    pub async fn record_verification(
+        &self,
+        record: &records::VerificationRecord,
+    ) -> Result<(), RepoError> {
+        Ok(self
+            .store
+            .put(&layout::verification(&record.id), encode(record))
+            .await?)
+    }
+
+    /// Every verification run recorded, oldest first (unreadable records are skipped).
+    pub async fn verifications(&self) -> Result<Vec<records::VerificationRecord>, RepoError> {
+        let mut out = Vec::new();
+        for object in self.store.list(layout::VERIFICATIONS_PREFIX).await? {
+            let bytes = self.store.get(&object.key).await?;
+            match decode::<records::VerificationRecord>("verification record", &object.key, &bytes)
+            {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    tracing::warn!(key = %object.key, error = %e, "unreadable verification record");
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
     /// Marks `key` damaged.
     pub async fn mark_damaged(
         &self,

@@ -446,6 +446,32 @@ pub struct DamageRecord {
     pub found_at: DateTime<Utc>,
 }
 
+/// `verifications/<id>.json`: one run of `bcn verify`, so that `bcn apply` schedules the
+/// next one from the repository's own history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    /// Always [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// Sortable id (a time, as PIT ids).
+    pub id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Whether nothing was found wrong.
+    pub clean: bool,
+    /// Problems found.
+    pub problems: usize,
+    /// PITs checked.
+    pub pits: usize,
+    /// `--read-data` subset, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_data: Option<String>,
+    /// Whether a restore test ran.
+    #[serde(default)]
+    pub restore_test: bool,
+    /// Wall time, milliseconds.
+    pub millis: u64,
+}
+
 /// A record that could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -537,3 +537,89 @@ fn restore_test_reads_every_ref_back_and_fails_naming_a_damaged_table() {
         "removed after a failure too"
     );
 }
+
+/// A workspace whose single entry has the strategy `strategy` (YAML flow mapping).
+fn entry_workspace(tmp: &std::path::Path, strategy: &str) -> (Lake, Workspace) {
+    let src = Lake::new(tmp, "src");
+    src.py("make-sample", &["--namespace", "db1", "--tables", "events"]);
+    let ws = Workspace::new(
+        &[&src],
+        &format!(
+            "repositories:\n  main: {{ location: repo }}\nstrategies:\n  s: {strategy}\nbackups:\n  - {{ name: lake, catalog: src, repository: main, strategy: s }}\nnotifications:\n  - {{ on: [verify_failure, failure], command: [\"sh\", \"-c\", \"echo $BCN_EVENT >> events.txt\"] }}\n"
+        ),
+    );
+    (src, ws)
+}
+
+fn apply(ws: &Workspace, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["apply", ws.plan.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ws.bcn_no_plan(&args)
+}
+
+#[test]
+fn apply_verifies_on_its_own_interval_and_rotates_slices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_src, ws) = entry_workspace(
+        tmp.path(),
+        "{ interval: 1h, verify: { interval: 1d, read_data: 1/2, restore_test: true } }",
+    );
+    let first = apply(&ws, &[]).ok();
+    let entry = &first["entries"][0];
+    assert_eq!(entry["status"], "succeeded");
+    assert_eq!(entry["verify_due"], "never verified");
+    assert_eq!(entry["verification"]["read_data"], "1/2");
+    assert_eq!(entry["verification"]["restore_test"]["tables"][0]["ok"], true);
+    let files = entry["verification"]["files_checked"].as_u64().unwrap();
+    let mut read = entry["verification"]["files_read"].as_u64().unwrap();
+
+    // Neither the backup nor the verification is due an instant later.
+    let second = apply(&ws, &[]).ok();
+    let entry = &second["entries"][0];
+    assert_eq!(entry["status"], "skipped");
+    assert!(
+        entry["verify_due"].as_str().unwrap().contains("due in"),
+        "{entry}"
+    );
+    assert!(entry["verification"].is_null());
+    let dry = apply(&ws, &["--dry-run"]).ok();
+    assert!(dry["entries"][0]["verify_due"].as_str().unwrap().contains("clean"));
+
+    // Forced, the next verification reads the other slice.
+    let third = apply(&ws, &["--force"]).ok();
+    let entry = &third["entries"][0];
+    assert_eq!(entry["verification"]["read_data"], "2/2");
+    read += entry["verification"]["files_read"].as_u64().unwrap();
+    assert_eq!(read, files, "two slices read every file once");
+    assert!(!ws.path("events.txt").exists(), "nothing failed, nothing notified");
+}
+
+#[test]
+fn apply_notifies_verify_failure_when_damage_is_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_src, ws) = entry_workspace(tmp.path(), "{ verify: { read_data: all } }");
+    apply(&ws, &[]).ok();
+    let data = files_under(&ws.path("repo/tables"))
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .unwrap();
+    let path = ws.path(&format!("repo/tables/{data}"));
+    let mut bytes = fs_err::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    fs_err::write(&path, bytes).unwrap();
+    let run = apply(&ws, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let entry = &run.json()["entries"][0];
+    assert_eq!(entry["status"], "succeeded", "the backup itself worked");
+    assert_eq!(entry["verification_failed"], true);
+    assert!(
+        entry["verification"]["problems"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("is damaged"),
+        "{entry}"
+    );
+    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
+    assert_eq!(events.trim(), "verify_failure");
+}

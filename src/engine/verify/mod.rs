@@ -36,61 +36,9 @@ use crate::repo::records::{FileEntry, FileList, PitRecord, TableRecord};
 use crate::repo::{PitEntry, PitSelector, Repository, layout, lock};
 use crate::store::BackupStore;
 
-/// Which stored files `--read-data` reads.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Subset {
-    /// Every file.
-    All,
-    /// A random fraction, in percent (0 < p ≤ 100), drawn anew each run.
-    Percent(f64),
-    /// Slice `k` of `t` fixed slices (1 ≤ k ≤ t): over `t` runs with k = 1..t, every file is
-    /// read exactly once.
-    Slice {
-        /// Which slice, from 1.
-        k: u32,
-        /// How many slices.
-        t: u32,
-    },
-}
+pub use crate::plan::Subset;
 
 impl Subset {
-    /// Parses `all`, `10%` or `3/7`.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let value = value.trim();
-        let invalid = || {
-            format!(
-                "invalid --subset `{value}`: write `all`, a percentage such as `10%`, or a slice such as `3/7`"
-            )
-        };
-        if value.eq_ignore_ascii_case("all") {
-            return Ok(Self::All);
-        }
-        if let Some(p) = value.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| invalid())?;
-            return if p > 0.0 && p <= 100.0 {
-                Ok(Self::Percent(p))
-            } else {
-                Err(format!(
-                    "--subset {value}: the percentage must be above 0 and at most 100"
-                ))
-            };
-        }
-        if let Some((k, t)) = value.split_once('/') {
-            let (k, t): (u32, u32) = (
-                k.trim().parse().map_err(|_| invalid())?,
-                t.trim().parse().map_err(|_| invalid())?,
-            );
-            return if k >= 1 && k <= t {
-                Ok(Self::Slice { k, t })
-            } else {
-                Err(format!(
-                    "--subset {value}: the slice must be between 1 and {t}"
-                ))
-            };
-        }
-        Err(invalid())
-    }
-
     /// Whether the stored file `key` is read; `salt` makes `Percent` draw anew each run.
     fn selects(self, key: &str, salt: &str) -> bool {
         let bucket = |salt: &str, modulus: u64| {
@@ -111,16 +59,6 @@ impl Subset {
             )]
             Self::Percent(p) => bucket(salt, 10_000) < (p * 100.0).round() as u64,
             Self::Slice { k, t } => bucket("", u64::from(t)) == u64::from(k - 1),
-        }
-    }
-}
-
-impl std::fmt::Display for Subset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::All => f.write_str("all"),
-            Self::Percent(p) => write!(f, "{p}%"),
-            Self::Slice { k, t } => write!(f, "{k}/{t}"),
         }
     }
 }
@@ -229,16 +167,42 @@ struct Origin {
     table: String,
 }
 
-/// Verifies a repository; with `repair`, under the exclusive lock.
+/// Verifies a repository (with `repair`, under the exclusive lock) and records the run in
+/// the repository.
 pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, EngineError> {
     let repo = Repository::open(request.store.clone()).await?;
-    let Some(catalog) = &request.repair else {
-        return verify_open(&repo, request, ctx).await;
+    let started_at = ctx.now();
+    let report = verify_repo(&repo, request, ctx).await?;
+    let record = crate::repo::records::VerificationRecord {
+        format_version: crate::repo::records::FORMAT_VERSION,
+        id: ctx.new_pit_id(started_at, None),
+        started_at,
+        clean: report.is_clean(),
+        problems: report.problems.len(),
+        pits: report.pits.len(),
+        read_data: report.read_data.clone(),
+        restore_test: report.restore_test.is_some(),
+        millis: u64::try_from(std::time::Duration::from_secs_f64(report.seconds).as_millis())
+            .unwrap_or(u64::MAX),
     };
-    let guard = lock::acquire(&repo, ctx, "verify --repair", lock::DEFAULT_TTL_SECONDS).await?;
+    if let Err(e) = repo.record_verification(&record).await {
+        tracing::warn!(error = %crate::error::error_chain(&e), "could not record the verification");
+    }
+    Ok(report)
+}
+
+async fn verify_repo(
+    repo: &Repository,
+    request: &VerifyRequest,
+    ctx: &Context,
+) -> Result<VerifyReport, EngineError> {
+    let Some(catalog) = &request.repair else {
+        return verify_open(repo, request, ctx).await;
+    };
+    let guard = lock::acquire(repo, ctx, "verify --repair", lock::DEFAULT_TTL_SECONDS).await?;
     let result = async {
-        let mut report = verify_open(&repo, request, ctx).await?;
-        repair::repair(&repo, catalog, &mut report, request.read_data.is_some()).await?;
+        let mut report = verify_open(repo, request, ctx).await?;
+        repair::repair(repo, catalog, &mut report, request.read_data.is_some()).await?;
         Ok::<_, EngineError>(report)
     }
     .await;
