@@ -5,8 +5,9 @@
 #   scripts/bench.sh [SNAPSHOTS] [FILES_PER_SNAPSHOT] [FILE_MIB]     (default 10 10 1: 100 MiB)
 #
 # Measures wall time and peak RSS (GNU time) of: a first backup, a no-change backup, an
-# incremental backup after one append, and a restore to another location (every manifest,
-# manifest list and metadata file rewritten). Uses a release build in the cache.
+# incremental backup after one append, a restore to another location (every manifest,
+# manifest list and metadata file rewritten), and `verify --read-data` against sha256sum over
+# the same stored files. Uses a release build in the cache.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 snapshots=${1:-10}; per_snapshot=${2:-10}; file_mib=${3:-1}
@@ -48,4 +49,15 @@ measure "no-change backup (catalog entries only)" no "${backup[@]}"
 measure "incremental backup after one append" no "${backup[@]}"
 measure "restore to another location (paths rewritten)" yes "$bcn" -q restore --config "$work/plan.yaml" \
   --repo "$work/repo" --target-catalog lake --target-database restored --target-location "$work/restored"
+# Verification reads every stored file once and checks its SHA-256: its peer is sha256sum over
+# the same files, run in parallel on every core (the fastest sha256sum can be).
+stored_mib=$(find "$work/repo/tables" -path '*/files/*' -type f -print0 | du -cm --files0-from=- | tail -n1 | cut -f1)
+data_mib=$stored_mib
+measure "sha256sum of every stored file (peer, $(nproc) processes)" yes \
+  bash -c "find '$work/repo/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n 8 sha256sum"
+peer=$(cut -d' ' -f1 "$work/time")
+measure "verify --read-data (structure + SHA-256 of every stored file)" yes \
+  "$bcn" -q verify --repo "$work/repo" --read-data
+ours=$(cut -d' ' -f1 "$work/time")
+echo >&2 "verify --read-data / sha256sum throughput: $(awk -v a="$peer" -v b="$ours" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
 echo >&2 "machine: $(nproc) cores; $(uname -sr)"

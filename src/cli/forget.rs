@@ -6,6 +6,7 @@ use super::{ExitStatus, PlanArgs, Printer, open_repo};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::maintenance::{self, ForgetReport};
+use crate::plan::NotifyEvent;
 use crate::plan::Retention;
 
 /// Apply a retention policy: shows each PIT's keep/remove reason, and with --yes removes the
@@ -76,7 +77,31 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         .into());
     }
     let store = open_repo(&args.repo, plan.as_ref().map(|(p, _)| p))?;
-    let report = maintenance::forget(store, &policy, args.yes, ctx).await?;
+    // Notifications only for a run that changes the repository.
+    let notify_plan = plan.as_ref().map(|(p, _)| p).filter(|_| args.yes);
+    let start = serde_json::json!({ "command": "forget", "repository": args.repo });
+    super::notify_command(notify_plan, "forget", NotifyEvent::Start, "started", &start).await;
+    let report = match maintenance::forget(store, &policy, args.yes, ctx).await {
+        Ok(report) => {
+            let doc = serde_json::json!({ "command": "forget", "report": &report });
+            super::notify_command(
+                notify_plan,
+                "forget",
+                NotifyEvent::Success,
+                "succeeded",
+                &doc,
+            )
+            .await;
+            report
+        }
+        Err(e) => {
+            let doc =
+                serde_json::json!({ "command": "forget", "error": crate::engine::error_chain(&e) });
+            super::notify_command(notify_plan, "forget", NotifyEvent::Failure, "failed", &doc)
+                .await;
+            return Err(e.into());
+        }
+    };
     printer.result("forget", &report, || render(&report));
     Ok(ExitStatus::Success)
 }

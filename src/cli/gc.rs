@@ -4,6 +4,7 @@ use super::{ExitStatus, PlanArgs, Printer};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::maintenance::{self, GcReport};
+use crate::plan::NotifyEvent;
 use crate::report::human_bytes;
 
 /// Reclaim space: delete repository files that no PIT references, under the exclusive lock.
@@ -26,7 +27,26 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
-    let report = maintenance::gc(args.plan.open_repo(&args.repo)?, grace, args.yes, ctx).await?;
+    let plan = args.plan.load(&[format!("repositories.{}", args.repo)])?;
+    let plan = plan.as_ref().map(|(p, _)| p);
+    let store = super::open_repo(&args.repo, plan)?;
+    // Notifications only for a run that changes the repository.
+    let notify_plan = plan.filter(|_| args.yes);
+    let start = serde_json::json!({ "command": "gc", "repository": args.repo });
+    super::notify_command(notify_plan, "gc", NotifyEvent::Start, "started", &start).await;
+    let report = match maintenance::gc(store, grace, args.yes, ctx).await {
+        Ok(report) => {
+            let doc = serde_json::json!({ "command": "gc", "report": &report });
+            super::notify_command(notify_plan, "gc", NotifyEvent::Success, "succeeded", &doc).await;
+            report
+        }
+        Err(e) => {
+            let doc =
+                serde_json::json!({ "command": "gc", "error": crate::engine::error_chain(&e) });
+            super::notify_command(notify_plan, "gc", NotifyEvent::Failure, "failed", &doc).await;
+            return Err(e.into());
+        }
+    };
     printer.result("gc", &report, || render(&report));
     Ok(ExitStatus::Success)
 }

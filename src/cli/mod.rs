@@ -5,6 +5,7 @@
 
 mod apply;
 mod backup;
+mod completions;
 mod describe;
 mod diff;
 mod forget;
@@ -54,6 +55,23 @@ pub struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log format on stderr: human-readable lines, or one JSON object per line (for journald
+    /// and log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BCN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Run as if the clock read this time (RFC 3339), advancing one second per reading: for
+    /// tests of intervals and cadences.
+    #[arg(long, global = true, hide = true, env = "BCN_NOW", value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Output formats.
@@ -94,6 +112,10 @@ enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of the plan file
     Schema(schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(completions::Args),
+    /// Print the manual page (roff), of bcn or of one subcommand
+    Man(completions::ManArgs),
 }
 
 impl Command {
@@ -112,6 +134,8 @@ impl Command {
             Self::Unlock(_) => "unlock",
             Self::Validate(_) => "validate",
             Self::Schema(_) => "schema",
+            Self::Completions(_) => "completions",
+            Self::Man(_) => "man",
         }
     }
 }
@@ -185,12 +209,16 @@ pub fn init_tracing(global: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BCN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     crate::secret::register_environment();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::secret::RedactingStderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_writer(crate::secret::RedactingStderr);
+    let _ = match global.log_format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .try_init(),
+    };
 }
 
 /// Prints an error that happened before a command could run.
@@ -202,7 +230,20 @@ pub fn report_fatal(error: &anyhow::Error) {
 pub async fn run(cli: Cli) -> ExitStatus {
     let printer = Printer::new(cli.global.output, cli.global.quiet);
     let name = cli.command.name();
-    let ctx = crate::context::Context::system();
+    let ctx = match cli
+        .global
+        .now
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+    {
+        None => crate::context::Context::system(),
+        Some(Ok(t)) => crate::context::Context::fixed(t.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            let error = anyhow::anyhow!("--now / BCN_NOW: {e}");
+            printer.error(name, &error, ExitStatus::Usage);
+            return ExitStatus::Usage;
+        }
+    };
     let work = async move {
         match cli.command {
             Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
@@ -218,6 +259,8 @@ pub async fn run(cli: Cli) -> ExitStatus {
             Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
             Command::Validate(args) => validate::run(&args, printer),
             Command::Schema(args) => schema::run(args, printer),
+            Command::Completions(args) => completions::run(&args, printer),
+            Command::Man(args) => completions::man(&args, printer),
         }
     };
     let result = tokio::select! {
@@ -318,4 +361,24 @@ pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<
 /// Parses a `--database` value into namespace parts.
 pub(crate) fn parse_database(value: &str) -> anyhow::Result<Vec<String>> {
     crate::names::parse_namespace(value).map_err(|e| EngineError::Invalid(e).into())
+}
+
+/// Sends the plan's notifications for a command run outside `apply` (restore, forget, gc):
+/// `BCN_ENTRY` / the report's `entry` is the command's name. Without a plan, nothing is sent.
+pub(crate) async fn notify_command(
+    plan: Option<&Plan>,
+    command: &str,
+    event: crate::plan::NotifyEvent,
+    status: &str,
+    doc: &serde_json::Value,
+) {
+    let Some(plan) = plan else {
+        return;
+    };
+    let mut doc = doc.clone();
+    if let Some(object) = doc.as_object_mut() {
+        object.insert("entry".into(), command.into());
+        object.insert("status".into(), status.into());
+    }
+    crate::engine::notify::send(plan.notifications(), event, command, status, &doc).await;
 }

@@ -6,6 +6,7 @@ use super::{ExitStatus, PlanArgs, Printer, open_repo, parse_database};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::restore::{self, RestorePlan, RestoreReport, RestoreRequest};
+use crate::plan::NotifyEvent;
 use crate::repo::PitSelector;
 use crate::report::human_bytes;
 
@@ -93,12 +94,37 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         );
         return Ok(ExitStatus::Success);
     }
+    let start = serde_json::json!({ "command": "restore", "plan": &prepared });
+    super::notify_command(
+        Some(&plan),
+        "restore",
+        NotifyEvent::Start,
+        "started",
+        &start,
+    )
+    .await;
     let report = {
         let progress = super::progress::Progress::new(printer.is_quiet());
         let result = restore::execute(&request, prepared, ctx, &progress).await;
         progress.finish();
-        result?
+        match result {
+            Ok(report) => report,
+            Err(e) => {
+                let doc = serde_json::json!({ "command": "restore", "error": crate::engine::error_chain(&e) });
+                super::notify_command(Some(&plan), "restore", NotifyEvent::Failure, "failed", &doc)
+                    .await;
+                return Err(e.into());
+            }
+        }
     };
+    let failed = !report.failures().is_empty();
+    let doc = serde_json::json!({ "command": "restore", "report": &report });
+    let (event, status) = if failed {
+        (NotifyEvent::Failure, "failed")
+    } else {
+        (NotifyEvent::Success, "succeeded")
+    };
+    super::notify_command(Some(&plan), "restore", event, status, &doc).await;
     printer.result(
         "restore",
         &serde_json::json!({ "dry_run": false, "report": &report }),

@@ -112,6 +112,14 @@ pub struct EntryReport {
     /// The verification found damage, or could not run.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub verification_failed: bool,
+    /// With `full_every`: whether this backup is a full one, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_due: Option<String>,
+    /// The repository after the run, for metrics (`None` when it could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_state: Option<super::metrics::RepositoryState>,
+    /// When the entry finished.
+    pub finished_at: DateTime<Utc>,
     /// When the entry started.
     pub started_at: DateTime<Utc>,
 }
@@ -155,10 +163,18 @@ pub async fn run(
         let _span = tracing::info_span!("entry", entry = %entry.name).entered();
         entries.push(Box::pin(run_entry(plan, entry, options, ctx, observer)).await);
     }
-    Ok(ApplyReport {
+    let report = ApplyReport {
         dry_run: options.dry_run,
         entries,
-    })
+    };
+    if !options.dry_run
+        && let Some(path) = plan.metrics_textfile()
+    {
+        super::metrics::write_textfile(path, &super::metrics::render(&report)).map_err(|e| {
+            EngineError::Invalid(format!("writing metrics to {}: {e}", path.display()))
+        })?;
+    }
+    Ok(report)
 }
 
 async fn run_entry(
@@ -190,6 +206,9 @@ async fn run_entry(
         verify_due: None,
         verification: None,
         verification_failed: false,
+        full_due: None,
+        repository_state: None,
+        finished_at: started_at,
         started_at,
     };
     // Everything that can fail before the backup starts (a repository that cannot be opened:
@@ -197,14 +216,14 @@ async fn run_entry(
     // reported, written and notified.
     let store = match super::open_repository_store(&entry.repository) {
         Ok(store) => store,
-        Err(e) => return finish(plan, failed(report, &e), entry, options).await,
+        Err(e) => return finish(plan, ctx, failed(report, &e), entry, options).await,
     };
     match due(&store, entry, options, started_at).await {
         Ok((due, reason)) => {
             report.due = due;
             report.due_reason = reason;
         }
-        Err(e) => return finish(plan, failed(report, &e), entry, options).await,
+        Err(e) => return finish(plan, ctx, failed(report, &e), entry, options).await,
     }
     let verify_due = match &entry.strategy.verify {
         Some(policy) => match verify_due(&store, policy, options, started_at).await {
@@ -212,7 +231,7 @@ async fn run_entry(
                 report.verify_due = Some(reason);
                 due
             }
-            Err(e) => return finish(plan, failed(report, &e), entry, options).await,
+            Err(e) => return finish(plan, ctx, failed(report, &e), entry, options).await,
         },
         None => false,
     };
@@ -221,11 +240,21 @@ async fn run_entry(
         if verify_due && !options.dry_run {
             // Only the verification is due.
             run_verification(&mut report, &store, entry, ctx).await;
-            return finish(plan, report, entry, options).await;
+            return finish(plan, ctx, report, entry, options).await;
         }
         return report;
     }
     let strategy = &entry.strategy;
+    let full_due = match strategy.full_every {
+        Some(every) if !strategy.full => match full_due(&store, every, started_at).await {
+            Ok((due, reason)) => {
+                report.full_due = Some(reason);
+                due
+            }
+            Err(e) => return finish(plan, ctx, failed(report, &e), entry, options).await,
+        },
+        _ => false,
+    };
     let request = BackupRequest {
         catalog: entry.catalog.clone(),
         database: entry.database.clone(),
@@ -238,7 +267,7 @@ async fn run_entry(
             } else {
                 SnapshotSelection::All
             },
-            full: strategy.full,
+            full: strategy.full || full_due,
             categories: entry.categories.clone(),
             allow_partial: strategy.allow_partial,
             dry_run: options.dry_run,
@@ -288,7 +317,7 @@ async fn run_entry(
             report.error = Some(error_chain(&e));
         }
     }
-    finish(plan, report, entry, options).await
+    finish(plan, ctx, report, entry, options).await
 }
 
 /// Writes the entry's reports and sends its notifications: success or failure of the
@@ -296,6 +325,7 @@ async fn run_entry(
 /// neither.
 async fn finish(
     plan: &Plan,
+    ctx: &Context,
     mut report: EntryReport,
     entry: &BackupEntry,
     options: &ApplyOptions,
@@ -303,6 +333,8 @@ async fn finish(
     if options.dry_run {
         return report;
     }
+    report.finished_at = ctx.now().max(report.started_at);
+    report.repository_state = super::metrics::RepositoryState::read(&entry.repository).await;
     write_reports(plan, &mut report);
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     let (event, status) = match report.status {
@@ -337,6 +369,56 @@ async fn finish(
         report.notes.push(format!("notification failed: {failure}"));
     }
     report
+}
+
+/// Whether an incremental strategy's periodic full backup is due: the repository's newest
+/// full PIT is older than `every` (or there is none).
+async fn full_due(
+    store: &std::sync::Arc<dyn crate::store::BackupStore>,
+    every: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<(bool, String), EngineError> {
+    let repo = match Repository::open(store.clone()).await {
+        Ok(repo) => repo,
+        Err(RepoError::NotARepository { .. }) => {
+            return Ok((false, "the first backup copies everything anyway".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let newest_full = repo
+        .scan_pits()
+        .await?
+        .into_iter()
+        .filter_map(|p| match p {
+            crate::repo::PitEntry::Readable(pit) => Some(pit),
+            crate::repo::PitEntry::Damaged { .. } => None,
+        })
+        .filter(|p| p.strategy.mode == "full" || p.parent.is_none())
+        .map(|p| p.started_at)
+        .max();
+    Ok(match newest_full {
+        None => (
+            true,
+            format!("full: no full PIT yet, full_every {}", human(every)),
+        ),
+        Some(at) if now - at >= every => (
+            true,
+            format!(
+                "full: newest full PIT is {} old, full_every {}",
+                human(now - at),
+                human(every)
+            ),
+        ),
+        Some(at) => (
+            false,
+            format!(
+                "incremental: newest full PIT is {} old, full_every {}: full in {}",
+                human(now - at),
+                human(every),
+                human(every - (now - at))
+            ),
+        ),
+    })
 }
 
 /// Whether the entry's verification is due, and why, from the repository's own record of

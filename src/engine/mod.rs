@@ -10,6 +10,7 @@ pub mod backup;
 pub mod files;
 pub mod inspect;
 pub mod maintenance;
+pub mod metrics;
 pub mod notify;
 pub mod restore;
 pub mod retention;

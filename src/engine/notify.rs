@@ -19,6 +19,12 @@ pub async fn send(
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for spec in specs.iter().filter(|s| s.on.contains(&event)) {
+        if let Some(why) = &spec.unresolved {
+            let e = format!("notification not sent: {why}");
+            tracing::warn!(entry, error = %e, "notification failed");
+            failures.push(e);
+            continue;
+        }
         let result = match &spec.target {
             NotifyTarget::Webhook {
                 url,

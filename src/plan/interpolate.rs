@@ -19,6 +19,9 @@ pub enum Resolve {
     Strict,
     /// Check the syntax only and leave the text as it is.
     SyntaxOnly,
+    /// Replace what can be replaced; a reference to a missing variable or file is left as it
+    /// is and recorded, so that only a command that uses that value fails.
+    Lenient,
 }
 
 /// Resolves the references in every string of `value` (a plan as JSON), collecting problems.
@@ -29,11 +32,20 @@ pub(crate) fn resolve_tree(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     diags: &mut Vec<Diagnostic>,
+    unresolved: &mut Vec<(String, String)>,
 ) {
     match value {
         Value::String(s) => {
             if s.contains('$') {
-                match resolve(s, mode(path), base, env) {
+                let mode = mode(path);
+                let resolved = match mode {
+                    Resolve::Lenient => resolve(s, Resolve::Strict, base, env).or_else(|missing| {
+                        resolve(s, Resolve::SyntaxOnly, base, env)
+                            .inspect(|_| unresolved.push((path.to_owned(), missing)))
+                    }),
+                    _ => resolve(s, mode, base, env),
+                };
+                match resolved {
                     Ok(resolved) => *s = resolved,
                     Err(message) => diags.push(Diagnostic::new(
                         path,
@@ -51,7 +63,15 @@ pub(crate) fn resolve_tree(
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                resolve_tree(item, &format!("{path}[{i}]"), mode, base, env, diags);
+                resolve_tree(
+                    item,
+                    &format!("{path}[{i}]"),
+                    mode,
+                    base,
+                    env,
+                    diags,
+                    unresolved,
+                );
             }
         }
         Value::Object(map) => {
@@ -61,7 +81,7 @@ pub(crate) fn resolve_tree(
                 } else {
                     format!("{path}.{k}")
                 };
-                resolve_tree(v, &child, mode, base, env, diags);
+                resolve_tree(v, &child, mode, base, env, diags, unresolved);
             }
         }
         _ => {}
@@ -81,7 +101,11 @@ pub(crate) fn resolve(
         out.push_str(&rest[..start]);
         let after = &rest[start..];
         if let Some(tail) = after.strip_prefix("$${") {
-            out.push_str(if mode == Resolve::Strict { "${" } else { "$${" });
+            out.push_str(if mode == Resolve::SyntaxOnly {
+                "$${"
+            } else {
+                "${"
+            });
             rest = tail;
             continue;
         }
@@ -98,17 +122,17 @@ pub(crate) fn resolve(
         let value = match reference.strip_prefix("file:") {
             Some(file) if !file.is_empty() => match mode {
                 Resolve::SyntaxOnly => format!("${{{reference}}}"),
-                Resolve::Strict => read_secret_file(&base.join(file))?,
+                Resolve::Strict | Resolve::Lenient => read_secret_file(&base.join(file))?,
             },
             _ if is_env_name(reference) => match mode {
                 Resolve::SyntaxOnly => format!("${{{reference}}}"),
-                Resolve::Strict => env(reference)
+                Resolve::Strict | Resolve::Lenient => env(reference)
                     .ok_or_else(|| format!("environment variable `{reference}` is not set"))?,
             },
             _ => return Err(format!("invalid reference `${{{reference}}}`")),
         };
         // Whatever a reference holds is treated as a secret: that is what references are for.
-        if mode == Resolve::Strict {
+        if mode != Resolve::SyntaxOnly {
             crate::secret::register(&value);
         }
         out.push_str(&value);

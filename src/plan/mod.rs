@@ -396,6 +396,8 @@ pub struct Strategy {
     pub allow_partial: bool,
     /// Scheduled verification.
     pub verify: Option<VerifyPolicy>,
+    /// A full backup when the newest full PIT is older than this.
+    pub full_every: Option<chrono::Duration>,
 }
 
 /// A strategy's scheduled verification.
@@ -485,6 +487,7 @@ impl Default for Strategy {
             retention: Retention::default(),
             allow_partial: false,
             verify: None,
+            full_every: None,
         }
     }
 }
@@ -617,6 +620,8 @@ pub struct NotificationSpec {
     pub on: Vec<NotifyEvent>,
     /// Where.
     pub target: NotifyTarget,
+    /// Why it cannot be sent (a reference the command did not resolve), if so.
+    pub unresolved: Option<String>,
 }
 
 /// Assigns categories to `database.table` names.
@@ -655,6 +660,7 @@ pub struct Plan {
     backups: Vec<BackupEntry>,
     reports: Vec<ReportSpec>,
     notifications: Vec<NotificationSpec>,
+    metrics: Option<PathBuf>,
 }
 
 impl Plan {
@@ -678,7 +684,7 @@ impl Plan {
             if in_use {
                 Resolve::Strict
             } else {
-                Resolve::SyntaxOnly
+                Resolve::Lenient
             }
         })
     }
@@ -723,17 +729,36 @@ impl Plan {
         // section may hold them.
         let mut tree = serde_json::to_value(&raw).map_err(|e| invalid(bug(e)))?;
         let mut diags = Vec::new();
+        let mut unresolved = Vec::new();
         #[allow(
             clippy::disallowed_methods,
             reason = "plan references read the environment"
         )]
         let env = |name: &str| std::env::var(name).ok();
-        interpolate::resolve_tree(&mut tree, "", resolve, base, &env, &mut diags);
+        interpolate::resolve_tree(
+            &mut tree,
+            "",
+            resolve,
+            base,
+            &env,
+            &mut diags,
+            &mut unresolved,
+        );
         if !diags.is_empty() {
             return Err(invalid(diags));
         }
         let raw = serde_json::from_value(tree).map_err(|e| invalid(bug(e)))?;
-        validate(raw, base).map_err(invalid)
+        let mut plan = validate(raw, base).map_err(invalid)?;
+        // A notification whose reference could not be resolved is skipped when sent, saying
+        // why, instead of failing a command that does not otherwise need it.
+        for (i, spec) in plan.notifications.iter_mut().enumerate() {
+            let prefix = format!("notifications[{i}]");
+            spec.unresolved = unresolved
+                .iter()
+                .find(|(path, _)| path.starts_with(&prefix))
+                .map(|(_, message)| message.clone());
+        }
+        Ok(plan)
     }
 
     /// Directory relative paths are resolved against.
@@ -787,6 +812,11 @@ impl Plan {
     /// The notifications.
     pub fn notifications(&self) -> &[NotificationSpec] {
         &self.notifications
+    }
+
+    /// The Prometheus textfile, absolute, if the plan asks for metrics.
+    pub fn metrics_textfile(&self) -> Option<&Path> {
+        self.metrics.as_deref()
     }
 }
 

@@ -35,6 +35,18 @@ pub struct RawPlan {
     /// Notifications sent when entries start, succeed or fail.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<RawNotification>,
+    /// Prometheus metrics, written after every `bcn apply` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<RawMetrics>,
+}
+
+/// Where metrics go.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// A Prometheus text-format file, replaced atomically after every run (`node_exporter`'s
+    /// textfile collector reads `*.prom` files of its directory). Relative to the plan.
+    pub textfile: String,
 }
 
 /// A backup strategy.
@@ -61,6 +73,11 @@ pub struct RawStrategy {
     /// reason. Default `false`: any failure commits nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_partial: Option<bool>,
+    /// With `mode: incremental`: make a full backup (every file copied and checksummed again)
+    /// when the repository's newest full PIT is older than this (`7d`), so one timer drives
+    /// incremental and periodic full backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<String>,
     /// Verify the entry's repository on its own cadence: `bcn apply` runs `bcn verify` after
     /// the backup, or alone when only the verification is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,6 +100,7 @@ pub fn validate(raw: RawPlan, base: &Path) -> Result<Plan, Vec<Diagnostic>> {
             backups,
             reports,
             notifications,
+            metrics: raw.metrics.map(|m| base.join(m.textfile)),
         })
     } else {
         Err(diags)
@@ -137,6 +138,20 @@ fn lookup<T: Clone>(
     found
 }
 
+/// Parses an optional duration of the plan at `path`, reporting a bad one with `hint`.
+fn duration_at(
+    path: &str,
+    value: Option<&str>,
+    hint: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<chrono::Duration> {
+    value.and_then(|v| {
+        parse_duration(v)
+            .map_err(|e| diags.push(Diagnostic::new(path, e, hint)))
+            .ok()
+    })
+}
+
 /// Parses `30m`, `6h`, `1d`, `2w`, `1h 30m`.
 pub fn parse_duration(value: &str) -> Result<chrono::Duration, String> {
     let d = humantime::parse_duration(value.trim())
@@ -155,14 +170,12 @@ pub fn parse_duration(value: &str) -> Result<chrono::Duration, String> {
 const MAX_DURATION: std::time::Duration = std::time::Duration::from_hours(100 * 366 * 24);
 
 fn strategy(path: &str, name: String, raw: RawStrategy, diags: &mut Vec<Diagnostic>) -> Strategy {
-    let interval = raw.interval.as_deref().and_then(|v| {
-        parse_duration(v)
-            .map_err(|e| {
-                let hint = "write a duration such as `30m`, `6h`, `1d` or `1w`";
-                diags.push(Diagnostic::new(format!("{path}.interval"), e, hint));
-            })
-            .ok()
-    });
+    let interval = duration_at(
+        &format!("{path}.interval"),
+        raw.interval.as_deref(),
+        "write a duration such as `30m`, `6h`, `1d` or `1w`",
+        diags,
+    );
     Strategy {
         name,
         full: raw.mode == Some(RawMode::Full),
@@ -178,6 +191,12 @@ fn strategy(path: &str, name: String, raw: RawStrategy, diags: &mut Vec<Diagnost
             .verify
             .as_ref()
             .map(|v| verify_policy(&format!("{path}.verify"), v, diags)),
+        full_every: duration_at(
+            &format!("{path}.full_every"),
+            raw.full_every.as_deref(),
+            "write a duration such as `7d` or `4w`",
+            diags,
+        ),
     }
 }
 
@@ -186,14 +205,12 @@ fn verify_policy(
     raw: &super::raw::RawVerify,
     diags: &mut Vec<Diagnostic>,
 ) -> super::VerifyPolicy {
-    let interval = raw.interval.as_deref().and_then(|v| {
-        parse_duration(v)
-            .map_err(|e| {
-                let hint = "write a duration such as `1d` or `1w`";
-                diags.push(Diagnostic::new(format!("{path}.interval"), e, hint));
-            })
-            .ok()
-    });
+    let interval = duration_at(
+        &format!("{path}.interval"),
+        raw.interval.as_deref(),
+        "write a duration such as `1d` or `1w`",
+        diags,
+    );
     let read_data = raw.read_data.as_deref().and_then(|v| {
         super::Subset::parse(v)
             .map_err(|e| {
@@ -210,14 +227,12 @@ fn verify_policy(
 }
 
 fn retention(path: &str, raw: &RawRetention, diags: &mut Vec<Diagnostic>) -> Retention {
-    let keep_within = raw.keep_within.as_deref().and_then(|v| {
-        parse_duration(v)
-            .map_err(|e| {
-                let hint = "write a duration such as `7d` or `36h`";
-                diags.push(Diagnostic::new(format!("{path}.keep_within"), e, hint));
-            })
-            .ok()
-    });
+    let keep_within = duration_at(
+        &format!("{path}.keep_within"),
+        raw.keep_within.as_deref(),
+        "write a duration such as `7d` or `36h`",
+        diags,
+    );
     let counts = [
         ("keep_last", raw.keep_last),
         ("keep_hourly", raw.keep_hourly),
@@ -430,7 +445,11 @@ fn notification(
             return None;
         }
     };
-    Some(NotificationSpec { on, target })
+    Some(NotificationSpec {
+        on,
+        target,
+        unresolved: None,
+    })
 }
 
 /// Names used as keys must be usable on a command line and in file names.

@@ -25,4 +25,5 @@ mod secrets;
 mod signals;
 mod store_suite;
 mod support;
+mod unattended;
 mod verify;

@@ -569,7 +569,10 @@ fn apply_verifies_on_its_own_interval_and_rotates_slices() {
     assert_eq!(entry["status"], "succeeded");
     assert_eq!(entry["verify_due"], "never verified");
     assert_eq!(entry["verification"]["read_data"], "1/2");
-    assert_eq!(entry["verification"]["restore_test"]["tables"][0]["ok"], true);
+    assert_eq!(
+        entry["verification"]["restore_test"]["tables"][0]["ok"],
+        true
+    );
     let files = entry["verification"]["files_checked"].as_u64().unwrap();
     let mut read = entry["verification"]["files_read"].as_u64().unwrap();
 
@@ -583,7 +586,12 @@ fn apply_verifies_on_its_own_interval_and_rotates_slices() {
     );
     assert!(entry["verification"].is_null());
     let dry = apply(&ws, &["--dry-run"]).ok();
-    assert!(dry["entries"][0]["verify_due"].as_str().unwrap().contains("clean"));
+    assert!(
+        dry["entries"][0]["verify_due"]
+            .as_str()
+            .unwrap()
+            .contains("clean")
+    );
 
     // Forced, the next verification reads the other slice.
     let third = apply(&ws, &["--force"]).ok();
@@ -591,7 +599,10 @@ fn apply_verifies_on_its_own_interval_and_rotates_slices() {
     assert_eq!(entry["verification"]["read_data"], "2/2");
     read += entry["verification"]["files_read"].as_u64().unwrap();
     assert_eq!(read, files, "two slices read every file once");
-    assert!(!ws.path("events.txt").exists(), "nothing failed, nothing notified");
+    assert!(
+        !ws.path("events.txt").exists(),
+        "nothing failed, nothing notified"
+    );
 }
 
 #[test]
