@@ -31,12 +31,18 @@ pub(crate) struct Args {
     only: Vec<String>,
 }
 
-pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) async fn run(
+    args: Args,
+    ctx: &Context,
+    printer: Printer,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitStatus> {
     let plan = Plan::load(&args.plan, Resolve::Strict)?;
     let options = ApplyOptions {
         dry_run: args.dry_run,
         force: args.force,
         only: args.only,
+        cancel: Some(cancel.clone()),
     };
     let progress = super::progress::Progress::new(printer.is_quiet());
     let result = Box::pin(apply::run(&plan, &options, ctx, &progress)).await;

@@ -244,10 +244,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
-    let work = async move {
+    // `apply` is told to stop and finishes its report; every other command is dropped.
+    let graceful = matches!(cli.command, Command::Apply(_));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let work = async {
         match cli.command {
             Command::Quickstart(args) => quickstart::run(args, &ctx, printer).await,
-            Command::Apply(args) => Box::pin(apply::run(args, &ctx, printer)).await,
+            Command::Apply(args) => Box::pin(apply::run(args, &ctx, printer, &cancel)).await,
             Command::Backup(args) => backup::run(args, &ctx, printer).await,
             Command::Forget(args) => forget::run(args, &ctx, printer).await,
             Command::Gc(args) => gc::run(args, &ctx, printer).await,
@@ -263,9 +266,17 @@ pub async fn run(cli: Cli) -> ExitStatus {
             Command::Man(args) => completions::man(&args, printer),
         }
     };
+    let mut work = Box::pin(work);
     let result = tokio::select! {
-        result = Box::pin(work) => result,
+        result = &mut work => result,
         status = stop_signal() => {
+            if graceful {
+                // `apply` stops its running entry, reports it as interrupted (report,
+                // notification, metrics) and starts no other; a second signal ends it at once.
+                cancel.cancel();
+                let _ = work.await;
+                return status;
+            }
             // The work future is dropped here: in-flight copies are cancelled (temporary files
             // and multipart uploads go with them) and a held lock is removed by its guard.
             let error = anyhow::anyhow!(

@@ -37,6 +37,9 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Only these entries (empty: all).
     pub only: Vec<String>,
+    /// Cancelled on SIGINT/SIGTERM: the running entry stops and is reported as interrupted,
+    /// and no further entry starts.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// How an entry ended.
@@ -160,6 +163,14 @@ pub async fn run(
         .iter()
         .filter(|b| options.only.is_empty() || options.only.contains(&b.name))
     {
+        if options
+            .cancel
+            .as_ref()
+            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
+        {
+            tracing::warn!(entry = %entry.name, "not started: the run was interrupted");
+            continue;
+        }
         let _span = tracing::info_span!("entry", entry = %entry.name).entered();
         entries.push(Box::pin(run_entry(plan, entry, options, ctx, observer)).await);
     }
@@ -277,6 +288,13 @@ async fn run_entry(
     if options.dry_run {
         return dry_run(report, request, entry, ctx, observer).await;
     }
+    for argv in &entry.hooks.before {
+        let env = [("BCN_ENTRY", entry.name.clone())];
+        if let Err(e) = super::hooks::run(argv, &env, entry.hooks.timeout).await {
+            report.error = Some(format!("before hook: {e}; nothing was backed up"));
+            return finish(plan, ctx, report, entry, options).await;
+        }
+    }
     let start_doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     notify::send(
         plan.notifications(),
@@ -286,7 +304,17 @@ async fn run_entry(
         &start_doc,
     )
     .await;
-    match backup::run(request, ctx, observer).await {
+    let cancelled = async {
+        match &options.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = backup::run(request, ctx, observer) => outcome,
+        () = cancelled => Err(EngineError::Interrupted),
+    };
+    match outcome {
         Ok(backup) => {
             report.status = if backup.failed.is_empty() {
                 EntryStatus::Succeeded
@@ -333,6 +361,7 @@ async fn finish(
     if options.dry_run {
         return report;
     }
+    run_after_hooks(&mut report, entry).await;
     report.finished_at = ctx.now().max(report.started_at);
     report.repository_state = super::metrics::RepositoryState::read(&entry.repository).await;
     write_reports(plan, &mut report);
@@ -369,6 +398,27 @@ async fn finish(
         report.notes.push(format!("notification failed: {failure}"));
     }
     report
+}
+
+/// Runs the entry's `after` hooks with its outcome in their environment; failures become
+/// notes.
+async fn run_after_hooks(report: &mut EntryReport, entry: &BackupEntry) {
+    let status = serde_json::to_value(report.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut env = vec![("BCN_ENTRY", entry.name.clone()), ("BCN_STATUS", status)];
+    if let Some(backup) = report.backup.as_ref().filter(|_| report.error.is_none()) {
+        env.push(("BCN_PIT", backup.pit.id.clone()));
+    }
+    if let Some(error) = &report.error {
+        env.push(("BCN_ERROR", crate::secret::redact(error).into_owned()));
+    }
+    for argv in &entry.hooks.after {
+        if let Err(e) = super::hooks::run(argv, &env, entry.hooks.timeout).await {
+            report.notes.push(format!("after hook: {e}"));
+        }
+    }
 }
 
 /// Whether an incremental strategy's periodic full backup is due: the repository's newest

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod backup;
 pub mod files;
+mod hooks;
 pub mod inspect;
 pub mod maintenance;
 pub mod metrics;
@@ -122,6 +123,11 @@ pub enum EngineError {
         /// How many tables were restored.
         restored: usize,
     },
+    /// Stopped by a signal: the running work was cancelled, nothing was committed after it.
+    #[error(
+        "interrupted by a signal: the backup was stopped, no PIT was committed and the lock was released; the next run reuses what was copied"
+    )]
+    Interrupted,
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
     LockLost(String),

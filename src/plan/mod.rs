@@ -549,6 +549,33 @@ pub struct BackupEntry {
     pub strategy: Arc<Strategy>,
     /// The categories it takes.
     pub categories: Vec<Category>,
+    /// Commands run around it.
+    pub hooks: Hooks,
+}
+
+/// Commands run around an entry.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Hooks {
+    /// Before the backup; a failure fails the entry.
+    pub before: Vec<Vec<String>>,
+    /// After the entry, whatever happened.
+    pub after: Vec<Vec<String>>,
+    /// The longest one hook may run.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for Hooks {
+    /// Program names only: arguments may hold secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let programs = |hooks: &[Vec<String>]| -> Vec<String> {
+            hooks.iter().filter_map(|h| h.first().cloned()).collect()
+        };
+        f.debug_struct("Hooks")
+            .field("before", &programs(&self.before))
+            .field("after", &programs(&self.after))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// A report template.

@@ -168,6 +168,28 @@ pub struct RawBackup {
     /// whose category this entry does not take is not backed up here (EXCLUDED if it was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<RawCategory>>,
+    /// Commands run around the entry by `bcn apply`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RawHooks>,
+}
+
+/// Commands around an entry, each an argument list (`["pg_dump", "-f", "/x"]`). They get
+/// `BCN_ENTRY` in their environment; `after` hooks also `BCN_STATUS` (`succeeded`, `partial`,
+/// `failed`, `locked`, `skipped`), `BCN_PIT` and `BCN_ERROR` when there is one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// Run before the backup, in order; one that fails (or times out) fails the entry, and
+    /// nothing is backed up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Vec<String>>,
+    /// Run after the entry, whatever happened (its outcome is in the environment); a failure
+    /// is a note in the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Vec<String>>,
+    /// The longest one hook may run before it is killed (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// A report written after each entry.

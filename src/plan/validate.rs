@@ -337,6 +337,11 @@ fn backup(
         let message = "the entry takes no category, so it would back up nothing";
         diags.push(Diagnostic::new(format!("{path}.categories"), message, hint));
     }
+    let hooks = hooks(
+        &format!("{path}.hooks"),
+        raw.hooks.unwrap_or_default(),
+        diags,
+    );
     Some(BackupEntry {
         name: raw.name,
         catalog: catalog?,
@@ -345,7 +350,35 @@ fn backup(
         repository: repository?,
         strategy: strategy?,
         categories,
+        hooks,
     })
+}
+
+fn hooks(path: &str, raw: super::raw::RawHooks, diags: &mut Vec<Diagnostic>) -> super::Hooks {
+    for (kind, list) in [("before", &raw.before), ("after", &raw.after)] {
+        for (i, argv) in list.iter().enumerate() {
+            if argv.first().is_none_or(String::is_empty) {
+                diags.push(Diagnostic::new(
+                    format!("{path}.{kind}[{i}]"),
+                    "empty command",
+                    "write the program and its arguments: [\"/usr/local/bin/pre-backup\", \"--quiet\"]",
+                ));
+            }
+        }
+    }
+    let timeout = duration_at(
+        &format!("{path}.timeout"),
+        raw.timeout.as_deref(),
+        "write a duration such as `30s` or `10m`",
+        diags,
+    )
+    .and_then(|d| d.to_std().ok())
+    .unwrap_or(std::time::Duration::from_mins(10));
+    super::Hooks {
+        before: raw.before,
+        after: raw.after,
+        timeout,
+    }
 }
 
 /// Two entries writing one repository would fight over its scope and lock.

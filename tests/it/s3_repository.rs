@@ -22,7 +22,7 @@ fn services(test: &str) -> Option<Services> {
 }
 
 /// Creates a bucket on s3s-fs with boto3 (an independent client).
-fn create_s3s_bucket(svc: &Services, bucket: &str) {
+pub(crate) fn create_s3s_bucket(svc: &Services, bucket: &str) {
     let script = "import sys, boto3\n\
         s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], \
         aws_secret_access_key=sys.argv[3], region_name=sys.argv[4])\n\
@@ -47,7 +47,7 @@ fn create_s3s_bucket(svc: &Services, bucket: &str) {
 }
 
 /// A plan repository on s3s-fs; `secret` is a `${...}` reference or a literal.
-fn s3s_repository(svc: &Services, name: &str, bucket: &str, secret: &str) -> String {
+pub(crate) fn s3s_repository(svc: &Services, name: &str, bucket: &str, secret: &str) -> String {
     format!(
         "  {name}:\n    location: s3://{bucket}/bcn/repo\n    s3:\n      endpoint: {endpoint}\n      region: {region}\n      path_style: true\n      access_key_id: \"${{{S3S_ACCESS_KEY}}}\"\n      secret_access_key: \"{secret}\"\n",
         endpoint = svc.get(S3S_ENDPOINT),

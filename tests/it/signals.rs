@@ -98,3 +98,147 @@ fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies()
         "the files copied before the signals are reused"
     );
 }
+
+#[test]
+fn sigterm_stops_a_backup_to_s3_cleanly() {
+    use crate::s3_repository::{create_s3s_bucket, s3s_repository};
+    let vars = [
+        "BCN_TEST_S3S_ENDPOINT",
+        "BCN_TEST_S3S_REGION",
+        "BCN_TEST_S3S_ACCESS_KEY",
+        "BCN_TEST_S3S_SECRET_KEY",
+        "BCN_TEST_S3S_ROOT",
+    ];
+    let Some(svc) = crate::support::Services::require("sigterm_stops_a_backup_to_s3", &vars) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py(
+        "make-bench",
+        &[
+            "--table",
+            "db1.big",
+            "--snapshots",
+            "3",
+            "--files-per-snapshot",
+            "8",
+            "--file-mib",
+            "1",
+        ],
+    );
+    let bucket = crate::support::unique("bcn-sig-");
+    create_s3s_bucket(&svc, &bucket);
+    let ws = Workspace::new(
+        &[&src],
+        &format!(
+            "repositories:\n{}",
+            s3s_repository(&svc, "s3repo", &bucket, "${BCN_TEST_S3S_SECRET_KEY}")
+        ),
+    );
+    // s3s-fs keeps objects as files: the repository as the server sees it.
+    let root = std::path::PathBuf::from(svc.get("BCN_TEST_S3S_ROOT"))
+        .join(&bucket)
+        .join("bcn/repo");
+    let stored = || {
+        files_under(&root.join("tables"))
+            .iter()
+            .filter(|f| f.contains("/files/"))
+            .count()
+    };
+    let args = ["backup", "--catalog", "src", "--repo", "s3repo"];
+    let out = signal_when(&ws, &args, "-TERM", || stored() > 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(files_under(&root.join("pits")).is_empty(), "no PIT");
+    assert!(
+        !root.join("locks/exclusive.json").exists(),
+        "the lock is released"
+    );
+    let copied = stored();
+    let done = ws.bcn(&args).ok();
+    let added = done["pit"]["summary"]["files_added"].as_u64().unwrap();
+    let total = done["pit"]["summary"]["files_total"].as_u64().unwrap();
+    assert_eq!(added + copied as u64, total, "what was copied is reused");
+    // Every object in the repository is whole: the copies checksum as recorded.
+    let verified = ws.bcn(&["verify", "--repo", "s3repo", "--read-data"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+#[test]
+fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py(
+        "make-bench",
+        &[
+            "--table",
+            "db1.big",
+            "--snapshots",
+            "3",
+            "--files-per-snapshot",
+            "8",
+            "--file-mib",
+            "1",
+        ],
+    );
+    let ws = Workspace::new(
+        &[&src],
+        "repositories:\n  main: { location: repo }\n  other: { location: repo-other }\nbackups:\n  - { name: lake, catalog: src, repository: main }\n  - { name: second, catalog: src, repository: other }\n",
+    );
+    let extra = "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\nmetrics: { textfile: bcn.prom }\n";
+    fs_err::write(&ws.plan, fs_err::read_to_string(&ws.plan).unwrap() + extra).unwrap();
+    let stored = || {
+        files_under(&ws.path("repo/tables"))
+            .iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .count()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_bcn"))
+        .current_dir(ws.dir.path())
+        .args(["apply", ws.plan.to_str().unwrap(), "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while stored() == 0 {
+        assert!(started.elapsed() < Duration::from_mins(1));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "the second entry never starts: {report}");
+    assert_eq!(entries[0]["status"], "failed");
+    assert!(
+        entries[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{report}"
+    );
+    assert_eq!(
+        fs_err::read_to_string(ws.path("events.txt"))
+            .unwrap()
+            .trim(),
+        "lake failed"
+    );
+    let metrics = fs_err::read_to_string(ws.path("bcn.prom")).unwrap();
+    assert!(
+        metrics.contains("bcn_entry_status{entry=\"lake\",repository=")
+            && metrics.contains("status=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(files_under(&ws.path("repo/pits")).is_empty());
+    assert!(!ws.path("repo/locks/exclusive.json").exists());
+}

@@ -430,3 +430,70 @@ fn json_logs_completions_and_the_manual_page() {
         "{verify}"
     );
 }
+
+#[test]
+fn hooks_run_around_an_entry_with_its_outcome_and_keep_their_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-sample", &["--namespace", "db1", "--tables", "events"]);
+    let after = "[\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS pit=$BCN_PIT error=$BCN_ERROR >> after.txt\"]";
+    let plan = |before: &str, timeout: &str| {
+        format!(
+            "repositories:\n  main: {{ location: repo }}\nbackups:\n  - {{ name: lake, catalog: src, repository: main, hooks: {{ before: [{before}], after: [{after}], timeout: {timeout} }} }}\n"
+        )
+    };
+    // A failing before hook: nothing is backed up, the after hook learns why.
+    let ws = Workspace::new(&[&src], &plan("[\"sh\", \"-c\", \"exit 3\"]", "1m"));
+    let run = apply(&ws, &[], &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let entry = &run.json()["entries"][0];
+    assert_eq!(entry["status"], "failed");
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap()
+            .contains("before hook: hook `sh` failed"),
+        "{entry}"
+    );
+    assert!(!ws.path("repo/pits").exists(), "no backup ran");
+    let seen = fs_err::read_to_string(ws.path("after.txt")).unwrap();
+    assert!(
+        seen.starts_with("lake failed pit= error=before hook"),
+        "{seen}"
+    );
+
+    // A before hook that takes too long is killed.
+    let ws = Workspace::new(&[&src], &plan("[\"sleep\", \"30\"]", "1s"));
+    let started = std::time::Instant::now();
+    let run = apply(&ws, &[], &[]);
+    assert!(started.elapsed().as_secs() < 20);
+    assert!(
+        run.json()["entries"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 1s and was killed")
+    );
+
+    // Succeeding hooks, one holding a secret in its arguments: the secret never shows.
+    let ws = Workspace::new(
+        &[&src],
+        &plan(
+            "[\"sh\", \"-c\", \"true\", \"${BCN_TEST_HOOK_SECRET}\"]",
+            "1m",
+        ),
+    );
+    let secret = "hookSeCrEt-4f2a9c";
+    let run = apply(
+        &ws,
+        &["-vv"],
+        &[("BCN_TEST_HOOK_SECRET", secret), ("BCN_LOG", "trace")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
+    let pit = run.json()["entries"][0]["backup"]["pit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = fs_err::read_to_string(ws.path("after.txt")).unwrap();
+    assert_eq!(seen.trim(), format!("lake succeeded pit={pit} error="));
+}
