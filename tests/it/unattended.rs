@@ -84,7 +84,13 @@ fn an_entry_that_fails_before_its_backup_is_reported_notified_and_in_the_metrics
             "  - { name: gone, catalog: src, repository: gone }\n  - { name: refused, catalog: src, repository: refused }\n",
         );
     }
-    let ws = Workspace::new(&[&src], &format!("{entries}{backups}{NOTIFY}"));
+    let listener = Listener::start(tmp.path());
+    let webhook = format!(
+        "  - {{ on: [failure], webhook: {{ url: \"http://127.0.0.1:{}/bcn\" }} }}\n",
+        listener.port
+    );
+    let notify = NOTIFY.replace("metrics:", &format!("{webhook}metrics:"));
+    let ws = Workspace::new(&[&src], &format!("{entries}{backups}{notify}"));
     // A repository whose manifest is damaged: it cannot be opened.
     fs_err::create_dir_all(ws.path("repo-broken")).unwrap();
     fs_err::write(ws.path("repo-broken/bcn-repository.json"), "{ damaged").unwrap();
@@ -122,6 +128,21 @@ fn an_entry_that_fails_before_its_backup_is_reported_notified_and_in_the_metrics
         );
     }
     assert!(events.contains("good success succeeded"), "{events}");
+    let mut posted: Vec<String> = listener
+        .posts()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["entry"].as_str().unwrap(),
+                p["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    posted.sort();
+    let mut expected: Vec<String> = failing.iter().map(|n| format!("{n} failed")).collect();
+    expected.sort();
+    assert_eq!(posted, expected, "a failure webhook per failed entry");
     let m = metrics(&ws.path("metrics/bcn.prom"));
     assert_eq!(m["status"]["good"], "succeeded");
     assert!(
