@@ -84,7 +84,12 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         concurrency: args.jobs,
         repair,
     };
-    let report = verify::verify(&request, ctx).await?;
+    let report = {
+        let progress = super::progress::Progress::new(printer.is_quiet());
+        let result = verify::verify(&request, ctx, &progress).await;
+        progress.finish();
+        result?
+    };
     printer.result("verify", &report, || render(&report));
     if report.is_clean() {
         Ok(ExitStatus::Success)

@@ -544,7 +544,7 @@ async fn run_verification(
         concurrency: 4,
         repair: None,
     };
-    match verify::verify(&request, ctx).await {
+    match verify::verify(&request, ctx, &super::Quiet).await {
         Ok(verification) => {
             report.verification_failed = !verification.is_clean();
             if report.verification_failed {
@@ -656,14 +656,9 @@ async fn retention_preview(
     backup: &BackupReport,
     entry: &BackupEntry,
 ) -> Result<ForgetReport, EngineError> {
-    let mut times: Vec<(String, DateTime<Utc>)> = match Repository::open(store.clone()).await {
-        Ok(repo) => repo
-            .load_pits()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.started_at))
-            .collect(),
-        Err(_) => Vec::new(),
+    let (mut times, damaged) = match Repository::open(store.clone()).await {
+        Ok(repo) => maintenance::pit_times(&repo).await?,
+        Err(_) => (Vec::new(), Vec::new()),
     };
     times.push((
         format!("{} (this run)", backup.pit.id),
@@ -680,6 +675,7 @@ async fn retention_preview(
             .map(|d| d.pit.clone())
             .collect(),
         decisions,
+        damaged,
     })
 }
 

@@ -30,6 +30,10 @@ pub struct ForgetReport {
     pub decisions: Vec<Decision>,
     /// PITs removed (or that would be).
     pub forgotten: Vec<String>,
+    /// PITs whose record cannot be read: never decided on, never removed (deal with them by
+    /// hand, see `bcn verify`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 /// Applies a retention policy to a repository's PITs; with `apply`, removes the PITs it
@@ -58,9 +62,7 @@ async fn forget_locked(
     policy: &Retention,
     apply: bool,
 ) -> Result<ForgetReport, EngineError> {
-    let pits = repo.load_pits().await?;
-    let times: Vec<(String, chrono::DateTime<chrono::Utc>)> =
-        pits.iter().map(|p| (p.id.clone(), p.started_at)).collect();
+    let (times, damaged) = pit_times(repo).await?;
     let decisions = retention::decide(&times, policy);
     let forgotten: Vec<String> = decisions
         .iter()
@@ -78,7 +80,24 @@ async fn forget_locked(
         policy: policy.clone(),
         decisions,
         forgotten,
+        damaged,
     })
+}
+
+/// The time of every readable PIT (what retention decides on), and the ids of damaged ones:
+/// a damaged PIT does not block retention of the others, and is left alone.
+pub(crate) async fn pit_times(
+    repo: &Repository,
+) -> Result<(Vec<(String, chrono::DateTime<chrono::Utc>)>, Vec<String>), EngineError> {
+    let mut damaged = Vec::new();
+    let mut times = Vec::new();
+    for entry in repo.scan_pits().await? {
+        match entry {
+            crate::repo::PitEntry::Readable(p) => times.push((p.id, p.started_at)),
+            crate::repo::PitEntry::Damaged { id, .. } => damaged.push(id),
+        }
+    }
+    Ok((times, damaged))
 }
 
 /// An object `gc` removes (or would).

@@ -588,6 +588,13 @@ fn one_damaged_pit_record_does_not_hide_the_others() {
         "{}",
         restored.stderr
     );
+    // forget keeps working on the readable PITs and leaves the damaged record alone.
+    let forgot = ws
+        .bcn_no_plan(&["forget", "--repo", "repo", "--keep-last", "1", "--yes"])
+        .ok();
+    assert_eq!(forgot["forgotten"], serde_json::json!([pits[0].0]));
+    assert_eq!(forgot["damaged"], serde_json::json!([pits[1].0]));
+    assert!(ws.path(&format!("repo/{damaged_key}")).exists());
     // gc fails closed, exit 1 like every other command on a damaged repository.
     let gc = ws.bcn_no_plan(&["gc", "--repo", "repo", "--yes"]);
     assert_eq!(gc.code, 1, "{}", gc.stderr);

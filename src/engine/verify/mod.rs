@@ -169,10 +169,14 @@ struct Origin {
 
 /// Verifies a repository (with `repair`, under the exclusive lock) and records the run in
 /// the repository.
-pub async fn verify(request: &VerifyRequest, ctx: &Context) -> Result<VerifyReport, EngineError> {
+pub async fn verify(
+    request: &VerifyRequest,
+    ctx: &Context,
+    observer: &dyn super::Observer,
+) -> Result<VerifyReport, EngineError> {
     let repo = Repository::open(request.store.clone()).await?;
     let started_at = ctx.now();
-    let report = verify_repo(&repo, request, ctx).await?;
+    let report = verify_repo(&repo, request, ctx, observer).await?;
     let record = crate::repo::records::VerificationRecord {
         format_version: crate::repo::records::FORMAT_VERSION,
         id: ctx.new_pit_id(started_at, None),
@@ -195,13 +199,14 @@ async fn verify_repo(
     repo: &Repository,
     request: &VerifyRequest,
     ctx: &Context,
+    observer: &dyn super::Observer,
 ) -> Result<VerifyReport, EngineError> {
     let Some(catalog) = &request.repair else {
-        return verify_open(repo, request, ctx).await;
+        return verify_open(repo, request, ctx, observer).await;
     };
     let guard = lock::acquire(repo, ctx, "verify --repair", lock::DEFAULT_TTL_SECONDS).await?;
     let result = async {
-        let mut report = verify_open(repo, request, ctx).await?;
+        let mut report = verify_open(repo, request, ctx, observer).await?;
         repair::repair(repo, catalog, &mut report, request.read_data.is_some()).await?;
         Ok::<_, EngineError>(report)
     }
@@ -216,6 +221,7 @@ async fn verify_open(
     repo: &Repository,
     request: &VerifyRequest,
     ctx: &Context,
+    observer: &dyn super::Observer,
 ) -> Result<VerifyReport, EngineError> {
     let started = std::time::Instant::now();
     let mut problems = Vec::new();
@@ -238,6 +244,9 @@ async fn verify_open(
         unreadable,
     };
     for pit in &pits {
+        observer.event(&super::Event::TableStarted {
+            table: &format!("PIT {}", pit.id),
+        });
         for table in &pit.tables {
             walk.check_table(pit, table).await;
         }
@@ -245,7 +254,7 @@ async fn verify_open(
     let reclaimable = walk.reclaimable(request.pit.is_none()).await?;
     let (files_read, bytes_read) = match request.read_data {
         Some(subset) => {
-            walk.read_data(subset, &ctx.new_run_id(), request.concurrency)
+            walk.read_data(subset, &ctx.new_run_id(), request.concurrency, observer)
                 .await
         }
         None => (0, 0),
@@ -607,7 +616,16 @@ impl Walk<'_> {
     }
 
     /// Reads the selected stored files, each once, and compares their SHA-256.
-    async fn read_data(&mut self, subset: Subset, salt: &str, concurrency: usize) -> (usize, u64) {
+    async fn read_data(
+        &mut self,
+        subset: Subset,
+        salt: &str,
+        concurrency: usize,
+        observer: &dyn super::Observer,
+    ) -> (usize, u64) {
+        observer.event(&super::Event::TableStarted {
+            table: "reading stored files",
+        });
         let store = self.repo.store().clone();
         let selected: Vec<(String, FileEntry, Origin)> = self
             .referenced
@@ -622,6 +640,10 @@ impl Walk<'_> {
                 let store = store.clone();
                 async move {
                     let sum = transfer::hash_stored(store.as_ref(), &key, entry.size).await;
+                    observer.event(&super::Event::FileCopied {
+                        table: &origin.table,
+                        bytes: entry.size,
+                    });
                     (key, entry, origin, sum)
                 }
             })
