@@ -37,7 +37,7 @@ pub enum RepoError {
     },
     /// A backup asked for a scope the repository does not hold.
     #[error(
-        "repository {url} holds {held}; it cannot back up {requested} (a repository's scope is fixed when it is created)"
+        "repository {url} holds {held}; it cannot back up {requested} (a repository's scope is fixed when it is created): back up exactly what it holds (`bcn backup` with the --database/--table of its scope), or use another repository"
     )]
     ScopeMismatch {
         /// The repository URL.

@@ -134,10 +134,12 @@ pub async fn run(
     // The repository's fixed scope is checked before the catalog is even opened.
     let existing = match Repository::open(request.store.clone()).await {
         Ok(repo) => {
-            // No scope given means the repository's own, of this catalog.
+            // No database means the whole catalog: a repository that holds less refuses it,
+            // rather than quietly backing up less than was asked for.
             let wanted = requested.clone().unwrap_or_else(|| Scope {
                 catalog: request.catalog.name.clone(),
-                ..repo.scope().clone()
+                database: None,
+                table: None,
             });
             repo.check_scope(&wanted)?;
             Some(repo)
