@@ -30,6 +30,7 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&file_io_props(&props)),
         can_register: true,
+        namespaces_sql: None,
         single_level: true,
     })
 }

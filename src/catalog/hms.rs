@@ -95,6 +95,7 @@ pub(super) async fn open(
         }),
         file_io: io,
         can_register: true,
+        namespaces_sql: None,
         single_level: true,
     })
 }

@@ -94,6 +94,9 @@ pub struct OpenCatalog {
     pub can_register: bool,
     /// Whether namespaces are single-level (Glue, Hive).
     pub single_level: bool,
+    /// For `SQLite` catalogs: the database URI and catalog name, read directly to find every
+    /// namespace (see [`OpenCatalog::all_namespaces`]).
+    pub namespaces_sql: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for OpenCatalog {
@@ -157,6 +160,19 @@ impl OpenCatalog {
 
     /// Every namespace of the catalog, nested ones included, sorted.
     pub async fn all_namespaces(&self) -> Result<Vec<NamespaceIdent>, CatalogError> {
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, name)) = &self.namespaces_sql {
+            let mut out =
+                sql::namespaces(uri, name)
+                    .await
+                    .map_err(|reason| CatalogError::Unreachable {
+                        catalog: self.name.clone(),
+                        reason,
+                    })?;
+            out.sort();
+            out.dedup();
+            return Ok(out);
+        }
         let mut out = Vec::new();
         let mut queue: Vec<Option<NamespaceIdent>> = vec![None];
         while let Some(parent) = queue.pop() {

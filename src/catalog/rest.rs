@@ -29,6 +29,7 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&props),
         can_register: true,
+        namespaces_sql: None,
         single_level: false,
     })
 }

@@ -383,3 +383,43 @@ fn database_backup_restores_one_table_and_refuses_other_scopes() {
     assert!(!tmp.path().join("dry").exists(), "a dry run wrote files");
     assert!(!dst.exists("other.users"));
 }
+
+#[test]
+fn nested_namespaces_without_parent_rows_are_found_by_a_catalog_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    let dst = Lake::new(tmp.path(), "dst");
+    // pyiceberg writes a row for `sales.eu` only, none for `sales`.
+    src.py(
+        "make-sample",
+        &["--namespace", "sales.eu", "--tables", "events"],
+    );
+    src.py("make-sample", &["--namespace", "top", "--tables", "users"]);
+    let ws = Workspace::new(&[&src, &dst], "");
+    let out = ws
+        .bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    let mut names: Vec<String> = out["pit"]["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["name"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sales.eu", "top"]);
+    ws.bcn(&["restore", "--repo", "repo", "--target-catalog", "dst"])
+        .ok();
+    assert_same_table(
+        &dst.dump("sales.eu.events"),
+        &src.dump("sales.eu.events"),
+        "nested namespace",
+    );
+}
