@@ -164,6 +164,24 @@ install_crate() {
     rmdir "$svc_cache/cargo-target" 2>/dev/null || true
 }
 
+install_pg() {
+    if [[ -n "$(pg_bin)" ]]; then
+        log "pg: PostgreSQL server found in $(pg_bin)"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "pg: no PostgreSQL server and no apt-get to install one (install the postgresql package)"
+    [[ "$(id -u)" == 0 ]] || die "pg: no PostgreSQL server; install the postgresql package (as root: apt-get install postgresql)"
+    log "pg: installing the distribution's postgresql package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >"$log_dir/pg-apt.log" 2>&1 || {
+        apt-get update -q >>"$log_dir/pg-apt.log" 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >>"$log_dir/pg-apt.log" 2>&1
+    } || {
+        tail -n 30 "$log_dir/pg-apt.log" >&2
+        die "pg: apt-get install postgresql failed (log $log_dir/pg-apt.log)"
+    }
+    [[ -n "$(pg_bin)" ]] || die "pg: postgresql installed but no server binary under /usr/lib/postgresql"
+}
+
 t_all="$(now)"
 if is_selected moto || is_selected hms; then
     step venv locked venv install_venv
@@ -175,6 +193,9 @@ if is_selected hms; then
 fi
 if is_selected s3s; then
     step s3s locked s3s install_crate s3s s3s-fs "$S3S_FS_VERSION" "$(s3s_bin)" --features binary
+fi
+if is_selected pg; then
+    step pg locked pg install_pg
 fi
 if is_selected rest; then
     step rest locked rest install_crate rest rustberg "$RUSTBERG_VERSION" "$(rustberg_bin)" \

@@ -19,7 +19,7 @@ hms_home="$svc_cache/hms"            # jars/ classes/ .stamp
 log_dir="$svc_cache/logs"            # install logs
 lock_dir="$svc_cache/locks"          # one flock file per install step
 
-ALL_SERVICES=(moto s3s hms rest)
+ALL_SERVICES=(moto s3s hms rest pg)
 
 log() { printf '%s: %s\n' "${LOG_TAG:-services}" "$*" >&2; }
 die() {
@@ -75,3 +75,5 @@ sha256_stdin() {
 }
 hms_jar_names() { grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$BCN_SERVICES_DIR/hms/jars.txt"; }
 venv_python() { echo "$venv_dir/bin/python"; }
+# The PostgreSQL server binaries (the distribution's package), newest version first.
+pg_bin() { find /usr/lib/postgresql -maxdepth 3 -path '*/bin/postgres' 2>/dev/null | sort -rV | head -n1 | xargs -r dirname; }

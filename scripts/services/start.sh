@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Start the test services on free ports of 127.0.0.1, with all their state under RUN_DIR.
 #
-# Usage: start.sh RUN_DIR [--only moto,s3s,hms,rest]     (default: all four)
+# Usage: start.sh RUN_DIR [--only moto,s3s,hms,rest,pg]     (default: all five)
 #
 #   moto  moto server 5.2.5: S3 + Glue (any credentials), in memory     -> RUN_DIR/moto/
 #   s3s   s3s-fs 0.14.1: S3 on a directory, checks SigV4               -> RUN_DIR/s3s/
 #   hms   Hive Metastore 2.3.10 (Thrift), embedded Derby               -> RUN_DIR/hms/
 #   rest  rustberg 0.3.0 Iceberg REST catalog, no auth, local warehouse -> RUN_DIR/rest/
+#   pg    PostgreSQL (the distribution's server), trust auth, database bcn -> RUN_DIR/pg/
 #
 # Writes RUN_DIR/pids ("name pid" per line, for stop.sh) and RUN_DIR/services.env
 # (export lines; see README.md), and prints the path of services.env as its only
@@ -76,6 +77,7 @@ if is_selected hms; then
     hms_ready || missing+=(hms)
 fi
 if is_selected rest && ! bin_has_version "$(rustberg_bin)" "rustberg $RUSTBERG_VERSION"; then missing+=(rest); fi
+if is_selected pg && [[ -z "$(pg_bin)" ]]; then missing+=(pg); fi
 if ((${#missing[@]})); then
     die "not installed: ${missing[*]} -- run: $BCN_SERVICES_DIR/install.sh --only $(
         IFS=,
@@ -236,6 +238,37 @@ TOML
 }
 ready_rest() { [[ "$(http_code "http://127.0.0.1:${port[rest]}/v1/config")" == 200 ]]; }
 
+# PostgreSQL refuses to run as root: as root, it runs as the package's `postgres` user
+# (setpriv execs in place, so the recorded pid is the server's own).
+as_pg() {
+    if [[ "$(id -u)" == 0 ]]; then
+        setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+launch_pg() {
+    port[pg]="$(pick_port)"
+    local d="$run_dir/pg" bin
+    bin="$(pg_bin)"
+    rm -rf "$d"
+    # The data directory is RUN_DIR/pg itself (postgres chdirs there; stop.sh checks the cwd).
+    if [[ "$(id -u)" == 0 ]]; then
+        chmod o+x "$run_dir"
+        mkdir -p "$d" && chown postgres: "$d" && chmod 700 "$d"
+    fi
+    as_pg "$bin/initdb" -D "$d" -U bcn --auth=trust -E UTF8 --no-sync >"$run_dir/pg-initdb.log" 2>&1 ||
+        fail pg "initdb failed: $(tail -n 5 "$run_dir/pg-initdb.log")"
+    local cmd=("$bin/postgres" -D "$d" -h 127.0.0.1 -p "${port[pg]}" -k "$d"
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+    if [[ "$(id -u)" == 0 ]]; then
+        cmd=(setpriv --reuid=postgres --regid=postgres --clear-groups -- "${cmd[@]}")
+    fi
+    launch pg "${cmd[@]}"
+}
+ready_pg() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "${port[pg]}" 2>/dev/null; }
+
 rss_of() { # "123 MB" from /proc, or "?" elsewhere
     local kb
     kb="$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)"
@@ -287,6 +320,10 @@ while ((${#pending[@]})); do
 done
 
 # --- post-start setup ----------------------------------------------------------------------
+if is_selected pg; then
+    "$(pg_bin)/psql" -q -h 127.0.0.1 -p "${port[pg]}" -U bcn -d postgres \
+        -c 'CREATE DATABASE bcn' >/dev/null || fail pg "creating database bcn failed"
+fi
 if is_selected moto && is_selected hms; then
     # The HMS default warehouse is on moto's S3: make its bucket exist (moto takes unsigned requests).
     code="$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:${port[moto]}/$hms_bucket")"
@@ -318,6 +355,9 @@ env_file="$run_dir/services.env"
         kv BCN_TEST_HMS_URI "thrift://127.0.0.1:${port[hms]}"
         kv BCN_TEST_HMS_WAREHOUSE "$hms_warehouse"
         if is_selected moto; then kv BCN_TEST_HMS_S3_ENDPOINT "http://127.0.0.1:${port[moto]}"; fi
+    fi
+    if is_selected pg; then
+        kv BCN_TEST_PG_URI "postgresql://bcn@127.0.0.1:${port[pg]}/bcn"
     fi
     if is_selected rest; then
         kv BCN_TEST_REST_URI "http://127.0.0.1:${port[rest]}"

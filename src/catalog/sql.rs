@@ -74,35 +74,44 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&props),
         can_register: true,
-        namespaces_sql: sqlite_file(&props["uri"])
-            .map(|_| (props["uri"].clone(), catalog_name.clone())),
+        namespaces_sql: Some((props["uri"].clone(), catalog_name.clone())),
         single_level: false,
     })
 }
 
-/// Every namespace of a `SQLite` catalog, read from its two tables (the JDBC schema that Java,
-/// pyiceberg and iceberg-rust share): a namespace with a properties row, or with tables. The
-/// catalog API cannot list `a.b` when `a` has no row of its own, which pyiceberg allows.
+/// Every namespace of a SQL catalog (`SQLite` or `PostgreSQL`), read from its two tables (the
+/// JDBC schema that Java, pyiceberg and iceberg-rust share): a namespace with a properties
+/// row, or with tables. The catalog API cannot list `a.b` when `a` has no row of its own,
+/// which pyiceberg allows.
 pub(super) async fn namespaces(
     uri: &str,
     catalog_name: &str,
 ) -> Result<Vec<iceberg::NamespaceIdent>, String> {
-    use sqlx::Row as _;
-    let pool = sqlx::SqlitePool::connect(uri)
-        .await
-        .map_err(|e| format!("opening {uri}: {e}"))?;
-    let rows = sqlx::query(
-        "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = ?1 \
-         UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = ?1",
-    )
-    .bind(catalog_name)
-    .fetch_all(&pool)
-    .await
-    .map_err(|e| format!("listing namespaces: {e}"))?;
-    pool.close().await;
+    const QUERY: &str = "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = $1 \
+        UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = $1";
+    let opening = |e: sqlx::Error| format!("opening the catalog database: {e}");
+    let listing = |e: sqlx::Error| format!("listing namespaces: {e}");
+    let names: Vec<String> = if uri.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(uri).await.map_err(opening)?;
+        let rows = sqlx::query_scalar(QUERY)
+            .bind(catalog_name)
+            .fetch_all(&pool)
+            .await
+            .map_err(listing)?;
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::SqlitePool::connect(uri).await.map_err(opening)?;
+        let rows = sqlx::query_scalar(QUERY)
+            .bind(catalog_name)
+            .fetch_all(&pool)
+            .await
+            .map_err(listing)?;
+        pool.close().await;
+        rows
+    };
     let mut out = Vec::new();
-    for row in rows {
-        let name: String = row.try_get(0).map_err(|e| e.to_string())?;
+    for name in names {
         let ns = iceberg::NamespaceIdent::from_strs(name.split('.'))
             .map_err(|e| format!("namespace `{name}`: {e}"))?;
         out.push(ns);

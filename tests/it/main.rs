@@ -18,6 +18,7 @@ mod edge_cases;
 mod failures;
 mod granularity;
 mod hostile;
+mod postgres;
 mod repo_compat;
 mod round_trip;
 mod s3_repository;
