@@ -89,27 +89,17 @@ pub(super) async fn namespaces(
 ) -> Result<Vec<iceberg::NamespaceIdent>, String> {
     const QUERY: &str = "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = $1 \
         UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = $1";
-    let opening = |e: sqlx::Error| format!("opening the catalog database: {e}");
-    let listing = |e: sqlx::Error| format!("listing namespaces: {e}");
-    let names: Vec<String> = if uri.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(uri).await.map_err(opening)?;
-        let rows = sqlx::query_scalar(QUERY)
-            .bind(catalog_name)
-            .fetch_all(&pool)
-            .await
-            .map_err(listing)?;
-        pool.close().await;
-        rows
-    } else {
-        let pool = sqlx::SqlitePool::connect(uri).await.map_err(opening)?;
-        let rows = sqlx::query_scalar(QUERY)
-            .bind(catalog_name)
-            .fetch_all(&pool)
-            .await
-            .map_err(listing)?;
-        pool.close().await;
-        rows
-    };
+    // The same drivers iceberg-catalog-sql installs for its own `AnyPool`.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(uri)
+        .await
+        .map_err(|e| format!("opening the catalog database: {e}"))?;
+    let names: Vec<String> = sqlx::query_scalar(QUERY)
+        .bind(catalog_name)
+        .fetch_all(&pool)
+        .await
+        .map_err(|e| format!("listing namespaces: {e}"))?;
+    pool.close().await;
     let mut out = Vec::new();
     for name in names {
         let ns = iceberg::NamespaceIdent::from_strs(name.split('.'))

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer, open_repo, parse_database};
+use super::{ExitStatus, Printer, RepoArgs, open_repo, parse_database};
 use crate::context::Context;
 use crate::engine::backup::{self, BackupOptions, BackupReport, BackupRequest};
 use crate::engine::files::SnapshotSelection;
@@ -17,7 +17,7 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
+    repo: RepoArgs,
     /// The source catalog, as named in the plan.
     #[arg(long)]
     catalog: String,
@@ -27,9 +27,6 @@ pub(crate) struct Args {
     /// Back up only this table of --database.
     #[arg(long, requires = "database")]
     table: Option<String>,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
     /// Copy and checksum every file again (a fresh base) instead of reusing stored files.
     #[arg(long)]
     full: bool,
@@ -42,11 +39,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let uses = [
-        format!("catalogs.{}", args.catalog),
-        format!("repositories.{}", args.repo),
-    ];
-    let (plan, plan_path) = args.plan.require("backup", &uses)?;
+    let uses = [format!("catalogs.{}", args.catalog), args.repo.section()];
+    let (plan, plan_path) = args.repo.plan.require("backup", &uses)?;
     let catalog = plan.catalog(&args.catalog, plan_path)?;
     let database = args.database.as_deref().map(parse_database).transpose()?;
     if let Some(table) = &args.table {
@@ -56,7 +50,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         catalog,
         database,
         table: args.table,
-        store: open_repo(&args.repo, Some(&plan))?,
+        store: open_repo(&args.repo.repo, Some(&plan))?,
         categorizer: plan.categorizer().clone(),
         options: BackupOptions {
             snapshots: if args.current_snapshot_only {

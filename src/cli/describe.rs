@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer};
+use super::{ExitStatus, Printer, RepoArgs};
 use crate::engine::inspect::{self, Description};
 use crate::repo::records::Status;
 use crate::report::human_bytes;
@@ -11,14 +11,11 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
 }
 
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let description = inspect::describe(args.plan.open_repo(&args.repo)?).await?;
+    let description = inspect::describe(args.repo.open()?).await?;
     printer.result("describe", &description, || render(&description));
     Ok(ExitStatus::Success)
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer};
+use super::{ExitStatus, Printer, RepoArgs};
 use crate::engine::inspect::{self, PitDiff};
 use crate::repo::PitSelector;
 
@@ -10,10 +10,7 @@ use crate::repo::PitSelector;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// The earlier PIT: id, unique prefix, `latest` or a time.
     pit_a: String,
     /// The later PIT (default: latest).
@@ -23,7 +20,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let diff = inspect::diff(
-        args.plan.open_repo(&args.repo)?,
+        args.repo.open()?,
         &PitSelector::parse(&args.pit_a),
         &PitSelector::parse(&args.pit_b),
     )

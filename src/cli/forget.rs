@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer, open_repo};
+use super::{ExitStatus, Printer, RepoArgs, open_repo};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::maintenance::{self, ForgetReport};
@@ -14,10 +14,7 @@ use crate::plan::Retention;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// Use the retention of this plan entry's strategy (needs --config).
     #[arg(long, value_name = "ENTRY")]
     entry: Option<String>,
@@ -45,7 +42,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let plan = args.plan.load(&[format!("repositories.{}", args.repo)])?;
+    let plan = args.repo.plan.load(&[args.repo.section()])?;
     let mut policy = match (&args.entry, &plan) {
         (Some(name), Some((plan, _))) => plan
             .backups()
@@ -76,10 +73,10 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         )
         .into());
     }
-    let store = open_repo(&args.repo, plan.as_ref().map(|(p, _)| p))?;
+    let store = open_repo(&args.repo.repo, plan.as_ref().map(|(p, _)| p))?;
     // Notifications only for a run that changes the repository.
     let notify_plan = plan.as_ref().map(|(p, _)| p).filter(|_| args.yes);
-    let start = serde_json::json!({ "command": "forget", "repository": args.repo });
+    let start = serde_json::json!({ "command": "forget", "repository": args.repo.repo });
     super::notify_command(notify_plan, "forget", NotifyEvent::Start, "started", &start).await;
     let report = match maintenance::forget(store, &policy, args.yes, ctx).await {
         Ok(report) => {

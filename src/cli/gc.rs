@@ -1,6 +1,6 @@
 //! `bcn gc`.
 
-use super::{ExitStatus, PlanArgs, Printer};
+use super::{ExitStatus, Printer, RepoArgs};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::maintenance::{self, GcReport};
@@ -13,10 +13,7 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// Spare unreferenced files younger than this (`1d`, `6h`, `0s`).
     #[arg(long, default_value = "1d", value_name = "DURATION")]
     grace: String,
@@ -27,12 +24,12 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
-    let plan = args.plan.load(&[format!("repositories.{}", args.repo)])?;
+    let plan = args.repo.plan.load(&[args.repo.section()])?;
     let plan = plan.as_ref().map(|(p, _)| p);
-    let store = super::open_repo(&args.repo, plan)?;
+    let store = super::open_repo(&args.repo.repo, plan)?;
     // Notifications only for a run that changes the repository.
     let notify_plan = plan.filter(|_| args.yes);
-    let start = serde_json::json!({ "command": "gc", "repository": args.repo });
+    let start = serde_json::json!({ "command": "gc", "repository": args.repo.repo });
     super::notify_command(notify_plan, "gc", NotifyEvent::Start, "started", &start).await;
     let report = match maintenance::gc(store, grace, args.yes, ctx).await {
         Ok(report) => {

@@ -1,6 +1,6 @@
 //! `bcn list`.
 
-use super::{ExitStatus, PlanArgs, Printer, parse_database};
+use super::{ExitStatus, Printer, RepoArgs, parse_database};
 use crate::engine::inspect::{self, Listing};
 use crate::repo::PitSelector;
 use crate::repo::records::ns_display;
@@ -10,10 +10,7 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// The PIT: id (or unique prefix), `latest`, or a time.
     #[arg(long, default_value = "latest")]
     pit: String,
@@ -25,7 +22,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let database = args.database.as_deref().map(parse_database).transpose()?;
     let listing = inspect::list(
-        args.plan.open_repo(&args.repo)?,
+        args.repo.open()?,
         &PitSelector::parse(&args.pit),
         database.as_ref(),
     )

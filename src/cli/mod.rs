@@ -322,6 +322,29 @@ async fn stop_signal() -> ExitStatus {
     status
 }
 
+/// The repository (and plan) options of every command that works on one repository.
+#[derive(Debug, Args)]
+pub(crate) struct RepoArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// The repository: a name from the plan (with --config), a path, or a `file://` or
+    /// `s3://bucket/prefix` URL.
+    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
+    pub repo: String,
+}
+
+impl RepoArgs {
+    /// The plan section that declares this repository, when it is a plan name.
+    pub(crate) fn section(&self) -> String {
+        format!("repositories.{}", self.repo)
+    }
+
+    /// Opens the repository's store.
+    pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn BackupStore>> {
+        self.plan.open_repo(&self.repo)
+    }
+}
+
 /// The plan option shared by commands that read a plan.
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {

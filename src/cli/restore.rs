@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer, open_repo, parse_database};
+use super::{ExitStatus, Printer, RepoArgs, open_repo, parse_database};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::restore::{self, RestorePlan, RestoreReport, RestoreRequest};
@@ -17,10 +17,7 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// The PIT: its id (or a unique prefix), `latest`, or a time (RFC 3339 or
     /// `YYYY-MM-DD[ HH:MM[:SS]]`, UTC) meaning the newest PIT at or before it.
     #[arg(long, default_value = "latest")]
@@ -61,11 +58,11 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
     let uses = [
         format!("catalogs.{}", args.target_catalog),
-        format!("repositories.{}", args.repo),
+        args.repo.section(),
     ];
-    let (plan, plan_path) = args.plan.require("restore", &uses)?;
+    let (plan, plan_path) = args.repo.plan.require("restore", &uses)?;
     let request = RestoreRequest {
-        store: open_repo(&args.repo, Some(&plan))?,
+        store: open_repo(&args.repo.repo, Some(&plan))?,
         pit: PitSelector::parse(&args.pit),
         databases: args
             .databases

@@ -1,6 +1,6 @@
 //! `bcn unlock`.
 
-use super::{ExitStatus, PlanArgs, Printer};
+use super::{ExitStatus, Printer, RepoArgs};
 use crate::context::Context;
 use crate::repo::{Repository, lock};
 
@@ -8,10 +8,7 @@ use crate::repo::{Repository, lock};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// Remove the lock only if its holder looks gone (dead process on this host, or no
     /// heartbeat within its TTL).
     #[arg(long)]
@@ -19,7 +16,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let repo = Repository::open(args.plan.open_repo(&args.repo)?).await?;
+    let repo = Repository::open(args.repo.open()?).await?;
     let outcome = lock::unlock(&repo, ctx, args.stale_only).await?;
     printer.result("unlock", &outcome, || match &outcome.lock {
         None => format!("{} is not locked\n", repo.url()),

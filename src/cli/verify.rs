@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ExitStatus, PlanArgs, Printer};
+use super::{ExitStatus, Printer, RepoArgs};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::verify::{self, Subset, VerifyReport, VerifyRequest};
@@ -16,10 +16,7 @@ use crate::report::human_bytes;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    plan: PlanArgs,
-    /// The repository: a name from the plan, a path, or a file:// URL.
-    #[arg(long, value_name = "REPO", env = "BCN_REPO")]
-    repo: String,
+    repo: RepoArgs,
     /// The PIT: `all` (default), `latest`, an id (or unique prefix), or a time.
     #[arg(long, default_value = "all")]
     pit: String,
@@ -59,7 +56,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     } else {
         None
     };
-    let store = args.plan.open_repo(&args.repo)?;
+    let store = args.repo.open()?;
     let repair = if args.repair {
         // The live catalog is the one the repository backs up, by its plan name.
         let catalog = crate::repo::Repository::open(store.clone())
@@ -67,11 +64,8 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             .scope()
             .catalog
             .clone();
-        let uses = [
-            format!("catalogs.{catalog}"),
-            format!("repositories.{}", args.repo),
-        ];
-        let (plan, plan_path) = args.plan.require("verify --repair", &uses)?;
+        let uses = [format!("catalogs.{catalog}"), args.repo.section()];
+        let (plan, plan_path) = args.repo.plan.require("verify --repair", &uses)?;
         Some(plan.catalog(&catalog, plan_path)?)
     } else {
         None

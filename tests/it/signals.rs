@@ -6,8 +6,20 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Lake, Workspace, files_under};
 
-/// Starts `bcn ARGS` in the workspace and sends `signal` once `ready()` holds.
+/// Starts `bcn ARGS --config PLAN` in the workspace and sends `signal` once `ready()` holds.
 fn signal_when(
+    ws: &Workspace,
+    args: &[&str],
+    signal: &str,
+    ready: impl Fn() -> bool,
+) -> std::process::Output {
+    let mut with_plan = args.to_vec();
+    with_plan.extend(["--config", ws.plan.to_str().unwrap()]);
+    signal_command(ws, &with_plan, signal, ready)
+}
+
+/// Starts `bcn ARGS` in the workspace and sends `signal` once `ready()` holds.
+fn signal_command(
     ws: &Workspace,
     args: &[&str],
     signal: &str,
@@ -16,8 +28,6 @@ fn signal_when(
     let child = Command::new(env!("CARGO_BIN_EXE_bcn"))
         .current_dir(ws.dir.path())
         .args(args)
-        .arg("--config")
-        .arg(&ws.plan)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -194,26 +204,10 @@ fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
             .filter(|f| f.ends_with(".parquet"))
             .count()
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_bcn"))
-        .current_dir(ws.dir.path())
-        .args(["apply", ws.plan.to_str().unwrap(), "--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while stored() == 0 {
-        assert!(started.elapsed() < Duration::from_mins(1));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
+    let plan = ws.plan.to_str().unwrap();
+    let out = signal_command(&ws, &["apply", plan, "--output", "json"], "-TERM", || {
+        stored() > 0
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
