@@ -422,19 +422,7 @@ fn a_killed_restore_is_followed_by_one_that_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");
     let dst = Lake::new(tmp.path(), "dst");
-    src.py(
-        "make-bench",
-        &[
-            "--table",
-            "db1.big",
-            "--snapshots",
-            "3",
-            "--files-per-snapshot",
-            "6",
-            "--file-mib",
-            "1",
-        ],
-    );
+    src.make_big(3, 6);
     let ws = Workspace::new(&[&src, &dst], "");
     ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
         .ok();

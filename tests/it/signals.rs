@@ -52,19 +52,7 @@ fn signal_command(
 fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");
-    src.py(
-        "make-bench",
-        &[
-            "--table",
-            "db1.big",
-            "--snapshots",
-            "3",
-            "--files-per-snapshot",
-            "8",
-            "--file-mib",
-            "1",
-        ],
-    );
+    src.make_big(3, 8);
     let ws = Workspace::new(&[&src], "");
     let stored = || {
         files_under(&ws.path("repo/tables"))
@@ -124,19 +112,7 @@ fn sigterm_stops_a_backup_to_s3_cleanly() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");
-    src.py(
-        "make-bench",
-        &[
-            "--table",
-            "db1.big",
-            "--snapshots",
-            "3",
-            "--files-per-snapshot",
-            "8",
-            "--file-mib",
-            "1",
-        ],
-    );
+    src.make_big(3, 8);
     let bucket = crate::support::unique("bcn-sig-");
     create_s3s_bucket(&svc, &bucket);
     let ws = Workspace::new(
@@ -179,19 +155,7 @@ fn sigterm_stops_a_backup_to_s3_cleanly() {
 fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");
-    src.py(
-        "make-bench",
-        &[
-            "--table",
-            "db1.big",
-            "--snapshots",
-            "3",
-            "--files-per-snapshot",
-            "8",
-            "--file-mib",
-            "1",
-        ],
-    );
+    src.make_big(3, 8);
     let ws = Workspace::new(
         &[&src],
         "repositories:\n  main: { location: repo }\n  other: { location: repo-other }\nbackups:\n  - { name: lake, catalog: src, repository: main }\n  - { name: second, catalog: src, repository: other }\n",

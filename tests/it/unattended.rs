@@ -173,19 +173,7 @@ fn an_entry_that_fails_before_its_backup_is_reported_notified_and_in_the_metrics
 fn a_backup_killed_with_sigkill_leaves_a_lock_the_next_apply_takes_over() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");
-    src.py(
-        "make-bench",
-        &[
-            "--table",
-            "db1.big",
-            "--snapshots",
-            "2",
-            "--files-per-snapshot",
-            "8",
-            "--file-mib",
-            "1",
-        ],
-    );
+    src.make_big(2, 8);
     let ws = Workspace::new(
         &[&src],
         &format!(

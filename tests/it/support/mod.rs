@@ -102,6 +102,25 @@ impl Lake {
         serde_json::from_slice(&out.stdout).expect("bcn_fixtures.py prints JSON")
     }
 
+    /// Makes `db1.big`: `snapshots` appends of `files` incompressible 1 MiB data files, big
+    /// enough for a run to be interrupted in the middle of its copies.
+    pub(crate) fn make_big(&self, snapshots: u32, files: u32) {
+        let (snapshots, files) = (snapshots.to_string(), files.to_string());
+        self.py(
+            "make-bench",
+            &[
+                "--table",
+                "db1.big",
+                "--snapshots",
+                &snapshots,
+                "--files-per-snapshot",
+                &files,
+                "--file-mib",
+                "1",
+            ],
+        );
+    }
+
     /// Everything pyiceberg reads of a table, every snapshot's rows included.
     pub(crate) fn dump(&self, table: &str) -> Value {
         self.py("dump", &["--table", table, "--all-snapshots"])
