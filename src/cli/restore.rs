@@ -173,6 +173,12 @@ fn render_plan(plan: &RestorePlan) -> String {
         &["ACTION", "FROM", "TO", "LOCATION", "SIZE"],
         &rows,
     ));
+    for t in plan.tables.iter().filter(|t| !t.external_roots.is_empty()) {
+        let _ = writeln!(out, "files of {} outside its location:", t.source);
+        for root in &t.external_roots {
+            let _ = writeln!(out, "  {} -> {}", root.from, root.to);
+        }
+    }
     out.push_str("nothing was written\n");
     out
 }

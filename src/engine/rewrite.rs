@@ -151,6 +151,18 @@ pub struct PathRewriter {
     to: String,
     /// The normalized target location, without trailing slash.
     to_normalized: String,
+    /// Roots outside the source location (`write.data.path`, files added from elsewhere):
+    /// each normalized source root with its target, `<to>/_external/<n>`.
+    external: Vec<(String, String)>,
+}
+
+/// One root of a table's files and where a restore puts it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RootMapping {
+    /// The source root.
+    pub from: String,
+    /// Its place in the restored table.
+    pub to: String,
 }
 
 impl PathRewriter {
@@ -164,7 +176,85 @@ impl PathRewriter {
             from_normalized: normalize(from).trim_end_matches('/').to_owned(),
             to: to.to_owned(),
             to_normalized: normalize(to).trim_end_matches('/').to_owned(),
+            external: Vec::new(),
         }
+    }
+
+    /// A rewriter that also maps files outside the source location: each root of `paths` that
+    /// is not under it — one of `roots` (the table's `write.data.path` and friends) when the
+    /// file lies there, else the file's directory — goes to `<to>/_external/<n>`, numbered in
+    /// sorted order so that every restore of the table maps it alike.
+    #[must_use]
+    pub fn with_external<'a>(
+        from: &str,
+        to: &str,
+        roots: &[String],
+        paths: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut rw = Self::new(from, to);
+        let roots: Vec<String> = roots
+            .iter()
+            .map(|r| normalize(r).trim_end_matches('/').to_owned())
+            .filter(|r| !r.is_empty() && !rw.is_under(r))
+            .collect();
+        let mut external: Vec<String> = Vec::new();
+        for path in paths {
+            if rw.is_under(path) {
+                continue;
+            }
+            let normalized = normalize(path);
+            let root = roots
+                .iter()
+                .filter(|r| {
+                    normalized
+                        .strip_prefix(r.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+                .max_by_key(|r| r.len())
+                .cloned()
+                .or_else(|| normalized.rsplit_once('/').map(|(dir, _)| dir.to_owned()));
+            if let Some(root) = root
+                && !external.contains(&root)
+            {
+                external.push(root);
+            }
+        }
+        external.sort();
+        let to = rw.to.clone();
+        rw.external = external
+            .into_iter()
+            .enumerate()
+            .map(|(n, root)| (root, format!("{to}/_external/{n}")))
+            .collect();
+        rw
+    }
+
+    /// A rewriter with the external roots a restore plan decided ([`PathRewriter::external_roots`]).
+    #[must_use]
+    pub fn with_roots(from: &str, to: &str, roots: &[RootMapping]) -> Self {
+        let mut rw = Self::new(from, to);
+        rw.external = roots
+            .iter()
+            .map(|m| {
+                (
+                    normalize(&m.from).trim_end_matches('/').to_owned(),
+                    m.to.clone(),
+                )
+            })
+            .collect();
+        rw
+    }
+
+    /// The roots outside the source location and where they go, for `restore --dry-run`.
+    #[must_use]
+    pub fn external_roots(&self) -> Vec<RootMapping> {
+        self.external
+            .iter()
+            .map(|(from, to)| RootMapping {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .collect()
     }
 
     /// Rewrites `path`, which must lie under the source location, to the same place under the
@@ -174,24 +264,34 @@ impl PathRewriter {
     ///
     /// [`RewriteError::OutsideLocation`] when `path` is not under the source location.
     pub fn rewrite(&self, path: &str) -> Result<String, RewriteError> {
-        self.relative(path)
-            .map(|rest| format!("{}{rest}", self.to))
+        if let Some(rest) = self.relative(path) {
+            return Ok(format!("{}{rest}", self.to));
+        }
+        let normalized = normalize(path);
+        self.external
+            .iter()
+            .find_map(|(root, to)| {
+                let rest = normalized.strip_prefix(root.as_str())?;
+                ((rest.is_empty() || rest.starts_with('/')) && !crate::names::may_escape(rest))
+                    .then(|| format!("{to}{rest}"))
+            })
             .ok_or_else(|| RewriteError::OutsideLocation {
                 path: path.to_owned(),
                 location: self.from.clone(),
             })
     }
 
-    /// Whether `path` lies under (or is) the source location.
+    /// Whether `path` lies under (or is) the source location or one of its external roots.
     #[must_use]
     pub fn is_under(&self, path: &str) -> bool {
-        self.relative(path).is_some()
+        self.relative(path).is_some() || (!self.external.is_empty() && self.rewrite(path).is_ok())
     }
 
-    /// Whether source and target are the same location, so that nothing needs rewriting.
+    /// Whether source and target are the same location and no external root is mapped, so
+    /// that nothing needs rewriting.
     #[must_use]
     pub fn is_identity(&self) -> bool {
-        self.from_normalized == self.to_normalized
+        self.from_normalized == self.to_normalized && self.external.is_empty()
     }
 
     /// The part of `path` after the source location: empty or starting with `/`. A tail that
@@ -353,6 +453,22 @@ fn rewrite_statistics(
         rewrite_json_path(path, rw, &field)?;
     }
     Ok(())
+}
+
+/// The path properties of a table metadata JSON (`write.data.path`, ...), where files may live
+/// outside the table location.
+#[must_use]
+pub fn path_properties(json: &[u8]) -> Vec<String> {
+    let doc: JsonValue = serde_json::from_slice(json).unwrap_or_default();
+    PATH_PROPERTIES
+        .iter()
+        .filter_map(|key| {
+            doc.get("properties")?
+                .get(*key)?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Rewrites the path properties under the source location, then merges `set_properties`.

@@ -205,3 +205,89 @@ fn incremental_backups_copy_only_new_files() {
     assert!(added.len() <= 4, "only the new snapshot's files: {added:?}");
     assert_eq!(mtimes(&stored), before, "stored files were rewritten");
 }
+
+#[test]
+fn files_outside_the_table_location_restore_elsewhere_and_the_source_can_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::support::Lake::new(tmp.path(), "src");
+    let dst = crate::support::Lake::new(tmp.path(), "dst");
+    let data_path = tmp.path().join("elsewhere/data");
+    let add_dir = tmp.path().join("imported");
+    src.py(
+        "make-external",
+        &[
+            "--table",
+            "db1.ext",
+            "--data-path",
+            data_path.to_str().unwrap(),
+            "--add-dir",
+            add_dir.to_str().unwrap(),
+        ],
+    );
+    let source = src.dump("db1.ext");
+    assert_eq!(source["row_count"], 9);
+    let ws = crate::support::Workspace::new(&[&src, &dst], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    let target = tmp.path().join("restored");
+    let target_url = format!("file://{}", target.display());
+    // The dry run shows where each outside root goes.
+    let dry = ws
+        .bcn(&[
+            "restore",
+            "--repo",
+            "repo",
+            "--target-catalog",
+            "dst",
+            "--target-location",
+            &target_url,
+            "--dry-run",
+        ])
+        .ok();
+    let roots = dry["plan"]["tables"][0]["external_roots"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        roots.len(),
+        2,
+        "write.data.path and the imported directory: {dry}"
+    );
+    for root in &roots {
+        assert!(
+            root["to"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{target_url}/db1/ext/_external/")),
+            "{root}"
+        );
+    }
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        "repo",
+        "--target-catalog",
+        "dst",
+        "--target-location",
+        &target_url,
+    ])
+    .ok();
+    // Remove every source file: the restored table must read from its own files alone.
+    for dir in [
+        data_path.parent().unwrap(),
+        add_dir.as_path(),
+        &src.dir.join("warehouse"),
+    ] {
+        fs_err::remove_dir_all(dir).unwrap();
+    }
+    let restored = dst.dump("db1.ext");
+    crate::support::assert_same_table(&restored, &source, "files outside the location");
+    assert!(
+        restored["properties"]["write.data.path"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{target_url}/db1/ext/_external/")),
+        "the data path follows the data: {}",
+        restored["properties"]
+    );
+}

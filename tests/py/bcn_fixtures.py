@@ -918,6 +918,37 @@ def cmd_make_named(args: argparse.Namespace) -> Any:
     return {"location": table.location(), "metadata_location": table.metadata_location}
 
 
+def cmd_make_external(args: argparse.Namespace) -> Any:
+    """A table whose files lie outside its location: `write.data.path` elsewhere, plus a file
+    added with add_files from yet another directory."""
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=False),
+        NestedField(2, "name", StringType(), required=False),
+    )
+    os.makedirs(args.data_path, exist_ok=True)
+    os.makedirs(args.add_dir, exist_ok=True)
+    table = catalog.create_table(
+        args.table, schema=schema, properties={"write.data.path": f"file://{args.data_path}"}
+    )
+    arrow_schema = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
+    batch = lambda start: pa.table(  # noqa: E731
+        {"id": list(range(start, start + 3)), "name": [f"n{i}" for i in range(start, start + 3)]},
+        schema=arrow_schema,
+    )
+    table.append(batch(0))
+    added = os.path.join(args.add_dir, "added.parquet")
+    pq.write_table(batch(100), added)
+    table = catalog.load_table(args.table)
+    table.add_files([f"file://{added}"])
+    table = catalog.load_table(args.table)
+    table.append(batch(200))
+    table = catalog.load_table(args.table)
+    return {"location": table.location(), "metadata_location": table.metadata_location}
+
+
 def cmd_dump_named(args: argparse.Namespace) -> Any:
     """Rows and snapshot count of a table given as namespace and name (names may hold dots)."""
     catalog = open_catalog(args)
@@ -1013,6 +1044,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--rows", type=int, default=5)
+
+    p = add("make-external", cmd_make_external, "a table with files outside its location")
+    p.add_argument("--table", required=True)
+    p.add_argument("--data-path", required=True, help="directory for write.data.path")
+    p.add_argument("--add-dir", required=True, help="directory of a file added with add_files")
 
     p = add("dump-named", cmd_dump_named, "rows of a table given as namespace and name")
     p.add_argument("--namespace", required=True)

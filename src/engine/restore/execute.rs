@@ -219,7 +219,7 @@ impl Job<'_> {
                 layout::table_metadata(&item.key, &item.stored_in)
             ));
         }
-        let rw = PathRewriter::new(&filelist.location, &item.location);
+        let rw = PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots);
         let file_io = &self.target.file_io;
         let store = self.repo.store().as_ref();
         let writer = FileWriter {

@@ -89,6 +89,10 @@ pub struct RestoreItem {
     pub action: &'static str,
     /// Whether the table keeps its UUID (restored to its own name in its own catalog).
     pub keeps_uuid: bool,
+    /// Roots of the table's files outside its location (`write.data.path`, files added from
+    /// elsewhere, an earlier location) and where each goes: `<location>/_external/<n>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_roots: Vec<crate::engine::rewrite::RootMapping>,
     #[serde(skip)]
     stored_in: String,
     #[serde(skip)]
@@ -209,6 +213,7 @@ pub async fn prepare(
             target_name.database.join("/"),
             target_name.name
         );
+        let external_roots = external_roots(&repo, record, &location).await?;
         items.push(RestoreItem {
             keeps_uuid: request.target.name == repo.scope().catalog && target_name == record.name,
             source: record.name.clone(),
@@ -222,6 +227,7 @@ pub async fn prepare(
             action: if exists { "replace" } else { "create" },
             stored_in: record.stored_in.clone().unwrap_or_default(),
             uuid: record.uuid.clone(),
+            external_roots,
         });
     }
     if !conflicts.is_empty() {
@@ -276,6 +282,32 @@ fn check_placeable(source: &TableName, target: &TableName, pit: &str) -> Result<
             source = source.to_string()
         ))),
     }
+}
+
+/// Where the files of `record` that lie outside its location go under `location`; none for a
+/// structure-only table.
+async fn external_roots(
+    repo: &Repository,
+    record: &TableRecord,
+    location: &str,
+) -> Result<Vec<crate::engine::rewrite::RootMapping>, EngineError> {
+    let Some(stored_in) = record.stored_in.as_deref() else {
+        return Ok(Vec::new());
+    };
+    if record.category == Category::Ephemeral {
+        return Ok(Vec::new());
+    }
+    let list = repo.load_filelist(&record.key, stored_in).await?;
+    let raw = repo.load_table_metadata(&record.key, stored_in).await?;
+    let json = crate::engine::transfer::maybe_gunzip(&raw)
+        .map_err(|e| EngineError::Damaged(format!("stored metadata of {}: {e}", record.name)))?;
+    let rw = crate::engine::rewrite::PathRewriter::with_external(
+        &list.location,
+        location,
+        &crate::engine::rewrite::path_properties(&json),
+        list.files.iter().map(|f| f.path.as_str()),
+    );
+    Ok(rw.external_roots())
 }
 
 fn ident(name: &TableName) -> Result<TableIdent, EngineError> {
