@@ -15,6 +15,10 @@ use crate::report::human_bytes;
 /// Every file is written and checked at the target location before the table is registered;
 /// an existing table is never overwritten without --replace.
 #[derive(Debug, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one independent command-line flag"
+)]
 pub(crate) struct Args {
     #[command(flatten)]
     repo: RepoArgs,
@@ -44,9 +48,16 @@ pub(crate) struct Args {
     /// Default: the target catalog's warehouse.
     #[arg(long, value_name = "URL")]
     target_location: Option<String>,
-    /// Replace tables that already exist in the target catalog.
+    /// Replace tables that already exist in the target catalog (with --original-location,
+    /// also files that differ at their original paths).
     #[arg(long)]
     replace: bool,
+    /// Restore every table where it was at the PIT — its own location, every file at its own
+    /// path, nothing rewritten — under its own name and UUID: disaster recovery after a lost
+    /// bucket, warehouse or catalog database. Files already there are kept when their
+    /// checksum matches; a different file stops that table (unless --replace).
+    #[arg(long, conflicts_with_all = ["target_location", "target_database", "target_table"])]
+    original_location: bool,
     /// Print what would be restored where, and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -80,6 +91,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         target_table: args.target_table,
         target_location: args.target_location,
         replace: args.replace,
+        original_location: args.original_location,
         concurrency: args.jobs,
     };
     let (prepared, _) = restore::prepare(&request).await?;

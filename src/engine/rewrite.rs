@@ -154,6 +154,8 @@ pub struct PathRewriter {
     /// Roots outside the source location (`write.data.path`, files added from elsewhere):
     /// each normalized source root with its target, `<to>/_external/<n>`.
     external: Vec<(String, String)>,
+    /// Every path stays where it is (`restore --original-location`).
+    in_place: bool,
 }
 
 /// One root of a table's files and where a restore puts it.
@@ -177,7 +179,17 @@ impl PathRewriter {
             to: to.to_owned(),
             to_normalized: normalize(to).trim_end_matches('/').to_owned(),
             external: Vec::new(),
+            in_place: false,
         }
+    }
+
+    /// A rewriter that keeps every path as it is, inside the location or not (in-place
+    /// recovery); only paths that could climb (`..`) are refused.
+    #[must_use]
+    pub fn in_place(location: &str) -> Self {
+        let mut rw = Self::new(location, location);
+        rw.in_place = true;
+        rw
     }
 
     /// A rewriter that also maps files outside the source location: each root of `paths` that
@@ -264,6 +276,17 @@ impl PathRewriter {
     ///
     /// [`RewriteError::OutsideLocation`] when `path` is not under the source location.
     pub fn rewrite(&self, path: &str) -> Result<String, RewriteError> {
+        if self.in_place {
+            let rest = split_scheme(path).map_or(path, |(_, rest)| rest);
+            return if crate::names::may_escape(rest) {
+                Err(RewriteError::OutsideLocation {
+                    path: path.to_owned(),
+                    location: self.from.clone(),
+                })
+            } else {
+                Ok(path.to_owned())
+            };
+        }
         if let Some(rest) = self.relative(path) {
             return Ok(format!("{}{rest}", self.to));
         }
@@ -284,7 +307,9 @@ impl PathRewriter {
     /// Whether `path` lies under (or is) the source location or one of its external roots.
     #[must_use]
     pub fn is_under(&self, path: &str) -> bool {
-        self.relative(path).is_some() || (!self.external.is_empty() && self.rewrite(path).is_ok())
+        self.in_place
+            || self.relative(path).is_some()
+            || (!self.external.is_empty() && self.rewrite(path).is_ok())
     }
 
     /// Whether source and target are the same location and no external root is mapped, so

@@ -291,3 +291,80 @@ fn files_outside_the_table_location_restore_elsewhere_and_the_source_can_go() {
         restored["properties"]
     );
 }
+
+#[test]
+fn a_lost_warehouse_and_catalog_come_back_in_place_with_original_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::support::Lake::new(tmp.path(), "src");
+    let data_path = tmp.path().join("elsewhere/data");
+    let add_dir = tmp.path().join("imported");
+    src.py(
+        "make-sample",
+        &["--namespace", "db1", "--tables", "events,mor"],
+    );
+    src.py(
+        "make-external",
+        &[
+            "--table",
+            "db1.ext",
+            "--data-path",
+            data_path.to_str().unwrap(),
+            "--add-dir",
+            add_dir.to_str().unwrap(),
+        ],
+    );
+    let tables = ["db1.events", "db1.mor", "db1.ext"];
+    let before: Vec<serde_json::Value> = tables.iter().map(|t| src.dump(t)).collect();
+    let ws = crate::support::Workspace::new(&[&src], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+
+    // The disaster: the warehouse, the files outside it and the catalog database are gone.
+    for dir in [
+        data_path.parent().unwrap(),
+        add_dir.as_path(),
+        &src.dir.join("warehouse"),
+    ] {
+        fs_err::remove_dir_all(dir).unwrap();
+    }
+    fs_err::remove_file(src.dir.join("catalog.db")).unwrap();
+    let restore = [
+        "restore",
+        "--repo",
+        "repo",
+        "--target-catalog",
+        "src",
+        "--original-location",
+    ];
+    ws.bcn(&restore).ok();
+    for (table, was) in tables.iter().zip(&before) {
+        let now = src.dump(table);
+        crate::support::assert_same_table(&now, was, table);
+        assert_eq!(
+            now["table_uuid"], was["table_uuid"],
+            "{table} keeps its UUID"
+        );
+        assert_eq!(
+            now["location"], was["location"],
+            "{table} keeps its location"
+        );
+    }
+    assert!(
+        data_path.exists() && add_dir.join("added.parquet").exists(),
+        "files back at their own paths"
+    );
+
+    // Again: the tables exist, so only --replace goes on, keeping the identical files.
+    let again = ws.bcn(&restore);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    // A live data file that changed since is put back from the backup only with --replace.
+    let damaged = crate::support::files_under(&data_path)
+        .into_iter()
+        .find(|f| f.ends_with(".parquet"))
+        .unwrap();
+    fs_err::write(data_path.join(&damaged), b"not parquet").unwrap();
+    let mut replace = restore.to_vec();
+    replace.push("--replace");
+    ws.bcn(&replace).ok();
+    crate::support::assert_same_table(&src.dump("db1.ext"), &before[2], "repaired in place");
+}

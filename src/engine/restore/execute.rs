@@ -219,7 +219,11 @@ impl Job<'_> {
                 layout::table_metadata(&item.key, &item.stored_in)
             ));
         }
-        let rw = PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots);
+        let rw = if item.in_place {
+            PathRewriter::in_place(&filelist.location)
+        } else {
+            PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots)
+        };
         let file_io = &self.target.file_io;
         let store = self.repo.store().as_ref();
         let writer = FileWriter {
@@ -437,6 +441,10 @@ impl FileWriter<'_> {
             if sum == sha256 {
                 return Ok(false);
             }
+        }
+        if self.item.overwrite {
+            tracing::warn!(%path, "replacing a different file at its original path (--replace)");
+            return Ok(true);
         }
         Err(format!(
             "refusing to overwrite {path}: a different file is already there ({found} bytes; the restored file has {size} bytes and SHA-256 {sha256}); remove it, or restore to another location"

@@ -60,8 +60,12 @@ pub struct RestoreRequest {
     /// Root under which `<database>/<table>` locations are made; default: the target
     /// catalog's warehouse.
     pub target_location: Option<String>,
-    /// Replace tables that exist in the target.
+    /// Replace tables that exist in the target (and, with `original_location`, files that
+    /// differ at their original paths).
     pub replace: bool,
+    /// Restore every table at the location it had at the PIT, every file at its own path,
+    /// under its own name and UUID (in-place recovery after a lost bucket or catalog).
+    pub original_location: bool,
     /// Tables restored at once.
     pub concurrency: usize,
 }
@@ -89,6 +93,12 @@ pub struct RestoreItem {
     pub action: &'static str,
     /// Whether the table keeps its UUID (restored to its own name in its own catalog).
     pub keeps_uuid: bool,
+    /// Restored in place: every file at its own path, nothing rewritten.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
+    /// In place with `--replace`: a different file at a file's path is replaced.
+    #[serde(skip)]
+    pub overwrite: bool,
     /// Roots of the table's files outside its location (`write.data.path`, files added from
     /// elsewhere, an earlier location) and where each goes: `<location>/_external/<n>`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -195,7 +205,9 @@ pub async fn prepare(
                 .clone()
                 .unwrap_or_else(|| record.name.name.clone()),
         };
-        check_placeable(&record.name, &target_name, &pit.id)?;
+        if !request.original_location {
+            check_placeable(&record.name, &target_name, &pit.id)?;
+        }
         let exists = match &target {
             Some(c) => c
                 .catalog
@@ -208,14 +220,29 @@ pub async fn prepare(
             conflicts.push(target_name.to_string());
         }
         let state = record.state.as_ref();
-        let location = format!(
-            "{root}/{}/{}",
-            target_name.database.join("/"),
-            target_name.name
-        );
-        let external_roots = external_roots(&repo, record, &location).await?;
+        let (location, external_roots) = match (request.original_location, state) {
+            (true, Some(state)) => (state.location.clone(), Vec::new()),
+            (true, None) => {
+                return Err(EngineError::Invalid(format!(
+                    "table {} has no recorded location in PIT {}: it cannot be restored in place",
+                    record.name, pit.id
+                )));
+            }
+            (false, _) => {
+                let location = format!(
+                    "{root}/{}/{}",
+                    target_name.database.join("/"),
+                    target_name.name
+                );
+                let roots = external_roots(&repo, record, &location).await?;
+                (location, roots)
+            }
+        };
         items.push(RestoreItem {
-            keeps_uuid: request.target.name == repo.scope().catalog && target_name == record.name,
+            keeps_uuid: request.original_location
+                || (request.target.name == repo.scope().catalog && target_name == record.name),
+            in_place: request.original_location,
+            overwrite: request.original_location && request.replace,
             source: record.name.clone(),
             status: record.status,
             category: record.category,
@@ -451,6 +478,10 @@ fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
             request.target.name,
             kind.type_name()
         )));
+    }
+    if request.original_location {
+        // Unused: every table keeps its own location.
+        return Ok(String::new());
     }
     if let Some(root) = &request.target_location {
         return crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())

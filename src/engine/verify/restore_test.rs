@@ -99,6 +99,7 @@ pub(super) async fn run(
         target_table: None,
         target_location: Some(warehouse),
         replace: false,
+        original_location: false,
         concurrency: 2,
     };
     let (plan, _) = restore::prepare(&request).await?;
