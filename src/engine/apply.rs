@@ -253,6 +253,12 @@ async fn run_entry(
             run_verification(&mut report, &store, entry, ctx).await;
             return finish(plan, ctx, report, entry, options).await;
         }
+        // An entry that is not due still reports its repository's state in the metrics, so
+        // that "last success" never disappears between runs.
+        if !options.dry_run && plan.metrics_textfile().is_some() {
+            report.repository_state =
+                super::metrics::RepositoryState::read(&entry.repository).await;
+        }
         return report;
     }
     let strategy = &entry.strategy;

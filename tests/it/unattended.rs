@@ -228,6 +228,18 @@ fn full_every_and_the_verification_interval_follow_the_repository_history() {
     assert_eq!(first["verify_due"], "never verified");
     assert!(first["verification"].is_object());
 
+    // An entry that is not due keeps its "last success" in the metrics.
+    let skipped = at("2030-01-01T00:10:00Z");
+    assert_eq!(skipped["status"], "skipped");
+    let m = metrics(&ws.path("metrics/bcn.prom"));
+    assert!(
+        m["bcn_last_success_timestamp_seconds"]["lake"]
+            .as_f64()
+            .unwrap()
+            > 1.8e9,
+        "{m}"
+    );
+    assert_eq!(m["status"]["lake"], "skipped");
     // An hour later: the backup is due, a full one is not, nor the verification.
     src.py("mutate", &["--table", "db1.events", "--op", "append"]);
     let second = at("2030-01-01T01:00:01Z");
