@@ -211,7 +211,10 @@ impl PathRewriter {
             .collect();
         let mut external: Vec<String> = Vec::new();
         for path in paths {
-            if rw.is_under(path) {
+            // A path that could climb (`..`) gets no root: it stays unmapped and its rewrite
+            // fails, so a tampered path is refused rather than placed.
+            let tail = split_scheme(path).map_or(path, |(_, rest)| rest);
+            if rw.is_under(path) || crate::names::may_escape(tail) {
                 continue;
             }
             let normalized = normalize(path);
@@ -1175,6 +1178,62 @@ mod tests {
             assert_eq!(rw.rewrite(path).unwrap(), "s3://other/t/x", "{path}");
         }
         assert_eq!(rw.rewrite("s3://bucket/wh/t").unwrap(), "s3://other/t");
+    }
+
+    #[test]
+    fn files_outside_the_location_map_under_external_roots() {
+        let paths = [
+            "file:///wh/t/data/a.parquet",
+            "file:///elsewhere/data/cat=1/b.parquet",
+            "file:///elsewhere/data/cat=2/c.parquet",
+            "file:///imported/d.parquet",
+            "file:///wh/t/../../../etc/e.parquet",
+        ];
+        let rw = PathRewriter::with_external(
+            "file:///wh/t",
+            "file:///new/t",
+            &["file:///elsewhere/data".to_owned()],
+            paths,
+        );
+        let roots: Vec<(String, String)> = rw
+            .external_roots()
+            .into_iter()
+            .map(|m| (m.from, m.to))
+            .collect();
+        assert_eq!(
+            roots,
+            [
+                (
+                    "/elsewhere/data".to_owned(),
+                    "file:///new/t/_external/0".to_owned()
+                ),
+                (
+                    "/imported".to_owned(),
+                    "file:///new/t/_external/1".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            rw.rewrite(paths[2]).unwrap(),
+            "file:///new/t/_external/0/cat=2/c.parquet"
+        );
+        assert_eq!(
+            rw.rewrite("file:///elsewhere/data").unwrap(),
+            "file:///new/t/_external/0",
+            "the path property follows its root"
+        );
+        assert!(
+            rw.rewrite(paths[4]).is_err(),
+            "a climbing path gets no root"
+        );
+        let same = PathRewriter::with_roots("file:///wh/t", "file:///new/t", &rw.external_roots());
+        assert_eq!(
+            same.rewrite(paths[3]).unwrap(),
+            rw.rewrite(paths[3]).unwrap()
+        );
+        let in_place = PathRewriter::in_place("file:///wh/t");
+        assert_eq!(in_place.rewrite(paths[3]).unwrap(), paths[3]);
+        assert!(in_place.rewrite(paths[4]).is_err());
     }
 
     #[test]
