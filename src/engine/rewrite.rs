@@ -184,7 +184,8 @@ impl PathRewriter {
     }
 
     /// A rewriter that keeps every path as it is, inside the location or not (in-place
-    /// recovery); only paths that could climb (`..`) are refused.
+    /// recovery); only paths that could climb (`..`) out of the location, or anywhere when
+    /// outside it, are refused.
     #[must_use]
     pub fn in_place(location: &str) -> Self {
         let mut rw = Self::new(location, location);
@@ -280,6 +281,12 @@ impl PathRewriter {
     /// [`RewriteError::OutsideLocation`] when `path` is not under the source location.
     pub fn rewrite(&self, path: &str) -> Result<String, RewriteError> {
         if self.in_place {
+            // Under the recorded location, only the tail after it is checked (a location may
+            // itself hold `..`: pyiceberg makes `<wh>/db/../../x` for a table named `../../x`);
+            // a file outside it must not climb at all.
+            if self.relative(path).is_some() {
+                return Ok(path.to_owned());
+            }
             let rest = split_scheme(path).map_or(path, |(_, rest)| rest);
             return if crate::names::may_escape(rest) {
                 Err(RewriteError::OutsideLocation {

@@ -691,3 +691,57 @@ fn commands_resolve_only_the_references_they_use() {
         apply.stderr
     );
 }
+
+#[test]
+fn hostile_names_come_back_in_place_exactly_where_they_were() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    let hostile = ["..", "../../escape", "a/b", "%2F", "données_été"];
+    for name in hostile {
+        src.py("make-named", &["--namespace", "db", "--name", name]);
+    }
+    let before: Vec<Value> = hostile.iter().map(|n| named(&src, "db", n)).collect();
+    let original = snapshot(tmp.path());
+    let ws = Workspace::new(&[&src], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    // Everything the tables had is lost: the warehouse, the directory `../../escape` reached,
+    // and the catalog database.
+    fs_err::remove_dir_all(src.dir.join("warehouse")).unwrap();
+    fs_err::remove_dir_all(src.dir.join("escape")).unwrap();
+    fs_err::remove_file(src.dir.join("catalog.db")).unwrap();
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        "repo",
+        "--target-catalog",
+        "src",
+        "--original-location",
+    ])
+    .ok();
+    for (name, was) in hostile.iter().zip(&before) {
+        let now = named(&src, "db", name);
+        assert_eq!(now["rows"], was["rows"], "{name}");
+        assert_eq!(
+            now["location"], was["location"],
+            "{name}: at its own location"
+        );
+    }
+    // Every data and manifest file is back exactly where it was; besides them only the new
+    // metadata files of the restore (and the catalog) appeared.
+    let now = snapshot(tmp.path());
+    for file in original
+        .iter()
+        .filter(|f| !f.ends_with(".metadata.json") && !f.contains("catalog.db"))
+    {
+        assert!(now.contains(file), "{file} is back");
+    }
+    for file in now.difference(&original) {
+        assert!(
+            file.ends_with(".metadata.json")
+                || file.contains("catalog.db")
+                || file.contains(ws.dir.path().to_str().unwrap()),
+            "{file} was not there before"
+        );
+    }
+}
