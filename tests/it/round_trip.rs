@@ -213,17 +213,7 @@ fn files_outside_the_table_location_restore_elsewhere_and_the_source_can_go() {
     let dst = crate::support::Lake::new(tmp.path(), "dst");
     let data_path = tmp.path().join("elsewhere/data");
     let add_dir = tmp.path().join("imported");
-    src.py(
-        "make-external",
-        &[
-            "--table",
-            "db1.ext",
-            "--data-path",
-            data_path.to_str().unwrap(),
-            "--add-dir",
-            add_dir.to_str().unwrap(),
-        ],
-    );
+    src.make_external("db1.ext", &data_path, &add_dir);
     let source = src.dump("db1.ext");
     assert_eq!(source["row_count"], 9);
     let ws = crate::support::Workspace::new(&[&src, &dst], "");
@@ -302,17 +292,7 @@ fn a_lost_warehouse_and_catalog_come_back_in_place_with_original_location() {
         "make-sample",
         &["--namespace", "db1", "--tables", "events,mor"],
     );
-    src.py(
-        "make-external",
-        &[
-            "--table",
-            "db1.ext",
-            "--data-path",
-            data_path.to_str().unwrap(),
-            "--add-dir",
-            add_dir.to_str().unwrap(),
-        ],
-    );
+    src.make_external("db1.ext", &data_path, &add_dir);
     let tables = ["db1.events", "db1.mor", "db1.ext"];
     let before: Vec<serde_json::Value> = tables.iter().map(|t| src.dump(t)).collect();
     let ws = crate::support::Workspace::new(&[&src], "");

@@ -121,6 +121,22 @@ impl Lake {
         );
     }
 
+    /// Makes `table` with `write.data.path` in `data_path` and a file added from `add_dir`
+    /// (files outside its location).
+    pub(crate) fn make_external(&self, table: &str, data_path: &Path, add_dir: &Path) {
+        self.py(
+            "make-external",
+            &[
+                "--table",
+                table,
+                "--data-path",
+                data_path.to_str().unwrap(),
+                "--add-dir",
+                add_dir.to_str().unwrap(),
+            ],
+        );
+    }
+
     /// Everything pyiceberg reads of a table, every snapshot's rows included.
     pub(crate) fn dump(&self, table: &str) -> Value {
         self.py("dump", &["--table", table, "--all-snapshots"])
