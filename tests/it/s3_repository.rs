@@ -284,3 +284,58 @@ fn a_repository_on_the_warehouse_s_service_copies_server_side() {
     assert!(data_files > 0);
     assert_eq!(server_side, data_files as u64, "{state}");
 }
+
+#[test]
+fn gc_aborts_the_multipart_uploads_a_killed_run_left() {
+    let Some(svc) = Services::require("gc_aborts_the_multipart_uploads", MOTO_VARS) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::support::Lake::new(tmp.path(), "src");
+    src.py("make-sample", &["--namespace", "db1", "--tables", "events"]);
+    let bucket = unique("bcn-mpu-");
+    svc.create_moto_bucket(&bucket);
+    let repo = format!(
+        "repositories:\n  s3repo:\n    location: s3://{bucket}/repo\n    s3:\n      endpoint: {endpoint}\n      region: {region}\n      path_style: true\n      access_key_id: \"${{BCN_TEST_MOTO_ACCESS_KEY}}\"\n      secret_access_key: \"${{BCN_TEST_MOTO_SECRET_KEY}}\"\n",
+        endpoint = svc.get(crate::support::MOTO_ENDPOINT),
+        region = svc.get(crate::support::MOTO_REGION),
+    );
+    let ws = crate::support::Workspace::new(&[&src], &repo);
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "s3repo"])
+        .ok();
+    // What a process killed in the middle of a large upload leaves: an upload never completed.
+    let script = "import sys, boto3\n\
+        s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='x', aws_secret_access_key='x', region_name=sys.argv[2])\n\
+        if sys.argv[4] == 'start':\n\
+        \x20   u = s3.create_multipart_upload(Bucket=sys.argv[3], Key='repo/tables/x/files/data/big.parquet')\n\
+        \x20   s3.upload_part(Bucket=sys.argv[3], Key='repo/tables/x/files/data/big.parquet', UploadId=u['UploadId'], PartNumber=1, Body=b'x' * 1024)\n\
+        print(len(s3.list_multipart_uploads(Bucket=sys.argv[3]).get('Uploads', [])))\n";
+    let boto = |what: &str| {
+        let out = Command::new(python())
+            .args(["-c", script])
+            .args([
+                svc.get(crate::support::MOTO_ENDPOINT),
+                svc.get(crate::support::MOTO_REGION),
+                &bucket,
+                what,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(boto("start"), "1");
+    let described = ws.bcn(&["describe", "--repo", "s3repo"]).ok();
+    assert_eq!(described["incomplete"]["objects"], 1, "{described}");
+    let gc = ws
+        .bcn(&["gc", "--repo", "s3repo", "--grace", "0s", "--yes"])
+        .ok();
+    assert_eq!(gc["incomplete"].as_array().unwrap().len(), 1, "{gc}");
+    assert_eq!(boto("count"), "0", "the upload was aborted");
+    let verified = ws.bcn(&["verify", "--repo", "s3repo", "--read-data"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}

@@ -388,6 +388,78 @@ impl BackupStore for S3Store {
         Ok(Some((size, checksum.unwrap_or_default())))
     }
 
+    /// Multipart uploads never completed (a killed process leaves them, invisible to `list`
+    /// but billed): each as `<key>?uploadId=<id>`, with its start time; the size of their parts
+    /// is not summed (0).
+    async fn list_incomplete(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let client = self.client().await;
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = client
+                .list_multipart_uploads()
+                .bucket(&self.place.bucket)
+                .prefix(self.full_key(prefix))
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await;
+            // Best effort: a server without ListMultipartUploads has nothing bcn can reclaim.
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    let e = self.place.err("listing incomplete uploads", prefix, &e);
+                    tracing::warn!(error = %crate::error::error_chain(&e), "incomplete uploads not listed");
+                    return Ok(out);
+                }
+            };
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                if let Some(key) = key.strip_prefix(&self.root) {
+                    out.push(ObjectMeta {
+                        key: format!("{key}?uploadId={id}"),
+                        size: 0,
+                        modified: modified(upload.initiated()),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete_incomplete(&self, key: &str) -> StoreResult<()> {
+        let Some((object, id)) = key.rsplit_once("?uploadId=") else {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "aborting an incomplete upload",
+                key,
+                &self.place.url,
+                Some("not a key that list_incomplete returned".into()),
+            ));
+        };
+        self.client()
+            .await
+            .abort_multipart_upload()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(object))
+            .upload_id(id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.place.err("aborting an incomplete upload", object, &e))
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         let sent = self
             .client()
