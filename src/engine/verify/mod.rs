@@ -342,6 +342,10 @@ async fn select_pits(
 /// What to do about a table state that cannot be restored.
 const REPAIR: &str = "the table cannot be restored from this PIT; an older or newer PIT may still hold it, and a full backup (`bcn backup --full`) copies the live table again";
 
+/// What to do when the store could not be read (a transient fault, or storage trouble).
+const UNREADABLE: &str =
+    "the store could not be read; run verify again, and check the repository's storage";
+
 /// What to do about stored metadata and a file list that disagree.
 const REPAIR_LIST: &str = "the file list or the stored metadata of this table is damaged; a full backup (`bcn backup --full`) stores the table anew";
 
@@ -554,7 +558,7 @@ impl Walk<'_> {
                     origin,
                     Some(&key),
                     crate::error::error_chain(&e),
-                    "the store could not be read; run verify again, and check the repository's storage",
+                    UNREADABLE,
                 );
                 return None;
             }
@@ -674,7 +678,7 @@ impl Walk<'_> {
                     &origin,
                     Some(&key),
                     crate::error::error_chain(&e),
-                    "the store could not be read; run verify again, and check the repository's storage",
+                    UNREADABLE,
                 ),
             }
         }
