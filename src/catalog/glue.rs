@@ -31,6 +31,8 @@ pub(super) async fn open(
         file_io: file_io(&file_io_props(&props)),
         can_register: true,
         namespaces_sql: None,
+        #[cfg(feature = "catalog-rest")]
+        rest: None,
         single_level: true,
     })
 }

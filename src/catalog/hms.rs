@@ -96,6 +96,8 @@ pub(super) async fn open(
         file_io: io,
         can_register: true,
         namespaces_sql: None,
+        #[cfg(feature = "catalog-rest")]
+        rest: None,
         single_level: true,
     })
 }

@@ -18,6 +18,8 @@ mod glue;
 mod hms;
 #[cfg(feature = "catalog-rest")]
 mod rest;
+#[cfg(feature = "catalog-rest")]
+pub mod rest_http;
 #[cfg(feature = "catalog-sql")]
 mod sql;
 
@@ -97,6 +99,16 @@ pub struct OpenCatalog {
     /// For `SQLite` catalogs: the database URI and catalog name, read directly to find every
     /// namespace (see [`OpenCatalog::all_namespaces`]).
     pub namespaces_sql: Option<(String, String)>,
+    /// For REST catalogs: the endpoints iceberg-catalog-rest lacks (views, staged creates).
+    #[cfg(feature = "catalog-rest")]
+    pub rest: Option<Arc<rest_http::RestHttp>>,
+}
+
+/// A view as its catalog records it.
+#[derive(Debug, Clone)]
+pub struct ViewEntry {
+    /// Where its current metadata file is.
+    pub metadata_location: String,
 }
 
 impl std::fmt::Debug for OpenCatalog {
@@ -156,6 +168,160 @@ impl OpenCatalog {
             .await
             .map(drop)
             .map_err(self.err(format!("registering {ident} at {metadata_location}")))
+    }
+
+    /// Where a REST server would put a new table `name` of `namespace` (a staged create,
+    /// which commits nothing); `None` for other catalogs or when the server cannot stage.
+    pub async fn default_table_location(
+        &self,
+        namespace: &[String],
+        name: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            return match rest.default_table_location(namespace, name).await {
+                Ok(location) => Ok(location),
+                Err(e) => {
+                    tracing::debug!(catalog = %self.name, error = %e, "the server cannot stage a table; using the warehouse layout");
+                    Ok(None)
+                }
+            };
+        }
+        let _ = (namespace, name);
+        Ok(None)
+    }
+
+    /// The warehouse location a REST server's configuration gives its clients.
+    pub async fn warehouse_location(&self) -> Result<Option<String>, CatalogError> {
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            return rest
+                .warehouse_location()
+                .await
+                .map_err(|reason| self.view_error("reading the server's configuration", reason));
+        }
+        Ok(None)
+    }
+
+    fn view_error(&self, what: &str, reason: impl std::fmt::Display) -> CatalogError {
+        CatalogError::Unreachable {
+            catalog: self.name.clone(),
+            reason: format!("{what}: {reason}"),
+        }
+    }
+
+    /// The names of the Iceberg views of `ns`, sorted; none for a catalog whose views bcn
+    /// cannot reach (Glue, Hive) or that has none.
+    pub async fn list_views(&self, ns: &NamespaceIdent) -> Result<Vec<String>, CatalogError> {
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            if !rest
+                .has_views()
+                .await
+                .map_err(|r| self.view_error("reading the server's configuration", r))?
+            {
+                return Ok(Vec::new());
+            }
+            return rest
+                .list_views(ns)
+                .await
+                .map_err(|r| self.view_error(&format!("listing the views of `{ns}`"), r));
+        }
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, catalog)) = &self.namespaces_sql {
+            return sql::list_views(uri, catalog, ns)
+                .await
+                .map(|views| views.into_iter().map(|(name, _)| name).collect())
+                .map_err(|r| self.view_error(&format!("listing the views of `{ns}`"), r));
+        }
+        let _ = ns;
+        Ok(Vec::new())
+    }
+
+    /// The view `ident`, or `None` when there is no such view.
+    pub async fn load_view(&self, ident: &TableIdent) -> Result<Option<ViewEntry>, CatalogError> {
+        let what = || format!("loading view `{ident}`");
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            return rest
+                .load_view(ident.namespace(), ident.name())
+                .await
+                .map(|v| {
+                    v.map(|v| ViewEntry {
+                        metadata_location: v.metadata_location,
+                    })
+                })
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, catalog)) = &self.namespaces_sql {
+            return sql::list_views(uri, catalog, ident.namespace())
+                .await
+                .map(|views| {
+                    views
+                        .into_iter()
+                        .find(|(name, _)| name == ident.name())
+                        .map(|(_, metadata_location)| ViewEntry { metadata_location })
+                })
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        let _ = what;
+        Ok(None)
+    }
+
+    /// Registers the view metadata file at `metadata_location` (holding `metadata`) as
+    /// `ident`: the last step of a view's restore.
+    pub async fn register_view(
+        &self,
+        ident: &TableIdent,
+        metadata_location: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<(), CatalogError> {
+        let what = || format!("registering view {ident} at {metadata_location}");
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            return rest
+                .register_view(ident.namespace(), ident.name(), metadata_location, metadata)
+                .await
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, catalog)) = &self.namespaces_sql {
+            return sql::register_view(uri, catalog, ident, metadata_location)
+                .await
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        let _ = (what, metadata);
+        Err(CatalogError::Unsupported {
+            catalog: self.name.clone(),
+            kind: self.kind,
+            what: format!(
+                "hold Iceberg views through bcn (restoring view {ident}); restore it into a REST or SQL catalog"
+            ),
+        })
+    }
+
+    /// Drops the view `ident` from the catalog; its files stay.
+    pub async fn drop_view(&self, ident: &TableIdent) -> Result<(), CatalogError> {
+        let what = || format!("dropping view {ident}");
+        #[cfg(feature = "catalog-rest")]
+        if let Some(rest) = &self.rest {
+            return rest
+                .drop_view(ident.namespace(), ident.name())
+                .await
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, catalog)) = &self.namespaces_sql {
+            return sql::drop_view(uri, catalog, ident)
+                .await
+                .map_err(|r| self.view_error(&what(), r));
+        }
+        Err(CatalogError::Unsupported {
+            catalog: self.name.clone(),
+            kind: self.kind,
+            what: what(),
+        })
     }
 
     /// Every namespace of the catalog, nested ones included, sorted.

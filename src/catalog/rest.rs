@@ -10,7 +10,7 @@ use iceberg::CatalogBuilder;
 use iceberg::io::StorageFactory;
 use iceberg_catalog_rest::RestCatalogBuilder;
 
-use super::{CatalogError, OpenCatalog, file_io, put_s3_props, unreachable};
+use super::{CatalogError, OpenCatalog, file_io, put_s3_props, rest_http, unreachable};
 use crate::plan::{CatalogKind, CatalogSpec, RestAuth};
 
 pub(super) async fn open(
@@ -30,6 +30,8 @@ pub(super) async fn open(
         file_io: file_io(&props),
         can_register: true,
         namespaces_sql: None,
+        #[cfg(feature = "catalog-rest")]
+        rest: rest_http::RestHttp::new(&spec.kind).map(Arc::new),
         single_level: false,
     })
 }

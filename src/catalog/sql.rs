@@ -75,6 +75,8 @@ pub(super) async fn open(
         file_io: file_io(&props),
         can_register: true,
         namespaces_sql: Some((props["uri"].clone(), catalog_name.clone())),
+        #[cfg(feature = "catalog-rest")]
+        rest: None,
         single_level: false,
     })
 }
@@ -89,11 +91,7 @@ pub(super) async fn namespaces(
 ) -> Result<Vec<iceberg::NamespaceIdent>, String> {
     const QUERY: &str = "SELECT namespace FROM iceberg_namespace_properties WHERE catalog_name = $1 \
         UNION SELECT table_namespace FROM iceberg_tables WHERE catalog_name = $1";
-    // The same drivers iceberg-catalog-sql installs for its own `AnyPool`.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(uri)
-        .await
-        .map_err(|e| format!("opening the catalog database: {e}"))?;
+    let pool = connect(uri).await?;
     let names: Vec<String> = sqlx::query_scalar(QUERY)
         .bind(catalog_name)
         .fetch_all(&pool)
@@ -107,6 +105,97 @@ pub(super) async fn namespaces(
         out.push(ns);
     }
     Ok(out)
+}
+
+/// Connects to the catalog database with the drivers iceberg-catalog-sql installs.
+async fn connect(uri: &str) -> Result<sqlx::AnyPool, String> {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(uri)
+        .await
+        .map_err(|e| format!("opening the catalog database: {e}"))
+}
+
+/// Whether a database error says the `iceberg_type` column is missing: a catalog still on the
+/// first JDBC schema (V0), which has no views.
+fn lacks_type_column(e: &sqlx::Error) -> bool {
+    e.to_string().contains("iceberg_type")
+}
+
+/// The views of `ns` with their metadata locations: the `iceberg_tables` rows whose
+/// `iceberg_type` is `VIEW`, as Java's JDBC catalog writes them (iceberg-rust and pyiceberg
+/// list only the others as tables).
+pub(super) async fn list_views(
+    uri: &str,
+    catalog_name: &str,
+    ns: &iceberg::NamespaceIdent,
+) -> Result<Vec<(String, String)>, String> {
+    const QUERY: &str = "SELECT table_name, metadata_location FROM iceberg_tables \
+        WHERE catalog_name = $1 AND table_namespace = $2 AND iceberg_type = 'VIEW'";
+    let pool = connect(uri).await?;
+    let rows: Result<Vec<(String, Option<String>)>, _> = sqlx::query_as(QUERY)
+        .bind(catalog_name)
+        .bind(ns.join("."))
+        .fetch_all(&pool)
+        .await;
+    pool.close().await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) if lacks_type_column(&e) => Vec::new(),
+        Err(e) => return Err(format!("listing views: {e}")),
+    };
+    let mut out: Vec<(String, String)> = rows
+        .into_iter()
+        .filter_map(|(name, location)| location.map(|l| (name, l)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Registers a view as Java's JDBC catalog creates one: an `iceberg_tables` row of type `VIEW`.
+pub(super) async fn register_view(
+    uri: &str,
+    catalog_name: &str,
+    ident: &iceberg::TableIdent,
+    metadata_location: &str,
+) -> Result<(), String> {
+    const INSERT: &str = "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+        metadata_location, previous_metadata_location, iceberg_type) VALUES ($1, $2, $3, $4, NULL, 'VIEW')";
+    let pool = connect(uri).await?;
+    let done = sqlx::query(INSERT)
+        .bind(catalog_name)
+        .bind(ident.namespace().join("."))
+        .bind(ident.name())
+        .bind(metadata_location)
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(e) if lacks_type_column(&e) => Err(
+            "the catalog database has no `iceberg_type` column (the first JDBC schema, V0), so it cannot hold views; open it once with Java's JdbcCatalog and `jdbc.schema-version=V1`, or restore the view into another catalog".into(),
+        ),
+        Err(e) => Err(format!("inserting the view's row: {e}")),
+    }
+}
+
+/// Deletes a view's `iceberg_tables` row.
+pub(super) async fn drop_view(
+    uri: &str,
+    catalog_name: &str,
+    ident: &iceberg::TableIdent,
+) -> Result<(), String> {
+    const DELETE: &str = "DELETE FROM iceberg_tables WHERE catalog_name = $1 \
+        AND table_namespace = $2 AND table_name = $3 AND iceberg_type = 'VIEW'";
+    let pool = connect(uri).await?;
+    let done = sqlx::query(DELETE)
+        .bind(catalog_name)
+        .bind(ident.namespace().join("."))
+        .bind(ident.name())
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    done.map(drop)
+        .map_err(|e| format!("deleting the view's row: {e}"))
 }
 
 /// The database file of a `sqlite://` URI.

@@ -234,6 +234,9 @@ pub struct TableRecord {
     pub name: TableName,
     /// Repository key of the table (its UUID, or a name digest).
     pub key: String,
+    /// A table, or an Iceberg view (whose stored state is its metadata file alone).
+    #[serde(default, skip_serializing_if = "ObjectKind::is_table")]
+    pub kind: ObjectKind,
     /// The table UUID, when the metadata has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
@@ -259,6 +262,36 @@ pub struct TableRecord {
     /// What was read from the table's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<TableState>,
+}
+
+/// What a [`TableRecord`] describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// An Iceberg table.
+    #[default]
+    Table,
+    /// An Iceberg view: metadata only, no files.
+    View,
+}
+
+impl ObjectKind {
+    /// Whether this is a table (the default, left out of records).
+    #[allow(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "the signature serde's skip_serializing_if requires"
+    )]
+    pub fn is_table(&self) -> bool {
+        *self == Self::Table
+    }
+
+    /// `table` or `view`, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::View => "view",
+        }
+    }
 }
 
 /// The table's state as recorded at backup time.
@@ -310,6 +343,9 @@ fn is_zero(n: &u64) -> bool {
 pub struct PitSummary {
     /// Tables by status.
     pub tables: BTreeMap<Status, u64>,
+    /// Views by status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub views: BTreeMap<Status, u64>,
     /// Databases by status.
     pub databases: BTreeMap<Status, u64>,
     /// Files copied by this backup.

@@ -348,3 +348,56 @@ fn a_lost_warehouse_and_catalog_come_back_in_place_with_original_location() {
     ws.bcn(&replace).ok();
     crate::support::assert_same_table(&src.dump("db1.ext"), &before[2], "repaired in place");
 }
+
+#[test]
+fn a_v3_table_with_deletion_vectors_restores_elsewhere_at_the_catalogs_default_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::support::Lake::new(tmp.path(), "src");
+    let dst = crate::support::Lake::new(tmp.path(), "dst");
+    let made = src.py("make-dv", &["--table", "db1.dv"]);
+    assert_eq!(made["format_version"], 3);
+    let source = src.dump("db1.dv");
+    assert_eq!(
+        source["row_count"], 10,
+        "the deletion vectors apply: {made}"
+    );
+    let ws = crate::support::Workspace::new(&[&src, &dst], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    // No --target-location: the table lands where the target catalog puts new tables.
+    let expected_location = format!("{}/db1.db/dv", dst.warehouse());
+    let dry = ws
+        .bcn(&[
+            "restore",
+            "--repo",
+            "repo",
+            "--target-catalog",
+            "dst",
+            "--dry-run",
+        ])
+        .ok();
+    assert_eq!(
+        dry["plan"]["tables"][0]["location"],
+        expected_location.as_str(),
+        "{dry}"
+    );
+    ws.bcn(&["restore", "--repo", "repo", "--target-catalog", "dst"])
+        .ok();
+    fs_err::remove_dir_all(src.dir.join("warehouse")).unwrap();
+    let restored = dst.dump("db1.dv");
+    crate::support::assert_same_table(&restored, &source, "deletion vectors relocated");
+    assert_eq!(restored["location"], expected_location.as_str());
+    // Each Puffin footer names the restored data files, not the source's.
+    let puffins: Vec<String> = crate::support::files_under(&dst.dir.join("warehouse"))
+        .into_iter()
+        .filter(|f| f.ends_with(".puffin"))
+        .collect();
+    assert_eq!(puffins.len(), 1, "{puffins:?}");
+    let footer = fs_err::read(dst.dir.join("warehouse").join(&puffins[0])).unwrap();
+    let footer = String::from_utf8_lossy(&footer);
+    assert!(
+        footer.contains(&format!("{expected_location}/data/")),
+        "{footer}"
+    );
+    assert!(!footer.contains(&src.warehouse()), "{footer}");
+}

@@ -23,6 +23,7 @@ Run with --help (also after a subcommand) for details; tests/py/README.md has ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import decimal
 import glob
@@ -34,17 +35,24 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyiceberg
+from pyiceberg.avro.file import AvroFile, AvroOutputFile
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.conversions import to_bytes
+from pyiceberg.conversions import from_bytes, to_bytes
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
-from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.io import FileIO, OutputFile
+from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
 from pyiceberg.manifest import (
+    DATA_FILE_TYPE,
+    MANIFEST_ENTRY_SCHEMAS,
+    MANIFEST_LIST_FILE_SCHEMAS,
     DataFile,
     DataFileContent,
     FileFormat,
@@ -52,16 +60,25 @@ from pyiceberg.manifest import (
     ManifestEntry,
     ManifestEntryStatus,
     ManifestFile,
+    ManifestListWriter,
+    ManifestListWriterV2,
+    ManifestWriter,
     ManifestWriterV2,
+    PartitionFieldSummary,
     write_manifest_list,
 )
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
+from pyiceberg.serializers import ToOutputFile
 from pyiceberg.table import Table, TableProperties
+from pyiceberg.table.deletion_vector import deletion_vectors_from_puffin_file
+from pyiceberg.table.metadata import TableMetadataV3
+from pyiceberg.table.puffin import PuffinFile
 from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import Operation, Snapshot, SnapshotSummaryCollector, Summary, update_snapshot_summaries
 from pyiceberg.table.update import AddSnapshotUpdate, AssertRefSnapshotId, SetSnapshotRefUpdate
 from pyiceberg.transforms import IdentityTransform
+from pyiceberg.typedef import IcebergBaseModel, TableVersion
 from pyiceberg.types import (
     BinaryType,
     BooleanType,
@@ -80,6 +97,7 @@ from pyiceberg.types import (
     TimeType,
     UUIDType,
 )
+from pyroaring import BitMap
 
 PROG = "bcn_fixtures"
 SAMPLE_TABLES = ("events", "users", "mor")
@@ -87,6 +105,13 @@ SAMPLE_TABLES = ("events", "users", "mor")
 # Reserved field ids of position delete files (Iceberg spec, "Position Delete Files").
 POS_DELETE_FILE_PATH_ID = 2147483546
 POS_DELETE_POS_ID = 2147483545
+
+# Puffin files (https://iceberg.apache.org/puffin-spec/) and their deletion-vector-v1 blobs.
+PUFFIN_MAGIC = b"PFA1"
+DV_BLOB_TYPE = "deletion-vector-v1"
+DV_MAGIC = bytes([0xD1, 0xD3, 0x39, 0x64])
+# Reserved field id of the `_pos` metadata column: a deletion vector blob's `fields`.
+ROW_POSITION_ID = 2147483645
 
 
 class FixtureError(Exception):
@@ -474,6 +499,427 @@ def locate_live_row(table: Table, key: NestedField, value: int) -> tuple[str, in
             if v == value and pos not in deleted:
                 return path, pos
     raise FixtureError(f"no live row with {key.name} = {value} in {table_ident(table)}")
+
+
+# --------------------------------------------------------------------------- format v3: deletion vectors
+#
+# pyiceberg 0.12 reads format-version 3 tables (deletion vectors included) but writes none of
+# it: TableMetadataV3.model_dump_json() raises, write_manifest()/write_manifest_list() stop at
+# v2, and its manifest readers and writers use the v2 `data_file` struct, so first_row_id,
+# referenced_data_file, content_offset and content_size_in_bytes would be dropped. The helpers
+# below build v3 tables from its internals, as commit_position_deletes does for v2.
+
+
+@contextlib.contextmanager
+def _v3_metadata_writable() -> Iterator[None]:
+    """Let pyiceberg write format-version 3 table metadata files while the block runs.
+
+    TableMetadataV3.model_dump_json() raises NotImplementedError (apache/iceberg-python#1551),
+    so catalogs that write the metadata file themselves (sql, glue, hive) cannot commit to a
+    v3 table. The model holds every v3 field used here (`next-row-id`, a snapshot's
+    `first-row-id` and `added-rows`), and pyiceberg's common JSON dump writes them.
+    """
+    original = TableMetadataV3.model_dump_json
+    TableMetadataV3.model_dump_json = IcebergBaseModel.model_dump_json  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        TableMetadataV3.model_dump_json = original  # type: ignore[method-assign]
+
+
+class _ManifestWriterV3(ManifestWriter):
+    """A format-version 3 manifest writer (DATA or DELETES). Its entries must hold v3 `data_file`
+    structs (see _v3_data_file): records and file share the v3 schema, so the v3 fields are kept."""
+
+    def __init__(
+        self,
+        spec: PartitionSpec,
+        schema: Schema,
+        output_file: OutputFile,
+        snapshot_id: int,
+        avro_compression: Any,
+        content: ManifestContent,
+    ) -> None:
+        super().__init__(spec, schema, output_file, snapshot_id, avro_compression)
+        self._content = content
+
+    def content(self) -> ManifestContent:
+        return self._content
+
+    @property
+    def version(self) -> TableVersion:
+        return 3
+
+    @property
+    def _meta(self) -> dict[str, str]:
+        return {**super()._meta, "content": "deletes" if self._content == ManifestContent.DELETES else "data"}
+
+    def new_writer(self) -> AvroOutputFile[ManifestEntry]:
+        schema = self._with_partition(3)
+        return AvroOutputFile[ManifestEntry](
+            output_file=self._output_file,
+            file_schema=schema,
+            record_schema=schema,
+            schema_name="manifest_entry",
+            metadata=self._meta,
+        )
+
+    def prepare_entry(self, entry: ManifestEntry) -> ManifestEntry:
+        return entry
+
+
+class _ManifestListWriterV3(ManifestListWriterV2):
+    """A format-version 3 manifest list writer, like Java's ManifestListWriter.V3Writer: a DATA
+    manifest without a first_row_id gets `next_row_id`, which then advances by the manifest's
+    added and existing rows; DELETES manifests have none. After writing, `next_row_id` minus the
+    first row id is the snapshot's `added-rows`."""
+
+    def __init__(
+        self,
+        output_file: OutputFile,
+        snapshot_id: int,
+        parent_snapshot_id: int | None,
+        sequence_number: int,
+        first_row_id: int,
+        compression: Any,
+    ) -> None:
+        super().__init__(output_file, snapshot_id, parent_snapshot_id, sequence_number, compression)
+        self._format_version = 3
+        self._meta = {**self._meta, "first-row-id": str(first_row_id), "format-version": "3"}
+        self.next_row_id = first_row_id
+
+    def __enter__(self) -> ManifestListWriter:
+        self._writer = AvroOutputFile[ManifestFile](
+            output_file=self._output_file,
+            record_schema=MANIFEST_LIST_FILE_SCHEMAS[3],
+            file_schema=MANIFEST_LIST_FILE_SCHEMAS[3],
+            schema_name="manifest_file",
+            metadata=self._meta,
+        )
+        self._writer.__enter__()
+        return self
+
+    def prepare_manifest(self, manifest_file: ManifestFile) -> ManifestFile:
+        manifest = super().prepare_manifest(manifest_file)  # this commit's sequence numbers
+        first_row_id = _manifest_first_row_id(manifest)
+        if manifest.content == ManifestContent.DATA and first_row_id is None:
+            first_row_id = self.next_row_id
+            self.next_row_id += (manifest.added_rows_count or 0) + (manifest.existing_rows_count or 0)
+        fields = {f.name: manifest[i] for i, f in enumerate(MANIFEST_LIST_FILE_SCHEMAS[2].fields)}
+        return ManifestFile.from_args(_table_format_version=3, **fields, first_row_id=first_row_id)
+
+
+def _manifest_first_row_id(manifest: ManifestFile) -> int | None:
+    """first_row_id (field 520) of a manifest list entry read or built with the v3 schema."""
+    index = len(MANIFEST_LIST_FILE_SCHEMAS[2].fields)
+    return manifest[index] if len(manifest) > index else None
+
+
+def _manifests_v3(io: FileIO, snapshot: Snapshot) -> list[ManifestFile]:
+    """A snapshot's manifest list read with the v3 schema (pyiceberg's reader drops first_row_id)."""
+    with AvroFile[ManifestFile](
+        io.new_input(snapshot.manifest_list),
+        MANIFEST_LIST_FILE_SCHEMAS[3],
+        read_types={-1: ManifestFile, 508: PartitionFieldSummary},
+        read_enums={517: ManifestContent},
+    ) as reader:
+        return list(reader)
+
+
+def _manifest_entries_v3(io: FileIO, manifest: ManifestFile) -> list[ManifestEntry]:
+    """A manifest's entries with v3 `data_file` structs (pyiceberg's reader drops the v3 fields)."""
+    with AvroFile[ManifestEntry](
+        io.new_input(manifest.manifest_path),
+        MANIFEST_ENTRY_SCHEMAS[3],
+        read_types={-1: ManifestEntry, 2: DataFile},
+        read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
+    ) as reader:
+        return list(reader)
+
+
+def _v3_data_file(data_file: DataFile, spec_id: int, **v3_fields: Any) -> DataFile:
+    """A v2 `data_file` struct (what pyiceberg builds) as a v3 one; v3-only fields given or null."""
+    fields = {f.name: data_file[i] for i, f in enumerate(DATA_FILE_TYPE[2].fields)}
+    out = DataFile.from_args(_table_format_version=3, **{**fields, **v3_fields})
+    out.spec_id = spec_id  # not a manifest field: from_args() ignores it
+    return out
+
+
+def _v3_field(data_file: DataFile, name: str) -> Any:
+    """A field of a v3 `data_file` struct that pyiceberg's DataFile has no property for."""
+    return data_file[[f.name for f in DATA_FILE_TYPE[3].fields].index(name)]
+
+
+def create_v3_table(catalog: Catalog, ident: str, schema: Schema) -> Table:
+    """Create an empty format-version 3 table.
+
+    pyiceberg's create_table cannot (see _v3_metadata_writable), and its fresh v3 metadata has
+    no `next-row-id`, which the spec requires (0 for a new table; without it pyiceberg never
+    advances row ids). So the first metadata file is written here and registered with the catalog.
+    """
+    staged = catalog._create_staged_table(ident, schema, properties={"format-version": "3"})  # type: ignore[attr-defined]
+    metadata = staged.metadata.model_copy(update={"next_row_id": 0})
+    with _v3_metadata_writable():
+        ToOutputFile.table_metadata(metadata, staged.io.new_output(staged.metadata_location))
+    return catalog.register_table(ident, staged.metadata_location)
+
+
+def commit_v3_snapshot(table: Table, operation: Operation, files: Sequence[DataFile]) -> Table:
+    """Commit a format-version 3 snapshot that keeps the current manifests and adds `files` (v3
+    `data_file` structs, all data or all deletes) in one new manifest per partition spec.
+
+    Row lineage as the spec has it: the snapshot's first-row-id is the table's next-row-id, the
+    manifest list assigns first_row_id to new data manifests (added data files keep a null one and
+    inherit it), and added-rows is how far that advanced. Committed like commit_position_deletes.
+    """
+    meta = table.metadata
+    if meta.format_version != 3:
+        raise FixtureError(f"{table_ident(table)} is v{meta.format_version}, not a format-version 3 table")
+    first_row_id = getattr(meta, "next_row_id", None)
+    if first_row_id is None:
+        raise FixtureError(f"{table_ident(table)} has no next-row-id")
+    if not files:
+        raise FixtureError("nothing to commit")
+    contents = {f.content == DataFileContent.DATA for f in files}
+    if len(contents) != 1:
+        raise FixtureError("a manifest holds either data files or delete files")
+    content = ManifestContent.DATA if contents.pop() else ManifestContent.DELETES
+
+    parent = table.current_snapshot()
+    io = table.io
+    locations = table.location_provider()
+    compression: Any = meta.properties.get(TableProperties.WRITE_AVRO_COMPRESSION, TableProperties.WRITE_AVRO_COMPRESSION_DEFAULT)
+    commit_uuid = uuid.uuid4()
+    snapshot_id = meta.new_snapshot_id()
+    sequence_number = meta.next_sequence_number()
+    specs = meta.specs()
+
+    new_manifests: list[ManifestFile] = []
+    for m, spec_id in enumerate(sorted({f.spec_id for f in files})):
+        writer = _ManifestWriterV3(
+            spec=specs[spec_id],
+            schema=meta.schema(),
+            output_file=io.new_output(locations.new_metadata_location(f"{commit_uuid}-m{m}.avro")),
+            snapshot_id=snapshot_id,
+            avro_compression=compression,
+            content=content,
+        )
+        with writer:
+            for f in files:
+                if f.spec_id == spec_id:
+                    writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED, snapshot_id=snapshot_id, data_file=f))
+        new_manifests.append(writer.to_manifest_file())
+
+    manifest_list = locations.new_metadata_location(f"snap-{snapshot_id}-0-{commit_uuid}.avro")
+    list_writer = _ManifestListWriterV3(
+        output_file=io.new_output(manifest_list),
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent.snapshot_id if parent else None,
+        sequence_number=sequence_number,
+        first_row_id=first_row_id,
+        compression=compression,
+    )
+    with list_writer:
+        list_writer.add_manifests(new_manifests + (_manifests_v3(io, parent) if parent else []))
+
+    collector = SnapshotSummaryCollector()
+    for f in files:
+        collector.add_file(f, schema=meta.schema(), partition_spec=specs[f.spec_id])
+    properties = collector.build()
+    dvs = [f for f in files if f.content == DataFileContent.POSITION_DELETES and f.file_format == FileFormat.PUFFIN]
+    if dvs:  # as Java's SnapshotSummary: DVs count as added-dvs and by their blob's size
+        pos_delete_files = int(properties.pop("added-position-delete-files", "0")) - len(dvs)
+        if pos_delete_files > 0:
+            properties["added-position-delete-files"] = str(pos_delete_files)
+        properties["added-dvs"] = str(len(dvs))
+        added_size = int(properties.get("added-files-size", "0"))
+        added_size -= sum(f.file_size_in_bytes - _v3_field(f, "content_size_in_bytes") for f in dvs)
+        properties["added-files-size"] = str(added_size)
+    summary = update_snapshot_summaries(
+        Summary(operation=operation, **properties), previous_summary=parent.summary if parent else None
+    )
+    snapshot = Snapshot(
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent.snapshot_id if parent else None,
+        sequence_number=sequence_number,
+        timestamp_ms=int(time.time() * 1000),
+        manifest_list=manifest_list,
+        summary=summary,
+        schema_id=meta.current_schema_id,
+        first_row_id=first_row_id,
+        added_rows=list_writer.next_row_id - first_row_id,
+    )
+
+    with _v3_metadata_writable():
+        tx = table.transaction()
+        tx._apply(
+            (
+                AddSnapshotUpdate(snapshot=snapshot),
+                SetSnapshotRefUpdate(
+                    snapshot_id=snapshot_id,
+                    parent_snapshot_id=parent.snapshot_id if parent else None,
+                    ref_name=MAIN_BRANCH,
+                    type=SnapshotRefType.BRANCH,
+                ),
+            ),
+            (AssertRefSnapshotId(snapshot_id=parent.snapshot_id if parent else None, ref=MAIN_BRANCH),),
+        )
+        return tx.commit_transaction()
+
+
+def append_v3(table: Table, rows: pa.Table) -> Table:
+    """table.append() for a format-version 3 table: pyiceberg writes the data files, the snapshot is built here."""
+    meta = table.metadata
+    files = [_v3_data_file(f, meta.default_spec_id) for f in _dataframe_to_data_files(meta, rows, table.io)]
+    return commit_v3_snapshot(table, Operation.APPEND, files)
+
+
+def deletion_vector_blob(positions: Iterable[int]) -> bytes:
+    """A deletion-vector-v1 blob (Puffin spec, "deletion-vector-v1 blob type").
+
+    Layout: the length of magic + vector (4 bytes, big-endian), the magic D1 D3 39 64, the
+    vector, then the CRC-32 of magic + vector (4 bytes, big-endian). The vector is a 64-bit
+    Roaring bitmap in the portable format: the number of buckets (8 bytes, little-endian), then
+    per bucket in ascending key order its key, the positions' high 32 bits (4 bytes,
+    little-endian), and a 32-bit Roaring bitmap of their low 32 bits in the portable format.
+    """
+    buckets: dict[int, BitMap] = {}
+    for pos in positions:
+        if pos < 0:
+            raise FixtureError(f"negative row position {pos}")
+        buckets.setdefault(pos >> 32, BitMap()).add(pos & 0xFFFFFFFF)
+    vector = bytearray(len(buckets).to_bytes(8, "little"))
+    for key in sorted(buckets):
+        bitmap = buckets[key]
+        bitmap.run_optimize()  # as Java's writer does; readers take any container kind
+        vector += key.to_bytes(4, "little") + bitmap.serialize()
+    body = DV_MAGIC + bytes(vector)
+    return len(body).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def puffin_bytes(blobs: Sequence[tuple[bytes, dict[str, Any]]]) -> tuple[bytes, list[dict[str, Any]]]:
+    """A Puffin file of uncompressed blobs, each given as (payload, footer fields other than
+    offset and length); returns the file and its footer's blob metadata.
+
+    Layout: magic PFA1, the blobs, then the footer: magic, the FileMetadata JSON (UTF-8), its
+    length (4 bytes, little-endian, signed), 4 flag bytes (0: the JSON is not compressed), magic.
+    """
+    out = bytearray(PUFFIN_MAGIC)
+    blob_meta: list[dict[str, Any]] = []
+    for payload, fields in blobs:
+        blob_meta.append({**fields, "offset": len(out), "length": len(payload)})
+        out += payload
+    footer = json.dumps(
+        {"blobs": blob_meta, "properties": {"created-by": f"{PROG} (pyiceberg {pyiceberg.__version__})"}},
+        separators=(",", ":"),
+    ).encode()
+    out += PUFFIN_MAGIC + footer + len(footer).to_bytes(4, "little", signed=True) + bytes(4) + PUFFIN_MAGIC
+    return bytes(out), blob_meta
+
+
+def commit_deletion_vectors(table: Table, deletes: dict[str, Sequence[int]]) -> tuple[Table, str]:
+    """Commit a `delete` snapshot with one deletion vector per data file, all in one Puffin file
+    under the table's data directory; returns the table and the Puffin file's path.
+
+    `deletes` maps a live data file path to the 0-based row positions to delete in it. Each DV is
+    a POSITION_DELETES entry of a v3 DELETES manifest: file_format PUFFIN, the Puffin file's path
+    and size, record_count = cardinality, referenced_data_file, and content_offset /
+    content_size_in_bytes locating its blob. Data files that already have deletes are refused
+    (a new DV would have to merge and replace the old one).
+    """
+    meta = table.metadata
+    if meta.format_version != 3:
+        raise FixtureError(f"deletion vectors need a format-version 3 table, {table_ident(table)} is v{meta.format_version}")
+    if table.current_snapshot() is None:
+        raise FixtureError(f"{table_ident(table)} has no snapshot to delete from")
+    tasks = {task.file.file_path: task for task in table.scan().plan_files()}
+
+    targets: list[tuple[DataFile, list[int]]] = []
+    for data_path, raw_positions in sorted(deletes.items()):
+        if data_path not in tasks:
+            raise FixtureError(f"{data_path} is not a live data file of {table_ident(table)}")
+        task = tasks[data_path]
+        if task.delete_files:
+            raise FixtureError(f"{data_path} already has deletes; merging deletion vectors is not implemented")
+        positions = sorted(set(raw_positions))
+        if not positions or positions[0] < 0 or positions[-1] >= task.file.record_count:
+            raise FixtureError(f"positions {positions} out of range for {data_path} ({task.file.record_count} rows)")
+        targets.append((task.file, positions))
+
+    content, blob_meta = puffin_bytes(
+        [
+            (
+                deletion_vector_blob(positions),
+                {
+                    "type": DV_BLOB_TYPE,
+                    "fields": [ROW_POSITION_ID],
+                    "snapshot-id": -1,  # inherited from the manifest entry
+                    "sequence-number": -1,
+                    "properties": {"referenced-data-file": data_file.file_path, "cardinality": str(len(positions))},
+                },
+            )
+            for data_file, positions in targets
+        ]
+    )
+    puffin_path = table.location_provider().new_data_location(f"{uuid.uuid4()}-00000-deletes.puffin")
+    with table.io.new_output(puffin_path).create(overwrite=False) as out:
+        out.write(content)
+
+    dvs = [
+        _v3_data_file(
+            DataFile.from_args(
+                content=DataFileContent.POSITION_DELETES,
+                file_path=puffin_path,
+                file_format=FileFormat.PUFFIN,
+                partition=data_file.partition,
+                record_count=len(positions),
+                file_size_in_bytes=len(content),
+            ),
+            data_file.spec_id,
+            referenced_data_file=data_file.file_path,
+            content_offset=blob["offset"],
+            content_size_in_bytes=blob["length"],
+        )
+        for (data_file, positions), blob in zip(targets, blob_meta)
+    ]
+    table = commit_v3_snapshot(table, Operation.DELETE, dvs)
+    return table, puffin_path
+
+
+def _check_deletion_vectors(table: Table, deletes: dict[str, Sequence[int]]) -> None:
+    """Read the current snapshot's DELETES manifests back with the v3 schema and check each DV entry
+    against its blob in the Puffin file (offset, length, CRC, referenced file, positions)."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    found: dict[str, list[int]] = {}
+    for manifest in _manifests_v3(table.io, snapshot):
+        if manifest.content != ManifestContent.DELETES:
+            continue
+        for entry in _manifest_entries_v3(table.io, manifest):
+            dv = entry.data_file
+            referenced, offset, size = (_v3_field(dv, n) for n in ("referenced_data_file", "content_offset", "content_size_in_bytes"))
+            if dv.file_format != FileFormat.PUFFIN or None in (referenced, offset, size):
+                raise FixtureError(f"{dv.file_path}: not a deletion vector entry: {dv}")
+            with table.io.new_input(dv.file_path).open() as f:
+                raw = f.read()
+            puffin = PuffinFile(raw)  # checks the first and last magic; Java also wants the footer's
+            footer_start = len(raw) - 12 - int.from_bytes(raw[-12:-8], "little") - len(PUFFIN_MAGIC)
+            if raw[footer_start : footer_start + len(PUFFIN_MAGIC)] != PUFFIN_MAGIC:
+                raise FixtureError(f"{dv.file_path}: no magic at the start of the Puffin footer")
+            blob = next((b for b in puffin.footer.blobs if b.offset == offset), None)
+            if blob is None or blob.length != size or blob.properties.get("referenced-data-file") != referenced:
+                raise FixtureError(f"{dv.file_path}: no blob at offset {offset} of length {size} for {referenced}")
+            payload = raw[offset : offset + size]
+            body = payload[4 : 4 + int.from_bytes(payload[:4], "big")]
+            if len(body) + 8 != size or not body.startswith(DV_MAGIC) or zlib.crc32(body) != int.from_bytes(payload[-4:], "big"):
+                raise FixtureError(f"{dv.file_path}: bad magic or CRC in the blob at offset {offset}")
+            vectors = {v.referenced_data_file: v.to_vector().to_pylist() for v in deletion_vectors_from_puffin_file(puffin)}
+            if len(vectors[referenced]) != dv.record_count or dv.file_size_in_bytes != len(raw):
+                raise FixtureError(f"{dv.file_path}: record_count or file_size_in_bytes does not match the blob")
+            found[referenced] = sorted(vectors[referenced])
+    expected = {path: sorted(set(positions)) for path, positions in deletes.items()}
+    if found != expected:
+        raise FixtureError(f"deletion vectors read back as {found}, expected {expected}")
 
 
 # --------------------------------------------------------------------------- DuckDB (optional second reader)
@@ -949,6 +1395,70 @@ def cmd_make_external(args: argparse.Namespace) -> Any:
     return {"location": table.location(), "metadata_location": table.metadata_location}
 
 
+def cmd_make_dv(args: argparse.Namespace) -> Any:
+    """A format-version 3 table with deletion vectors: 3 appends of 5 rows (ids 0..14, one data file
+    each), then a `delete` snapshot whose one Puffin file holds a DV for each of the first two files
+    (positions 1, 3 of the first, 0, 2, 4 of the second). Checks that pyiceberg (and DuckDB, when
+    installed and able to) reads the 10 remaining rows, and the 15 at the snapshot before."""
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    drop_if_exists(catalog, args.table)
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "name", StringType(), required=False),
+    )
+    table = create_v3_table(catalog, args.table, schema)
+    arrow_schema = schema_to_pyarrow(schema)
+    for start in (0, 5, 10):
+        rows = [{"id": i, "name": f"n{i}"} for i in range(start, start + 5)]
+        table = append_v3(table, pa.Table.from_pylist(rows, schema=arrow_schema))
+
+    data_files = sorted((task.file for task in table.scan().plan_files()), key=lambda f: from_bytes(LongType(), f.lower_bounds[1]))
+    if [f.record_count for f in data_files] != [5, 5, 5]:
+        raise FixtureError(f"expected 3 data files of 5 rows in {args.table}, got {[f.record_count for f in data_files]}")
+    deletes: dict[str, Sequence[int]] = {data_files[0].file_path: [1, 3], data_files[1].file_path: [0, 2, 4]}
+    deleted_ids: set[int] = set()
+    for path, positions in deletes.items():
+        with table.io.new_input(path).open() as f:
+            ids = pq.read_table(f, columns=["id"]).column("id").to_pylist()
+        deleted_ids |= {ids[p] for p in positions}
+    before = table.metadata.current_snapshot_id
+    table, puffin_path = commit_deletion_vectors(table, deletes)
+    _check_deletion_vectors(table, deletes)
+
+    # pyiceberg applies the DVs (it reads the whole Puffin file and maps each blob's referenced file).
+    ids = sorted(table.scan().to_arrow().column("id").to_pylist())
+    expected = sorted(set(range(15)) - deleted_ids)
+    if ids != expected:
+        raise FixtureError(f"{args.table}: deletion vectors not applied by pyiceberg, ids = {ids}, expected {expected}")
+    if table.scan(snapshot_id=before).to_arrow().num_rows != 15:
+        raise FixtureError(f"{args.table}: time travel to the snapshot before the deletes does not give 15 rows")
+    doc: dict[str, Any] = {
+        "location": table.location(),
+        "metadata_location": table.metadata_location,
+        "format_version": table.metadata.format_version,
+        "snapshots": len(table.metadata.snapshots),
+        "rows": len(ids),
+        "ids": ids,
+        "data_files": [f.file_path for f in data_files],
+        "puffin_files": [puffin_path],
+        "deletes": {path: list(positions) for path, positions in deletes.items()},
+        "verified_by": ["pyiceberg"],
+    }
+    con = duckdb_connection()
+    if con is not None:
+        try:
+            duck_ids = sorted(r["id"] for r in duckdb_rows(con, table.metadata_location))
+        except Exception as e:  # noqa: BLE001 - report, don't fail: DuckDB is an optional second reader
+            doc["duckdb_error"] = f"{type(e).__name__}: {e}"
+        else:
+            if duck_ids != ids:
+                raise FixtureError(f"{args.table}: DuckDB reads ids {duck_ids}, pyiceberg {ids}")
+            doc["verified_by"].append("duckdb")
+    return doc
+
+
 def cmd_dump_named(args: argparse.Namespace) -> Any:
     """Rows and snapshot count of a table given as namespace and name (names may hold dots)."""
     catalog = open_catalog(args)
@@ -1049,6 +1559,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True)
     p.add_argument("--data-path", required=True, help="directory for write.data.path")
     p.add_argument("--add-dir", required=True, help="directory of a file added with add_files")
+
+    p = add("make-dv", cmd_make_dv, "a format-version 3 table whose deletes are deletion vectors in a Puffin file")
+    p.add_argument("--table", required=True)
 
     p = add("dump-named", cmd_dump_named, "rows of a table given as namespace and name")
     p.add_argument("--namespace", required=True)

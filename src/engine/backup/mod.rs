@@ -14,6 +14,7 @@
 
 mod records;
 mod table;
+pub(crate) mod view;
 
 use records::{carry_over_missing, database_records, summarize};
 use table::{TableJob, failed_record};
@@ -33,7 +34,7 @@ use crate::context::Context;
 use crate::plan::{CatalogSpec, Categorizer};
 use crate::repo::lock::{self, DEFAULT_TTL_SECONDS};
 use crate::repo::records::{
-    Category, FORMAT_VERSION, Namespace, PitRecord, Scope, StrategyRecord, TableRecord,
+    Category, FORMAT_VERSION, Namespace, ObjectKind, PitRecord, Scope, StrategyRecord, TableRecord,
 };
 use crate::repo::{RepoError, Repository};
 use crate::store::BackupStore;
@@ -281,7 +282,7 @@ async fn backup_locked(
         .map(String::as_str)
         .or(parent.as_ref().map(|p| p.id.as_str()));
     let pit_id = ctx.new_pit_id(started_at, newest);
-    let (namespaces, idents) = objects_in_scope(catalog, &scope).await?;
+    let (namespaces, idents, views) = objects_in_scope(catalog, &scope).await?;
 
     let job = TableJob {
         repo,
@@ -298,31 +299,39 @@ async fn backup_locked(
         skipped: std::sync::Mutex::default(),
         damaged,
     };
-    let mut outcomes: Vec<(TableIdent, Result<Option<TableRecord>, String>)> = stream::iter(idents)
-        .map(|ident| {
-            let job = &job;
-            async move {
-                let result = job.backup_table(&ident).await;
-                (ident, result)
-            }
-        })
-        .buffer_unordered(request.options.table_concurrency.max(1))
-        .collect()
-        .await;
-    outcomes.sort_by_key(|a| a.0.to_string());
+    let objects = idents
+        .into_iter()
+        .map(|i| (i, ObjectKind::Table))
+        .chain(views.into_iter().map(|v| (v, ObjectKind::View)));
+    let mut outcomes: Vec<(TableIdent, ObjectKind, Result<Option<TableRecord>, String>)> =
+        stream::iter(objects)
+            .map(|(ident, kind)| {
+                let job = &job;
+                async move {
+                    let result = match kind {
+                        ObjectKind::Table => job.backup_table(&ident).await,
+                        ObjectKind::View => job.backup_view(&ident).await,
+                    };
+                    (ident, kind, result)
+                }
+            })
+            .buffer_unordered(request.options.table_concurrency.max(1))
+            .collect()
+            .await;
+    outcomes.sort_by_key(|a| (a.0.to_string(), a.1.is_table()));
 
     let mut tables = Vec::new();
     let mut failed = Vec::new();
-    for (ident, outcome) in outcomes {
+    for (ident, kind, outcome) in outcomes {
         match outcome {
             Ok(Some(record)) => tables.push(record),
             Ok(None) => {}
-            Err(reason) => failed.push((ident, reason)),
+            Err(reason) => failed.push((ident, kind, reason)),
         }
     }
     let failures: Vec<TableFailure> = failed
         .iter()
-        .map(|(ident, reason)| TableFailure {
+        .map(|(ident, _, reason)| TableFailure {
             table: crate::names::escape_control(&ident.to_string()).into_owned(),
             reason: crate::names::escape_control(reason).into_owned(),
         })
@@ -333,8 +342,8 @@ async fn backup_locked(
             committed: false,
         });
     }
-    for (ident, reason) in &failed {
-        tables.push(failed_record(ident, reason, &job));
+    for (ident, kind, reason) in &failed {
+        tables.push(failed_record(ident, *kind, reason, &job));
     }
     let skipped = std::mem::take(
         &mut *job
@@ -388,11 +397,11 @@ async fn backup_locked(
     ))
 }
 
-/// Namespaces and tables in scope, sorted.
+/// Namespaces, tables and views in scope, sorted.
 async fn objects_in_scope(
     catalog: &OpenCatalog,
     scope: &Scope,
-) -> Result<(Vec<NamespaceIdent>, Vec<TableIdent>), EngineError> {
+) -> Result<(Vec<NamespaceIdent>, Vec<TableIdent>, Vec<TableIdent>), EngineError> {
     let namespaces = match &scope.database {
         None => catalog.all_namespaces().await?,
         Some(db) => {
@@ -412,7 +421,16 @@ async fn objects_in_scope(
         }
     };
     let mut tables = Vec::new();
+    let mut views = Vec::new();
     for ns in &namespaces {
+        views.extend(
+            catalog
+                .list_views(ns)
+                .await?
+                .into_iter()
+                .filter(|v| scope.table.as_ref().is_none_or(|name| v == name))
+                .map(|v| TableIdent::new(ns.clone(), v)),
+        );
         let listed = catalog
             .catalog
             .list_tables(ns)
@@ -427,5 +445,5 @@ async fn objects_in_scope(
     }
     tables.sort_by_key(ToString::to_string);
     tables.dedup();
-    Ok((namespaces, tables))
+    Ok((namespaces, tables, views))
 }

@@ -9,7 +9,7 @@ use iceberg::NamespaceIdent;
 use crate::catalog::OpenCatalog;
 use crate::engine::EngineError;
 use crate::repo::records::{
-    DatabaseRecord, Namespace, PitRecord, PitSummary, Status, TableName, TableRecord,
+    DatabaseRecord, Namespace, ObjectKind, PitRecord, PitSummary, Status, TableName, TableRecord,
 };
 
 /// Tables of the parent PIT that are not live now become DELETED, or EXCLUDED when they are
@@ -109,7 +109,11 @@ pub(super) async fn database_records(
 pub(super) fn summarize(tables: &[TableRecord], databases: &[DatabaseRecord]) -> PitSummary {
     let mut summary = PitSummary::default();
     for t in tables {
-        *summary.tables.entry(t.status).or_default() += 1;
+        let by_status = match t.kind {
+            ObjectKind::Table => &mut summary.tables,
+            ObjectKind::View => &mut summary.views,
+        };
+        *by_status.entry(t.status).or_default() += 1;
         if let Some(state) = t.state.as_ref().filter(|_| t.status.is_live()) {
             summary.files_added += state.files_added;
             summary.bytes_added += state.bytes_added;

@@ -14,8 +14,8 @@ use crate::engine::{Event, Observer, error_chain};
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
-    Category, FORMAT_VERSION, FileEntry, FileList, Status, TableName, TableRecord, TableState,
-    encode,
+    Category, FORMAT_VERSION, FileEntry, FileList, ObjectKind, Status, TableName, TableRecord,
+    TableState, encode,
 };
 
 use super::BackupRequest;
@@ -65,7 +65,7 @@ enum AttemptError {
 impl TableJob<'_> {
     /// Whether the table state a new PIT would carry over (its stored files, or the file list
     /// and metadata of `stored_in`) holds an object marked damaged.
-    fn has_damage(&self, key: &str, stored_in: Option<&str>) -> bool {
+    pub(super) fn has_damage(&self, key: &str, stored_in: Option<&str>) -> bool {
         let files = format!("{}files/", layout::table_prefix(key));
         self.damaged.iter().any(|k| {
             k.starts_with(&files)
@@ -282,6 +282,7 @@ impl TableJob<'_> {
         Ok(TableRecord {
             name: name.clone(),
             key,
+            kind: ObjectKind::Table,
             uuid: identity.uuid,
             category,
             status,
@@ -579,15 +580,24 @@ fn table_state(
 
 /// The PIT entry of a table that failed under `allow_partial`: its last good state stays
 /// referenced (so gc keeps its files), marked FAILED with the reason.
-pub(super) fn failed_record(ident: &TableIdent, reason: &str, job: &TableJob<'_>) -> TableRecord {
+pub(super) fn failed_record(
+    ident: &TableIdent,
+    kind: ObjectKind,
+    reason: &str,
+    job: &TableJob<'_>,
+) -> TableRecord {
     let name = TableName {
         database: ident.namespace().to_vec(),
         name: ident.name().to_owned(),
     };
-    let previous = job.parent_by_key.values().find(|t| t.name == name);
+    let previous = job
+        .parent_by_key
+        .values()
+        .find(|t| t.name == name && t.kind == kind);
     let mut record = previous.map_or_else(
         || TableRecord {
             key: layout::table_key(None, &name.database, &name.name),
+            kind,
             name: name.clone(),
             uuid: None,
             category: job.request.categorizer.category(&name.to_string()),

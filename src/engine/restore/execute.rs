@@ -500,6 +500,11 @@ impl FileWriter<'_> {
                 } else {
                     Bytes::from(
                         match entry.kind {
+                            // Deletion vectors (format v3) are position deletes in Puffin
+                            // files; a file list does not record the format, the bytes do.
+                            FileKind::PositionDeletes if rewrite::is_puffin(&data) => {
+                                rewrite::rewrite_deletion_vectors(&data, self.rw)
+                            }
                             FileKind::PositionDeletes => {
                                 rewrite::rewrite_position_delete_file(data, self.rw)
                             }

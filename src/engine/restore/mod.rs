@@ -229,11 +229,14 @@ pub async fn prepare(
                 )));
             }
             (false, _) => {
-                let location = format!(
-                    "{root}/{}/{}",
-                    target_name.database.join("/"),
-                    target_name.name
-                );
+                let location = match &root {
+                    Some(root) => format!(
+                        "{root}/{}/{}",
+                        target_name.database.join("/"),
+                        target_name.name
+                    ),
+                    None => default_location(request, target.as_ref(), &target_name).await?,
+                };
                 let roots = external_roots(&repo, record, &location).await?;
                 (location, roots)
             }
@@ -463,10 +466,12 @@ fn validate_targets(
     Ok(())
 }
 
-/// The root under which restored tables get `<database>/<table>`: `--target-location`, else
-/// the target catalog's warehouse. Also refuses, before anything is written, a nested
-/// `--target-database` in a catalog whose databases are single-level (Glue, Hive).
-fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
+/// The root under which restored tables get `<database>/<table>` when `--target-location`
+/// is given; `None` when each table gets its catalog's default location (see
+/// [`default_location`]) or keeps its own (`--original-location`). Also refuses, before
+/// anything is written, a nested `--target-database` in a catalog whose databases are
+/// single-level (Glue, Hive).
+fn target_root(request: &RestoreRequest) -> Result<Option<String>, EngineError> {
     let kind = &request.target.kind;
     if kind.single_level_namespaces()
         && let Some(db) = &request.target_database
@@ -480,25 +485,81 @@ fn target_root(request: &RestoreRequest) -> Result<String, EngineError> {
         )));
     }
     if request.original_location {
-        // Unused: every table keeps its own location.
-        return Ok(String::new());
+        return Ok(None);
     }
-    if let Some(root) = &request.target_location {
-        return crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
-            .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")));
-    }
-    match kind.warehouse_location() {
-        Some(w) => Ok(w.trim_end_matches('/').to_owned()),
-        None => Err(EngineError::Invalid(format!(
-            "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
-            request.target.name,
-            if matches!(kind, crate::plan::CatalogKind::Rest { .. }) {
-                " (a location, not a warehouse name)"
-            } else {
-                ""
+    request
+        .target_location
+        .as_ref()
+        .map(|root| {
+            crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
+                .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")))
+        })
+        .transpose()
+}
+
+/// Where the target catalog would put a new table `name`, as its own clients do: under the
+/// database's `location` property when it has one; else, for REST, where the server stages a
+/// new table; else `<warehouse>/<database>.db/<table>` (the layout of Java's and pyiceberg's
+/// SQL, Glue and Hive catalogs; nested databases joined with dots).
+async fn default_location(
+    request: &RestoreRequest,
+    target: Option<&OpenCatalog>,
+    name: &TableName,
+) -> Result<String, EngineError> {
+    let kind = &request.target.kind;
+    if let Some(catalog) = target {
+        let ns = NamespaceIdent::from_vec(name.database.clone())
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if catalog
+            .catalog
+            .namespace_exists(&ns)
+            .await
+            .map_err(catalog.err("checking a target database"))?
+        {
+            let found = catalog
+                .catalog
+                .get_namespace(&ns)
+                .await
+                .map_err(catalog.err("reading a target database"))?;
+            if let Some(location) = found.properties().get("location").filter(|l| !l.is_empty()) {
+                return Ok(format!("{}/{}", location.trim_end_matches('/'), name.name));
             }
-        ))),
+            if let Some(location) = catalog
+                .default_table_location(&name.database, &name.name)
+                .await?
+            {
+                return Ok(location);
+            }
+        }
     }
+    let warehouse = match kind.warehouse_location() {
+        Some(w) => w.trim_end_matches('/').to_owned(),
+        None => match target {
+            Some(catalog) => catalog
+                .warehouse_location()
+                .await?
+                .ok_or_else(|| no_target_location(request))?,
+            None => return Err(no_target_location(request)),
+        },
+    };
+    Ok(if matches!(kind, crate::plan::CatalogKind::Rest { .. }) {
+        // REST servers lay tables out as `<warehouse>/<namespace path>/<table>` by default.
+        format!("{warehouse}/{}/{}", name.database.join("/"), name.name)
+    } else {
+        format!("{warehouse}/{}.db/{}", name.database.join("."), name.name)
+    })
+}
+
+fn no_target_location(request: &RestoreRequest) -> EngineError {
+    EngineError::Invalid(format!(
+        "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
+        request.target.name,
+        if matches!(request.target.kind, crate::plan::CatalogKind::Rest { .. }) {
+            " (a location, not a warehouse name)"
+        } else {
+            ""
+        }
+    ))
 }
 
 async fn databases_to_create(

@@ -2,8 +2,9 @@
 //! different location.
 //!
 //! Everything here works in memory: bytes in, bytes out. Four kinds of file hold absolute
-//! paths: the table metadata JSON, manifest lists (Avro), manifests (Avro) and position
-//! delete files (Parquet). Data files and statistics (Puffin) files are copied verbatim.
+//! paths: the table metadata JSON, manifest lists (Avro), manifests (Avro), position delete
+//! files (Parquet) and deletion vectors (Puffin, see [`puffin`]). Data files and statistics
+//! (Puffin) files are copied verbatim.
 //!
 //! Avro files are rewritten generically, value by value, so that fields this code does not
 //! know about survive. The header of the input (writer schema JSON, codec, user metadata and
@@ -35,6 +36,10 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use serde_json::{Map as JsonMap, Value as JsonValue};
+
+pub mod puffin;
+
+pub use puffin::{is_puffin, rewrite_deletion_vectors};
 
 /// Field id of the `file_path` column of position delete files, also the key of its bounds
 /// in manifests.
@@ -127,6 +132,12 @@ pub enum RewriteError {
     /// A position delete file has no usable `file_path` column.
     #[error("parquet position delete file: column file_path {problem}")]
     DeleteFilePathColumn {
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A deletion-vector (Puffin) file is malformed or cannot be rewritten.
+    #[error("puffin deletion vector file: {problem}")]
+    Puffin {
         /// What is wrong with it.
         problem: String,
     },
