@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use super::{ExitStatus, Printer, RepoArgs};
-use crate::engine::inspect::{self, PitDiff};
+use crate::engine::inspect::{self, PitDiff, TableChange};
 use crate::repo::PitSelector;
+use crate::repo::records::ObjectKind;
 
 /// Show what was added, changed, renamed and deleted between two PITs.
 #[derive(Debug, clap::Args)]
@@ -38,28 +39,46 @@ fn render(d: &PitDiff) -> String {
         let _ = writeln!(out, "  - database {db}");
     }
     let snap = |s: Option<i64>| s.map_or("-".to_owned(), |s| s.to_string());
+    let name = |t: &TableChange| match t.kind {
+        ObjectKind::Table => t.table.clone(),
+        ObjectKind::View => format!("view {}", t.table),
+    };
     for t in &d.added {
-        let _ = writeln!(out, "  + {} (snapshot {})", t.table, snap(t.snapshot_after));
+        match t.kind {
+            ObjectKind::Table => {
+                let _ = writeln!(out, "  + {} (snapshot {})", t.table, snap(t.snapshot_after));
+            }
+            ObjectKind::View => {
+                let _ = writeln!(out, "  + {}", name(t));
+            }
+        }
     }
     for t in &d.changed {
-        let _ = writeln!(
-            out,
-            "  ~ {} (snapshot {} -> {})",
-            t.table,
-            snap(t.snapshot_before),
-            snap(t.snapshot_after)
-        );
+        match t.kind {
+            ObjectKind::Table => {
+                let _ = writeln!(
+                    out,
+                    "  ~ {} (snapshot {} -> {})",
+                    t.table,
+                    snap(t.snapshot_before),
+                    snap(t.snapshot_after)
+                );
+            }
+            ObjectKind::View => {
+                let _ = writeln!(out, "  ~ {} (new version)", name(t));
+            }
+        }
     }
     for t in &d.renamed {
         let _ = writeln!(
             out,
             "  > {} (was {})",
-            t.table,
+            name(t),
             t.from.as_deref().unwrap_or("?")
         );
     }
     for t in &d.deleted {
-        let _ = writeln!(out, "  - {}", t.table);
+        let _ = writeln!(out, "  - {}", name(t));
     }
     let _ = writeln!(
         out,

@@ -3,7 +3,7 @@
 use super::{ExitStatus, Printer, RepoArgs, parse_database};
 use crate::engine::inspect::{self, Listing};
 use crate::repo::PitSelector;
-use crate::repo::records::ns_display;
+use crate::repo::records::{ObjectKind, ns_display};
 use crate::report::human_bytes;
 
 /// List the databases and tables of a PIT with their status.
@@ -58,6 +58,17 @@ fn render(l: &Listing) -> String {
         .iter()
         .map(|t| {
             let s = t.state.as_ref();
+            if t.kind == ObjectKind::View {
+                return vec![
+                    t.status.to_string(),
+                    format!("{} (view)", t.name),
+                    t.category.to_string(),
+                    "-".into(),
+                    s.map_or("-".into(), |s| s.schema_id.to_string()),
+                    "-".into(),
+                    s.map_or("-".into(), |s| format!("{} versions", s.snapshots)),
+                ];
+            }
             vec![
                 t.status.to_string(),
                 t.name.to_string(),

@@ -8,6 +8,7 @@ use crate::engine::EngineError;
 use crate::engine::restore::{self, RestorePlan, RestoreReport, RestoreRequest};
 use crate::plan::NotifyEvent;
 use crate::repo::PitSelector;
+use crate::repo::records::ObjectKind;
 use crate::report::human_bytes;
 
 /// Restore tables from a repository into a catalog.
@@ -174,10 +175,16 @@ fn render_plan(plan: &RestorePlan) -> String {
         .map(|t| {
             vec![
                 t.action.to_owned(),
-                t.source.to_string(),
+                match t.kind {
+                    ObjectKind::Table => t.source.to_string(),
+                    ObjectKind::View => format!("{} (view)", t.source),
+                },
                 t.target.to_string(),
                 t.location.clone(),
-                format!("{} files, {}", t.files, human_bytes(t.bytes)),
+                match t.kind {
+                    ObjectKind::Table => format!("{} files, {}", t.files, human_bytes(t.bytes)),
+                    ObjectKind::View => "metadata".into(),
+                },
             ]
         })
         .collect();
@@ -190,6 +197,9 @@ fn render_plan(plan: &RestorePlan) -> String {
         for root in &t.external_roots {
             let _ = writeln!(out, "  {} -> {}", root.from, root.to);
         }
+    }
+    for warning in plan.tables.iter().flat_map(|t| &t.warnings) {
+        let _ = writeln!(out, "warning: {warning}");
     }
     out.push_str("nothing was written\n");
     out

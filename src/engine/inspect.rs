@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::EngineError;
 use crate::repo::records::{
-    DatabaseRecord, Granularity, Namespace, PitRecord, PitSummary, RepositoryManifest, Status,
-    TableRecord,
+    DatabaseRecord, Granularity, Namespace, ObjectKind, PitRecord, PitSummary, RepositoryManifest,
+    Status, TableRecord,
 };
 use crate::repo::{PitEntry, PitSelector, Repository};
 use crate::store::BackupStore;
@@ -202,6 +202,9 @@ pub async fn list(
 pub struct TableChange {
     /// Its name in the later PIT (or the earlier one, for deleted tables).
     pub table: String,
+    /// A table or a view.
+    #[serde(skip_serializing_if = "ObjectKind::is_table")]
+    pub kind: ObjectKind,
     /// For renamed tables: the name in the earlier PIT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -259,6 +262,7 @@ pub async fn diff(
     let location = |t: &TableRecord| t.state.as_ref().map(|s| s.metadata_location.clone());
     let change = |old: Option<&TableRecord>, new: &TableRecord| TableChange {
         table: new.name.to_string(),
+        kind: new.kind,
         from: old
             .filter(|o| o.name != new.name)
             .map(|o| o.name.to_string()),
@@ -289,6 +293,7 @@ pub async fn diff(
         if !after.contains_key(key) {
             out.deleted.push(TableChange {
                 table: old.name.to_string(),
+                kind: old.kind,
                 from: None,
                 snapshot_before: snapshot(old),
                 snapshot_after: None,

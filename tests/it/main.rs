@@ -28,3 +28,4 @@ mod store_suite;
 mod support;
 mod unattended;
 mod verify;
+mod views;

@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import decimal
 import glob
+import gzip
 import importlib
 import json
 import math
@@ -47,7 +48,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.conversions import from_bytes, to_bytes
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
-from pyiceberg.io import FileIO, OutputFile
+from pyiceberg.io import FileIO, OutputFile, load_file_io
 from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
 from pyiceberg.manifest import (
     DATA_FILE_TYPE,
@@ -1364,6 +1365,174 @@ def cmd_make_named(args: argparse.Namespace) -> Any:
     return {"location": table.location(), "metadata_location": table.metadata_location}
 
 
+# --------------------------------------------------------------------------- views
+
+
+def _view_metadata_json(ns: str, name: str, location: str) -> dict[str, Any]:
+    """View metadata with two versions, as a Java engine writes after a `CREATE OR REPLACE VIEW`."""
+    now = int(time.time() * 1000)
+    fields = [{"id": 1, "name": "id", "required": False, "type": "long"}]
+    return {
+        "view-uuid": str(uuid.uuid4()),
+        "format-version": 1,
+        "location": location,
+        "current-version-id": 2,
+        "schemas": [
+            {"schema-id": 0, "type": "struct", "fields": fields},
+            {"schema-id": 1, "type": "struct", "fields": [*fields, {"id": 2, "name": "name", "required": False, "type": "string"}]},
+        ],
+        "versions": [
+            {
+                "version-id": 1,
+                "schema-id": 0,
+                "timestamp-ms": now - 1000,
+                "summary": {"engine-name": "spark", "engine-version": "3.5.0"},
+                "representations": [{"type": "sql", "sql": f"SELECT id FROM {ns}.base", "dialect": "spark"}],
+                "default-namespace": [ns],
+            },
+            {
+                "version-id": 2,
+                "schema-id": 1,
+                "timestamp-ms": now,
+                "summary": {"engine-name": "spark", "engine-version": "3.5.0"},
+                "representations": [
+                    {"type": "sql", "sql": f"SELECT id, name FROM {ns}.base", "dialect": "spark"},
+                    {"type": "sql", "sql": f'SELECT "id", "name" FROM "{ns}"."base"', "dialect": "trino"},
+                ],
+                "default-namespace": [ns],
+            },
+        ],
+        "version-log": [{"version-id": 1, "timestamp-ms": now - 1000}, {"version-id": 2, "timestamp-ms": now}],
+        "properties": {"comment": f"view {name}"},
+    }
+
+
+def cmd_make_views(args: argparse.Namespace) -> Any:
+    """Views in NAMESPACE: through the REST catalog's view API for `rest`; for `sql`, as Java's
+    JDBC catalog writes them (metadata JSON, gzipped for one, and an `iceberg_tables` row of type
+    VIEW), since pyiceberg's SqlCatalog has no view support."""
+    catalog = open_catalog(args)
+    ensure_namespace(catalog, args.namespace)
+    names = args.names.split(",")
+    if args.catalog_type == "rest":
+        from pyiceberg.view.metadata import SQLViewRepresentation, ViewRepresentation, ViewVersion
+
+        schema = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
+        for name in names:
+            version = ViewVersion(
+                schema_id=0,
+                summary={"engine-name": "pyiceberg"},
+                representations=[ViewRepresentation(SQLViewRepresentation(type="sql", sql=f"SELECT id, name FROM {args.namespace}.base", dialect="spark"))],
+                default_namespace=(args.namespace,),
+            )
+            catalog.create_view((args.namespace, name), schema=schema, view_version=version, properties={"comment": f"view {name}"})
+        return {"views": sorted(names)}
+    if args.catalog_type != "sql":
+        raise FixtureError("make-views supports rest and sql catalogs")
+    from sqlalchemy import text
+
+    warehouse = parse_props(args.prop)["warehouse"].rstrip("/")
+    io = load_file_io(properties=catalog.properties, location=warehouse)
+    engine = catalog.engine  # type: ignore[attr-defined]
+    for i, name in enumerate(names):
+        location = f"{warehouse}/{args.namespace}/{name}"
+        doc = _view_metadata_json(args.namespace, name, location)
+        body = json.dumps(doc).encode()
+        if i % 2:
+            path = f"{location}/metadata/00001-{uuid.uuid4()}.gz.metadata.json"
+            body = gzip.compress(body)
+        else:
+            path = f"{location}/metadata/00001-{uuid.uuid4()}.metadata.json"
+        with io.new_output(path).create(overwrite=True) as out:
+            out.write(body)
+        with engine.begin() as con:
+            con.execute(
+                text(
+                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, "
+                    "previous_metadata_location, iceberg_type) VALUES (:c, :n, :t, :m, NULL, 'VIEW')"
+                ),
+                {"c": catalog.name, "n": args.namespace, "t": name, "m": path},
+            )
+    return {"views": sorted(names)}
+
+
+def _views_of(catalog: Catalog, args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every view of the namespace: name -> (metadata location, metadata JSON)."""
+    if args.catalog_type == "rest":
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        import urllib.parse
+        import urllib.request
+
+        # pyiceberg's View has no metadata location: ask the server (the tests' has no prefix).
+        base = parse_props(args.prop)["uri"].rstrip("/")
+        for ident in catalog.list_views(args.namespace):
+            route = "/".join(urllib.parse.quote(part, safe="") for part in (args.namespace, ident[-1]))
+            ns, view = route.split("/")
+            with urllib.request.urlopen(f"{base}/v1/namespaces/{ns}/views/{view}") as answer:
+                loaded = json.load(answer)
+            out[ident[-1]] = (loaded["metadata-location"], loaded["metadata"])
+        return out
+    from sqlalchemy import text
+
+    engine = catalog.engine  # type: ignore[attr-defined]
+    with engine.connect() as con:
+        rows = con.execute(
+            text(
+                "SELECT table_name, metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = :c AND table_namespace = :n AND iceberg_type = 'VIEW'"
+            ),
+            {"c": catalog.name, "n": args.namespace},
+        ).fetchall()
+    io = load_file_io(properties=catalog.properties)
+    out = {}
+    for name, location in rows:
+        with io.new_input(location).open() as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        out[name] = (location, json.loads(raw))
+    return out
+
+
+
+def cmd_drop_view(args: argparse.Namespace) -> Any:
+    """Drops a view (its files stay): the REST view API, or the SQL catalog's VIEW row."""
+    catalog = open_catalog(args)
+    namespace, name = split_ident(args.view)
+    if args.catalog_type == "rest":
+        catalog.drop_view((namespace, name))
+        return {"dropped": args.view}
+    from sqlalchemy import text
+
+    with catalog.engine.begin() as con:  # type: ignore[attr-defined]
+        done = con.execute(
+            text("DELETE FROM iceberg_tables WHERE catalog_name = :c AND table_namespace = :n AND table_name = :t AND iceberg_type = 'VIEW'"),
+            {"c": catalog.name, "n": namespace, "t": name},
+        )
+    if done.rowcount != 1:
+        raise FixtureError(f"no view {args.view}")
+    return {"dropped": args.view}
+
+def cmd_dump_views(args: argparse.Namespace) -> Any:
+    """The views of NAMESPACE as a reader sees them: every version with its SQL, schemas, the
+    version log and properties (without bcn's provenance), plus each view's location."""
+    catalog = open_catalog(args)
+    views = {}
+    for name, (metadata_location, doc) in sorted(_views_of(catalog, args).items()):
+        views[name] = {
+            "metadata_location": metadata_location,
+            "location": doc["location"],
+            "view_uuid": doc["view-uuid"],
+            "current_version_id": doc["current-version-id"],
+            # Sets in the spec: a server may list them in any order.
+            "versions": sorted(doc["versions"], key=lambda v: v["version-id"]),
+            "version_log": doc["version-log"],
+            "schemas": sorted(doc["schemas"], key=lambda s: s["schema-id"]),
+            "properties": {k: v for k, v in doc.get("properties", {}).items() if not k.startswith("bcn.")},
+        }
+    return {"views": views}
+
+
 def cmd_make_external(args: argparse.Namespace) -> Any:
     """A table whose files lie outside its location: `write.data.path` elsewhere, plus a file
     added with add_files from yet another directory."""
@@ -1554,6 +1723,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--rows", type=int, default=5)
+
+    p = add("make-views", cmd_make_views, "views in a namespace (REST view API, or SQL VIEW rows as Java writes them)")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--names", default="v_one,v_two", help="comma-separated view names")
+
+    p = add("drop-view", cmd_drop_view, "drop a view, keeping its files")
+    p.add_argument("--view", required=True, help="NAMESPACE.VIEW")
+
+    p = add("dump-views", cmd_dump_views, "the views of a namespace with every version")
+    p.add_argument("--namespace", required=True)
 
     p = add("make-external", cmd_make_external, "a table with files outside its location")
     p.add_argument("--table", required=True)

@@ -15,7 +15,7 @@ use crate::engine::files::SnapshotSelection;
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, TransferError, maybe_gunzip, read_verified, sha256_hex};
 use crate::engine::{EngineError, Event, Observer, error_chain};
-use crate::repo::records::{Category, FileEntry, FileKind};
+use crate::repo::records::{Category, FileEntry, FileKind, ObjectKind};
 use crate::repo::{Repository, layout};
 use crate::store::BackupStore;
 
@@ -96,12 +96,12 @@ pub async fn execute(
     })
 }
 
-struct Job<'a> {
-    repo: &'a Repository,
-    target: &'a OpenCatalog,
-    plan: &'a RestorePlan,
-    observer: &'a dyn Observer,
-    restored_at: chrono::DateTime<chrono::Utc>,
+pub(super) struct Job<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) target: &'a OpenCatalog,
+    pub(super) plan: &'a RestorePlan,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) restored_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Files written so far for one table, removed again if the table fails.
@@ -135,6 +135,9 @@ impl Written {
 
 impl Job<'_> {
     async fn restore_table(&self, item: &RestoreItem) -> Result<String, String> {
+        if item.kind == ObjectKind::View {
+            return self.restore_view(item).await;
+        }
         if item.category == Category::Ephemeral {
             return self.create_empty(item).await;
         }
@@ -298,7 +301,7 @@ impl Job<'_> {
         Ok(metadata_location)
     }
 
-    fn provenance(&self, item: &RestoreItem) -> BTreeMap<String, String> {
+    pub(super) fn provenance(&self, item: &RestoreItem) -> BTreeMap<String, String> {
         let mut p = BTreeMap::new();
         p.insert(
             format!("{PROVENANCE_PREFIX}repository"),
@@ -401,7 +404,7 @@ async fn check_reachable(
 
 /// The version number for the restored metadata file: one past the source's, so that tools
 /// that number metadata files keep counting up.
-fn next_metadata_version(source_location: &str) -> u64 {
+pub(super) fn next_metadata_version(source_location: &str) -> u64 {
     source_location
         .rsplit('/')
         .next()

@@ -16,6 +16,7 @@
 //!    registered and its written files removed.
 
 mod execute;
+mod view;
 
 pub use execute::execute;
 
@@ -30,7 +31,7 @@ use super::{EngineError, TableFailure};
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::plan::CatalogSpec;
 use crate::repo::records::{
-    Category, Namespace, PitRecord, Status, TableName, TableRecord, ns_display,
+    Category, Namespace, ObjectKind, PitRecord, Status, TableName, TableRecord, ns_display,
 };
 use crate::repo::{PitSelector, Repository};
 use crate::store::BackupStore;
@@ -73,8 +74,14 @@ pub struct RestoreRequest {
 /// One table of a restore plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreItem {
-    /// The table in the PIT.
+    /// The table (or view) in the PIT.
     pub source: TableName,
+    /// A table or a view.
+    #[serde(skip_serializing_if = "ObjectKind::is_table")]
+    pub kind: ObjectKind,
+    /// What the user should know before restoring it (a view under another database).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Its status in the PIT.
     pub status: Status,
     /// Its category; `ephemeral` tables are restored empty, with their structure.
@@ -208,16 +215,47 @@ pub async fn prepare(
         if !request.original_location {
             check_placeable(&record.name, &target_name, &pit.id)?;
         }
-        let exists = match &target {
-            Some(c) => c
-                .catalog
-                .table_exists(&ident(&target_name)?)
-                .await
-                .map_err(c.err("checking a target table"))?,
-            None => false,
+        let (table_exists, view_exists) = match &target {
+            Some(c) => {
+                let id = ident(&target_name)?;
+                (
+                    c.catalog
+                        .table_exists(&id)
+                        .await
+                        .map_err(c.err("checking a target table"))?,
+                    c.load_view(&id).await?.is_some(),
+                )
+            }
+            None => (false, false),
         };
+        let (exists, other) = match record.kind {
+            ObjectKind::Table => (table_exists, view_exists),
+            ObjectKind::View => (view_exists, table_exists),
+        };
+        if other {
+            return Err(EngineError::Invalid(format!(
+                "{} {target_name} of PIT {} cannot be restored: a {} of that name exists in catalog `{}`; restore it under another name with --table '{}' --target-table NAME",
+                record.kind.noun(),
+                pit.id,
+                if table_exists { "table" } else { "view" },
+                request.target.name,
+                record.name
+            )));
+        }
         if exists && !request.replace {
             conflicts.push(target_name.to_string());
+        }
+        let mut warnings = Vec::new();
+        if record.kind == ObjectKind::View && target_name.database != record.name.database {
+            warnings.push(format!(
+                "view {} is restored into database `{}`, but its SQL still names the tables of `{}`",
+                record.name,
+                ns_display(&target_name.database),
+                ns_display(&record.name.database)
+            ));
+        }
+        for warning in &warnings {
+            tracing::warn!("{warning}");
         }
         let state = record.state.as_ref();
         let (location, external_roots) = match (request.original_location, state) {
@@ -242,6 +280,8 @@ pub async fn prepare(
             }
         };
         items.push(RestoreItem {
+            kind: record.kind,
+            warnings,
             keeps_uuid: request.original_location
                 || (request.target.name == repo.scope().catalog && target_name == record.name),
             in_place: request.original_location,
@@ -324,7 +364,7 @@ async fn external_roots(
     let Some(stored_in) = record.stored_in.as_deref() else {
         return Ok(Vec::new());
     };
-    if record.category == Category::Ephemeral {
+    if record.category == Category::Ephemeral || record.kind == ObjectKind::View {
         return Ok(Vec::new());
     }
     let list = repo.load_filelist(&record.key, stored_in).await?;

@@ -32,7 +32,7 @@ pub use restore_test::{RestoreTestReport, TestedTable};
 use super::EngineError;
 use super::transfer::{self, maybe_gunzip, sha256_hex};
 use crate::context::Context;
-use crate::repo::records::{FileEntry, FileList, PitRecord, TableRecord};
+use crate::repo::records::{FileEntry, FileList, ObjectKind, PitRecord, TableRecord};
 use crate::repo::{PitEntry, PitSelector, Repository, layout, lock};
 use crate::store::BackupStore;
 
@@ -425,6 +425,14 @@ impl Walk<'_> {
                 return;
             }
         };
+        if table.kind == ObjectKind::View {
+            // A view is its metadata file: nothing else to reach.
+            if let Err(e) = crate::engine::backup::view::ViewFacts::parse(&metadata) {
+                let problem = format!("stored view metadata {metadata_key} does not read: {e}");
+                self.problem(&origin, Some(&metadata_key), problem, REPAIR);
+            }
+            return;
+        }
         for entry in &list.files {
             let key = layout::table_file(&table.key, &entry.rel);
             match self.objects.get(&key) {

@@ -225,6 +225,26 @@ impl Workspace {
         self.run_env(args, true, env)
     }
 
+    /// Runs `bcn ARGS` with the plan and text output; asserts success and returns stdout.
+    pub(crate) fn bcn_text(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_bcn"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .arg("--config")
+            .arg(&self.plan)
+            .env_remove("BCN_REPO")
+            .env_remove("BCN_CONFIG")
+            .output()
+            .expect("running bcn");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "bcn {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     fn run(&self, args: &[&str], with_plan: bool) -> Run {
         self.run_env(args, with_plan, &[])
     }

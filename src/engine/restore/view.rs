@@ -1,0 +1,224 @@
+//! Restoring a view: its stored metadata file is written again under the view's new location
+//! (plain JSON, which every catalog reads), then registered in the target catalog — REST
+//! through `register-view` (else a create from the metadata), SQL as a `VIEW` row.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use serde_json::{Map as JsonMap, Value as JsonValue};
+
+use super::execute::{Job, next_metadata_version};
+use super::{RestoreItem, ident};
+use crate::engine::backup::view::ViewFacts;
+use crate::engine::error_chain;
+use crate::engine::rewrite::PathRewriter;
+use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
+use crate::repo::layout;
+
+/// The view property that may name where its metadata files go.
+const METADATA_PATH: &str = "write.metadata.path";
+
+impl Job<'_> {
+    /// Restores one view; returns its new metadata location.
+    pub(super) async fn restore_view(&self, item: &RestoreItem) -> Result<String, String> {
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let filelist = self
+            .repo
+            .load_filelist(&item.key, &item.stored_in)
+            .await
+            .map_err(|e| chain(&e))?;
+        let raw = self
+            .repo
+            .load_table_metadata(&item.key, &item.stored_in)
+            .await
+            .map_err(|e| chain(&e))?;
+        if sha256_hex(&raw) != filelist.metadata_sha256 {
+            return Err(format!(
+                "stored metadata {} does not match its checksum",
+                layout::table_metadata(&item.key, &item.stored_in)
+            ));
+        }
+        let json = maybe_gunzip(&raw).map_err(|e| format!("decompressing stored metadata: {e}"))?;
+        let mut doc: JsonValue =
+            serde_json::from_slice(&json).map_err(|e| format!("reading stored metadata: {e}"))?;
+        let rw = if item.in_place {
+            PathRewriter::in_place(&filelist.location)
+        } else {
+            PathRewriter::new(&filelist.location, &item.location)
+        };
+        relocate(
+            &mut doc,
+            &rw,
+            &item.location,
+            &self.provenance(item),
+            !item.keeps_uuid,
+        )
+        .map_err(|e| format!("rewriting the view metadata: {e}"))?;
+        let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+        ViewFacts::parse(&bytes).map_err(|e| format!("the rewritten view metadata: {e}"))?;
+        let metadata_location = format!(
+            "{}/metadata/{:05}-{}.metadata.json",
+            item.location,
+            next_metadata_version(&filelist.metadata_location),
+            uuid::Uuid::new_v4()
+        );
+        let file_io = &self.target.file_io;
+        transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(bytes))
+            .await
+            .map_err(|e| chain(&e))?;
+        if let Err(e) = self.register_view(item, &metadata_location, &doc).await {
+            if let Err(e2) = file_io.delete(&metadata_location).await {
+                tracing::warn!(path = %metadata_location, error = %e2, "could not remove the metadata file of a failed view restore");
+            }
+            return Err(e);
+        }
+        Ok(metadata_location)
+    }
+
+    /// Registers the view, replacing the one there (with `--replace`) and putting it back when
+    /// the new one cannot be registered.
+    async fn register_view(
+        &self,
+        item: &RestoreItem,
+        metadata_location: &str,
+        doc: &JsonValue,
+    ) -> Result<(), String> {
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let ident = ident(&item.target).map_err(|e| e.to_string())?;
+        let target = self.target;
+        let previous = if item.action == "replace" {
+            match target.load_view(&ident).await.map_err(|e| chain(&e))? {
+                Some(old) => {
+                    let old_doc = self.read_json(&old.metadata_location).await;
+                    target
+                        .drop_view(&ident)
+                        .await
+                        .map_err(|e| format!("dropping the view to replace: {}", chain(&e)))?;
+                    Some((old.metadata_location, old_doc))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        match target.register_view(&ident, metadata_location, doc).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut message = chain(&e);
+                if let Some((old, old_doc)) = previous {
+                    match target
+                        .register_view(&ident, &old, &old_doc.unwrap_or_default())
+                        .await
+                    {
+                        Ok(()) => message.push_str("; the replaced view was put back"),
+                        Err(e2) => {
+                            let _ = write!(
+                                message,
+                                "; putting the replaced view back failed too ({}); its metadata is {old}",
+                                chain(&e2)
+                            );
+                        }
+                    }
+                }
+                Err(message)
+            }
+        }
+    }
+
+    async fn read_json(&self, location: &str) -> Option<JsonValue> {
+        let raw = self
+            .target
+            .file_io
+            .new_input(location)
+            .ok()?
+            .read()
+            .await
+            .ok()?;
+        let json = maybe_gunzip(&raw).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+}
+
+/// Moves view metadata to `location`: its `location`, a `write.metadata.path` under the old
+/// location (one elsewhere is dropped: its files would land outside the view), the provenance
+/// properties, and a new `view-uuid` when the view is restored as another view.
+fn relocate(
+    doc: &mut JsonValue,
+    rw: &PathRewriter,
+    location: &str,
+    provenance: &std::collections::BTreeMap<String, String>,
+    new_uuid: bool,
+) -> Result<(), String> {
+    let obj = doc
+        .as_object_mut()
+        .ok_or("view metadata is not a JSON object")?;
+    if !rw.is_identity() {
+        obj.insert("location".into(), JsonValue::String(location.to_owned()));
+    }
+    let properties = obj
+        .entry("properties")
+        .or_insert_with(|| JsonValue::Object(JsonMap::new()))
+        .as_object_mut()
+        .ok_or("view metadata `properties` is not an object")?;
+    if let Some(JsonValue::String(path)) = properties.get(METADATA_PATH).cloned() {
+        if let Ok(new) = rw.rewrite(&path) {
+            properties.insert(METADATA_PATH.into(), JsonValue::String(new));
+        } else {
+            tracing::warn!(%path, "dropping the view's write.metadata.path: it lies outside the view location");
+            properties.remove(METADATA_PATH);
+        }
+    }
+    for (k, v) in provenance {
+        properties.insert(k.clone(), JsonValue::String(v.clone()));
+    }
+    if new_uuid {
+        obj.insert(
+            "view-uuid".into(),
+            JsonValue::String(uuid::Uuid::new_v4().to_string()),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn relocating_moves_the_location_and_metadata_path_and_keeps_versions() {
+        let mut doc = json!({
+            "view-uuid": "u1", "format-version": 1, "location": "s3://b/wh/db/v",
+            "current-version-id": 1, "versions": [{"version-id": 1, "schema-id": 0}],
+            "properties": {"write.metadata.path": "s3://b/wh/db/v/meta", "comment": "c"}
+        });
+        let rw = PathRewriter::new("s3://b/wh/db/v", "file:///r/db.db/v");
+        let provenance = BTreeMap::from([("bcn.pit".to_owned(), "p1".to_owned())]);
+        relocate(&mut doc, &rw, "file:///r/db.db/v", &provenance, true).unwrap();
+        assert_eq!(doc["location"], "file:///r/db.db/v");
+        assert_eq!(
+            doc["properties"]["write.metadata.path"],
+            "file:///r/db.db/v/meta"
+        );
+        assert_eq!(doc["properties"]["comment"], "c");
+        assert_eq!(doc["properties"]["bcn.pit"], "p1");
+        assert_ne!(doc["view-uuid"], "u1");
+        assert_eq!(doc["versions"][0]["version-id"], 1);
+
+        let mut elsewhere = json!({"location": "s3://b/wh/db/v",
+            "properties": {"write.metadata.path": "s3://other/meta"}});
+        relocate(
+            &mut elsewhere,
+            &rw,
+            "file:///r/db.db/v",
+            &BTreeMap::new(),
+            false,
+        )
+        .unwrap();
+        assert!(elsewhere["properties"].get("write.metadata.path").is_none());
+        assert!(elsewhere.get("view-uuid").is_none());
+    }
+}
