@@ -30,6 +30,8 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&file_io_props(&props)),
         can_register: true,
+        #[cfg(feature = "catalog-hms")]
+        hive: None,
         namespaces_sql: None,
         #[cfg(feature = "catalog-rest")]
         rest: None,

@@ -13,6 +13,8 @@
 //! - `create_namespace` drops an owner type that comes without an owner (as databases read
 //!   back from a metastore can have), which the crate refuses.
 //! - a nested namespace is refused with a message that says why.
+//! - views (which the crate does not know) are listed, registered and dropped as Java's
+//!   `HiveCatalog` keeps them: `VIRTUAL_VIEW` tables with `table_type=ICEBERG-VIEW`.
 //!
 //! The metastore rewrites `file:///x` locations as `file:/x`; `metadata_location` is a table
 //! parameter and is kept verbatim.
@@ -84,15 +86,17 @@ pub(super) async fn open(
             .make_codec(volo_thrift::codec::default::DefaultMakeCodec::buffered())
             .build()
     };
+    let hive = Arc::new(HiveCatalog {
+        name: spec.name.clone(),
+        inner,
+        client,
+        file_io: io.clone(),
+    });
     Ok(OpenCatalog {
         name: spec.name.clone(),
         kind: "hms",
-        catalog: Arc::new(HiveCatalog {
-            name: spec.name.clone(),
-            inner,
-            client,
-            file_io: io.clone(),
-        }),
+        catalog: hive.clone(),
+        hive: Some(hive),
         file_io: io,
         can_register: true,
         namespaces_sql: None,
@@ -109,7 +113,7 @@ const DB_OWNER_TYPE: &str = "hive.metastore.database.owner-type";
 
 /// `HmsCatalog` with `register_table`, an Iceberg-only `list_tables`, and a `create_table`
 /// that accepts every Iceberg type.
-pub(super) struct HiveCatalog {
+pub(crate) struct HiveCatalog {
     name: String,
     inner: HmsCatalog,
     client: ThriftHiveMetastoreClient,
@@ -125,6 +129,92 @@ impl std::fmt::Debug for HiveCatalog {
 }
 
 impl HiveCatalog {
+    /// Every Hive table of `namespace` (Iceberg tables and views, plain Hive tables).
+    async fn hive_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<hive_metastore::Table>> {
+        let db = self.database(namespace)?;
+        // The crate lists every Hive table of the database, whatever its type.
+        let all = self.inner.list_tables(namespace).await?;
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = all
+            .iter()
+            .map(|t| FastStr::from(t.name().to_owned()))
+            .collect();
+        match self
+            .client
+            .get_table_objects_by_name(db.clone().into(), names)
+            .await
+        {
+            Ok(MaybeException::Ok(tables)) => Ok(tables),
+            Ok(MaybeException::Exception(e)) => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("reading the tables of database `{db}`: {e:?}"),
+            )),
+            Err(e) => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("reading the tables of database `{db}`"),
+            )
+            .with_source(e)),
+        }
+    }
+
+    /// The Iceberg views of `namespace` with their metadata locations, as Java's `HiveCatalog`
+    /// marks them: `VIRTUAL_VIEW` tables with `table_type=ICEBERG-VIEW`.
+    pub(super) async fn views(&self, namespace: &NamespaceIdent) -> Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = self
+            .hive_tables(namespace)
+            .await?
+            .iter()
+            .filter(|t| {
+                t.table_type
+                    .as_ref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("VIRTUAL_VIEW"))
+                    && t.parameters
+                        .as_ref()
+                        .and_then(|p| p.get("table_type"))
+                        .is_some_and(|k| k.eq_ignore_ascii_case(ICEBERG_VIEW))
+            })
+            .filter_map(|t| {
+                let location = t.parameters.as_ref()?.get("metadata_location")?;
+                Some((t.table_name.as_ref()?.to_string(), location.to_string()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Registers view metadata as Java's `HiveCatalog` creates a view.
+    pub(super) async fn register_view(
+        &self,
+        ident: &TableIdent,
+        metadata_location: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<()> {
+        let db = self.database(ident.namespace())?;
+        let table = hive_view(&db, ident.name(), metadata, metadata_location)?;
+        self.create(ident, table).await
+    }
+
+    /// Drops a view's Hive table (never its files).
+    pub(super) async fn drop_view(&self, ident: &TableIdent) -> Result<()> {
+        let db = self.database(ident.namespace())?;
+        match self
+            .client
+            .drop_table(db.into(), ident.name().to_owned().into(), false)
+            .await
+        {
+            Ok(MaybeException::Ok(())) => Ok(()),
+            Ok(MaybeException::Exception(e)) => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("the metastore refused to drop view {ident}: {e:?}"),
+            )),
+            Err(e) => Err(
+                Error::new(ErrorKind::Unexpected, format!("dropping view {ident}")).with_source(e),
+            ),
+        }
+    }
+
     /// The Hive database of `ns`, which must be single-level.
     fn database(&self, ns: &NamespaceIdent) -> Result<String> {
         match ns.as_ref().as_slice() {
@@ -148,6 +238,11 @@ impl HiveCatalog {
     ) -> Result<()> {
         let db = self.database(ident.namespace())?;
         let table = hive_table(&db, ident.name(), metadata, metadata_location);
+        self.create(ident, table).await
+    }
+
+    async fn create(&self, ident: &TableIdent, table: hive_metastore::Table) -> Result<()> {
+        let db = self.database(ident.namespace())?;
         let answer = self.client.create_table(table).await.map_err(|e| {
             Error::new(
                 ErrorKind::Unexpected,
@@ -175,6 +270,140 @@ impl HiveCatalog {
             )),
         }
     }
+}
+
+/// The `table_type` parameter of an Iceberg view's Hive table.
+const ICEBERG_VIEW: &str = "ICEBERG-VIEW";
+
+/// The Hive table of an Iceberg view, as Java's `HiveViewOperations` writes it: a
+/// `VIRTUAL_VIEW` whose text is the SQL of the current version (the `hive` dialect first),
+/// with the columns of its schema, `table_type=ICEBERG-VIEW`, `metadata_location`, the view
+/// UUID and its properties.
+fn hive_view(
+    db: &str,
+    name: &str,
+    metadata: &serde_json::Value,
+    metadata_location: &str,
+) -> Result<hive_metastore::Table> {
+    use serde_json::Value;
+    let invalid = |what: &str| Error::new(ErrorKind::DataInvalid, format!("view metadata: {what}"));
+    let current = metadata
+        .get("current-version-id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid("no current-version-id"))?;
+    let version = metadata
+        .get("versions")
+        .and_then(Value::as_array)
+        .and_then(|v| {
+            v.iter()
+                .find(|v| v.get("version-id").and_then(Value::as_i64) == Some(current))
+        })
+        .ok_or_else(|| invalid("no current version"))?;
+    let schema_id = version.get("schema-id").and_then(Value::as_i64);
+    let schema = metadata
+        .get("schemas")
+        .and_then(Value::as_array)
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s.get("schema-id").and_then(Value::as_i64) == schema_id)
+        })
+        .ok_or_else(|| invalid("no schema for the current version"))?;
+    let schema: iceberg::spec::Schema = serde_json::from_value(schema.clone())
+        .map_err(|e| invalid(&format!("its schema does not read: {e}")))?;
+    let sqls: Vec<(&str, &str)> = version
+        .get("representations")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter(|r| r.get("type").and_then(Value::as_str) == Some("sql"))
+                .filter_map(|r| {
+                    Some((
+                        r.get("dialect").and_then(Value::as_str).unwrap_or(""),
+                        r.get("sql").and_then(Value::as_str)?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sql = sqls
+        .iter()
+        .find(|(d, _)| d.eq_ignore_ascii_case("hive"))
+        .or_else(|| sqls.first())
+        .map(|(_, sql)| FastStr::from((*sql).to_owned()));
+    let location = metadata
+        .get("location")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no location"))?;
+    let cols = schema
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| FieldSchema {
+            name: Some(f.name.clone().into()),
+            r#type: Some(hive_type(&f.field_type).into()),
+            comment: f.doc.clone().map(Into::into),
+        })
+        .collect();
+    let mut parameters: AHashMap<FastStr, FastStr> = metadata
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.iter()
+                .filter(|(k, _)| k.as_str() != "hive.metastore.table.owner")
+                .filter_map(|(k, v)| {
+                    Some((
+                        FastStr::from(k.clone()),
+                        FastStr::from(v.as_str()?.to_owned()),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    parameters.insert("table_type".into(), ICEBERG_VIEW.into());
+    parameters.insert(
+        "metadata_location".into(),
+        FastStr::from(metadata_location.to_owned()),
+    );
+    if let Some(uuid) = metadata.get("view-uuid").and_then(Value::as_str) {
+        parameters.insert("uuid".into(), FastStr::from(uuid.to_owned()));
+    }
+    let owner = metadata
+        .pointer("/properties/hive.metastore.table.owner")
+        .and_then(Value::as_str)
+        .unwrap_or("bcn");
+    let time = version
+        .get("timestamp-ms")
+        .and_then(Value::as_i64)
+        .and_then(|ms| i32::try_from(ms / 1000).ok())
+        .unwrap_or(i32::MAX);
+    Ok(hive_metastore::Table {
+        table_name: Some(name.to_owned().into()),
+        db_name: Some(db.to_owned().into()),
+        table_type: Some("VIRTUAL_VIEW".into()),
+        owner: Some(owner.to_owned().into()),
+        create_time: Some(time),
+        last_access_time: Some(time),
+        retention: Some(i32::MAX),
+        partition_keys: Some(Vec::new()),
+        view_original_text: sql.clone(),
+        view_expanded_text: sql,
+        sd: Some(StorageDescriptor {
+            location: Some(location.to_owned().into()),
+            cols: Some(cols),
+            input_format: Some("org.apache.hadoop.mapred.FileInputFormat".into()),
+            output_format: Some("org.apache.hadoop.mapred.FileOutputFormat".into()),
+            serde_info: Some(SerDeInfo {
+                serialization_lib: Some(
+                    "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into(),
+                ),
+                parameters: Some(AHashMap::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        parameters: Some(parameters),
+        ..Default::default()
+    })
 }
 
 /// Whether Hive table parameters mark an Iceberg table.
@@ -322,35 +551,7 @@ impl Catalog for HiveCatalog {
     }
 
     async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
-        let db = self.database(namespace)?;
-        let all = self.inner.list_tables(namespace).await?;
-        if all.is_empty() {
-            return Ok(all);
-        }
-        let names = all
-            .iter()
-            .map(|t| FastStr::from(t.name().to_owned()))
-            .collect();
-        let tables = match self
-            .client
-            .get_table_objects_by_name(db.clone().into(), names)
-            .await
-        {
-            Ok(MaybeException::Ok(tables)) => tables,
-            Ok(MaybeException::Exception(e)) => {
-                return Err(Error::new(
-                    ErrorKind::Unexpected,
-                    format!("reading the tables of database `{db}`: {e:?}"),
-                ));
-            }
-            Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::Unexpected,
-                    format!("reading the tables of database `{db}`"),
-                )
-                .with_source(e));
-            }
-        };
+        let tables = self.hive_tables(namespace).await?;
         let mut out: Vec<TableIdent> = tables
             .iter()
             .filter(|t| is_iceberg(t.parameters.as_ref()))

@@ -5,17 +5,17 @@
 //! (local files, S3). This module turns plan settings into builder properties, checks that the
 //! catalog answers, and names the catalog in every error.
 //!
-//! | type | crate | registers restored tables with |
-//! |---|---|---|
-//! | `sql` | iceberg-catalog-sql | `register_table` |
-//! | `rest` | iceberg-catalog-rest | `register_table` (`POST .../register`) |
-//! | `glue` | iceberg-catalog-glue | `register_table` (Glue `CreateTable`) |
-//! | `hms` | iceberg-catalog-hms, completed by [`hms`] | a Hive `create_table` of its own |
+//! | type | crate | registers restored tables with | views (which `iceberg::Catalog` lacks) |
+//! |---|---|---|---|
+//! | `sql` | iceberg-catalog-sql | `register_table` | `VIEW` rows of `iceberg_tables` |
+//! | `rest` | iceberg-catalog-rest | `register_table` (`POST .../register`) | [`rest_http`]: view endpoints |
+//! | `glue` | iceberg-catalog-glue | `register_table` (Glue `CreateTable`) | none |
+//! | `hms` | iceberg-catalog-hms, completed by [`hms`] | a Hive `create_table` of its own | `ICEBERG-VIEW` tables |
 
 #[cfg(feature = "catalog-glue")]
 mod glue;
 #[cfg(feature = "catalog-hms")]
-mod hms;
+pub(crate) mod hms;
 #[cfg(feature = "catalog-rest")]
 mod rest;
 #[cfg(feature = "catalog-rest")]
@@ -99,6 +99,9 @@ pub struct OpenCatalog {
     /// For `SQLite` catalogs: the database URI and catalog name, read directly to find every
     /// namespace (see [`OpenCatalog::all_namespaces`]).
     pub namespaces_sql: Option<(String, String)>,
+    /// For Hive catalogs: the metastore client behind `catalog`, for views.
+    #[cfg(feature = "catalog-hms")]
+    pub(crate) hive: Option<Arc<hms::HiveCatalog>>,
     /// For REST catalogs: the endpoints iceberg-catalog-rest lacks (views, staged creates).
     #[cfg(feature = "catalog-rest")]
     pub rest: Option<Arc<rest_http::RestHttp>>,
@@ -234,6 +237,14 @@ impl OpenCatalog {
                 .map(|views| views.into_iter().map(|(name, _)| name).collect())
                 .map_err(|r| self.view_error(&format!("listing the views of `{ns}`"), r));
         }
+        #[cfg(feature = "catalog-hms")]
+        if let Some(hive) = &self.hive {
+            return hive
+                .views(ns)
+                .await
+                .map(|views| views.into_iter().map(|(name, _)| name).collect())
+                .map_err(self.err(format!("listing the views of `{ns}`")));
+        }
         let _ = ns;
         Ok(Vec::new())
     }
@@ -241,6 +252,15 @@ impl OpenCatalog {
     /// The view `ident`, or `None` when there is no such view.
     pub async fn load_view(&self, ident: &TableIdent) -> Result<Option<ViewEntry>, CatalogError> {
         let what = || format!("loading view `{ident}`");
+        // Some catalogs fail to list a database that does not exist: it has no view.
+        if !self
+            .catalog
+            .namespace_exists(ident.namespace())
+            .await
+            .map_err(self.err(what()))?
+        {
+            return Ok(None);
+        }
         #[cfg(feature = "catalog-rest")]
         if let Some(rest) = &self.rest {
             return rest
@@ -264,6 +284,19 @@ impl OpenCatalog {
                         .map(|(_, metadata_location)| ViewEntry { metadata_location })
                 })
                 .map_err(|r| self.view_error(&what(), r));
+        }
+        #[cfg(feature = "catalog-hms")]
+        if let Some(hive) = &self.hive {
+            return hive
+                .views(ident.namespace())
+                .await
+                .map(|views| {
+                    views
+                        .into_iter()
+                        .find(|(name, _)| name == ident.name())
+                        .map(|(_, metadata_location)| ViewEntry { metadata_location })
+                })
+                .map_err(self.err(what()));
         }
         let _ = what;
         Ok(None)
@@ -291,12 +324,19 @@ impl OpenCatalog {
                 .await
                 .map_err(|r| self.view_error(&what(), r));
         }
+        #[cfg(feature = "catalog-hms")]
+        if let Some(hive) = &self.hive {
+            return hive
+                .register_view(ident, metadata_location, metadata)
+                .await
+                .map_err(self.err(what()));
+        }
         let _ = (what, metadata);
         Err(CatalogError::Unsupported {
             catalog: self.name.clone(),
             kind: self.kind,
             what: format!(
-                "hold Iceberg views through bcn (restoring view {ident}); restore it into a REST or SQL catalog"
+                "hold Iceberg views through bcn (restoring view {ident}); restore it into a REST, SQL or Hive catalog"
             ),
         })
     }
@@ -316,6 +356,10 @@ impl OpenCatalog {
             return sql::drop_view(uri, catalog, ident)
                 .await
                 .map_err(|r| self.view_error(&what(), r));
+        }
+        #[cfg(feature = "catalog-hms")]
+        if let Some(hive) = &self.hive {
+            return hive.drop_view(ident).await.map_err(self.err(what()));
         }
         Err(CatalogError::Unsupported {
             catalog: self.name.clone(),

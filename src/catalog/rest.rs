@@ -29,6 +29,8 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&props),
         can_register: true,
+        #[cfg(feature = "catalog-hms")]
+        hive: None,
         namespaces_sql: None,
         #[cfg(feature = "catalog-rest")]
         rest: rest_http::RestHttp::new(&spec.kind).map(Arc::new),

@@ -74,6 +74,8 @@ pub(super) async fn open(
         catalog: Arc::new(catalog),
         file_io: file_io(&props),
         can_register: true,
+        #[cfg(feature = "catalog-hms")]
+        hive: None,
         namespaces_sql: Some((props["uri"].clone(), catalog_name.clone())),
         #[cfg(feature = "catalog-rest")]
         rest: None,

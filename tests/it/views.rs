@@ -283,3 +283,63 @@ fn views_on_a_rest_catalog_restore_into_rest_and_sql() {
     let in_rest = rest.py("dump-views", &["--namespace", &sql_ns]);
     assert_same_views(&in_rest, &sql_source, "SQL views restored into REST");
 }
+
+#[test]
+fn hive_views_restore_into_hive_and_sql() {
+    let Some(svc) = Services::require("views::hms", &CatalogType::Hms.required_vars()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let hive = Catalog::new(CatalogType::Hms, "hive", tmp.path(), &svc);
+    let sql = Catalog::new(CatalogType::Sql, "sql", tmp.path(), &svc);
+    let db = unique("hviews_");
+    hive.py("make-named", &["--namespace", &db, "--name", "base"]);
+    hive.py(
+        "make-views",
+        &["--namespace", &db, "--names", "v_one,v_two"],
+    );
+    let source = hive.py("dump-views", &["--namespace", &db]);
+    assert_eq!(source["views"].as_object().unwrap().len(), 2, "{source}");
+    let ws = workspace_with(&[&hive, &sql], "");
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let pit = ws
+        .bcn(&[
+            "backup",
+            "--catalog",
+            "hive",
+            "--database",
+            &db,
+            "--repo",
+            repo,
+        ])
+        .ok();
+    assert_eq!(
+        statuses(&pit["pit"]),
+        [
+            (format!("{db}.base"), "table".into(), "NEW".into()),
+            (format!("{db}.v_one"), "view".into(), "NEW".into()),
+            (format!("{db}.v_two"), "view".into(), "NEW".into()),
+        ]
+    );
+    // Into the same metastore under another database, as VIRTUAL_VIEW tables Java reads.
+    let copy = unique("hviews_copy_");
+    ws.bcn(&[
+        "restore",
+        "--repo",
+        repo,
+        "--target-catalog",
+        "hive",
+        "--target-database",
+        &copy,
+    ])
+    .ok();
+    let copied = hive.py("dump-views", &["--namespace", &copy]);
+    assert_same_views(&copied, &source, "Hive views restored into Hive");
+    assert!(hive.py("exists", &["--table", &format!("{copy}.base")])["exists"] == true);
+    // Into SQL as VIEW rows.
+    ws.bcn(&["restore", "--repo", repo, "--target-catalog", "sql"])
+        .ok();
+    let in_sql = sql.py("dump-views", &["--namespace", &db]);
+    assert_same_views(&in_sql, &source, "Hive views restored into SQL");
+}

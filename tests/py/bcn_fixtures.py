@@ -1317,6 +1317,11 @@ def cmd_drop_namespace(args: argparse.Namespace) -> Any:
     catalog = open_catalog(args)
     for table in catalog.list_tables(args.namespace):
         catalog.drop_table(table)
+    if args.catalog_type == "hive":
+        # The metastore refuses to drop a database that still holds (view) tables.
+        for view in _hive_iceberg_views(catalog, args.namespace):
+            with catalog._client as client:  # type: ignore[attr-defined]
+                client.drop_table(dbname=args.namespace, name=view.tableName, deleteData=False)
     catalog.drop_namespace(args.namespace)
     return {"dropped_namespace": args.namespace}
 
@@ -1407,10 +1412,117 @@ def _view_metadata_json(ns: str, name: str, location: str) -> dict[str, Any]:
     }
 
 
+# Java Iceberg's HiveCatalog keeps a view as a Hive table of type VIRTUAL_VIEW whose
+# `table_type` parameter is ICEBERG-VIEW (HiveViewOperations); pyiceberg's has no views.
+HIVE_VIRTUAL_VIEW = "VIRTUAL_VIEW"
+HIVE_ICEBERG_VIEW = "ICEBERG-VIEW"
+HIVE_TABLE_OWNER_PROP = "hive.metastore.table.owner"
+
+
+def _is_hive_iceberg_view(tbl: Any) -> bool:
+    params = tbl.parameters or {}
+    return (tbl.tableType or "").upper() == HIVE_VIRTUAL_VIEW and params.get("table_type", "").upper() == HIVE_ICEBERG_VIEW
+
+
+def _hive_view_sql(doc: dict[str, Any]) -> str | None:
+    """HiveViewOperations.sqlFor: the current version's `hive` SQL, else its first SQL."""
+    version = next(v for v in doc["versions"] if v["version-id"] == doc["current-version-id"])
+    closest = None
+    for rep in version["representations"]:
+        if rep.get("type", "").lower() != "sql":
+            continue
+        if rep.get("dialect", "").lower() == "hive":
+            return rep["sql"]
+        if closest is None:
+            closest = rep["sql"]
+    return closest
+
+
+def _hive_view_table(db: str, name: str, metadata_location: str, doc: dict[str, Any]) -> Any:
+    """The Hive table Java's HiveViewOperations.doCommit creates for a new view."""
+    import getpass
+
+    from hive_metastore.ttypes import FieldSchema, SerDeInfo, StorageDescriptor
+    from hive_metastore.ttypes import Table as HiveTable
+    from pyiceberg.catalog.hive import SchemaToHiveConverter
+    from pyiceberg.schema import visit
+
+    version = next(v for v in doc["versions"] if v["version-id"] == doc["current-version-id"])
+    schema_doc = next(s for s in doc["schemas"] if s["schema-id"] == version["schema-id"])
+    schema = Schema.model_validate(schema_doc)
+    props = doc.get("properties", {})
+    # HiveOperationsBase.storageDescriptor (hive engine off) with HiveSchemaUtil.convert.
+    sd = StorageDescriptor(
+        cols=[FieldSchema(name=f.name, type=visit(f.field_type, SchemaToHiveConverter(False)), comment=f.doc) for f in schema.fields],
+        location=doc["location"],
+        inputFormat="org.apache.hadoop.mapred.FileInputFormat",
+        outputFormat="org.apache.hadoop.mapred.FileOutputFormat",
+        serdeInfo=SerDeInfo(serializationLib="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe", parameters={}),
+    )
+    # setHmsTableParameters: the view's properties (but the owner), uuid, table_type,
+    # metadata_location and (as `exposeInHmsProperties` is on by default) current-schema.
+    params = {k: str(v) for k, v in props.items() if k.lower() != HIVE_TABLE_OWNER_PROP}
+    params["uuid"] = doc["view-uuid"]
+    params["table_type"] = HIVE_ICEBERG_VIEW
+    params["metadata_location"] = metadata_location
+    # SchemaParser.toJson: type, schema-id, [identifier-field-ids,] fields; no whitespace.
+    current_schema: dict[str, Any] = {"type": "struct", "schema-id": schema_doc["schema-id"]}
+    if schema_doc.get("identifier-field-ids"):
+        current_schema["identifier-field-ids"] = schema_doc["identifier-field-ids"]
+    current_schema["fields"] = schema_doc["fields"]
+    params["current-schema"] = json.dumps(current_schema, separators=(",", ":"))
+    sql = _hive_view_sql(doc)
+    # Java writes `(int) currentTimeMillis / 1000` (an int overflow); these are plain seconds.
+    now = int(time.time())
+    return HiveTable(
+        tableName=name,
+        dbName=db,
+        owner=props.get(HIVE_TABLE_OWNER_PROP) or getpass.getuser(),
+        createTime=now,
+        lastAccessTime=now,
+        retention=2147483647,
+        sd=sd,
+        partitionKeys=[],
+        parameters=params,
+        viewOriginalText=sql,
+        viewExpandedText=sql,
+        tableType=HIVE_VIRTUAL_VIEW,
+    )
+
+
+def _hive_iceberg_views(catalog: Catalog, db: str) -> list[Any]:
+    """The Hive tables of database `db` that are Iceberg views."""
+    with catalog._client as client:  # type: ignore[attr-defined]
+        names = client.get_all_tables(db_name=db)
+        tables = client.get_table_objects_by_name(dbname=db, tbl_names=names) if names else []
+    return [t for t in tables if _is_hive_iceberg_view(t)]
+
+
+def _write_view_metadata(io: FileIO, location: str, doc: dict[str, Any], gzipped: bool) -> str:
+    body = json.dumps(doc).encode()
+    if gzipped:
+        path = f"{location}/metadata/00001-{uuid.uuid4()}.gz.metadata.json"
+        body = gzip.compress(body)
+    else:
+        path = f"{location}/metadata/00001-{uuid.uuid4()}.metadata.json"
+    with io.new_output(path).create(overwrite=True) as out:
+        out.write(body)
+    return path
+
+
+def _read_view_metadata(io: FileIO, location: str) -> dict[str, Any]:
+    with io.new_input(location).open() as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
+
+
 def cmd_make_views(args: argparse.Namespace) -> Any:
     """Views in NAMESPACE: through the REST catalog's view API for `rest`; for `sql`, as Java's
     JDBC catalog writes them (metadata JSON, gzipped for one, and an `iceberg_tables` row of type
-    VIEW), since pyiceberg's SqlCatalog has no view support."""
+    VIEW); for `hive`, as Java's HiveCatalog does (metadata JSON, gzipped for one, and a Hive
+    VIRTUAL_VIEW table), since pyiceberg's SqlCatalog and HiveCatalog have no view support."""
     catalog = open_catalog(args)
     ensure_namespace(catalog, args.namespace)
     names = args.names.split(",")
@@ -1427,8 +1539,20 @@ def cmd_make_views(args: argparse.Namespace) -> Any:
             )
             catalog.create_view((args.namespace, name), schema=schema, view_version=version, properties={"comment": f"view {name}"})
         return {"views": sorted(names)}
+    if args.catalog_type == "hive":
+        # HiveCatalog.defaultWarehouseLocation: the database's location (as the metastore
+        # returns it, e.g. `file:/x` for file:///x) + "/" + name.
+        db_location = catalog.load_namespace_properties(args.namespace)["location"].rstrip("/")
+        io = load_file_io(properties=catalog.properties, location=db_location)
+        for i, name in enumerate(names):
+            location = f"{db_location}/{name}"
+            doc = _view_metadata_json(args.namespace, name, location)
+            path = _write_view_metadata(io, location, doc, gzipped=bool(i % 2))
+            with catalog._client as client:  # type: ignore[attr-defined]
+                client.create_table(_hive_view_table(args.namespace, name, path, doc))
+        return {"views": sorted(names)}
     if args.catalog_type != "sql":
-        raise FixtureError("make-views supports rest and sql catalogs")
+        raise FixtureError("make-views supports rest, sql and hive catalogs")
     from sqlalchemy import text
 
     warehouse = parse_props(args.prop)["warehouse"].rstrip("/")
@@ -1437,14 +1561,7 @@ def cmd_make_views(args: argparse.Namespace) -> Any:
     for i, name in enumerate(names):
         location = f"{warehouse}/{args.namespace}/{name}"
         doc = _view_metadata_json(args.namespace, name, location)
-        body = json.dumps(doc).encode()
-        if i % 2:
-            path = f"{location}/metadata/00001-{uuid.uuid4()}.gz.metadata.json"
-            body = gzip.compress(body)
-        else:
-            path = f"{location}/metadata/00001-{uuid.uuid4()}.metadata.json"
-        with io.new_output(path).create(overwrite=True) as out:
-            out.write(body)
+        path = _write_view_metadata(io, location, doc, gzipped=bool(i % 2))
         with engine.begin() as con:
             con.execute(
                 text(
@@ -1472,6 +1589,15 @@ def _views_of(catalog: Catalog, args: argparse.Namespace) -> dict[str, tuple[str
                 loaded = json.load(answer)
             out[ident[-1]] = (loaded["metadata-location"], loaded["metadata"])
         return out
+    if args.catalog_type == "hive":
+        io = load_file_io(properties=catalog.properties)
+        out = {}
+        for tbl in _hive_iceberg_views(catalog, args.namespace):
+            location = tbl.parameters["metadata_location"]
+            out[tbl.tableName] = (location, _read_view_metadata(io, location))
+        return out
+    if args.catalog_type != "sql":
+        raise FixtureError("dump-views supports rest, sql and hive catalogs")
     from sqlalchemy import text
 
     engine = catalog.engine  # type: ignore[attr-defined]
@@ -1484,24 +1610,31 @@ def _views_of(catalog: Catalog, args: argparse.Namespace) -> dict[str, tuple[str
             {"c": catalog.name, "n": args.namespace},
         ).fetchall()
     io = load_file_io(properties=catalog.properties)
-    out = {}
-    for name, location in rows:
-        with io.new_input(location).open() as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        out[name] = (location, json.loads(raw))
-    return out
-
+    return {name: (location, _read_view_metadata(io, location)) for name, location in rows}
 
 
 def cmd_drop_view(args: argparse.Namespace) -> Any:
-    """Drops a view (its files stay): the REST view API, or the SQL catalog's VIEW row."""
+    """Drops a view (its files stay): the REST view API, the SQL catalog's VIEW row, or the
+    Hive VIRTUAL_VIEW table (as Java's HiveCatalog.dropView: an Iceberg view only)."""
     catalog = open_catalog(args)
     namespace, name = split_ident(args.view)
     if args.catalog_type == "rest":
         catalog.drop_view((namespace, name))
         return {"dropped": args.view}
+    if args.catalog_type == "hive":
+        from hive_metastore.ttypes import NoSuchObjectException
+
+        try:
+            with catalog._client as client:  # type: ignore[attr-defined]
+                tbl = client.get_table(dbname=namespace, tbl_name=name)
+                if not _is_hive_iceberg_view(tbl):
+                    raise FixtureError(f"{args.view} is not an Iceberg view")
+                client.drop_table(dbname=namespace, name=name, deleteData=False)
+        except NoSuchObjectException as e:
+            raise FixtureError(f"no view {args.view}") from e
+        return {"dropped": args.view}
+    if args.catalog_type != "sql":
+        raise FixtureError("drop-view supports rest, sql and hive catalogs")
     from sqlalchemy import text
 
     with catalog.engine.begin() as con:  # type: ignore[attr-defined]
@@ -1512,6 +1645,7 @@ def cmd_drop_view(args: argparse.Namespace) -> Any:
     if done.rowcount != 1:
         raise FixtureError(f"no view {args.view}")
     return {"dropped": args.view}
+
 
 def cmd_dump_views(args: argparse.Namespace) -> Any:
     """The views of NAMESPACE as a reader sees them: every version with its SQL, schemas, the
@@ -1712,7 +1846,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("strip-uuid", cmd_strip_uuid, "remove table-uuid from the current metadata file (local)")
     p.add_argument("--table", required=True)
 
-    p = add("drop-namespace", cmd_drop_namespace, "drop a namespace and its tables (no purge)")
+    p = add("drop-namespace", cmd_drop_namespace, "drop a namespace, its tables and (Hive) views (no purge)")
     p.add_argument("--namespace", required=True)
 
     p = add("rename", cmd_rename, "rename a table")
@@ -1724,7 +1858,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--rows", type=int, default=5)
 
-    p = add("make-views", cmd_make_views, "views in a namespace (REST view API, or SQL VIEW rows as Java writes them)")
+    p = add("make-views", cmd_make_views, "views in a namespace (REST view API; SQL VIEW rows or Hive VIRTUAL_VIEW tables as Java writes them)")
     p.add_argument("--namespace", required=True)
     p.add_argument("--names", default="v_one,v_two", help="comma-separated view names")
 
