@@ -401,3 +401,33 @@ fn a_v3_table_with_deletion_vectors_restores_elsewhere_at_the_catalogs_default_l
     );
     assert!(!footer.contains(&src.warehouse()), "{footer}");
 }
+
+#[test]
+fn partition_evolution_a_branch_and_expired_snapshots_survive_a_restore_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = crate::support::Lake::new(tmp.path(), "src");
+    let dst = crate::support::Lake::new(tmp.path(), "dst");
+    let made = src.py("make-evolved", &["--table", "db1.evo"]);
+    assert_eq!(made["specs"], 2);
+    assert_eq!(made["refs"], serde_json::json!(["audit", "main"]));
+    let source = src.dump("db1.evo");
+    let ws = crate::support::Workspace::new(&[&src, &dst], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    ws.bcn(&["restore", "--repo", "repo", "--target-catalog", "dst"])
+        .ok();
+    fs_err::remove_dir_all(src.dir.join("warehouse")).unwrap();
+    let restored = dst.dump("db1.evo");
+    // Both specs, the branch's own commit, every kept snapshot's rows; the expired snapshot
+    // stays expired.
+    crate::support::assert_same_table(&restored, &source, "evolved table");
+    assert_eq!(restored["partition_specs"].as_array().unwrap().len(), 2);
+    assert_eq!(restored["refs"]["audit"], source["refs"]["audit"]);
+    assert!(
+        restored["rows_at"]
+            .get(made["expired"].to_string())
+            .is_none(),
+        "{}",
+        restored["rows_at"]
+    );
+}

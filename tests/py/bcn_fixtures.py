@@ -1349,6 +1349,53 @@ def cmd_create_empty(args: argparse.Namespace) -> Any:
     return _state(table)
 
 
+
+def cmd_make_evolved(args: argparse.Namespace) -> Any:
+    """A table with a history: partitioned by `region`, then also by `id` (partition
+    evolution), a branch `audit` with a commit of its own, more commits on main, and its first
+    snapshot expired."""
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    drop_if_exists(catalog, args.table)
+    schema = Schema(
+        NestedField(1, "id", LongType(), required=True),
+        NestedField(2, "region", StringType(), required=False),
+    )
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="region"))
+    table = catalog.create_table(args.table, schema=schema, partition_spec=spec)
+    arrow_schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("region", pa.string())])
+
+    def rows(start: int, count: int) -> pa.Table:
+        return pa.table(
+            {"id": pa.array(range(start, start + count), type=pa.int64()), "region": pa.array([("eu", "us")[i % 2] for i in range(count)])},
+            schema=arrow_schema,
+        )
+
+    table.append(rows(0, 4))
+    first = table.metadata.current_snapshot_id
+    with table.update_spec() as update:
+        update.add_field("id", IdentityTransform(), "id")
+    table = catalog.load_table(args.table)
+    table.append(rows(100, 4))
+    table = catalog.load_table(args.table)
+    with table.manage_snapshots() as ms:
+        ms.create_branch(table.metadata.current_snapshot_id, "audit")
+    table = catalog.load_table(args.table)
+    table.append(rows(200, 2), branch="audit")
+    table = catalog.load_table(args.table)
+    table.append(rows(300, 3))
+    table = catalog.load_table(args.table)
+    table.maintenance.expire_snapshots().by_ids([first]).commit()
+    table = catalog.load_table(args.table)
+    return {
+        "metadata_location": table.metadata_location,
+        "specs": len(table.metadata.partition_specs),
+        "refs": sorted(table.metadata.refs),
+        "snapshots": len(table.metadata.snapshots),
+        "expired": first,
+    }
+
 def cmd_make_named(args: argparse.Namespace) -> Any:
     """A small table under any name pyiceberg accepts (`..`, `a/b`, control characters, ...)."""
     catalog = open_catalog(args)
@@ -1852,6 +1899,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rename", cmd_rename, "rename a table")
     p.add_argument("--table", required=True)
     p.add_argument("--to", required=True)
+
+    p = add("make-evolved", cmd_make_evolved, "a table with partition evolution, a branch and an expired snapshot")
+    p.add_argument("--table", required=True)
 
     p = add("make-named", cmd_make_named, "create a 2-column table with two appends under any name")
     p.add_argument("--namespace", required=True)
