@@ -50,7 +50,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         catalog,
         database,
         table: args.table,
-        store: open_repo(&args.repo.repo, Some(&plan))?,
+        store: open_repo(&args.repo.repo, Some(&plan), args.repo.user_key()?)?,
         categorizer: plan.categorizer().clone(),
         options: BackupOptions {
             snapshots: if args.current_snapshot_only {

@@ -23,13 +23,15 @@ pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStat
 fn render(d: &Description) -> String {
     let m = &d.manifest;
     let mut out = format!(
-        "repository {}\n  id:          {}\n  granularity: {}\n  scope:       {}\n  created:     {} by {}\n\n",
+        "repository {}\n  id:          {}\n  granularity: {}\n  scope:       {}\n  created:     {} by {}\n  encrypted:   {}\n  immutable:   {}\n\n",
         d.repository,
         m.repository_id,
         m.granularity,
         m.scope,
         m.created_at.to_rfc3339(),
-        m.created_by
+        m.created_by,
+        if d.protection.encrypted { "yes" } else { "no" },
+        d.protection.object_lock.as_deref().unwrap_or("no"),
     );
     if d.incomplete.objects > 0 {
         let _ = writeln!(

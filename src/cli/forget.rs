@@ -73,7 +73,11 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         )
         .into());
     }
-    let store = open_repo(&args.repo.repo, plan.as_ref().map(|(p, _)| p))?;
+    let store = open_repo(
+        &args.repo.repo,
+        plan.as_ref().map(|(p, _)| p),
+        args.repo.user_key()?,
+    )?;
     // Notifications only for a run that changes the repository.
     let notify_plan = plan.as_ref().map(|(p, _)| p).filter(|_| args.yes);
     let start = serde_json::json!({ "command": "forget", "repository": args.repo.repo });

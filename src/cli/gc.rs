@@ -26,7 +26,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
     let plan = args.repo.plan.load(&[args.repo.section()])?;
     let plan = plan.as_ref().map(|(p, _)| p);
-    let store = super::open_repo(&args.repo.repo, plan)?;
+    let store = super::open_repo(&args.repo.repo, plan, args.repo.user_key()?)?;
     // Notifications only for a run that changes the repository.
     let notify_plan = plan.filter(|_| args.yes);
     let start = serde_json::json!({ "command": "gc", "repository": args.repo.repo });

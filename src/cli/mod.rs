@@ -10,6 +10,7 @@ mod describe;
 mod diff;
 mod forget;
 mod gc;
+mod key;
 mod list;
 mod printer;
 mod progress;
@@ -29,6 +30,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::engine::EngineError;
 use crate::plan::{Plan, PlanError};
 use crate::repo::RepoError;
+use crate::store::crypto::UserKey;
 use crate::store::{BackupStore, StoreLocation};
 pub use printer::Printer;
 
@@ -108,6 +110,8 @@ enum Command {
     Gc(gc::Args),
     /// Remove a repository's writer lock
     Unlock(unlock::Args),
+    /// List, add or remove the keys of an encrypted repository
+    Key(key::Args),
     /// Check a plan without touching anything
     Validate(validate::Args),
     /// Print the JSON Schema of the plan file
@@ -132,6 +136,7 @@ impl Command {
             Self::Forget(_) => "forget",
             Self::Gc(_) => "gc",
             Self::Unlock(_) => "unlock",
+            Self::Key(_) => "key",
             Self::Validate(_) => "validate",
             Self::Schema(_) => "schema",
             Self::Completions(_) => "completions",
@@ -192,7 +197,9 @@ impl ExitStatus {
     fn of_repo(e: &RepoError) -> Self {
         match e {
             RepoError::Locked(_) => Self::Locked,
-            RepoError::ScopeMismatch { .. } | RepoError::NotEmpty { .. } => Self::Usage,
+            RepoError::ScopeMismatch { .. }
+            | RepoError::NotEmpty { .. }
+            | RepoError::KeyMissing { .. } => Self::Usage,
             _ => Self::Failure,
         }
     }
@@ -260,6 +267,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             Command::List(args) => list::run(args, printer).await,
             Command::Diff(args) => diff::run(args, printer).await,
             Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
+            Command::Key(args) => key::run(args, printer).await,
             Command::Validate(args) => validate::run(&args, printer),
             Command::Schema(args) => schema::run(args, printer),
             Command::Completions(args) => completions::run(&args, printer),
@@ -331,6 +339,19 @@ pub(crate) struct RepoArgs {
     /// `s3://bucket/prefix` URL.
     #[arg(long, value_name = "REPO", env = "BCN_REPO")]
     pub repo: String,
+    /// The key of an encrypted repository, read from a file (a passphrase, or `raw:` and the
+    /// base64 of 32 bytes); default: the repository's `encryption.key` in the plan. Also
+    /// taken from the environment variable `BCN_REPOSITORY_KEY` itself.
+    #[arg(long, value_name = "FILE", env = "BCN_REPOSITORY_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// The key itself, from the environment only (never on a command line, where `ps` shows it).
+    #[arg(
+        long = "repository-key",
+        env = "BCN_REPOSITORY_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
 }
 
 impl RepoArgs {
@@ -341,7 +362,23 @@ impl RepoArgs {
 
     /// Opens the repository's store.
     pub(crate) fn open(&self) -> anyhow::Result<Arc<dyn BackupStore>> {
-        self.plan.open_repo(&self.repo)
+        let plan = self.plan.load(&[self.section()])?;
+        open_repo(&self.repo, plan.as_ref().map(|(p, _)| p), self.user_key()?)
+    }
+
+    /// The repository key given on the command line or in the environment, if any.
+    pub(crate) fn user_key(&self) -> anyhow::Result<Option<UserKey>> {
+        let text = match (&self.key_file, &self.key) {
+            (Some(path), _) => fs_err::read_to_string(path).context("reading --key-file")?,
+            (None, Some(key)) => key.clone(),
+            (None, None) => return Ok(None),
+        };
+        crate::secret::register(&text);
+        Ok(Some(UserKey::new(&text).map_err(|e| {
+            EngineError::Invalid(format!(
+                "the repository key (--key-file or BCN_REPOSITORY_KEY): {e}"
+            ))
+        })?))
     }
 }
 
@@ -363,12 +400,6 @@ impl PlanArgs {
         }
     }
 
-    /// Opens `--repo VALUE`: a repository of the plan (when one was given), a path or a URL.
-    pub(crate) fn open_repo(&self, value: &str) -> anyhow::Result<Arc<dyn BackupStore>> {
-        let plan = self.load(&[format!("repositories.{value}")])?;
-        open_repo(value, plan.as_ref().map(|(p, _)| p))
-    }
-
     /// Loads the plan, which this command needs (see [`PlanArgs::load`]).
     pub(crate) fn require(&self, command: &str, uses: &[String]) -> anyhow::Result<(Plan, &Path)> {
         self.load(uses)?.ok_or_else(|| {
@@ -379,17 +410,26 @@ impl PlanArgs {
     }
 }
 
-/// Opens `--repo VALUE`: a repository named in the plan, else a path or URL.
-pub(crate) fn open_repo(value: &str, plan: Option<&Plan>) -> anyhow::Result<Arc<dyn BackupStore>> {
+/// Opens `--repo VALUE`: a repository named in the plan, else a path or URL; encrypted with
+/// `key` when given (else with the plan's key of that repository).
+pub(crate) fn open_repo(
+    value: &str,
+    plan: Option<&Plan>,
+    key: Option<UserKey>,
+) -> anyhow::Result<Arc<dyn BackupStore>> {
     if let Some(spec) = plan.and_then(|p| p.repository(value)) {
-        return Ok(crate::engine::open_repository_store(&spec)?);
+        return Ok(crate::engine::open_repository_store_with(&spec, key)?);
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location =
         StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?;
-    Ok(location
+    let store = location
         .open()
-        .map_err(|e| EngineError::Invalid(e.to_string()))?)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    Ok(match key {
+        Some(key) => Arc::new(crate::store::EncryptedStore::new(store, key)),
+        None => store,
+    })
 }
 
 /// Parses a `--database` value into namespace parts.

@@ -74,7 +74,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     ];
     let (plan, plan_path) = args.repo.plan.require("restore", &uses)?;
     let request = RestoreRequest {
-        store: open_repo(&args.repo.repo, Some(&plan))?,
+        store: open_repo(&args.repo.repo, Some(&plan), args.repo.user_key()?)?,
         pit: PitSelector::parse(&args.pit),
         databases: args
             .databases

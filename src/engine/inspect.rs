@@ -59,6 +59,8 @@ pub struct Description {
     pub damaged: Vec<DamagedPit>,
     /// Temporary objects of interrupted runs, which `gc` reclaims.
     pub incomplete: IncompleteObjects,
+    /// Encryption and immutability.
+    pub protection: crate::store::Protection,
 }
 
 /// A PIT whose record cannot be used.
@@ -99,6 +101,7 @@ pub async fn describe(store: Arc<dyn BackupStore>) -> Result<Description, Engine
     };
     let deleted = pits.last().map(deleted_objects).unwrap_or_default();
     Ok(Description {
+        protection: repo.store().protection(),
         repository: repo.url().to_owned(),
         manifest: repo.manifest().clone(),
         pits: pits

@@ -139,8 +139,21 @@ pub use crate::error::error_chain;
 pub fn open_repository_store(
     spec: &crate::plan::RepositorySpec,
 ) -> Result<std::sync::Arc<dyn crate::store::BackupStore>, EngineError> {
+    open_repository_store_with(spec, None)
+}
+
+/// As [`open_repository_store`], with a key that takes precedence over the plan's.
+pub fn open_repository_store_with(
+    spec: &crate::plan::RepositorySpec,
+    key: Option<crate::store::crypto::UserKey>,
+) -> Result<std::sync::Arc<dyn crate::store::BackupStore>, EngineError> {
     let s3 = spec.s3.clone().unwrap_or_default();
-    spec.location
+    let store = spec
+        .location
         .open_with(&s3)
-        .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))
+        .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))?;
+    Ok(match key.or_else(|| spec.encryption.clone()) {
+        Some(key) => std::sync::Arc::new(crate::store::EncryptedStore::new(store, key)),
+        None => store,
+    })
 }

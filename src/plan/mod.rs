@@ -377,6 +377,10 @@ pub struct RepositorySpec {
     pub description: Option<String>,
     /// S3 settings, for `s3://` locations.
     pub s3: Option<crate::store::S3Options>,
+    /// The key of an encrypted repository.
+    pub encryption: Option<crate::store::crypto::UserKey>,
+    /// The plan refuses to leave this repository without encryption.
+    pub require_encryption: bool,
 }
 
 /// How an entry is backed up.

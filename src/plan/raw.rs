@@ -164,8 +164,9 @@ pub struct RawBackup {
     /// The strategy; default: incremental, all snapshots, every run, keep everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<String>,
-    /// The categories this entry takes. Default: `global`, `local` and `ephemeral`. A table
-    /// whose category this entry does not take is not backed up here (EXCLUDED if it was).
+    /// The categories this entry takes. Default: `global` and `ephemeral`: `local` data (kept
+    /// apart as sensitive) is backed up only by entries that name it. A table whose category
+    /// this entry does not take is not backed up here (EXCLUDED if it was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<RawCategory>>,
     /// Commands run around the entry by `bcn apply`.
@@ -449,6 +450,23 @@ pub struct RawRepository {
     /// (environment, profile) is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<RawS3>,
+    /// Client-side encryption of everything bcn writes to the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<RawEncryption>,
+    /// Refuse the plan when this repository has no `encryption` (for repositories that take
+    /// `local` data). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_encryption: Option<bool>,
+}
+
+/// Client-side encryption of a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    /// The key, by reference: `${file:/run/secrets/bcn}` or `${ENV}`. A passphrase (at least 8
+    /// characters, stretched with Argon2id), or `raw:` followed by the base64 of 32 random
+    /// bytes. Any key added with `bcn key add` opens the repository too.
+    pub key: String,
 }
 
 /// S3 settings. Secrets belong in `${ENV}` or `${file:/path}` references, never in the plan.

@@ -326,7 +326,8 @@ fn backup(
     }
     let categories: Vec<Category> = match raw.categories {
         Some(list) => list.into_iter().map(category).collect(),
-        None => vec![Category::Global, Category::Local, Category::Ephemeral],
+        // `local` data goes only where an entry says so.
+        None => vec![Category::Global, Category::Ephemeral],
     };
     let hint = "list any of global, local, ephemeral";
     if categories.contains(&Category::Ignore) {
@@ -939,10 +940,41 @@ fn repository(
                     "remove `s3:` or use an `s3://bucket/prefix` location",
                 ));
             }
+            let encryption = raw.encryption.and_then(|e| {
+                crate::secret::register(&e.key);
+                if e.key.contains("${") {
+                    // Checked once the reference is resolved.
+                    return crate::store::crypto::UserKey::new("unresolved reference").ok();
+                }
+                crate::store::crypto::UserKey::new(&e.key)
+                    .map_err(|err| {
+                        diags.push(Diagnostic::new(
+                            format!("{path}.encryption.key"),
+                            err.to_string(),
+                            "give the key by reference, e.g. `key: \"${file:/run/secrets/bcn}\"`",
+                        ));
+                    })
+                    .ok()
+            });
+            let require_encryption = raw.require_encryption.unwrap_or(false);
+            if require_encryption
+                && encryption.is_none()
+                && !diags
+                    .iter()
+                    .any(|d| d.path.starts_with(&format!("{path}.encryption")))
+            {
+                diags.push(Diagnostic::new(
+                    format!("{path}.require_encryption"),
+                    "the repository requires encryption but has no `encryption`",
+                    "add `encryption: { key: \"${file:/run/secrets/bcn}\" }` (a new repository), or back this data up into an encrypted repository",
+                ));
+            }
             Some(RepositorySpec {
                 name: name.to_owned(),
                 location,
                 description: raw.description,
+                encryption,
+                require_encryption,
                 s3: raw.s3.map(|s| crate::store::S3Options {
                     endpoint: s.endpoint,
                     region: s.region,

@@ -35,6 +35,14 @@ pub enum RepoError {
         /// The repository URL.
         url: String,
     },
+    /// The repository is encrypted and no key was given.
+    #[error(
+        "{url} is an encrypted repository and no key was given: set `encryption: {{ key: ... }}` on the repository in the plan, or pass --key-file FILE (or BCN_REPOSITORY_KEY)"
+    )]
+    KeyMissing {
+        /// The repository URL.
+        url: String,
+    },
     /// A backup asked for a scope the repository does not hold.
     #[error(
         "repository {url} holds {held}; it cannot back up {requested} (a repository's scope is fixed when it is created): back up exactly what it holds (`bcn backup` with the --database/--table of its scope), or use another repository"
@@ -167,8 +175,11 @@ impl Repository {
         let bytes = match store.get(layout::MANIFEST).await {
             Ok(bytes) => bytes,
             Err(e) if e.is_not_found() => {
-                return Err(RepoError::NotARepository {
-                    url: store.url().to_owned(),
+                let url = store.url().to_owned();
+                // Only the plain store beneath an encrypted repository shows its marker.
+                return Err(match store.head(crate::store::encrypted::MARKER).await {
+                    Ok(Some(_)) => RepoError::KeyMissing { url },
+                    _ => RepoError::NotARepository { url },
                 });
             }
             Err(e) => return Err(e.into()),

@@ -3,8 +3,12 @@
 //! Atomicity comes from the filesystem: every object is written to a temporary file in the
 //! target directory and then renamed into place (`put`) or hard-linked into place
 //! (`put_if_absent`, where `link(2)` fails when the name exists), after an `fsync`.
+//! Directories are created `0700` and files `0600`: only the repository's owner reads them.
 
 use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt as _;
+
+use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -55,9 +59,20 @@ impl LocalStore {
         let target = self.path(key)?;
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let created = tokio::task::spawn_blocking(move || {
-            fs_err::create_dir_all(&dir)?;
+            // Owner-only, like restic's: a repository holds the tables' data.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+                })?;
             let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-            let file = fs_err::File::create(&path)?;
+            let file = fs_err::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
             Ok::<_, std::io::Error>((TempFile(Some(path)), file))
         })
         .await;

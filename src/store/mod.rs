@@ -28,6 +28,10 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod crypto;
+pub mod encrypted;
+
+pub use encrypted::EncryptedStore;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "store-s3")]
@@ -140,11 +144,25 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// How a store protects what it holds, for `describe`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Protection {
+    /// Everything is encrypted on the client ([`EncryptedStore`]).
+    pub encrypted: bool,
+    /// Objects are written immutable: S3 Object Lock mode and retention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<String>,
+}
+
 /// Storage for a backup repository. See the module documentation for the contract.
 #[async_trait]
 pub trait BackupStore: Debug + Send + Sync {
     /// A URL naming this store, for messages (`file:///backups/x`, `s3://bucket/prefix`).
     fn url(&self) -> &str;
+    /// How this store protects its objects.
+    fn protection(&self) -> Protection {
+        Protection::default()
+    }
     /// Reads a whole object.
     async fn get(&self, key: &str) -> StoreResult<Bytes>;
     /// Reads `range` of an object (clamped to its end).

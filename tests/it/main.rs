@@ -15,6 +15,7 @@ mod apply;
 mod catalog_suite;
 mod cross_stack;
 mod edge_cases;
+mod encryption;
 mod failures;
 mod granularity;
 mod hostile;

@@ -1,0 +1,667 @@
+//! An encrypted repository: a [`BackupStore`] that seals every object and every key name
+//! before they reach the store beneath (see [`super::crypto`]).
+//!
+//! Only two things are stored in the clear: `bcn-encryption.json` (which says the repository
+//! is encrypted, and how) and `keys/<id>.json` (the master keys, wrapped by each user key).
+//! Everything else — the repository manifest, PIT records, file lists, table metadata, data
+//! and delete files, locks — is sealed, under a sealed name. Sizes reported by
+//! [`BackupStore::head`] and [`BackupStore::list`] are plaintext sizes, so everything above
+//! this layer (checksums, size checks, verify, gc) works as on a plain repository. Server-side
+//! copies are never used: the bytes must pass through bcn to be sealed.
+//!
+//! The user key is checked on the first operation, before anything is read or written; a new
+//! repository gets its master keys then, and writes its key file and marker with its first
+//! object (a dry run writes nothing).
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::crypto::{self, CryptoError, KdfCost, KeyFile, MasterKeys, UserKey};
+use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, StoreResult};
+
+/// The clear marker of an encrypted repository.
+pub const MARKER: &str = "bcn-encryption.json";
+/// Where key files live, in the clear.
+pub const KEYS_PREFIX: &str = "keys/";
+/// The manifest of a plain repository (a key given for one is an error).
+const PLAIN_MANIFEST: &str = "bcn-repository.json";
+
+/// `bcn-encryption.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// Layout version of encrypted repositories.
+    pub format_version: u32,
+    /// How objects are sealed.
+    pub objects: String,
+    /// How names are sealed.
+    pub names: String,
+}
+
+impl Marker {
+    fn current() -> Self {
+        Self {
+            format_version: 1,
+            objects: "xchacha20poly1305-stream-be32-64k".into(),
+            names: "aes256-siv-base32hex".into(),
+        }
+    }
+}
+
+/// What the first operation found out.
+struct Unlocked {
+    keys: MasterKeys,
+    /// The key file the user key opened (or will write, for a new repository).
+    key_id: String,
+    /// For a new repository: the marker and key file, written before its first object.
+    pending: Mutex<Option<Vec<(String, Bytes)>>>,
+}
+
+/// An encrypted repository over `inner`.
+pub struct EncryptedStore {
+    inner: Arc<dyn BackupStore>,
+    user: UserKey,
+    cost: KdfCost,
+    unlocked: OnceCell<Result<Unlocked, String>>,
+}
+
+impl std::fmt::Debug for EncryptedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedStore")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who adds a key, for `bcn key list`.
+fn creator() -> String {
+    format!(
+        "bcn {} on {}",
+        crate::VERSION_STRING,
+        crate::context::hostname()
+    )
+}
+
+impl EncryptedStore {
+    /// Wraps `inner`, opened with `user` on first use.
+    pub fn new(inner: Arc<dyn BackupStore>, user: UserKey) -> Self {
+        Self::with_cost(inner, user, KdfCost::default())
+    }
+
+    /// As [`EncryptedStore::new`], with the cost new key files are stretched at.
+    pub fn with_cost(inner: Arc<dyn BackupStore>, user: UserKey, cost: KdfCost) -> Self {
+        Self {
+            inner,
+            user,
+            cost,
+            unlocked: OnceCell::new(),
+        }
+    }
+
+    fn error(&self, op: &'static str, key: &str, message: impl Into<String>) -> StoreError {
+        let message: String = message.into();
+        StoreError::new(
+            StoreErrorKind::Other,
+            op,
+            key,
+            self.inner.url(),
+            Some(message.into()),
+        )
+    }
+
+    /// Names the logical key in an error of the store beneath, not its sealed name.
+    fn rename(&self, op: &'static str, e: StoreError, key: &str) -> StoreError {
+        let kind = e.kind();
+        let source: Option<Box<dyn std::error::Error + Send + Sync>> = match kind {
+            StoreErrorKind::NotFound | StoreErrorKind::AlreadyExists => None,
+            _ => Some(Box::new(e)),
+        };
+        StoreError::new(kind, op, key, self.inner.url(), source)
+    }
+
+    fn damaged(&self, op: &'static str, key: &str, e: &CryptoError) -> StoreError {
+        self.error(op, key, e.to_string())
+    }
+
+    async fn unlocked(&self) -> StoreResult<&Unlocked> {
+        let result = self.unlocked.get_or_init(|| self.unlock()).await;
+        result
+            .as_ref()
+            .map_err(|message| self.error("opening the encrypted repository", "", message.clone()))
+    }
+
+    async fn unlock(&self) -> Result<Unlocked, String> {
+        let url = self.inner.url();
+        let chain = |e: &StoreError| crate::error::error_chain(e);
+        match self.inner.get(MARKER).await {
+            Ok(raw) => {
+                let marker: Marker = serde_json::from_slice(&raw)
+                    .map_err(|e| format!("{MARKER} of {url} does not read: {e}"))?;
+                if marker.format_version != 1 {
+                    return Err(format!(
+                        "{url} is encrypted with layout {} , which this bcn does not know; use a newer bcn",
+                        marker.format_version
+                    ));
+                }
+                let files = self.key_files().await.map_err(|e| chain(&e))?;
+                if files.is_empty() {
+                    return Err(format!(
+                        "{url} is encrypted but holds no key file under {KEYS_PREFIX}: it cannot be opened"
+                    ));
+                }
+                for file in &files {
+                    match MasterKeys::unwrap(file, &self.user) {
+                        Ok(keys) => {
+                            return Ok(Unlocked {
+                                keys,
+                                key_id: file.id.clone(),
+                                pending: Mutex::new(None),
+                            });
+                        }
+                        Err(CryptoError::WrongKey) => {}
+                        Err(e) => {
+                            tracing::warn!(key = %file.id, error = %e, "a key file of the repository does not read");
+                        }
+                    }
+                }
+                Err(format!(
+                    "the key given for {url} opens none of its {} key(s): check `encryption.key` of the repository in the plan (or BCN_REPOSITORY_KEY / --key-file); `bcn key list` shows the keys it has",
+                    files.len()
+                ))
+            }
+            Err(e) if e.is_not_found() => {
+                if self
+                    .inner
+                    .head(PLAIN_MANIFEST)
+                    .await
+                    .map_err(|e| chain(&e))?
+                    .is_some()
+                {
+                    return Err(format!(
+                        "{url} is a repository without encryption, but a key is given for it: remove `encryption` from the repository in the plan (an existing repository cannot be encrypted in place; back up into a new one)"
+                    ));
+                }
+                // A new repository: its keys are made now, written with its first object.
+                let keys = MasterKeys::generate();
+                let file = keys
+                    .wrap(&self.user, self.cost, &creator())
+                    .map_err(|e| e.to_string())?;
+                let marker =
+                    serde_json::to_vec_pretty(&Marker::current()).map_err(|e| e.to_string())?;
+                let key_json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+                Ok(Unlocked {
+                    keys,
+                    key_id: file.id.clone(),
+                    pending: Mutex::new(Some(vec![
+                        (
+                            format!("{KEYS_PREFIX}{}.json", file.id),
+                            Bytes::from(key_json),
+                        ),
+                        (MARKER.to_owned(), Bytes::from(marker)),
+                    ])),
+                })
+            }
+            Err(e) => Err(chain(&e)),
+        }
+    }
+
+    /// Writes the marker and first key file of a new repository, once.
+    async fn initialize(&self, unlocked: &Unlocked) -> StoreResult<()> {
+        let pending = unlocked
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(objects) = pending {
+            for (key, data) in objects {
+                self.inner.put_if_absent(&key, data).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key file of the repository.
+    pub async fn key_files(&self) -> StoreResult<Vec<KeyFile>> {
+        let mut out = Vec::new();
+        for object in self.inner.list(KEYS_PREFIX).await? {
+            let raw = self.inner.get(&object.key).await?;
+            match serde_json::from_slice::<KeyFile>(&raw) {
+                Ok(file) => out.push(file),
+                Err(e) => {
+                    tracing::warn!(key = %object.key, error = %e, "skipping a key file that does not read");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the key file the given key opened.
+    pub async fn current_key(&self) -> StoreResult<String> {
+        Ok(self.unlocked().await?.key_id.clone())
+    }
+
+    /// Whether the repository exists yet (its marker is written).
+    pub async fn exists(&self) -> StoreResult<bool> {
+        Ok(self.inner.head(MARKER).await?.is_some())
+    }
+
+    /// Adds a key file for `new`; returns its id. Every PIT stays readable with either key.
+    pub async fn add_key(&self, new: &UserKey) -> StoreResult<String> {
+        let unlocked = self.unlocked().await?;
+        if !self.exists().await? {
+            return Err(self.error(
+                "adding a key",
+                "",
+                "the repository does not exist yet: its first backup creates it",
+            ));
+        }
+        let file = unlocked
+            .keys
+            .wrap(new, self.cost, &creator())
+            .map_err(|e| self.error("adding a key", "", e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&file)
+            .map_err(|e| self.error("adding a key", "", e.to_string()))?;
+        self.inner
+            .put_if_absent(&format!("{KEYS_PREFIX}{}.json", file.id), Bytes::from(json))
+            .await?;
+        Ok(file.id)
+    }
+
+    /// Removes the key file `id`; never the last one, nor the one in use.
+    pub async fn remove_key(&self, id: &str) -> StoreResult<()> {
+        let unlocked = self.unlocked().await?;
+        let files = self.key_files().await?;
+        if !files.iter().any(|f| f.id == id) {
+            return Err(self.error(
+                "removing a key",
+                id,
+                "no key file has this id (`bcn key list` shows them)",
+            ));
+        }
+        if unlocked.key_id == id {
+            return Err(self.error(
+                "removing a key",
+                id,
+                "this is the key in use: open the repository with another of its keys to remove it",
+            ));
+        }
+        if files.len() < 2 {
+            return Err(self.error(
+                "removing a key",
+                id,
+                "the repository's last key cannot be removed",
+            ));
+        }
+        self.inner.delete(&format!("{KEYS_PREFIX}{id}.json")).await
+    }
+
+    fn stored(unlocked: &Unlocked, key: &str) -> String {
+        unlocked.keys.seal_name(key)
+    }
+
+    fn plain_meta(unlocked: &Unlocked, meta: &ObjectMeta) -> Option<ObjectMeta> {
+        if meta.key == MARKER || meta.key.starts_with(KEYS_PREFIX) {
+            return None;
+        }
+        let key = match unlocked.keys.open_name(&meta.key) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(object = %meta.key, error = %e, "an object of the encrypted repository has a name it did not write; leaving it alone");
+                return None;
+            }
+        };
+        Some(ObjectMeta {
+            key,
+            size: crypto::plain_size(meta.size).unwrap_or(0),
+            modified: meta.modified,
+        })
+    }
+}
+
+#[async_trait]
+impl BackupStore for EncryptedStore {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    fn protection(&self) -> super::Protection {
+        super::Protection {
+            encrypted: true,
+            ..self.inner.protection()
+        }
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes> {
+        let unlocked = self.unlocked().await?;
+        let sealed = self
+            .inner
+            .get(&Self::stored(unlocked, key))
+            .await
+            .map_err(|e| self.rename("accessing", e, key))?;
+        unlocked
+            .keys
+            .open(key, &sealed)
+            .map(Bytes::from)
+            .map_err(|e| self.damaged("reading", key, &e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
+        let unlocked = self.unlocked().await?;
+        let stored = Self::stored(unlocked, key);
+        let meta = self.inner.head(&stored).await?.ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::NotFound,
+                "reading",
+                key,
+                self.inner.url(),
+                None,
+            )
+        })?;
+        let size = crypto::plain_size(meta.size)
+            .ok_or_else(|| self.error("reading", key, "its stored size fits no sealed object"))?;
+        let (start, end) = (range.start.min(size), range.end.min(size));
+        if start >= end {
+            return Ok(Bytes::new());
+        }
+        let chunk = crypto::CHUNK as u64;
+        let sealed_chunk = (crypto::CHUNK + crypto::TAG) as u64;
+        let header = crypto::HEADER as u64;
+        let (first, last) = (start / chunk, (end - 1) / chunk);
+        let body_start = header + first * sealed_chunk;
+        let body_end = (header + (last + 1) * sealed_chunk).min(meta.size);
+        let (head, body) = if first == 0 {
+            let all = self.inner.get_range(&stored, 0..body_end).await?;
+            (
+                all.slice(..crypto::HEADER.min(all.len())),
+                all.slice(crypto::HEADER.min(all.len())..),
+            )
+        } else {
+            (
+                self.inner.get_range(&stored, 0..header).await?,
+                self.inner.get_range(&stored, body_start..body_end).await?,
+            )
+        };
+        let plain = unlocked
+            .keys
+            .open_chunks(key, &head, &body, first, crypto::chunk_count(size))
+            .map_err(|e| self.damaged("reading", key, &e))?;
+        let offset = usize::try_from(start - first * chunk).unwrap_or(usize::MAX);
+        let len = usize::try_from(end - start).unwrap_or(usize::MAX);
+        Ok(Bytes::from(plain).slice(offset..offset + len))
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        let unlocked = self.unlocked().await?;
+        Ok(self
+            .inner
+            .head(&Self::stored(unlocked, key))
+            .await?
+            .map(|meta| ObjectMeta {
+                key: key.to_owned(),
+                size: crypto::plain_size(meta.size).unwrap_or(0),
+                modified: meta.modified,
+            }))
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let unlocked = self.unlocked().await?;
+        self.initialize(unlocked).await?;
+        let sealed = unlocked.keys.seal(key, &data);
+        self.inner
+            .put(&Self::stored(unlocked, key), Bytes::from(sealed))
+            .await
+            .map_err(|e| self.rename("accessing", e, key))
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let unlocked = self.unlocked().await?;
+        self.initialize(unlocked).await?;
+        let sealed = unlocked.keys.seal(key, &data);
+        self.inner
+            .put_if_absent(&Self::stored(unlocked, key), Bytes::from(sealed))
+            .await
+            .map_err(|e| self.rename("accessing", e, key))
+    }
+
+    async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
+        let unlocked = self.unlocked().await?;
+        self.initialize(unlocked).await?;
+        let inner = self.inner.writer(&Self::stored(unlocked, key)).await?;
+        Ok(Box::new(SealingWriter {
+            inner,
+            sealer: unlocked.keys.sealer(key),
+            pending: Vec::with_capacity(2 * crypto::CHUNK),
+            out: Vec::with_capacity(crypto::CHUNK + crypto::HEADER + crypto::TAG),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let unlocked = self.unlocked().await?;
+        let mut out: Vec<ObjectMeta> = self
+            .inner
+            .list(&Self::stored(unlocked, prefix))
+            .await?
+            .into_iter()
+            .filter_map(|meta| Self::plain_meta(unlocked, &meta))
+            .filter(|meta| meta.key.starts_with(prefix))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let unlocked = self.unlocked().await?;
+        self.inner
+            .delete(&Self::stored(unlocked, key))
+            .await
+            .map_err(|e| self.rename("accessing", e, key))
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        // A repository whose creation stopped after its marker and key file is still empty.
+        Ok(self
+            .inner
+            .list("")
+            .await?
+            .iter()
+            .all(|m| m.key == MARKER || m.key.starts_with(KEYS_PREFIX)))
+    }
+
+    async fn list_incomplete(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let unlocked = self.unlocked().await?;
+        self.inner
+            .list_incomplete(&Self::stored(unlocked, prefix))
+            .await
+    }
+
+    async fn delete_incomplete(&self, key: &str) -> StoreResult<()> {
+        self.inner.delete_incomplete(key).await
+    }
+}
+
+/// Seals a stream chunk by chunk; a chunk is sealed once the next byte shows it is not the last.
+struct SealingWriter {
+    inner: Box<dyn ObjectWriter>,
+    sealer: crypto::Sealer,
+    pending: Vec<u8>,
+    out: Vec<u8>,
+}
+
+#[async_trait]
+impl ObjectWriter for SealingWriter {
+    async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
+        self.pending.extend_from_slice(&chunk);
+        while self.pending.len() > crypto::CHUNK {
+            self.out.clear();
+            self.sealer
+                .seal_into(&self.pending[..crypto::CHUNK], false, &mut self.out);
+            self.pending.drain(..crypto::CHUNK);
+            let sealed = Bytes::copy_from_slice(&self.out);
+            self.inner.write(sealed).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> StoreResult<()> {
+        self.out.clear();
+        let pending = std::mem::take(&mut self.pending);
+        self.sealer.seal_into(&pending, true, &mut self.out);
+        let sealed = Bytes::copy_from_slice(&self.out);
+        self.inner.write(sealed).await?;
+        self.inner.finish().await
+    }
+
+    async fn abort(self: Box<Self>) -> StoreResult<()> {
+        self.inner.abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn cheap() -> KdfCost {
+        KdfCost {
+            m_cost: 64,
+            t_cost: 1,
+        }
+    }
+
+    fn store(inner: &Arc<dyn BackupStore>, pass: &str) -> EncryptedStore {
+        EncryptedStore::with_cost(inner.clone(), UserKey::new(pass).unwrap(), cheap())
+    }
+
+    #[tokio::test]
+    async fn objects_and_names_are_sealed_and_read_back() {
+        let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+        let enc = store(&inner, "passphrase one");
+        assert!(enc.is_empty().await.unwrap());
+        enc.put(
+            "pits/p1.json",
+            Bytes::from_static(b"{\"table\":\"sales.orders\"}"),
+        )
+        .await
+        .unwrap();
+        let big: Vec<u8> = (0..200_000u32).map(|i| u8::try_from(i % 256).unwrap()).collect();
+        let mut w = enc.writer("tables/k/files/data/a.parquet").await.unwrap();
+        for part in big.chunks(30_000) {
+            w.write(Bytes::copy_from_slice(part)).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        assert_eq!(
+            enc.get("pits/p1.json").await.unwrap().as_ref(),
+            b"{\"table\":\"sales.orders\"}"
+        );
+        assert_eq!(
+            enc.get("tables/k/files/data/a.parquet")
+                .await
+                .unwrap()
+                .as_ref(),
+            big.as_slice()
+        );
+        assert_eq!(
+            enc.get_range("tables/k/files/data/a.parquet", 70_000..140_001)
+                .await
+                .unwrap()
+                .as_ref(),
+            &big[70_000..140_001]
+        );
+        let listed = enc.list("tables/").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, "tables/k/files/data/a.parquet");
+        assert_eq!(listed[0].size, big.len() as u64);
+        assert_eq!(enc.head("pits/p1.json").await.unwrap().unwrap().size, 24);
+        // Beneath: only the marker and key file in the clear, no name or value readable.
+        for object in inner.list("").await.unwrap() {
+            let raw = inner.get(&object.key).await.unwrap();
+            for secret in ["sales", "orders", "pits", "parquet", "tables"] {
+                assert!(!object.key.contains(secret), "{}", object.key);
+                if object.key != MARKER && !object.key.starts_with(KEYS_PREFIX) {
+                    assert!(!String::from_utf8_lossy(&raw).contains(secret));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_keys_plain_repositories_and_rotation() {
+        let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+        let enc = store(&inner, "passphrase one");
+        enc.put("pits/p1.json", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let err = store(&inner, "passphrase two")
+            .get("pits/p1.json")
+            .await
+            .unwrap_err();
+        assert!(
+            crate::error::error_chain(&err).contains("opens none of its 1 key"),
+            "{err}"
+        );
+
+        let id = enc
+            .add_key(&UserKey::new("passphrase two").unwrap())
+            .await
+            .unwrap();
+        let second = store(&inner, "passphrase two");
+        assert_eq!(second.get("pits/p1.json").await.unwrap().as_ref(), b"x");
+        assert!(
+            second.remove_key(&id).await.is_err(),
+            "the key in use stays"
+        );
+        let first_id = enc.current_key().await.unwrap();
+        second.remove_key(&first_id).await.unwrap();
+        assert!(
+            store(&inner, "passphrase one")
+                .get("pits/p1.json")
+                .await
+                .is_err()
+        );
+        assert!(second.remove_key(&id).await.is_err(), "the last key stays");
+
+        let plain: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+        plain
+            .put(PLAIN_MANIFEST, Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        let err = store(&plain, "passphrase one")
+            .get(PLAIN_MANIFEST)
+            .await
+            .unwrap_err();
+        assert!(
+            crate::error::error_chain(&err).contains("without encryption"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_damaged_object_is_named() {
+        let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+        let enc = store(&inner, "passphrase one");
+        enc.put("pits/p1.json", Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
+        let stored = inner
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.key != MARKER && !m.key.starts_with(KEYS_PREFIX))
+            .unwrap();
+        let mut raw = inner.get(&stored.key).await.unwrap().to_vec();
+        let last = raw.len() - 1;
+        raw[last] ^= 0x40;
+        inner.put(&stored.key, Bytes::from(raw)).await.unwrap();
+        let err = enc.get("pits/p1.json").await.unwrap_err();
+        let text = crate::error::error_chain(&err);
+        assert!(
+            text.contains("pits/p1.json") && text.contains("damaged"),
+            "{text}"
+        );
+    }
+}
