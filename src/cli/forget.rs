@@ -115,6 +115,8 @@ fn render(report: &ForgetReport) -> String {
             vec![
                 if d.keep {
                     "keep".into()
+                } else if report.locked.iter().any(|l| l.key == d.pit) {
+                    "locked".into()
                 } else if report.applied {
                     "removed".into()
                 } else {
@@ -138,6 +140,14 @@ fn render(report: &ForgetReport) -> String {
         let _ = writeln!(
             out,
             "{n} PIT(s) would be removed; nothing was changed (add --yes)"
+        );
+    }
+    for l in &report.locked {
+        let _ = writeln!(
+            out,
+            "PIT {} stays: S3 Object Lock retains its record until {} (a later forget removes it)",
+            l.key,
+            l.until.to_rfc3339()
         );
     }
     out

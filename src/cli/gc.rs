@@ -49,7 +49,15 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
 }
 
 fn render(r: &GcReport) -> String {
-    format!(
+    let locked = match r.locked.iter().map(|l| l.until).max() {
+        Some(until) => format!(
+            "; {} unreferenced object(s) stay, retained by S3 Object Lock until {} at the latest\n",
+            r.locked.len(),
+            until.to_rfc3339()
+        ),
+        None => String::new(),
+    };
+    let summary = format!(
         "{} PIT(s) reference {} objects; {} unreferenced object(s) and {} temporary object(s) of interrupted runs, {}, {}; {} younger than the grace period spared\n",
         r.pits,
         r.referenced,
@@ -62,5 +70,6 @@ fn render(r: &GcReport) -> String {
             "would be deleted (add --yes)"
         },
         r.spared_young
-    )
+    );
+    summary + &locked
 }

@@ -24,7 +24,11 @@ pub(crate) fn run(args: &Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     printer.result("validate", &json, || {
         let mut out = String::new();
         for w in &warnings {
-            let _ = writeln!(out, "warning: {}: {}\n  hint: {}", w.path, w.message, w.hint);
+            let _ = writeln!(
+                out,
+                "warning: {}: {}\n  hint: {}",
+                w.path, w.message, w.hint
+            );
         }
         out + &format!(
             "{} is valid: {} catalog{} ({}), {} repositor{} ({})\n",

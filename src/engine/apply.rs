@@ -682,6 +682,7 @@ async fn retention_preview(
             .collect(),
         decisions,
         damaged,
+        locked: Vec::new(),
     })
 }
 

@@ -34,6 +34,36 @@ pub struct ForgetReport {
     /// hand, see `bcn verify`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub damaged: Vec<String>,
+    /// PITs retention would remove, kept because their record is still under S3 Object Lock
+    /// retention; a later `forget` removes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<Locked>,
+}
+
+/// An object kept because S3 Object Lock retains it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Locked {
+    /// Its key (for `forget`: the PIT id).
+    pub key: String,
+    /// Until when it cannot be deleted.
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Splits `keys` into those that may be deleted now and those retained past `now`.
+async fn split_retained(
+    store: &dyn BackupStore,
+    keys: impl IntoIterator<Item = (String, String)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<String>, Vec<Locked>), EngineError> {
+    let mut free = Vec::new();
+    let mut locked = Vec::new();
+    for (name, key) in keys {
+        match store.retained_until(&key).await? {
+            Some(until) if until > now => locked.push(Locked { key: name, until }),
+            _ => free.push(name),
+        }
+    }
+    Ok((free, locked))
 }
 
 /// Applies a retention policy to a repository's PITs; with `apply`, removes the PITs it
@@ -50,7 +80,7 @@ pub async fn forget(
     } else {
         None
     };
-    let result = forget_locked(&repo, policy, apply).await;
+    let result = forget_locked(&repo, policy, apply, ctx).await;
     if let Some(guard) = guard {
         guard.release().await?;
     }
@@ -61,14 +91,22 @@ async fn forget_locked(
     repo: &Repository,
     policy: &Retention,
     apply: bool,
+    ctx: &Context,
 ) -> Result<ForgetReport, EngineError> {
     let (times, damaged) = pit_times(repo).await?;
     let decisions = retention::decide(&times, policy);
-    let forgotten: Vec<String> = decisions
-        .iter()
-        .filter(|d| !d.keep)
-        .map(|d| d.pit.clone())
-        .collect();
+    let (forgotten, locked) = split_retained(
+        repo.store().as_ref(),
+        decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| (d.pit.clone(), layout::pit(&d.pit))),
+        ctx.now(),
+    )
+    .await?;
+    for l in &locked {
+        tracing::warn!(pit = %l.key, until = %l.until, "retention would forget this PIT, but S3 Object Lock keeps its record until then");
+    }
     if apply {
         for pit in &forgotten {
             repo.store().delete(&layout::pit(pit)).await?;
@@ -81,6 +119,7 @@ async fn forget_locked(
         decisions,
         forgotten,
         damaged,
+        locked,
     })
 }
 
@@ -131,6 +170,9 @@ pub struct GcReport {
     pub spared_young: usize,
     /// The grace period, in seconds.
     pub grace_seconds: i64,
+    /// Unreferenced objects kept because S3 Object Lock still retains them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<Locked>,
 }
 
 /// Finds (and with `apply`, deletes) objects no PIT references.
@@ -216,6 +258,17 @@ async fn gc_locked(
             size: object.size,
         });
     }
+    let (free, locked) = split_retained(
+        repo.store().as_ref(),
+        unreferenced.iter().map(|o| (o.key.clone(), o.key.clone())),
+        ctx.now(),
+    )
+    .await?;
+    unreferenced.retain(|o| free.contains(&o.key));
+    if !locked.is_empty() {
+        let until = locked.iter().map(|l| l.until).max().unwrap_or_default();
+        tracing::warn!(objects = locked.len(), %until, "unreferenced objects stay: S3 Object Lock retains them (the last until the date shown)");
+    }
     // Temporary objects of killed runs: a running backup may still be writing the young ones.
     let mut incomplete = Vec::new();
     for object in repo.store().list_incomplete("").await? {
@@ -252,5 +305,6 @@ async fn gc_locked(
         incomplete,
         spared_young,
         grace_seconds: grace.num_seconds(),
+        locked,
     })
 }

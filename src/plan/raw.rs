@@ -491,6 +491,45 @@ pub struct RawS3 {
     /// Session token, for temporary credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
+    /// Write every record and stored file immutable for a while (S3 Object Lock; the bucket
+    /// must have been created with Object Lock enabled). Locks are not retained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<RawObjectLock>,
+    /// Server-side encryption of every object bcn writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<RawSse>,
+}
+
+/// S3 Object Lock retention of what bcn writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectLock {
+    /// `governance` (users with `s3:BypassGovernanceRetention` may still delete) or
+    /// `compliance` (nobody may, not even the account's root, until the date).
+    pub mode: RawLockMode,
+    /// Days every object stays undeletable after it is written.
+    pub days: u32,
+}
+
+/// An S3 Object Lock mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawLockMode {
+    /// Deletable by users allowed to bypass governance retention.
+    Governance,
+    /// Deletable by nobody until the retention date.
+    Compliance,
+}
+
+/// S3 server-side encryption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSse {
+    /// `aws:kms`, `aws:kms:dsse` or `AES256`.
+    pub algorithm: String,
+    /// The KMS key (id or ARN) for `aws:kms`; default: the account's S3 key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// Table categories. Patterns are globs on `database.table` (`*` matches any characters, `.`
@@ -542,6 +581,8 @@ impl std::fmt::Debug for RawS3 {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &set(&self.secret_access_key))
             .field("session_token", &set(&self.session_token))
+            .field("object_lock", &self.object_lock)
+            .field("sse", &self.sse)
             .finish()
     }
 }

@@ -982,6 +982,11 @@ fn repository(
                     access_key_id: s.access_key_id,
                     secret_access_key: s.secret_access_key,
                     session_token: s.session_token,
+                    object_lock: s.object_lock.map(|l| crate::store::ObjectLock {
+                        compliance: l.mode == crate::plan::raw::RawLockMode::Compliance,
+                        days: l.days,
+                    }),
+                    sse: s.sse.map(|e| (e.algorithm, e.kms_key_id)),
                 }),
             })
         }

@@ -12,7 +12,9 @@
 //! - **Names**: every segment of a key is sealed with AES-256-SIV (deterministic authenticated
 //!   encryption, RFC 5297), its parent path as associated data, and written in lowercase
 //!   base32hex, so keys keep their tree shape (listing by prefix works) without naming any
-//!   table, database or file.
+//!   table, database or file. The first segment of a longer key is one of bcn's own layout
+//!   words (`pits`, `tables`, `locks`, ...) and stays in the clear, so that the store beneath
+//!   can tell records from locks (S3 Object Lock retains the former only).
 //! - **Keys**: the two master keys are random; each user key (a passphrase stretched with
 //!   Argon2id, or a raw 32-byte key through HKDF-SHA256) wraps them with XChaCha20-Poly1305.
 
@@ -421,7 +423,15 @@ impl MasterKeys {
         }
         let mut parent = String::new();
         let mut out: Vec<String> = Vec::new();
-        for segment in body.split('/') {
+        let mut segments = body.split('/').peekable();
+        // The first segment of a longer key (or of a listing prefix, whose keys are longer)
+        // is a layout word, not user data.
+        if body.contains('/') || !slash.is_empty() {
+            let first = segments.next().unwrap_or_default();
+            out.push(first.to_owned());
+            parent.push_str(first);
+        }
+        for segment in segments {
             let sealed = siv
                 .encrypt([parent.as_bytes()], segment.as_bytes())
                 .expect("AES-SIV seals any input");
@@ -454,7 +464,14 @@ impl MasterKeys {
         let mut siv = self.siv();
         let mut parent = String::new();
         let mut pending = String::new();
-        for piece in stored.split('/') {
+        let mut pieces = stored.split('/').peekable();
+        if let Some((first, _)) = stored.split_once('/')
+            && !first.ends_with(CONTINUED)
+        {
+            pieces.next();
+            parent.push_str(first);
+        }
+        for piece in pieces {
             if let Some(part) = piece.strip_suffix(CONTINUED) {
                 pending.push_str(part);
                 continue;
@@ -583,7 +600,9 @@ mod tests {
     #[test]
     fn a_range_of_chunks_opens_alone() {
         let keys = MasterKeys::generate();
-        let plain: Vec<u8> = (0..3 * CHUNK + 5).map(|i| u8::try_from(i % 13).unwrap()).collect();
+        let plain: Vec<u8> = (0..3 * CHUNK + 5)
+            .map(|i| u8::try_from(i % 13).unwrap())
+            .collect();
         let sealed = keys.seal("k", &plain);
         let body = &sealed[HEADER + CHUNK + TAG..];
         let opened = keys
@@ -597,9 +616,16 @@ mod tests {
         let keys = MasterKeys::generate();
         let name = "tables/6f1c/files/data/region=eu/00000-0-a.parquet";
         let sealed = keys.seal_name(name);
-        for word in ["tables", "files", "region", "parquet", "6f1c"] {
+        assert!(sealed.starts_with("tables/"), "{sealed}");
+        for word in ["files", "region", "parquet", "6f1c"] {
             assert!(!sealed.contains(word), "{sealed}");
         }
+        let single = keys.seal_name("bcn-repository.json");
+        assert!(
+            !single.contains("repository") && !single.contains('/'),
+            "{single}"
+        );
+        assert_eq!(keys.open_name(&single).unwrap(), "bcn-repository.json");
         assert_eq!(keys.open_name(&sealed).unwrap(), name);
         // A listing prefix maps to the prefix of every name under it.
         assert!(sealed.starts_with(&keys.seal_name("tables/6f1c/files/")));

@@ -180,6 +180,16 @@ pub trait BackupStore: Debug + Send + Sync {
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
 
+    /// Until when an object cannot be deleted (S3 Object Lock retention), if it is retained;
+    /// `forget` and `gc` leave such objects alone and say so.
+    async fn retained_until(
+        &self,
+        key: &str,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Whether the store holds nothing at all (a new repository is only created in an empty
     /// location). The default lists every object; backends override it with a cheaper check.
     async fn is_empty(&self) -> StoreResult<bool> {
@@ -271,6 +281,35 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials.
     pub session_token: Option<String>,
+    /// Object Lock retention given to every object written (locks excepted).
+    pub object_lock: Option<ObjectLock>,
+    /// Server-side encryption of every object written: algorithm and optional KMS key.
+    pub sse: Option<(String, Option<String>)>,
+}
+
+/// S3 Object Lock retention of what bcn writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    /// Compliance (nobody may delete) rather than governance mode.
+    pub compliance: bool,
+    /// Days of retention from the write.
+    pub days: u32,
+}
+
+impl fmt::Display for ObjectLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "S3 Object Lock, {} mode, {} day{}",
+            if self.compliance {
+                "compliance"
+            } else {
+                "governance"
+            },
+            self.days,
+            if self.days == 1 { "" } else { "s" }
+        )
+    }
 }
 
 impl Debug for S3Options {
@@ -283,6 +322,8 @@ impl Debug for S3Options {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &redacted(&self.secret_access_key))
             .field("session_token", &redacted(&self.session_token))
+            .field("object_lock", &self.object_lock)
+            .field("sse", &self.sse)
             .finish()
     }
 }

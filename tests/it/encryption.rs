@@ -469,3 +469,133 @@ fn an_encrypted_repository_on_moto_round_trips_without_server_side_copies() {
     );
     assert!(found.is_empty(), "readable in {moto_bucket}: {found:?}");
 }
+
+/// Runs a boto3 snippet against moto with `s3` bound to a client; prints what it prints.
+fn moto_py(svc: &Services, body: &str, args: &[&str]) -> String {
+    use crate::support::{MOTO_ACCESS_KEY, MOTO_ENDPOINT, MOTO_REGION, MOTO_SECRET_KEY};
+    let script = format!(
+        "import sys, json, datetime, boto3\n\
+         s3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2], \
+         aws_secret_access_key=sys.argv[3], region_name=sys.argv[4])\n\
+         args = sys.argv[5:]\n{body}"
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .args([
+            svc.get(MOTO_ENDPOINT),
+            svc.get(MOTO_ACCESS_KEY),
+            svc.get(MOTO_SECRET_KEY),
+            svc.get(MOTO_REGION),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn object_lock_keeps_records_and_files_from_forget_and_gc_and_sse_is_passed_through() {
+    use crate::support::{MOTO_ACCESS_KEY, MOTO_ENDPOINT, MOTO_REGION, MOTO_SECRET_KEY};
+    let Some(svc) = Services::require("encryption::object_lock", MOTO_VARS) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let bucket = unique("bcn-lock-");
+    moto_py(
+        &svc,
+        "s3.create_bucket(Bucket=args[0], ObjectLockEnabledForBucket=True)\n",
+        &[&bucket],
+    );
+    let ws = Workspace::new(
+        &[&src],
+        &format!(
+            "repositories:\n  locked:\n    location: s3://{bucket}/repo\n    s3:\n      endpoint: {endpoint}\n      region: {region}\n      path_style: true\n      access_key_id: \"${{{MOTO_ACCESS_KEY}}}\"\n      secret_access_key: \"${{{MOTO_SECRET_KEY}}}\"\n      object_lock: {{ mode: governance, days: 1 }}\n      sse: {{ algorithm: \"aws:kms\", kms_key_id: bcn-test-key }}\n",
+            endpoint = svc.get(MOTO_ENDPOINT),
+            region = svc.get(MOTO_REGION),
+        ),
+    );
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "locked"])
+        .ok();
+    src.py("mutate", &["--table", "db1.t", "--op", "append"]);
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "locked"])
+        .ok();
+    // Every record and file carries its retention and encryption; locks are gone.
+    let heads: serde_json::Value = serde_json::from_str(&moto_py(
+        &svc,
+        "out = {}\n\
+         for page in s3.get_paginator('list_objects_v2').paginate(Bucket=args[0]):\n\
+         \x20   for o in page.get('Contents', []):\n\
+         \x20       h = s3.head_object(Bucket=args[0], Key=o['Key'])\n\
+         \x20       out[o['Key']] = [h.get('ObjectLockMode'), str(h.get('ObjectLockRetainUntilDate')), h.get('ServerSideEncryption'), h.get('SSEKMSKeyId')]\n\
+         print(json.dumps(out))\n",
+        &[&bucket],
+    ))
+    .unwrap();
+    let heads = heads.as_object().unwrap();
+    assert!(
+        heads.keys().any(|k| k.starts_with("repo/pits/")),
+        "{heads:?}"
+    );
+    assert!(
+        !heads.keys().any(|k| k.starts_with("repo/locks/")),
+        "{heads:?}"
+    );
+    for (key, head) in heads {
+        assert_eq!(head[0], "GOVERNANCE", "{key}");
+        assert_eq!(head[2], "aws:kms", "{key}");
+        assert_eq!(head[3], "bcn-test-key", "{key}");
+    }
+    let described = ws.bcn(&["describe", "--repo", "locked"]).ok();
+    assert_eq!(
+        described["protection"]["object_lock"],
+        "S3 Object Lock, governance mode, 1 day"
+    );
+
+    // forget: the older PIT is retained, so it stays and is reported.
+    let forget = ws
+        .bcn(&["forget", "--repo", "locked", "--keep-last", "1", "--yes"])
+        .ok();
+    assert_eq!(
+        forget["forgotten"],
+        serde_json::json!([]),
+        "{forget}"
+    );
+    let locked = forget["locked"].as_array().unwrap();
+    assert_eq!(locked.len(), 1, "{forget}");
+    assert!(locked[0]["until"].as_str().unwrap() > "2000", "{forget}");
+    assert_eq!(
+        ws.bcn(&["describe", "--repo", "locked"]).ok()["pits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // gc: an unreferenced object still under retention stays, and is reported.
+    moto_py(
+        &svc,
+        "until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)\n\
+         s3.put_object(Bucket=args[0], Key='repo/tables/stray/files/x', Body=b'x', ObjectLockMode='GOVERNANCE', ObjectLockRetainUntilDate=until)\n",
+        &[&bucket],
+    );
+    let gc = ws
+        .bcn(&["gc", "--repo", "locked", "--grace", "0s", "--yes"])
+        .ok();
+    assert_eq!(gc["unreferenced"], serde_json::json!([]), "{gc}");
+    assert_eq!(
+        gc["locked"][0]["key"], "tables/stray/files/x",
+        "{gc}"
+    );
+    let still = moto_py(
+        &svc,
+        "print(s3.head_object(Bucket=args[0], Key='repo/tables/stray/files/x')['ContentLength'])\n",
+        &[&bucket],
+    );
+    assert_eq!(still.trim(), "1");
+}

@@ -403,7 +403,7 @@ mod s3 {
                 path_style: true,
                 access_key_id: Some(self.access_key.clone()),
                 secret_access_key: Some(self.secret_key.clone()),
-                session_token: None,
+                ..S3Options::default()
             }
         }
 
@@ -588,7 +588,7 @@ mod s3 {
             path_style: true,
             access_key_id: Some("id".into()),
             secret_access_key: Some("secret".into()),
-            session_token: None,
+            ..S3Options::default()
         };
         let store = location.open_with(&options).unwrap();
         let err = store.get("pits/x.json").await.unwrap_err();

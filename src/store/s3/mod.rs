@@ -37,6 +37,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
@@ -215,18 +216,79 @@ async fn build_client(options: &S3Options) -> Client {
     Client::from_conf(config.build())
 }
 
+/// Keys under these prefixes are bcn's bookkeeping, deleted as part of normal work (locks
+/// released, damage markers cleared, verification records replaced): never retained.
+const UNRETAINED: [&str; 3] = ["locks/", "damaged/", "verifications/"];
+
+/// What every write carries: Object Lock retention (for `key`, unless bookkeeping) and
+/// server-side encryption.
+#[derive(Debug, Clone, Default)]
+pub(super) struct WriteHeaders {
+    lock: Option<(ObjectLockMode, DateTime)>,
+    sse: Option<(ServerSideEncryption, Option<String>)>,
+}
+
+impl WriteHeaders {
+    pub(super) fn for_key(options: &S3Options, key: &str) -> Self {
+        let lock = options
+            .object_lock
+            .filter(|_| !UNRETAINED.iter().any(|p| key.starts_with(p)))
+            .map(|l| {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "S3 counts retention from the real time of the write"
+                )]
+                let now = std::time::SystemTime::now();
+                let until = now + std::time::Duration::from_secs(u64::from(l.days) * 86_400);
+                let mode = if l.compliance {
+                    ObjectLockMode::Compliance
+                } else {
+                    ObjectLockMode::Governance
+                };
+                (mode, DateTime::from(until))
+            });
+        let sse = options
+            .sse
+            .as_ref()
+            .map(|(algorithm, key)| (ServerSideEncryption::from(algorithm.as_str()), key.clone()));
+        Self { lock, sse }
+    }
+}
+
+/// Sets the headers of [`WriteHeaders`] on any of the SDK's write requests.
+macro_rules! with_headers {
+    ($request:expr, $headers:expr) => {{
+        let headers: &WriteHeaders = $headers;
+        let mut request = $request;
+        if let Some((mode, until)) = &headers.lock {
+            request = request
+                .object_lock_mode(mode.clone())
+                .object_lock_retain_until_date(*until);
+        }
+        if let Some((algorithm, key)) = &headers.sse {
+            request = request
+                .server_side_encryption(algorithm.clone())
+                .set_ssekms_key_id(key.clone());
+        }
+        request
+    }};
+}
+pub(super) use with_headers;
+
 /// A `PutObject` request for `data`, to send (or to make conditional first).
 fn put_object(
     client: &Client,
     bucket: &str,
     full_key: &str,
     data: Bytes,
+    headers: &WriteHeaders,
 ) -> PutObjectFluentBuilder {
-    client
+    let request = client
         .put_object()
         .bucket(bucket)
         .key(full_key)
-        .body(ByteStream::from(data))
+        .body(ByteStream::from(data));
+    with_headers!(request, headers)
 }
 
 /// An object size from S3 (an `i64`).
@@ -293,6 +355,7 @@ impl BackupStore for S3Store {
             &self.place.bucket,
             &self.full_key(key),
             data,
+            &WriteHeaders::for_key(&self.options, key),
         )
         .send()
         .await
@@ -302,9 +365,16 @@ impl BackupStore for S3Store {
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()> {
         let (client, full_key) = (self.client().await, self.full_key(key));
+        let headers = WriteHeaders::for_key(&self.options, key);
         let mut attempt = 1;
         loop {
-            let create = put_object(client, &self.place.bucket, &full_key, data.clone());
+            let create = put_object(
+                client,
+                &self.place.bucket,
+                &full_key,
+                data.clone(),
+                &headers,
+            );
             match create.if_none_match("*").send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) => {
@@ -318,7 +388,8 @@ impl BackupStore for S3Store {
 
     async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>> {
         let client = self.client().await.clone();
-        let writer = S3Writer::new(client, self.place.clone(), key, self.full_key(key));
+        let headers = WriteHeaders::for_key(&self.options, key);
+        let writer = S3Writer::new(client, self.place.clone(), key, self.full_key(key), headers);
         Ok(Box::new(writer))
     }
 
@@ -368,12 +439,13 @@ impl BackupStore for S3Store {
         }
         let client = self.client().await;
         let full_key = self.full_key(key);
-        let copied = client
+        let request = client
             .copy_object()
             .bucket(&self.place.bucket)
             .key(&full_key)
             .copy_source(format!("{bucket}/{}", encode_key(source_key)))
-            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
+        let copied = with_headers!(request, &WriteHeaders::for_key(&self.options, key))
             .send()
             .await
             .map_err(|e| self.place.err("copying into", key, &e))?;
@@ -458,6 +530,37 @@ impl BackupStore for S3Store {
             .await
             .map(drop)
             .map_err(|e| self.place.err("aborting an incomplete upload", object, &e))
+    }
+
+    async fn retained_until(
+        &self,
+        key: &str,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        if self.options.object_lock.is_none() {
+            return Ok(None);
+        }
+        let sent = self
+            .client()
+            .await
+            .head_object()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(modified(out.object_lock_retain_until_date())),
+            Err(e) => match self.explain_not_found("inspecting", key, &e).await {
+                err if err.is_not_found() => Ok(None),
+                err => Err(err),
+            },
+        }
+    }
+
+    fn protection(&self) -> crate::store::Protection {
+        crate::store::Protection {
+            encrypted: false,
+            object_lock: self.options.object_lock.map(|l| l.to_string()),
+        }
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {

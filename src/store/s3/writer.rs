@@ -8,14 +8,16 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 
-use super::PART_SIZE;
 use super::error::{Place, S3Error, causes};
+use super::{PART_SIZE, WriteHeaders, with_headers};
 use crate::store::{ObjectWriter, StoreError, StoreResult};
 
 /// A streaming upload. The multipart upload is created with the first full part.
 pub(super) struct S3Writer {
     client: Client,
     place: Place,
+    /// Retention and encryption of the object.
+    headers: WriteHeaders,
     /// The key relative to the store, for errors.
     key: String,
     /// The key in the bucket.
@@ -38,10 +40,17 @@ pub(super) fn part_size(done: usize) -> usize {
 }
 
 impl S3Writer {
-    pub(super) fn new(client: Client, place: Place, key: &str, full_key: String) -> Self {
+    pub(super) fn new(
+        client: Client,
+        place: Place,
+        key: &str,
+        full_key: String,
+        headers: WriteHeaders,
+    ) -> Self {
         Self {
             client,
             place,
+            headers,
             key: key.to_owned(),
             full_key,
             buf: BytesMut::new(),
@@ -54,11 +63,12 @@ impl S3Writer {
     }
 
     async fn create_upload(&mut self) -> StoreResult<()> {
-        let created = self
+        let request = self
             .client
             .create_multipart_upload()
             .bucket(&self.place.bucket)
-            .key(&self.full_key)
+            .key(&self.full_key);
+        let created = with_headers!(request, &self.headers)
             .send()
             .await
             .map_err(|e| self.err(&e))?;
@@ -136,11 +146,17 @@ impl ObjectWriter for S3Writer {
         // Every early return below drops `self`, whose `Drop` aborts the multipart upload.
         let rest = std::mem::take(&mut self.buf).freeze();
         if self.upload.is_none() {
-            return super::put_object(&self.client, &self.place.bucket, &self.full_key, rest)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| self.err(&e));
+            return super::put_object(
+                &self.client,
+                &self.place.bucket,
+                &self.full_key,
+                rest,
+                &self.headers,
+            )
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err(&e));
         }
         if !rest.is_empty() {
             self.upload_part(rest).await?;
