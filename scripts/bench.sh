@@ -6,8 +6,9 @@
 #
 # Measures wall time and peak RSS (GNU time) of: a first backup, a no-change backup, an
 # incremental backup after one append, a restore to another location (every manifest,
-# manifest list and metadata file rewritten), and `verify --read-data` against sha256sum over
-# the same stored files. Uses a release build in the cache.
+# manifest list and metadata file rewritten), a first backup into and a restore from an
+# encrypted repository, and `verify --read-data` against sha256sum over the same stored
+# files. Uses a release build in the cache.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 snapshots=${1:-10}; per_snapshot=${2:-10}; file_mib=${3:-1}
@@ -43,6 +44,15 @@ echo "| step (${data_mib} MiB, $((snapshots * per_snapshot)) data files, $snapsh
 echo "|---|---:|---:|---:|"
 backup=("$bcn" -q backup --config "$work/plan.yaml" --catalog lake --repo "$work/repo")
 measure "first backup (copy + SHA-256 of every file)" yes "${backup[@]}"
+plain_backup=$(cut -d' ' -f1 "$work/time")
+# The same into an encrypted repository (XChaCha20-Poly1305 of every byte, sealed names).
+key=(env "BCN_REPOSITORY_KEY=bench passphrase, not a secret")
+measure "first backup into an encrypted repository" yes "${key[@]}" "$bcn" -q backup \
+  --config "$work/plan.yaml" --catalog lake --repo "$work/repo-enc"
+encrypted_backup=$(cut -d' ' -f1 "$work/time")
+measure "restore from the encrypted repository" yes "${key[@]}" "$bcn" -q restore --config "$work/plan.yaml" \
+  --repo "$work/repo-enc" --target-catalog lake --target-database restored_enc --target-location "$work/restored-enc"
+rm -rf "$work/restored-enc" "$work/repo-enc"
 measure "no-change backup (catalog entries only)" no "${backup[@]}"
 "${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.small --snapshots 1 --files-per-snapshot 1 --file-mib 0.1 >/dev/null
 "${fixtures[@]}" mutate "${cat_args[@]}" --table bench.data --op append >/dev/null
@@ -60,4 +70,5 @@ measure "verify --read-data (structure + SHA-256 of every stored file)" yes \
   "$bcn" -q verify --repo "$work/repo" --read-data
 ours=$(cut -d' ' -f1 "$work/time")
 echo >&2 "verify --read-data / sha256sum throughput: $(awk -v a="$peer" -v b="$ours" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+echo >&2 "encrypted / plain first backup time: $(awk -v a="$encrypted_backup" -v b="$plain_backup" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
 echo >&2 "machine: $(nproc) cores; $(uname -sr)"

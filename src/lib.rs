@@ -29,6 +29,8 @@ pub mod plan;
 pub mod repo;
 pub mod report;
 pub mod secret;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod store;
 
 /// `bcn <version>`, recorded in everything bcn writes.

@@ -17,6 +17,8 @@ mod progress;
 mod quickstart;
 mod restore;
 mod schema;
+#[cfg(feature = "serve")]
+mod serve;
 mod unlock;
 mod validate;
 mod verify;
@@ -112,6 +114,9 @@ enum Command {
     Unlock(unlock::Args),
     /// List, add or remove the keys of an encrypted repository
     Key(key::Args),
+    /// Serve backups and restores over an HTTP API, with tokens, roles and a job history
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
     /// Check a plan without touching anything
     Validate(validate::Args),
     /// Print the JSON Schema of the plan file
@@ -123,6 +128,14 @@ enum Command {
 }
 
 impl Command {
+    fn is_serve(&self) -> bool {
+        #[cfg(feature = "serve")]
+        if matches!(self, Self::Serve(_)) {
+            return true;
+        }
+        false
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Self::Quickstart(_) => "quickstart",
@@ -137,6 +150,8 @@ impl Command {
             Self::Gc(_) => "gc",
             Self::Unlock(_) => "unlock",
             Self::Key(_) => "key",
+            #[cfg(feature = "serve")]
+            Self::Serve(_) => "serve",
             Self::Validate(_) => "validate",
             Self::Schema(_) => "schema",
             Self::Completions(_) => "completions",
@@ -176,7 +191,9 @@ impl ExitStatus {
             if let Some(e) = cause.downcast_ref::<EngineError>() {
                 return match e {
                     // A damaged repository is a failure (1), never a usage error.
-                    EngineError::Plan(_) | EngineError::Invalid(_) => Self::Usage,
+                    EngineError::Plan(_) | EngineError::Invalid(_) | EngineError::Conflict(_) => {
+                        Self::Usage
+                    }
                     EngineError::Repo(r) => Self::of_repo(r),
                     EngineError::TablesFailed {
                         committed: true, ..
@@ -252,7 +269,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
         }
     };
     // `apply` is told to stop and finishes its report; every other command is dropped.
-    let graceful = matches!(cli.command, Command::Apply(_));
+    let graceful = matches!(cli.command, Command::Apply(_)) || cli.command.is_serve();
     let cancel = tokio_util::sync::CancellationToken::new();
     let work = async {
         match cli.command {
@@ -268,6 +285,8 @@ pub async fn run(cli: Cli) -> ExitStatus {
             Command::Diff(args) => diff::run(args, printer).await,
             Command::Unlock(args) => unlock::run(args, &ctx, printer).await,
             Command::Key(args) => key::run(args, printer).await,
+            #[cfg(feature = "serve")]
+            Command::Serve(args) => serve::run(args, &ctx, cancel.clone()).await,
             Command::Validate(args) => validate::run(&args, printer),
             Command::Schema(args) => schema::run(args, printer),
             Command::Completions(args) => completions::run(&args, printer),

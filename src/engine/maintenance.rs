@@ -123,6 +123,49 @@ async fn forget_locked(
     })
 }
 
+/// What forgetting one PIT did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetOne {
+    /// The PIT's id.
+    pub pit: String,
+    /// When S3 Object Lock retains its record: until when (it was not removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Removes one PIT record (under the exclusive lock), unless S3 Object Lock retains it; its
+/// files stay until `gc`.
+pub async fn forget_one(
+    store: Arc<dyn BackupStore>,
+    pit: &str,
+    ctx: &Context,
+) -> Result<ForgetOne, EngineError> {
+    let repo = Repository::open(store).await?;
+    let record = repo
+        .resolve_pit(&crate::repo::PitSelector::parse(pit))
+        .await?;
+    let guard = lock::acquire(&repo, ctx, "forget", lock::DEFAULT_TTL_SECONDS).await?;
+    let key = layout::pit(&record.id);
+    let result = async {
+        match repo.store().retained_until(&key).await? {
+            Some(until) if until > ctx.now() => Ok(ForgetOne {
+                pit: record.id.clone(),
+                locked: Some(until),
+            }),
+            _ => {
+                repo.store().delete(&key).await?;
+                Ok(ForgetOne {
+                    pit: record.id.clone(),
+                    locked: None,
+                })
+            }
+        }
+    }
+    .await;
+    guard.release().await?;
+    result
+}
+
 /// The time of every readable PIT (what retention decides on), and the ids of damaged ones:
 /// a damaged PIT does not block retention of the others, and is left alone.
 pub(crate) async fn pit_times(

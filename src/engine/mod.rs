@@ -91,6 +91,10 @@ pub enum EngineError {
     /// The request does not make sense; the message says how to fix it.
     #[error("{0}")]
     Invalid(String),
+    /// The request would overwrite what exists (a restore onto existing tables without
+    /// `--replace`); the message names it and how to go on.
+    #[error("{0}")]
+    Conflict(String),
     /// The repository holds a record that cannot be read, so the operation would not be
     /// safe; the message names it and what to do.
     #[error("{0}")]

@@ -692,6 +692,52 @@ pub struct Plan {
     reports: Vec<ReportSpec>,
     notifications: Vec<NotificationSpec>,
     metrics: Option<PathBuf>,
+    api: Option<ApiSpec>,
+}
+
+/// The HTTP API settings of `bcn serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSpec {
+    /// Who may call it.
+    pub tokens: Vec<ApiToken>,
+    /// The job history database, absolute.
+    pub jobs_db: PathBuf,
+}
+
+/// One API token: its SHA-256 only, never the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Who holds it.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+    /// What it may do.
+    pub role: ApiRole,
+    /// Entries it may act on (globs); `None`: all.
+    pub entries: Option<Vec<String>>,
+    /// Repositories it may act on (globs); `None`: all.
+    pub repositories: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an API token may do; each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiRole {
+    /// Reads.
+    Viewer,
+    /// Reads, backs up, verifies.
+    Operator,
+    /// Everything: restores, forgets, gc.
+    Admin,
 }
 
 impl Plan {
@@ -848,6 +894,11 @@ impl Plan {
     /// The Prometheus textfile, absolute, if the plan asks for metrics.
     pub fn metrics_textfile(&self) -> Option<&Path> {
         self.metrics.as_deref()
+    }
+
+    /// The HTTP API settings, if the plan has `api:`.
+    pub fn api(&self) -> Option<&ApiSpec> {
+        self.api.as_ref()
     }
 }
 

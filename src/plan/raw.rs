@@ -38,6 +38,59 @@ pub struct RawPlan {
     /// Prometheus metrics, written after every `bcn apply` run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<RawMetrics>,
+    /// The HTTP API of `bcn serve`: who may call it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<RawApi>,
+}
+
+/// The HTTP API of `bcn serve`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Bearer tokens and what each may do.
+    #[serde(default)]
+    pub tokens: Vec<RawApiToken>,
+    /// The job history (an `SQLite` file), relative to the plan. Default: `bcn-jobs.db` next to
+    /// the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_db: Option<String>,
+}
+
+/// One API token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiToken {
+    /// Who holds it (in the job history and logs; the token itself never is).
+    pub name: String,
+    /// The token, by reference (`${ENV}`, `${file:...}`); or give `token_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The hex SHA-256 of the token, so that the plan holds no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// `viewer` (reads), `operator` (also backs up and verifies) or `admin` (also restores,
+    /// forgets and runs gc).
+    pub role: RawRole,
+    /// Entries this token may act on (globs); default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<String>>,
+    /// Repositories this token may act on (globs); default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<String>>,
+}
+
+/// An API role.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRole {
+    /// Reads.
+    Viewer,
+    /// Reads, backs up, verifies.
+    Operator,
+    /// Everything.
+    Admin,
 }
 
 /// Where metrics go.

@@ -13,9 +13,9 @@ use super::raw::{
     RawThriftTransport,
 };
 use super::{
-    AwsCredentials, BackupEntry, CatalogKind, CatalogS3, CatalogSpec, Categorizer, Diagnostic,
-    NotificationSpec, NotifyEvent, NotifyTarget, Plan, ReportSpec, ReportTemplate, RepositorySpec,
-    RestAuth, Retention, Strategy,
+    ApiRole, ApiSpec, ApiToken, AwsCredentials, BackupEntry, CatalogKind, CatalogS3, CatalogSpec,
+    Categorizer, Diagnostic, NotificationSpec, NotifyEvent, NotifyTarget, Plan, ReportSpec,
+    ReportTemplate, RepositorySpec, RestAuth, Retention, Strategy,
 };
 use crate::repo::records::Category;
 use crate::store::StoreLocation;
@@ -91,6 +91,7 @@ pub fn validate(raw: RawPlan, base: &Path) -> Result<Plan, Vec<Diagnostic>> {
         .enumerate()
         .filter_map(|(i, n)| notification(&format!("notifications[{i}]"), n, &mut diags))
         .collect();
+    let api = raw.api.map(|a| api(a, base, &mut diags));
     if diags.is_empty() {
         Ok(Plan {
             base: base.to_path_buf(),
@@ -101,9 +102,77 @@ pub fn validate(raw: RawPlan, base: &Path) -> Result<Plan, Vec<Diagnostic>> {
             reports,
             notifications,
             metrics: raw.metrics.map(|m| base.join(m.textfile)),
+            api,
         })
     } else {
         Err(diags)
+    }
+}
+
+fn api(raw: crate::plan::raw::RawApi, base: &Path, diags: &mut Vec<Diagnostic>) -> ApiSpec {
+    use sha2::Digest as _;
+    let mut tokens = Vec::new();
+    for (i, t) in raw.tokens.into_iter().enumerate() {
+        let path = format!("api.tokens[{i}]");
+        let sha256 = match (&t.token, &t.token_sha256) {
+            (Some(token), None) => {
+                crate::secret::register(token);
+                // An unresolved reference (a command that does not serve) is not checked.
+                if token.len() < 16 && !token.contains("${") {
+                    diags.push(Diagnostic::new(
+                        format!("{path}.token"),
+                        "a token must have at least 16 characters",
+                        "generate one, e.g. `openssl rand -hex 32`, and give it by reference",
+                    ));
+                }
+                Some(sha2::Sha256::digest(token.as_bytes()).into())
+            }
+            (None, Some(hex_digest)) => {
+                let bytes = hex::decode(hex_digest)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                if bytes.is_none() {
+                    diags.push(Diagnostic::new(
+                        format!("{path}.token_sha256"),
+                        "not the hex of a SHA-256 (64 hex digits)",
+                        "give `printf %s TOKEN | sha256sum`",
+                    ));
+                }
+                bytes
+            }
+            _ => {
+                diags.push(Diagnostic::new(
+                    path.clone(),
+                    "give exactly one of `token` and `token_sha256`",
+                    "`token: ${API_TOKEN}` or `token_sha256: <hex>`",
+                ));
+                None
+            }
+        };
+        if tokens.iter().any(|o: &ApiToken| o.name == t.name) {
+            diags.push(Diagnostic::new(
+                format!("{path}.name"),
+                format!("two tokens are named `{}`", t.name),
+                "name each token once",
+            ));
+        }
+        if let Some(sha256) = sha256 {
+            tokens.push(ApiToken {
+                name: t.name,
+                sha256,
+                role: match t.role {
+                    crate::plan::raw::RawRole::Viewer => ApiRole::Viewer,
+                    crate::plan::raw::RawRole::Operator => ApiRole::Operator,
+                    crate::plan::raw::RawRole::Admin => ApiRole::Admin,
+                },
+                entries: t.entries,
+                repositories: t.repositories,
+            });
+        }
+    }
+    ApiSpec {
+        tokens,
+        jobs_db: base.join(raw.jobs_db.as_deref().unwrap_or("bcn-jobs.db")),
     }
 }
 

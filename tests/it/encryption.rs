@@ -562,11 +562,7 @@ fn object_lock_keeps_records_and_files_from_forget_and_gc_and_sse_is_passed_thro
     let forget = ws
         .bcn(&["forget", "--repo", "locked", "--keep-last", "1", "--yes"])
         .ok();
-    assert_eq!(
-        forget["forgotten"],
-        serde_json::json!([]),
-        "{forget}"
-    );
+    assert_eq!(forget["forgotten"], serde_json::json!([]), "{forget}");
     let locked = forget["locked"].as_array().unwrap();
     assert_eq!(locked.len(), 1, "{forget}");
     assert!(locked[0]["until"].as_str().unwrap() > "2000", "{forget}");
@@ -588,10 +584,7 @@ fn object_lock_keeps_records_and_files_from_forget_and_gc_and_sse_is_passed_thro
         .bcn(&["gc", "--repo", "locked", "--grace", "0s", "--yes"])
         .ok();
     assert_eq!(gc["unreferenced"], serde_json::json!([]), "{gc}");
-    assert_eq!(
-        gc["locked"][0]["key"], "tables/stray/files/x",
-        "{gc}"
-    );
+    assert_eq!(gc["locked"][0]["key"], "tables/stray/files/x", "{gc}");
     let still = moto_py(
         &svc,
         "print(s3.head_object(Bucket=args[0], Key='repo/tables/stray/files/x')['ContentLength'])\n",

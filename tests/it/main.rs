@@ -24,6 +24,7 @@ mod repo_compat;
 mod round_trip;
 mod s3_repository;
 mod secrets;
+mod serve;
 mod signals;
 mod store_suite;
 mod support;

@@ -301,7 +301,7 @@ pub async fn prepare(
         });
     }
     if !conflicts.is_empty() {
-        return Err(EngineError::Invalid(format!(
+        return Err(EngineError::Conflict(format!(
             "{} already exist{} in catalog `{}`: {}; nothing was restored (pass --replace to overwrite, or restore under another name with --target-table / --target-database)",
             if conflicts.len() == 1 {
                 "a table"

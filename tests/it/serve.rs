@@ -1,0 +1,611 @@
+//! `bcn serve`: the real server on 127.0.0.1, driven with a real HTTP client (reqwest):
+//! every endpoint, the role matrix, 401/403/404/409/413/423/400, a backup job and a restore
+//! job end to end with pyiceberg reading the restored table, two jobs at once, cancellation,
+//! a restart that keeps the history and marks the interrupted job, tokens absent from logs.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Lake, Workspace, assert_same_table};
+
+const VIEWER: &str = "viewer-token-0123456789abcdef";
+const OPERATOR: &str = "operator-token-0123456789abcdef";
+const ADMIN: &str = "admin-token-0123456789abcdef0";
+const SCOPED: &str = "scoped-token-0123456789abcdef";
+
+/// A running `bcn serve`; stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(ws: &Workspace, log: &Path) -> Self {
+        Self::start_with(ws, log, &[])
+    }
+
+    fn start_with(ws: &Workspace, log: &Path, extra: &[&str]) -> Self {
+        let file = fs_err::File::create(log).unwrap();
+        #[expect(clippy::zombie_processes, reason = "Drop kills and waits for it")]
+        let child = Command::new(env!("CARGO_BIN_EXE_bcn"))
+            .current_dir(ws.dir.path())
+            .args(["serve", "--config"])
+            .arg(&ws.plan)
+            .args(["--listen", "127.0.0.1:0", "-v"])
+            .args(extra)
+            .env("VIEWER_TOKEN", VIEWER)
+            .env("ADMIN_TOKEN", ADMIN)
+            .env("SCOPED_TOKEN", SCOPED)
+            .stdout(Stdio::null())
+            .stderr(file.into_parts().0)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            let text = fs_err::read_to_string(log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+                let base = line.rsplit(' ').next().unwrap().trim().to_owned();
+                return Self { child, base };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn call(
+    client: &Client,
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = client.request(method, server.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let doc = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, doc, location)
+}
+
+/// Polls a job until it is final.
+async fn wait_job(client: &Client, server: &Server, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, job, _) = call(
+            client,
+            server,
+            Method::GET,
+            &format!("/v1/jobs/{id}"),
+            Some(VIEWER),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if !["queued", "running"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_mins(2),
+            "job {id} never ended: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn plan_extra(operator_sha256: &str) -> String {
+    let lines = [
+        "  big:",
+        "    type: sql",
+        "    uri: sqlite://big/catalog.db",
+        "    warehouse: big/warehouse",
+        "repositories:",
+        "  main: { location: repo-main }",
+        "  other: { location: repo-other }",
+        "  bigrepo: { location: repo-big }",
+        "  bigrepo2: { location: repo-big2 }",
+        "backups:",
+        "  - { name: lake, catalog: src, repository: main }",
+        "  - { name: second, catalog: src, repository: other }",
+        "  - { name: big, catalog: big, repository: bigrepo }",
+        "  - { name: big2, catalog: big, repository: bigrepo2 }",
+        "api:",
+        "  tokens:",
+        "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }",
+        "    - { name: operator, token_sha256: OPERATOR_SHA, role: operator }",
+        "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }",
+        "    - { name: scoped, token: \"${SCOPED_TOKEN}\", role: admin, entries: [second], repositories: [other] }",
+    ];
+    lines.join("\n").replace("OPERATOR_SHA", operator_sha256) + "\n"
+}
+
+fn sha256_hex(text: &str) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "one server, one story")]
+async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    let dst = Lake::new(tmp.path(), "dst");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let ws = Workspace::new(&[&src, &dst], &plan_extra(&sha256_hex(OPERATOR)));
+    let big = Lake::new(ws.dir.path(), "big");
+    big.make_big(4, 10);
+    let log = tmp.path().join("serve.log");
+    let mut server = Server::start(&ws, &log);
+    // reqwest is built with rustls and no default provider (bcn installs aws-lc at start-up).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let c = |m: Method, p: &'static str, t: Option<&'static str>, b: Option<Value>| {
+        let (client, server) = (&client, &server);
+        async move { call(client, server, m, p, t, b).await }
+    };
+
+    // The OpenAPI document is served as kept in the repository.
+    let (status, doc, _) = c(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(include_str!("../../src/serve/openapi.json")).unwrap()
+    );
+    // 401 without a token, with a wrong one.
+    for token in [None, Some("not-a-token-of-the-plan")] {
+        let (status, body, _) = c(Method::GET, "/v1/entries", token, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Every role reads; the scoped token sees its entry and repository only.
+    for token in [VIEWER, OPERATOR, ADMIN] {
+        let (status, body, _) = call(
+            &client,
+            &server,
+            Method::GET,
+            "/v1/entries",
+            Some(token),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["entries"].as_array().unwrap().len(), 4, "{body}");
+    }
+    let (_, scoped, _) = c(Method::GET, "/v1/repositories", Some(SCOPED), None).await;
+    assert_eq!(scoped["repositories"][0]["name"], "other", "{scoped}");
+    assert_eq!(scoped["repositories"].as_array().unwrap().len(), 1);
+
+    // The role matrix for what changes things: each forbidden call is a 403 naming the role.
+    let forbidden: [(Method, &str, &str, Option<Value>); 7] = [
+        (Method::POST, "/v1/entries/lake/backup", VIEWER, None),
+        (Method::POST, "/v1/entries/lake/verify", VIEWER, None),
+        (Method::POST, "/v1/repositories/main/gc", OPERATOR, None),
+        (
+            Method::DELETE,
+            "/v1/repositories/main/pits/latest",
+            OPERATOR,
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/restores",
+            OPERATOR,
+            Some(json!({"repository": "main", "target_catalog": "dst"})),
+        ),
+        (
+            Method::POST,
+            "/v1/restores",
+            VIEWER,
+            Some(json!({"repository": "main", "target_catalog": "dst"})),
+        ),
+        (Method::POST, "/v1/entries/lake/backup", SCOPED, None),
+    ];
+    for (method, path, token, body) in forbidden {
+        let (status, doc, _) =
+            call(&client, &server, method.clone(), path, Some(token), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {doc}");
+    }
+
+    // A backup job, end to end.
+    let (status, job, location) = c(
+        Method::POST,
+        "/v1/entries/lake/backup",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(
+        location.unwrap(),
+        format!("/v1/jobs/{}", job["id"].as_str().unwrap())
+    );
+    assert_eq!(job["requested_by"], "operator");
+    let done = wait_job(&client, &server, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        done["report"]["entries"][0]["status"], "succeeded",
+        "{done}"
+    );
+    let (status, pits, _) = c(
+        Method::GET,
+        "/v1/repositories/main/pits",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pits["pits"].as_array().unwrap().len(), 1, "{pits}");
+    let (status, objects, _) = c(
+        Method::GET,
+        "/v1/repositories/main/pits/latest/objects",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{objects}");
+    assert_eq!(objects["tables"][0]["name"], "t", "{objects}");
+    let (_, verify, _) = c(
+        Method::POST,
+        "/v1/entries/lake/verify",
+        Some(OPERATOR),
+        Some(json!({"read_data": true})),
+    )
+    .await;
+    let verified = wait_job(&client, &server, verify["id"].as_str().unwrap()).await;
+    assert_eq!(verified["state"], "succeeded", "{verified}");
+
+    // A dry run is open to viewers; the restore itself to admins, and pyiceberg reads it.
+    let restore = json!({"repository": "main", "target_catalog": "dst"});
+    let (status, dry, _) = c(
+        Method::POST,
+        "/v1/restores",
+        Some(VIEWER),
+        Some(json!({"repository": "main", "target_catalog": "dst", "dry_run": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{dry}");
+    let dry = wait_job(&client, &server, dry["id"].as_str().unwrap()).await;
+    assert_eq!(
+        dry["report"]["plan"]["tables"][0]["action"], "create",
+        "{dry}"
+    );
+    assert!(!dst.exists("db1.t"), "a dry run writes nothing");
+    let (status, job, _) = c(
+        Method::POST,
+        "/v1/restores",
+        Some(ADMIN),
+        Some(restore.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let restored = wait_job(&client, &server, job["id"].as_str().unwrap()).await;
+    assert_eq!(restored["state"], "succeeded", "{restored}");
+    assert_same_table(
+        &dst.dump("db1.t"),
+        &src.dump("db1.t"),
+        "restored through the API",
+    );
+    // 409 on an existing table; 400 on bad bodies, naming the field; 413 on a huge one.
+    let (status, conflict, _) = c(
+        Method::POST,
+        "/v1/restores",
+        Some(ADMIN),
+        Some(restore.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert!(
+        conflict["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("db1.t"),
+        "{conflict}"
+    );
+    let (status, bad, _) = c(
+        Method::POST,
+        "/v1/restores",
+        Some(ADMIN),
+        Some(json!({"repository": "main", "target_catalog": "dst", "colour": "red"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("colour"),
+        "{bad}"
+    );
+    let raw = client
+        .post(server.url("/v1/restores"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let huge = json!({"repository": "main", "target_catalog": "dst", "table": vec!["x".repeat(1000); 100]});
+    let (status, _, _) = c(Method::POST, "/v1/restores", Some(ADMIN), Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) = c(
+        Method::GET,
+        "/v1/repositories/nope/pits",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // 423 while `bcn backup` holds the repository's lock.
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_bcn"))
+        .current_dir(ws.dir.path())
+        .args([
+            "backup",
+            "--catalog",
+            "big",
+            "--repo",
+            "bigrepo",
+            "--config",
+        ])
+        .arg(&ws.plan)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = ws.dir.path().join("repo-big/locks");
+    let started = Instant::now();
+    while !lock.exists() || fs_err::read_dir(&lock).unwrap().next().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the CLI backup never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, locked, _) = c(Method::POST, "/v1/entries/big/backup", Some(OPERATOR), None).await;
+    assert_eq!(status, StatusCode::LOCKED, "{locked}");
+    assert_eq!(
+        locked["error"]["details"]["holder"]["command"], "backup",
+        "{locked}"
+    );
+    assert!(cli.wait().unwrap().success());
+
+    // Two jobs on two repositories run at once.
+    let (_, a, _) = c(Method::POST, "/v1/entries/big/backup", Some(OPERATOR), None).await;
+    let (_, b, _) = c(
+        Method::POST,
+        "/v1/entries/big2/backup",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    let a = wait_job(&client, &server, a["id"].as_str().unwrap()).await;
+    let b = wait_job(&client, &server, b["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (a["state"].as_str(), b["state"].as_str()),
+        (Some("succeeded"), Some("succeeded")),
+        "{a}\n{b}"
+    );
+    assert!(
+        b["started_at"].as_str().unwrap() < a["finished_at"].as_str().unwrap(),
+        "the second job started only after the first ended: {a}\n{b}"
+    );
+
+    // Cancelling a running job stops it cleanly: cancelled, and the lock is gone.
+    big.py("mutate", &["--table", "db1.big", "--op", "append"]);
+    let (_, running, _) = c(
+        Method::POST,
+        "/v1/entries/big2/backup",
+        Some(OPERATOR),
+        Some(json!(null)),
+    )
+    .await;
+    let id = running["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = call(
+        &client,
+        &server,
+        Method::DELETE,
+        &format!("/v1/jobs/{id}"),
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = call(
+        &client,
+        &server,
+        Method::DELETE,
+        &format!("/v1/jobs/{id}"),
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::CONFLICT,
+        "cancel answered {status}"
+    );
+    let cancelled = wait_job(&client, &server, &id).await;
+    if status == StatusCode::ACCEPTED {
+        assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    }
+    let started = Instant::now();
+    let lock2 = ws.dir.path().join("repo-big2/locks");
+    while lock2.exists() && fs_err::read_dir(&lock2).unwrap().next().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cancelled job left its lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Forget one PIT (admin).
+    let (status, forgot, _) = c(
+        Method::DELETE,
+        "/v1/repositories/main/pits/latest",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{forgot}");
+    let (_, pits, _) = c(
+        Method::GET,
+        "/v1/repositories/main/pits",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(pits["pits"].as_array().unwrap().len(), 0, "{pits}");
+    let (_, gc, _) = c(
+        Method::POST,
+        "/v1/repositories/main/gc",
+        Some(ADMIN),
+        Some(json!({"grace": "0s"})),
+    )
+    .await;
+    let gc = wait_job(&client, &server, gc["id"].as_str().unwrap()).await;
+    assert_eq!(gc["state"], "succeeded", "{gc}");
+    assert!(
+        !gc["report"]["unreferenced"].as_array().unwrap().is_empty(),
+        "{gc}"
+    );
+
+    // A restart keeps the history and marks the job it interrupted.
+    big.py("mutate", &["--table", "db1.big", "--op", "append"]);
+    let (_, running, _) = c(Method::POST, "/v1/entries/big/backup", Some(OPERATOR), None).await;
+    let interrupted_id = running["id"].as_str().unwrap().to_owned();
+    server.kill();
+    let log2 = tmp.path().join("serve2.log");
+    let server = Server::start(&ws, &log2);
+    let (status, history, _) = call(
+        &client,
+        &server,
+        Method::GET,
+        "/v1/jobs?limit=1000",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let jobs = history["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 9, "every job of the first server: {history}");
+    let job = jobs
+        .iter()
+        .find(|j| j["id"] == interrupted_id.as_str())
+        .unwrap();
+    assert_eq!(job["state"], "interrupted", "{job}");
+    let (_, scoped_jobs, _) = call(
+        &client,
+        &server,
+        Method::GET,
+        "/v1/jobs",
+        Some(SCOPED),
+        None,
+    )
+    .await;
+    assert!(
+        scoped_jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["target"] == "other" || j["target"] == "second"),
+        "{scoped_jobs}"
+    );
+
+    // No token in any log line.
+    drop(server);
+    assert!(
+        fs_err::read_to_string(&log)
+            .unwrap()
+            .contains("job accepted")
+    );
+    for log in [&log, &log2] {
+        let text = fs_err::read_to_string(log).unwrap();
+        for token in [VIEWER, OPERATOR, ADMIN, SCOPED] {
+            assert!(!text.contains(token), "a token is in {}", log.display());
+        }
+    }
+    // The job history lives next to the plan by default.
+    assert!(ws.dir.path().join("bcn-jobs.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_scheduler_runs_due_entries_as_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let ws = Workspace::new(
+        &[&src],
+        "repositories:\n  main: { location: repo-main }\nbackups:\n  - { name: lake, catalog: src, repository: main }\napi:\n  tokens:\n    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+    );
+    let server = Server::start_with(&ws, &tmp.path().join("serve.log"), &["--schedule", "1s"]);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let started = Instant::now();
+    loop {
+        let (status, jobs, _) = call(
+            &client,
+            &server,
+            Method::GET,
+            "/v1/jobs",
+            Some(VIEWER),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let done: Vec<&Value> = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "apply" && j["state"] == "succeeded")
+            .collect();
+        if let Some(job) = done.last() {
+            assert_eq!(job["requested_by"], "scheduler");
+            assert_eq!(job["report"]["entries"][0]["status"], "succeeded", "{job}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no scheduled run: {jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ws.dir.path().join("repo-main/pits").exists());
+}
