@@ -75,11 +75,9 @@ impl TableJob<'_> {
         })
     }
 
-    /// Backs up one table; `None` for tables in the `ignore` category.
-    pub(super) async fn backup_table(
-        &self,
-        ident: &TableIdent,
-    ) -> Result<Option<TableRecord>, String> {
+    /// The name and category of `ident` when this backup takes it; otherwise records it as
+    /// skipped (`ignore`, or a category the entry does not take) and returns `None`.
+    pub(super) fn taken(&self, ident: &TableIdent) -> Option<(TableName, String, Category)> {
         let name = TableName {
             database: ident.namespace().to_vec(),
             name: ident.name().to_owned(),
@@ -91,10 +89,21 @@ impl TableJob<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(name);
-            return Ok(None);
+            return None;
         }
         self.observer
             .event(&Event::TableStarted { table: &qualified });
+        Some((name, qualified, category))
+    }
+
+    /// Backs up one table; `None` for tables in the `ignore` category.
+    pub(super) async fn backup_table(
+        &self,
+        ident: &TableIdent,
+    ) -> Result<Option<TableRecord>, String> {
+        let Some((name, qualified, category)) = self.taken(ident) else {
+            return Ok(None);
+        };
         let mut last = String::new();
         for attempt in 1..=TABLE_ATTEMPTS {
             match self.attempt(ident, &name, category).await {

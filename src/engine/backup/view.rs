@@ -10,8 +10,7 @@ use crate::engine::transfer::{maybe_gunzip, sha256_hex};
 use crate::engine::{Event, error_chain};
 use crate::repo::layout;
 use crate::repo::records::{
-    Category, FORMAT_VERSION, FileList, ObjectKind, Status, TableName, TableRecord, TableState,
-    encode,
+    FORMAT_VERSION, FileList, ObjectKind, Status, TableRecord, TableState, encode,
 };
 
 /// What bcn reads from a view's metadata file.
@@ -90,21 +89,9 @@ impl TableJob<'_> {
         &self,
         ident: &TableIdent,
     ) -> Result<Option<TableRecord>, String> {
-        let name = TableName {
-            database: ident.namespace().to_vec(),
-            name: ident.name().to_owned(),
-        };
-        let qualified = name.to_string();
-        let category = self.request.categorizer.category(&qualified);
-        if category == Category::Ignore || !self.request.options.categories.contains(&category) {
-            self.skipped
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(name);
+        let Some((name, qualified, category)) = self.taken(ident) else {
             return Ok(None);
-        }
-        self.observer
-            .event(&Event::TableStarted { table: &qualified });
+        };
         let Some(entry) = self
             .catalog
             .load_view(ident)

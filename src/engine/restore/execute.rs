@@ -203,8 +203,12 @@ impl Job<'_> {
         Ok(table.metadata_location().unwrap_or_default().to_owned())
     }
 
-    /// Steps 1–4: everything but the registration. Returns the new metadata location.
-    async fn write_table(&self, item: &RestoreItem, written: &Written) -> Result<String, String> {
+    /// The stored file list and metadata of `item`, the metadata checked against the
+    /// checksum the file list records.
+    pub(super) async fn load_stored(
+        &self,
+        item: &RestoreItem,
+    ) -> Result<(crate::repo::records::FileList, Bytes), String> {
         let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
         let filelist = self
             .repo
@@ -222,6 +226,13 @@ impl Job<'_> {
                 layout::table_metadata(&item.key, &item.stored_in)
             ));
         }
+        Ok((filelist, metadata_raw))
+    }
+
+    /// Steps 1–4: everything but the registration. Returns the new metadata location.
+    async fn write_table(&self, item: &RestoreItem, written: &Written) -> Result<String, String> {
+        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+        let (filelist, metadata_raw) = self.load_stored(item).await?;
         let rw = if item.in_place {
             PathRewriter::in_place(&filelist.location)
         } else {

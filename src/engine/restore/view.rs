@@ -12,8 +12,7 @@ use super::{RestoreItem, ident};
 use crate::engine::backup::view::ViewFacts;
 use crate::engine::error_chain;
 use crate::engine::rewrite::PathRewriter;
-use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
-use crate::repo::layout;
+use crate::engine::transfer::{self, maybe_gunzip};
 
 /// The view property that may name where its metadata files go.
 const METADATA_PATH: &str = "write.metadata.path";
@@ -22,22 +21,7 @@ impl Job<'_> {
     /// Restores one view; returns its new metadata location.
     pub(super) async fn restore_view(&self, item: &RestoreItem) -> Result<String, String> {
         let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
-        let filelist = self
-            .repo
-            .load_filelist(&item.key, &item.stored_in)
-            .await
-            .map_err(|e| chain(&e))?;
-        let raw = self
-            .repo
-            .load_table_metadata(&item.key, &item.stored_in)
-            .await
-            .map_err(|e| chain(&e))?;
-        if sha256_hex(&raw) != filelist.metadata_sha256 {
-            return Err(format!(
-                "stored metadata {} does not match its checksum",
-                layout::table_metadata(&item.key, &item.stored_in)
-            ));
-        }
+        let (filelist, raw) = self.load_stored(item).await?;
         let json = maybe_gunzip(&raw).map_err(|e| format!("decompressing stored metadata: {e}"))?;
         let mut doc: JsonValue =
             serde_json::from_slice(&json).map_err(|e| format!("reading stored metadata: {e}"))?;

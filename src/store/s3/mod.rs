@@ -111,6 +111,28 @@ impl S3Store {
         })
     }
 
+    /// `HeadObject` of `key`; `None` when there is no such object.
+    async fn head_object(
+        &self,
+        key: &str,
+    ) -> StoreResult<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>> {
+        let sent = self
+            .client()
+            .await
+            .head_object()
+            .bucket(&self.place.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match self.explain_not_found("inspecting", key, &e).await {
+                err if err.is_not_found() => Ok(None),
+                err => Err(err),
+            },
+        }
+    }
+
     async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| build_client(&self.options))
@@ -328,25 +350,11 @@ impl BackupStore for S3Store {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        let sent = self
-            .client()
-            .await
-            .head_object()
-            .bucket(&self.place.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await;
-        match sent {
-            Ok(out) => Ok(Some(ObjectMeta {
-                key: key.to_owned(),
-                size: size(out.content_length()),
-                modified: modified(out.last_modified()),
-            })),
-            Err(e) => match self.explain_not_found("inspecting", key, &e).await {
-                err if err.is_not_found() => Ok(None),
-                err => Err(err),
-            },
-        }
+        Ok(self.head_object(key).await?.map(|out| ObjectMeta {
+            key: key.to_owned(),
+            size: size(out.content_length()),
+            modified: modified(out.last_modified()),
+        }))
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
@@ -539,21 +547,10 @@ impl BackupStore for S3Store {
         if self.options.object_lock.is_none() {
             return Ok(None);
         }
-        let sent = self
-            .client()
-            .await
-            .head_object()
-            .bucket(&self.place.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await;
-        match sent {
-            Ok(out) => Ok(modified(out.object_lock_retain_until_date())),
-            Err(e) => match self.explain_not_found("inspecting", key, &e).await {
-                err if err.is_not_found() => Ok(None),
-                err => Err(err),
-            },
-        }
+        Ok(self
+            .head_object(key)
+            .await?
+            .and_then(|out| modified(out.object_lock_retain_until_date())))
     }
 
     fn protection(&self) -> crate::store::Protection {
