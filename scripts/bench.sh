@@ -28,6 +28,7 @@ echo "creating $((snapshots * per_snapshot)) files of ${file_mib} MiB in $snapsh
 cat >"$work/plan.yaml" <<PLAN
 catalogs:
   lake: { type: sql, uri: "sqlite://$work/lake/catalog.db", warehouse: "file://$work/lake/warehouse" }
+  scratch: { type: sql, uri: "sqlite://$work/scratch/catalog.db", warehouse: "file://$work/scratch/warehouse" }
 PLAN
 data_mib=$(du -sm "$work/lake/warehouse" | cut -f1)
 
@@ -50,9 +51,10 @@ key=(env "BCN_REPOSITORY_KEY=bench passphrase, not a secret")
 measure "first backup into an encrypted repository" yes "${key[@]}" "$bcn" -q backup \
   --config "$work/plan.yaml" --catalog lake --repo "$work/repo-enc"
 encrypted_backup=$(cut -d' ' -f1 "$work/time")
+# Into a catalog of its own, so that the steps below back up the same lake.
 measure "restore from the encrypted repository" yes "${key[@]}" "$bcn" -q restore --config "$work/plan.yaml" \
-  --repo "$work/repo-enc" --target-catalog lake --target-database restored_enc --target-location "$work/restored-enc"
-rm -rf "$work/restored-enc" "$work/repo-enc"
+  --repo "$work/repo-enc" --target-catalog scratch --target-location "$work/restored-enc"
+rm -rf "$work/restored-enc" "$work/repo-enc" "$work/scratch"
 measure "no-change backup (catalog entries only)" no "${backup[@]}"
 "${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.small --snapshots 1 --files-per-snapshot 1 --file-mib 0.1 >/dev/null
 "${fixtures[@]}" mutate "${cat_args[@]}" --table bench.data --op append >/dev/null

@@ -327,29 +327,32 @@ async fn verify(
         repair: None,
     };
     let doc = json!({ "entry": name, "read_data": request.read_data, "restore_test": request.restore_test });
-    spawn_job(
-        &state,
-        &caller,
-        "verify",
-        &name,
-        doc,
-        move |state| async move {
-            match engine::verify::verify(&verify_request, &state.ctx, &Quiet).await {
-                Ok(report) => {
-                    let clean = report.is_clean();
-                    let error =
-                        (!clean).then(|| format!("{} problem(s) found", report.problems.len()));
-                    let s = if clean {
-                        JobState::Succeeded
-                    } else {
-                        JobState::Failed
-                    };
-                    (s, Some(json!(report)), error)
-                }
-                Err(e) => failed(&e),
+    let target = name.clone();
+    spawn_job(&state, &caller, "verify", &target, doc, move |state| async move {
+        let plan = Some(state.plan.as_ref());
+        let start = json!({ "command": "verify", "entry": name });
+        crate::cli::notify_command(plan, "verify", NotifyEvent::Start, "started", &start).await;
+        match engine::verify::verify(&verify_request, &state.ctx, &Quiet).await {
+            Ok(report) => {
+                let clean = report.is_clean();
+                let doc = json!({ "command": "verify", "entry": name, "report": &report });
+                let (event, status) = if clean {
+                    (NotifyEvent::Success, "succeeded")
+                } else {
+                    (NotifyEvent::VerifyFailure, "damage found")
+                };
+                crate::cli::notify_command(plan, "verify", event, status, &doc).await;
+                let error = (!clean).then(|| format!("{} problem(s) found", report.problems.len()));
+                let s = if clean { JobState::Succeeded } else { JobState::Failed };
+                (s, Some(json!(report)), error)
             }
-        },
-    )
+            Err(e) => {
+                let doc = json!({ "command": "verify", "entry": name, "error": engine::error_chain(&e) });
+                crate::cli::notify_command(plan, "verify", NotifyEvent::Failure, "failed", &doc).await;
+                failed(&e)
+            }
+        }
+    })
     .await
 }
 
@@ -452,12 +455,33 @@ async fn gc(
     let store = open_store(&spec)?;
     refuse_if_locked(&state, &store).await?;
     let doc = json!({ "repository": name, "grace": request.grace });
-    spawn_job(&state, &caller, "gc", &name, doc, move |state| async move {
-        match maintenance::gc(store, grace, true, &state.ctx).await {
-            Ok(report) => (JobState::Succeeded, Some(json!(report)), None),
-            Err(e) => failed(&e),
-        }
-    })
+    let target = name.clone();
+    spawn_job(
+        &state,
+        &caller,
+        "gc",
+        &target,
+        doc,
+        move |state| async move {
+            let plan = Some(state.plan.as_ref());
+            let start = json!({ "command": "gc", "repository": name });
+            crate::cli::notify_command(plan, "gc", NotifyEvent::Start, "started", &start).await;
+            match maintenance::gc(store, grace, true, &state.ctx).await {
+                Ok(report) => {
+                    let doc = json!({ "command": "gc", "report": &report });
+                    crate::cli::notify_command(plan, "gc", NotifyEvent::Success, "succeeded", &doc)
+                        .await;
+                    (JobState::Succeeded, Some(json!(report)), None)
+                }
+                Err(e) => {
+                    let doc = json!({ "command": "gc", "error": engine::error_chain(&e) });
+                    crate::cli::notify_command(plan, "gc", NotifyEvent::Failure, "failed", &doc)
+                        .await;
+                    failed(&e)
+                }
+            }
+        },
+    )
     .await
 }
 

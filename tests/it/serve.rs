@@ -142,6 +142,8 @@ fn plan_extra(operator_sha256: &str) -> String {
         "  - { name: second, catalog: src, repository: other }",
         "  - { name: big, catalog: big, repository: bigrepo }",
         "  - { name: big2, catalog: big, repository: bigrepo2 }",
+        "notifications:",
+        "  - { on: [start, success, failure], command: [\"sh\", \"-c\", \"echo $BCN_EVENT $BCN_ENTRY $BCN_STATUS >> events.txt\"] }",
         "api:",
         "  tokens:",
         "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }",
@@ -561,6 +563,20 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
         for token in [VIEWER, OPERATOR, ADMIN, SCOPED] {
             assert!(!text.contains(token), "a token is in {}", log.display());
         }
+    }
+    // Jobs notified as the commands do: the backup (through apply), verify, restore, gc.
+    let events = fs_err::read_to_string(ws.dir.path().join("events.txt")).unwrap();
+    for line in [
+        "start lake",
+        "success lake",
+        "success verify",
+        "success restore",
+        "success gc",
+    ] {
+        assert!(
+            events.lines().any(|l| l.starts_with(line)),
+            "no `{line}` in:\n{events}"
+        );
     }
     // The job history lives next to the plan by default.
     assert!(ws.dir.path().join("bcn-jobs.db").exists());
