@@ -751,9 +751,20 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// The built-in scheduler: every `every`, an `apply` of the due entries as a job.
+/// Clears the scheduler's "a run is going" flag when its run ends, however it ends.
+struct Running(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The built-in scheduler: every `every`, an `apply` of the due entries as a job; a tick that
+/// comes while the previous run still goes is skipped.
 pub(super) async fn scheduler(state: Shared, every: Duration, stop: CancellationToken) {
     let scheduler = Caller::system();
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -761,13 +772,19 @@ pub(super) async fn scheduler(state: Shared, every: Duration, stop: Cancellation
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if busy.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("the previous scheduled run still goes; skipping this tick");
+            continue;
+        }
+        let running = Running(busy.clone());
         let accepted = spawn_job(
             &state,
             &scheduler,
             "apply",
             "due entries",
             json!({ "due": true }),
-            |state| async move {
+            move |state| async move {
+                let _running = running;
                 let options = apply::ApplyOptions {
                     dry_run: false,
                     force: false,
@@ -798,6 +815,7 @@ pub(super) async fn scheduler(state: Shared, every: Duration, stop: Cancellation
         )
         .await;
         if let Err(e) = accepted {
+            busy.store(false, std::sync::atomic::Ordering::SeqCst);
             tracing::warn!(error = %e.message, "the scheduler could not start a run");
         }
     }
