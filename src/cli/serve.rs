@@ -12,13 +12,19 @@ use crate::engine::EngineError;
 pub(crate) struct Args {
     #[command(flatten)]
     plan: PlanArgs,
-    /// Address to listen on (plain HTTP: put a TLS proxy in front for other hosts).
+    /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
     /// Also run `apply`'s due entries this often (`15m`, `1h`): the server alone replaces a
     /// timer.
     #[arg(long, value_name = "DURATION")]
     schedule: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(
@@ -46,6 +52,7 @@ pub(crate) async fn run(
             plan,
             listen: args.listen,
             schedule,
+            tls: args.tls_cert.zip(args.tls_key),
         },
         ctx.clone(),
         stop,

@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 pub mod jobs;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Run `apply`'s due entries this often (the built-in scheduler), if given.
     pub schedule: Option<Duration>,
+    /// HTTPS: the certificate chain and private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// What every request handler shares.
@@ -154,6 +157,12 @@ pub async fn serve(
         jobs,
         ctx,
     });
+    let acceptor = match &options.tls {
+        Some((cert, key)) => {
+            Some(tls::acceptor(cert, key).map_err(crate::engine::EngineError::Invalid)?)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", options.listen))?;
@@ -163,14 +172,30 @@ pub async fn serve(
         reason = "the one line that says where the server is"
     )]
     {
-        eprintln!("bcn serve: listening on http://{address}");
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        eprintln!("bcn serve: listening on {scheme}://{address}");
     }
     if let Some(every) = options.schedule {
         tokio::spawn(api::scheduler(state.clone(), every, stop.clone()));
     }
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    let router = api::router(state);
+    let shutdown = async move { stop.cancelled().await };
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor,
+            };
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -47,7 +47,10 @@ impl Server {
         let started = Instant::now();
         loop {
             let text = fs_err::read_to_string(log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.contains("bcn serve: listening on "))
+            {
                 let base = line.rsplit(' ').next().unwrap().trim().to_owned();
                 return Self { child, base };
             }
@@ -624,4 +627,136 @@ async fn the_built_in_scheduler_runs_due_entries_as_jobs() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(ws.dir.path().join("repo-main/pits").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_certificate_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    let ws = Workspace::new(
+        &[&src],
+        "repositories:\n  main: { location: repo-main }\nbackups:\n  - { name: lake, catalog: src, repository: main }\napi:\n  tokens:\n    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+    );
+    // A CA, and a server certificate for 127.0.0.1 signed by it (webpki refuses a
+    // self-signed CA certificate as the server's own).
+    let dir = tmp.path();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=bcn test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    fs_err::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let server = Server::start_with(
+        &ws,
+        &tmp.path().join("serve.log"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The chain the server presents verifies against the CA (checked by openssl itself)...
+    let address = server.base.trim_start_matches("https://").to_owned();
+    let verified = Command::new("openssl")
+        .args(["s_client", "-connect", &address, "-CAfile"])
+        .arg(&ca)
+        .args(["-verify_return_error", "-brief"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(said.contains("Verification: OK"), "{said}");
+    // ... and the API answers over it (this reqwest build trusts the system roots only).
+    let client = Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let (status, body, _) = call(
+        &client,
+        &server,
+        Method::GET,
+        "/v1/entries",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["entries"][0]["name"], "lake");
+    // Plain HTTP to the HTTPS port gets no answer; a client that does not trust the
+    // certificate is refused.
+    let plain = Client::new()
+        .get(server.url("/v1/entries").replacen("https://", "http://", 1))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    assert!(
+        Client::new()
+            .get(server.url("/v1/entries"))
+            .send()
+            .await
+            .is_err()
+    );
 }
