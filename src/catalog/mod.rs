@@ -275,14 +275,9 @@ impl OpenCatalog {
         }
         #[cfg(feature = "catalog-sql")]
         if let Some((uri, catalog)) = &self.namespaces_sql {
-            return sql::list_views(uri, catalog, ident.namespace())
+            return sql::load_view(uri, catalog, ident)
                 .await
-                .map(|views| {
-                    views
-                        .into_iter()
-                        .find(|(name, _)| name == ident.name())
-                        .map(|(_, metadata_location)| ViewEntry { metadata_location })
-                })
+                .map(|location| location.map(|metadata_location| ViewEntry { metadata_location }))
                 .map_err(|r| self.view_error(&what(), r));
         }
         #[cfg(feature = "catalog-hms")]

@@ -153,6 +153,29 @@ pub(super) async fn list_views(
     Ok(out)
 }
 
+/// The metadata location of view `ident`, if there is such a `VIEW` row.
+pub(super) async fn load_view(
+    uri: &str,
+    catalog_name: &str,
+    ident: &iceberg::TableIdent,
+) -> Result<Option<String>, String> {
+    const QUERY: &str = "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = $1 \
+        AND table_namespace = $2 AND table_name = $3 AND iceberg_type = 'VIEW'";
+    let pool = connect(uri).await?;
+    let row: Result<Option<Option<String>>, _> = sqlx::query_scalar(QUERY)
+        .bind(catalog_name)
+        .bind(ident.namespace().join("."))
+        .bind(ident.name())
+        .fetch_optional(&pool)
+        .await;
+    pool.close().await;
+    match row {
+        Ok(location) => Ok(location.flatten()),
+        Err(e) if lacks_type_column(&e) => Ok(None),
+        Err(e) => Err(format!("reading the view's row: {e}")),
+    }
+}
+
 /// Registers a view as Java's JDBC catalog creates one: an `iceberg_tables` row of type `VIEW`.
 pub(super) async fn register_view(
     uri: &str,

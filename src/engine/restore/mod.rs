@@ -201,6 +201,9 @@ pub async fn prepare(
     let root = target_root(request)?;
     let mut items = Vec::new();
     let mut conflicts = Vec::new();
+    // The target's views, read once per database (not once per restored object).
+    let mut views: std::collections::HashMap<Namespace, std::collections::HashSet<String>> =
+        std::collections::HashMap::new();
     for record in selected {
         let target_name = TableName {
             database: request
@@ -223,7 +226,9 @@ pub async fn prepare(
                         .table_exists(&id)
                         .await
                         .map_err(c.err("checking a target table"))?,
-                    c.load_view(&id).await?.is_some(),
+                    target_views(c, &target_name.database, &mut views)
+                        .await?
+                        .contains(&target_name.name),
                 )
             }
             None => (false, false),
@@ -333,6 +338,32 @@ pub async fn prepare(
         },
         target,
     ))
+}
+
+/// The names of the views of `database` in the target catalog (none when it does not exist),
+/// listed once per restore.
+async fn target_views<'v>(
+    catalog: &OpenCatalog,
+    database: &Namespace,
+    cache: &'v mut std::collections::HashMap<Namespace, std::collections::HashSet<String>>,
+) -> Result<&'v std::collections::HashSet<String>, EngineError> {
+    if !cache.contains_key(database) {
+        let ns = NamespaceIdent::from_vec(database.clone())
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // Some catalogs fail to list a database that does not exist: it has no view.
+        let names = if catalog
+            .catalog
+            .namespace_exists(&ns)
+            .await
+            .map_err(catalog.err("checking a target database"))?
+        {
+            catalog.list_views(&ns).await?.into_iter().collect()
+        } else {
+            std::collections::HashSet::new()
+        };
+        cache.insert(database.clone(), names);
+    }
+    Ok(&cache[database])
 }
 
 /// Refuses a target name that cannot become a directory of the restored table's location
