@@ -254,16 +254,19 @@ async fn gc_locked(
         .load_pits()
         .await
         .map_err(|e| refuse(super::error_chain(&e)))?;
+    // Referenced objects by the names a listing gives them (their keys, but in encrypted
+    // repositories).
+    let names = repo.store().listed_names().await?;
     let mut referenced: HashSet<String> = HashSet::new();
     for pit in &pits {
         for table in &pit.tables {
             let Some(stored_in) = &table.stored_in else {
                 continue;
             };
-            if !referenced.insert(layout::filelist(&table.key, stored_in)) {
+            if !referenced.insert(names(&layout::filelist(&table.key, stored_in))) {
                 continue;
             }
-            referenced.insert(layout::table_metadata(&table.key, stored_in));
+            referenced.insert(names(&layout::table_metadata(&table.key, stored_in)));
             let filelist = repo
                 .load_filelist(&table.key, stored_in)
                 .await
@@ -272,7 +275,7 @@ async fn gc_locked(
                 filelist
                     .files
                     .iter()
-                    .map(|f| layout::table_file(&table.key, &f.rel)),
+                    .map(|f| names(&layout::table_file(&table.key, &f.rel))),
             );
         }
     }
@@ -333,7 +336,7 @@ async fn gc_locked(
         }
         // Damage markers of objects no PIT references any more have nothing left to warn of.
         for key in repo.damaged_objects().await? {
-            if !referenced.contains(&key) {
+            if !referenced.contains(&names(&key)) {
                 repo.clear_damaged(&key).await?;
             }
         }

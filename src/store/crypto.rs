@@ -9,12 +9,15 @@
 //!   key is the associated data of every chunk: an object moved to another key fails too.
 //!   Layout: `BCNE`, version `1`, a random 19-byte nonce prefix, then the sealed chunks (each
 //!   16 bytes longer than its plaintext).
-//! - **Names**: every segment of a key is sealed with AES-256-SIV (deterministic authenticated
-//!   encryption, RFC 5297), its parent path as associated data, and written in lowercase
-//!   base32hex, so keys keep their tree shape (listing by prefix works) without naming any
-//!   table, database or file. The first segment of a longer key is one of bcn's own layout
-//!   words (`pits`, `tables`, `locks`, ...) and stays in the clear, so that the store beneath
-//!   can tell records from locks (S3 Object Lock retains the former only).
+//! - **Names**: the objects of tables (by far the most, with the longest keys) are stored
+//!   under a keyed digest of their key, HMAC-SHA256 truncated to 160 bits in lowercase
+//!   base32hex: short (42 bytes, whatever the path: some S3 servers refuse long keys) and
+//!   showing neither names nor the shape of a table's directory tree. Every other key (PIT
+//!   records, locks, verification records) is sealed segment by segment with AES-256-SIV
+//!   (deterministic authenticated encryption, RFC 5297), its parent path as associated data,
+//!   so it can be listed and read back. The first segment of a longer key is one of bcn's own
+//!   layout words (`pits`, `tables`, `locks`, ...) and stays in the clear, so that the store
+//!   beneath can tell records from locks (S3 Object Lock retains the former only).
 //! - **Keys**: the two master keys are random; each user key (a passphrase stretched with
 //!   Argon2id, or a raw 32-byte key through HKDF-SHA256) wraps them with XChaCha20-Poly1305.
 
@@ -400,6 +403,27 @@ impl MasterKeys {
             out.extend_from_slice(&buffer);
         }
         Ok(out)
+    }
+
+    /// The keyed digest naming the object `key`: 32 lowercase base32hex characters (160 bits,
+    /// so that no two of a repository's objects share one).
+    ///
+    /// # Panics
+    ///
+    /// Never: HKDF gives 32 bytes and HMAC takes keys of any length.
+    pub fn digest_name(&self, key: &str) -> String {
+        use hmac::Mac;
+        let mut digest_key = zeroize::Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.names)
+            .expand(b"bcn object name digest", digest_key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(digest_key.as_ref())
+            .expect("HMAC takes keys of any length");
+        mac.update(key.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        data_encoding::BASE32HEX_NOPAD
+            .encode(&digest[..20])
+            .to_ascii_lowercase()
     }
 
     fn siv(&self) -> Aes256Siv {

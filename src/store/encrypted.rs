@@ -4,7 +4,10 @@
 //! Only two things are stored in the clear: `bcn-encryption.json` (which says the repository
 //! is encrypted, and how) and `keys/<id>.json` (the master keys, wrapped by each user key).
 //! Everything else — the repository manifest, PIT records, file lists, table metadata, data
-//! and delete files, locks — is sealed, under a sealed name. Sizes reported by
+//! and delete files, locks — is sealed, under a sealed name. Table objects are stored under
+//! a keyed digest of their key (`tables/<2>/<32>`), so [`BackupStore::list`] names them
+//! `tables/#<digest>` and [`BackupStore::listed_names`] maps a key to that name; every other
+//! object lists under its own key. Sizes reported by
 //! [`BackupStore::head`] and [`BackupStore::list`] are plaintext sizes, so everything above
 //! this layer (checksums, size checks, verify, gc) works as on a plain repository. Server-side
 //! copies are never used: the bytes must pass through bcn to be sealed.
@@ -21,6 +24,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+use crate::repo::layout;
+
 use super::crypto::{self, CryptoError, KdfCost, KeyFile, MasterKeys, UserKey};
 use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, StoreResult};
 
@@ -30,6 +35,13 @@ pub const MARKER: &str = "bcn-encryption.json";
 pub const KEYS_PREFIX: &str = "keys/";
 /// The manifest of a plain repository (a key given for one is an error).
 const PLAIN_MANIFEST: &str = "bcn-repository.json";
+
+/// The layout of encrypted repositories this bcn writes and reads. Layout 1 (development
+/// builds only) sealed the names of table objects segment by segment.
+const FORMAT_VERSION: u32 = 2;
+
+/// How table objects are listed: `tables/#` and their digest.
+const DIGEST_MARK: &str = "tables/#";
 
 /// `bcn-encryption.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,9 +57,9 @@ pub struct Marker {
 impl Marker {
     fn current() -> Self {
         Self {
-            format_version: 1,
+            format_version: FORMAT_VERSION,
             objects: "xchacha20poly1305-stream-be32-64k".into(),
-            names: "aes256-siv-base32hex".into(),
+            names: "tables-hmac-sha256-160-else-aes256-siv-base32hex".into(),
         }
     }
 }
@@ -141,9 +153,14 @@ impl EncryptedStore {
             Ok(raw) => {
                 let marker: Marker = serde_json::from_slice(&raw)
                     .map_err(|e| format!("{MARKER} of {url} does not read: {e}"))?;
-                if marker.format_version != 1 {
+                if marker.format_version == 1 {
                     return Err(format!(
-                        "{url} is encrypted with layout {} , which this bcn does not know; use a newer bcn",
+                        "{url} is encrypted with layout 1, written by a development build of bcn before table objects were named by digests; read it with that build"
+                    ));
+                }
+                if marker.format_version != FORMAT_VERSION {
+                    return Err(format!(
+                        "{url} is encrypted with layout {}, which this bcn does not know; use a newer bcn",
                         marker.format_version
                     ));
                 }
@@ -299,15 +316,45 @@ impl EncryptedStore {
         self.inner.delete(&format!("{KEYS_PREFIX}{id}.json")).await
     }
 
+    /// The name beneath of `key`, or of a name [`BackupStore::list`] gave (`tables/#...`).
     fn stored(unlocked: &Unlocked, key: &str) -> String {
-        unlocked.keys.seal_name(key)
+        let Some(rest) = key.strip_prefix(layout::TABLES_PREFIX) else {
+            return unlocked.keys.seal_name(key);
+        };
+        if rest.is_empty() {
+            return layout::TABLES_PREFIX.to_owned();
+        }
+        let digest = match rest.strip_prefix('#') {
+            Some(listed) => listed.to_owned(),
+            None => unlocked.keys.digest_name(key),
+        };
+        let fan = digest.get(..2).unwrap_or(&digest);
+        format!("{}{fan}/{digest}", layout::TABLES_PREFIX)
+    }
+
+    /// The digest in a stored table object name `tables/<2>/<32>`.
+    fn stored_digest(stored: &str) -> Option<&str> {
+        let (fan, digest) = stored
+            .strip_prefix(layout::TABLES_PREFIX)?
+            .split_once('/')?;
+        let base32hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'v').contains(&c);
+        (digest.len() == 32 && digest.starts_with(fan) && fan.len() == 2)
+            .then_some(digest)
+            .filter(|d| d.bytes().all(base32hex))
     }
 
     fn plain_meta(unlocked: &Unlocked, meta: &ObjectMeta) -> Option<ObjectMeta> {
         if meta.key == MARKER || meta.key.starts_with(KEYS_PREFIX) {
             return None;
         }
-        let key = match unlocked.keys.open_name(&meta.key) {
+        let opened = if meta.key.starts_with(layout::TABLES_PREFIX) {
+            Self::stored_digest(&meta.key)
+                .map(|digest| format!("{DIGEST_MARK}{digest}"))
+                .ok_or(CryptoError::Format("a table object name that is no digest"))
+        } else {
+            unlocked.keys.open_name(&meta.key)
+        };
+        let key = match opened {
             Ok(key) => key,
             Err(e) => {
                 tracing::warn!(object = %meta.key, error = %e, "an object of the encrypted repository has a name it did not write; leaving it alone");
@@ -441,6 +488,13 @@ impl BackupStore for EncryptedStore {
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         let unlocked = self.unlocked().await?;
+        if prefix.len() > layout::TABLES_PREFIX.len() && prefix.starts_with(layout::TABLES_PREFIX) {
+            return Err(self.error(
+                "listing",
+                prefix,
+                "an encrypted repository lists the objects of tables only all together",
+            ));
+        }
         let mut out: Vec<ObjectMeta> = self
             .inner
             .list(&Self::stored(unlocked, prefix))
@@ -451,6 +505,18 @@ impl BackupStore for EncryptedStore {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn listed_names(&self) -> StoreResult<super::ListedNames> {
+        let unlocked = self.unlocked().await?;
+        let keys = unlocked.keys.clone();
+        Ok(Arc::new(move |key: &str| {
+            if key.starts_with(layout::TABLES_PREFIX) {
+                format!("{DIGEST_MARK}{}", keys.digest_name(key))
+            } else {
+                key.to_owned()
+            }
+        }))
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -585,11 +651,20 @@ mod tests {
         );
         let listed = enc.list("tables/").await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].key, "tables/k/files/data/a.parquet");
+        let names = enc.listed_names().await.unwrap();
+        assert_eq!(listed[0].key, names("tables/k/files/data/a.parquet"));
         assert_eq!(listed[0].size, big.len() as u64);
+        assert_eq!(enc.list("pits/").await.unwrap()[0].key, "pits/p1.json");
+        assert!(enc.list("tables/k/").await.is_err());
+        // A listed name reads, and deletes, the object it names.
+        assert_eq!(
+            enc.head(&listed[0].key).await.unwrap().unwrap().size,
+            big.len() as u64
+        );
         assert_eq!(enc.head("pits/p1.json").await.unwrap().unwrap().size, 24);
         // Beneath: only the marker and key file in the clear, no name or value readable.
         for object in inner.list("").await.unwrap() {
+            assert!(object.key.len() <= 100, "{}", object.key);
             let raw = inner.get(&object.key).await.unwrap();
             for secret in ["sales", "orders", "parquet", "data"] {
                 assert!(!object.key.contains(secret), "{}", object.key);

@@ -24,6 +24,7 @@ mod s3;
 
 use std::fmt::{self, Debug};
 use std::ops::Range;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -47,6 +48,9 @@ pub struct ObjectMeta {
     /// Last modification time, when the backend knows it (gc's grace period uses it).
     pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// Maps a key to the name [`BackupStore::list`] gives its object.
+pub type ListedNames = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// What went wrong in a store operation, coarse enough for callers to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +183,14 @@ pub trait BackupStore: Debug + Send + Sync {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
+
+    /// How [`BackupStore::list`] names the object of each key: the key itself, except in a
+    /// store that cannot list keys (an encrypted repository lists table objects by an opaque
+    /// digest). Callers comparing a listing with the keys they expect compare the names this
+    /// gives; every method taking a key also takes such a name.
+    async fn listed_names(&self) -> StoreResult<ListedNames> {
+        Ok(Arc::new(|key: &str| key.to_owned()))
+    }
 
     /// Until when an object cannot be deleted (S3 Object Lock retention), if it is retained;
     /// `forget` and `gc` leave such objects alone and say so.

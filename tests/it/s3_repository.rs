@@ -15,7 +15,7 @@ const S3S_REGION: &str = "BCN_TEST_S3S_REGION";
 const S3S_ACCESS_KEY: &str = "BCN_TEST_S3S_ACCESS_KEY";
 const S3S_SECRET_KEY: &str = "BCN_TEST_S3S_SECRET_KEY";
 
-fn services(test: &str) -> Option<Services> {
+pub(crate) fn services(test: &str) -> Option<Services> {
     let mut vars = MOTO_VARS.to_vec();
     vars.extend([S3S_ENDPOINT, S3S_REGION, S3S_ACCESS_KEY, S3S_SECRET_KEY]);
     Services::require(test, &vars)

@@ -236,6 +236,7 @@ async fn verify_open(
             .into_iter()
             .map(|o| (o.key, o.size))
             .collect(),
+        names: repo.store().listed_names().await?,
         referenced: HashMap::new(),
         records: HashSet::new(),
         parsed: HashMap::new(),
@@ -352,8 +353,10 @@ const REPAIR_LIST: &str = "the file list or the stored metadata of this table is
 /// State of one verification run.
 struct Walk<'a> {
     repo: &'a Repository,
-    /// Every object under `tables/`, with its size.
+    /// Every object under `tables/`, by its listed name, with its size.
     objects: HashMap<String, u64>,
+    /// How the listing names an object.
+    names: crate::store::ListedNames,
     /// Every stored file referenced: its file-list entry and where it was first seen.
     referenced: HashMap<String, (FileEntry, Origin)>,
     /// File lists and metadata keys of the table states checked.
@@ -367,6 +370,11 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// The stored size of the object `key`, if it is stored.
+    fn object_size(&self, key: &str) -> Option<&u64> {
+        self.objects.get(&(self.names)(key))
+    }
+
     fn problem(&mut self, origin: &Origin, key: Option<&str>, problem: String, hint: &str) {
         self.problems.push(Problem {
             pit: Some(origin.pit.clone()),
@@ -435,7 +443,7 @@ impl Walk<'_> {
         }
         for entry in &list.files {
             let key = layout::table_file(&table.key, &entry.rel);
-            match self.objects.get(&key) {
+            match self.object_size(&key) {
                 None => self.problem(
                     &origin,
                     Some(&key),
@@ -556,7 +564,7 @@ impl Walk<'_> {
         if let Some(paths) = self.parsed.get(&key) {
             return Some(paths.clone());
         }
-        if self.objects.get(&key) != Some(&entry.size) {
+        if self.object_size(&key) != Some(&entry.size) {
             return None;
         }
         let bytes = match self.repo.store().get(&key).await {
@@ -615,10 +623,14 @@ impl Walk<'_> {
         if !all_pits || self.unreadable || lock::read_lock(self.repo).await?.is_some() {
             return Ok(None);
         }
+        let reached: HashSet<String> = (self.referenced.keys())
+            .chain(&self.records)
+            .map(|key| (self.names)(key))
+            .collect();
         let unreferenced: Vec<u64> = self
             .objects
             .iter()
-            .filter(|(key, _)| !self.referenced.contains_key(*key) && !self.records.contains(*key))
+            .filter(|(name, _)| !reached.contains(*name))
             .map(|(_, size)| *size)
             .collect();
         Ok(Some(Reclaimable {
@@ -643,7 +655,7 @@ impl Walk<'_> {
             .referenced
             .iter()
             .filter(|(key, (entry, _))| {
-                subset.selects(key, salt) && self.objects.get(*key) == Some(&entry.size)
+                subset.selects(key, salt) && self.object_size(key) == Some(&entry.size)
             })
             .map(|(key, (entry, origin))| (key.clone(), entry.clone(), origin.clone()))
             .collect();
