@@ -82,8 +82,11 @@ pub(crate) async fn file_to_store(
     if let Some(data) = content {
         let sum = sha256_hex(&data);
         let size = data.len() as u64;
-        store.put(key, data).await?;
+        store.put_staged(key, data).await?;
         return Ok((size, sum));
+    }
+    if let Some(local) = local_path(path) {
+        return Ok(store.put_file(key, &local).await?);
     }
     let mut chunks = FileChunks::open(file_io, path).await?;
     let mut writer = store.writer(key).await?;
@@ -159,7 +162,7 @@ pub(crate) async fn read_verified(
 }
 
 /// The local path of a `file:` URL or an absolute path; `None` for object stores.
-fn local_path(path: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn local_path(path: &str) -> Option<std::path::PathBuf> {
     let rest = path
         .strip_prefix("file://localhost")
         .or_else(|| path.strip_prefix("file://"))
@@ -365,6 +368,9 @@ pub(crate) async fn store_to_file(
     file_io: &FileIO,
     path: &str,
 ) -> Result<u64, TransferError> {
+    if let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) {
+        return local_object_to_file(store, key, &object, sha256, size, &dest).await;
+    }
     let mut writer = TargetWriter::create(file_io, path).await?;
     let mut hasher = Sha256::new();
     let mut offset = 0;
@@ -398,6 +404,99 @@ pub(crate) async fn store_to_file(
     }
     writer.finish().await?;
     Ok(offset)
+}
+
+/// [`store_to_file`] from a store on the local filesystem to a local path: one blocking task,
+/// one buffer, the checksum checked before the file takes its name.
+async fn local_object_to_file(
+    store: &dyn BackupStore,
+    key: &str,
+    object: &std::path::Path,
+    sha256: &str,
+    size: u64,
+    dest: &std::path::Path,
+) -> Result<u64, TransferError> {
+    /// What went wrong, small enough to leave the blocking task.
+    enum Failed {
+        Object(std::io::Error),
+        Target(&'static str, std::io::Error),
+        Mismatch(u64, String),
+    }
+    let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
+    let done = tokio::task::spawn_blocking(move || {
+        let mut from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
+        let dir = to_path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        fs_err::create_dir_all(&dir).map_err(|e| Failed::Target("creating", e))?;
+        let tmp = TempPath(Some(
+            dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
+        ));
+        let tmp_path = tmp.0.clone().unwrap_or_default();
+        let mut file =
+            fs_err::File::create(&tmp_path).map_err(|e| Failed::Target("creating", e))?;
+        let (copied, actual) = crate::store::copy_hashing(&mut from, &mut file)
+            .map_err(|e| Failed::Target("writing", e))?;
+        drop(file);
+        if copied != size {
+            // The temporary file goes with `tmp`.
+            return Err(Failed::Mismatch(copied, actual));
+        }
+        Ok((tmp, tmp_path, copied, actual))
+    })
+    .await
+    .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
+    let target_err = |op: &'static str, e: std::io::Error| TransferError::Table {
+        op,
+        path: dest.display().to_string(),
+        source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+    };
+    let mismatch = |actual_size: u64, actual: String| TransferError::ChecksumMismatch {
+        what: "stored file",
+        key: key.to_owned(),
+        expected: sha256.to_owned(),
+        actual,
+        expected_size: size,
+        actual_size,
+    };
+    let (mut tmp, tmp_path, copied, actual) = match done.and_then(|r| r) {
+        Ok(done) => done,
+        Err(Failed::Object(e)) => {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                crate::store::StoreErrorKind::NotFound
+            } else {
+                crate::store::StoreErrorKind::Other
+            };
+            let e = StoreError::new(kind, "reading", key, store.url(), Some(Box::new(e)));
+            return Err(TransferError::Store(e));
+        }
+        Err(Failed::Target(op, e)) => return Err(target_err(op, e)),
+        Err(Failed::Mismatch(copied, actual)) => return Err(mismatch(copied, actual)),
+    };
+    if actual != sha256 {
+        return Err(mismatch(copied, actual));
+    }
+    tokio::fs::rename(&tmp_path, dest)
+        .await
+        .map_err(|e| target_err("writing", e))?;
+    tmp.0 = None;
+    Ok(copied)
+}
+
+/// Makes a local file written at `path` durable with its directories (object stores are
+/// durable once written): before a restored view is registered.
+pub(crate) async fn sync_local_file(path: &str) -> Result<(), String> {
+    let Some(file) = local_path(path) else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || {
+        fs_err::File::open(&file)?.sync_all()?;
+        crate::store::sync_dirs_of(&[file])
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("making the restored file durable: {e}"))
 }
 
 /// Writes `data` to `path` (see [`TargetWriter`]).

@@ -538,6 +538,8 @@ impl Repository {
 
     /// Removes the damage marker of `key` (the object is good again).
     pub async fn clear_damaged(&self, key: &str) -> Result<(), RepoError> {
+        // The healed object first becomes durable.
+        self.store.sync().await?;
         Ok(self.store.delete(&layout::damaged(key)).await?)
     }
 
@@ -561,6 +563,8 @@ impl Repository {
 
     /// Commits a PIT: its record is created if absent, and only then does the PIT exist.
     pub async fn commit_pit(&self, pit: &PitRecord) -> Result<(), RepoError> {
+        // Everything the record references is durable before the record exists.
+        self.store.sync().await?;
         Ok(self
             .store
             .put_if_absent(&layout::pit(&pit.id), encode(pit))

@@ -507,6 +507,10 @@ impl BackupStore for EncryptedStore {
         Ok(out)
     }
 
+    async fn sync(&self) -> StoreResult<()> {
+        self.inner.sync().await
+    }
+
     async fn listed_names(&self) -> StoreResult<super::ListedNames> {
         let unlocked = self.unlocked().await?;
         let keys = unlocked.keys.clone();

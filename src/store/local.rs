@@ -2,11 +2,24 @@
 //!
 //! Atomicity comes from the filesystem: every object is written to a temporary file in the
 //! target directory and then renamed into place (`put`) or hard-linked into place
-//! (`put_if_absent`, where `link(2)` fails when the name exists), after an `fsync`.
+//! (`put_if_absent`, where `link(2)` fails when the name exists), after an `fsync` of the
+//! file and then of its directory.
+//!
+//! Bulk objects ([`BackupStore::writer`], [`BackupStore::put_file`]) skip the per-file stall:
+//! each is fsynced in the background as soon as it is written ([`WriteBehind`], while the
+//! next ones are copied), and stays under its temporary name, readable through this store,
+//! until [`BackupStore::sync`] waits for those fsyncs, renames the files into place and
+//! fsyncs their directories — before the commit point that references them, and whenever
+//! 4,096 objects or 1 GiB are waiting. So a name under the repository is always
+//! a durable, complete object, as with a per-file fsync, and a killed run leaves only
+//! temporary files (which `gc` removes).
+//!
 //! Directories are created `0700` and files `0600`: only the repository's owner reads them.
 
+use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt as _;
+use std::sync::{Arc, Mutex};
 
 use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::ops::Range;
@@ -22,23 +35,176 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 /// Prefix of in-flight temporary files; `list` skips them.
 const TMP_PREFIX: &str = ".bcn-tmp-";
 
+/// Objects waiting for [`BackupStore::sync`] beyond these are synced at once.
+const PENDING_OBJECTS: usize = 4096;
+/// Bytes waiting for [`BackupStore::sync`] beyond which they are synced at once.
+const PENDING_BYTES: u64 = 1 << 30;
+/// Threads that fsync at once: fsync waits on the device, not the CPU, and a device takes
+/// many requests together.
+const SYNC_THREADS: usize = 16;
+/// Buffer of a blocking copy.
+const COPY_BUFFER: usize = 1 << 20;
+
 /// A repository in a directory.
 #[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
     url: String,
+    pending: Arc<Mutex<Pending>>,
+    behind: Arc<WriteBehind>,
+}
+
+/// fsyncs files in the background as they are written, at most [`SYNC_THREADS`] at once, so
+/// that making a batch durable later waits only for what is still in flight, and the device
+/// writes while the next files are read and hashed.
+#[derive(Debug)]
+pub(crate) struct WriteBehind {
+    inflight: Mutex<Vec<tokio::task::JoinHandle<std::io::Result<()>>>>,
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for WriteBehind {
+    fn default() -> Self {
+        Self {
+            inflight: Mutex::default(),
+            limit: Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)),
+        }
+    }
+}
+
+impl WriteBehind {
+    /// Starts fsyncing the file at `path`, which keeps that name until [`WriteBehind::wait`].
+    pub(crate) fn start(&self, path: PathBuf) {
+        let limit = self.limit.clone();
+        let task = tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            // A file replaced or deleted meanwhile has nothing left to make durable (a waiting
+            // object that vanished fails its rename instead).
+            tokio::task::spawn_blocking(move || match fs_err::File::open(&path) {
+                Ok(file) => file.sync_all(),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        });
+        self.inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+    }
+
+    /// Waits for every fsync started so far; the first error.
+    pub(crate) async fn wait(&self) -> std::io::Result<()> {
+        let tasks = std::mem::take(
+            &mut *self
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut first = Ok(());
+        for task in tasks {
+            let done = task.await.map_err(std::io::Error::other).and_then(|r| r);
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+}
+
+/// Objects written but not yet synced: each under its temporary name.
+#[derive(Debug)]
+struct Pending {
+    root: PathBuf,
+    objects: HashMap<String, PathBuf>,
+    bytes: u64,
+}
+
+impl Pending {
+    fn is_full(&self) -> bool {
+        self.objects.len() >= PENDING_OBJECTS || self.bytes >= PENDING_BYTES
+    }
+}
+
+impl Drop for Pending {
+    /// The store goes (a run that failed or was stopped by a signal, before its commit): the
+    /// complete objects still waiting are made durable under their names, so that the next
+    /// run reuses them instead of copying them again. Objects whose writing was cut short
+    /// were never waiting; their temporary files go with their writers.
+    fn drop(&mut self) {
+        let objects: Vec<(String, PathBuf)> = self.objects.drain().collect();
+        if objects.is_empty() {
+            return;
+        }
+        let synced = in_parallel(&objects, |(_, tmp)| fs_err::File::open(tmp)?.sync_all())
+            .and_then(|()| rename_objects(&self.root, &objects));
+        if let Err(e) = synced {
+            tracing::warn!(error = %e, objects = objects.len(), "objects copied before the run stopped were not kept; the next run copies them again");
+        }
+    }
 }
 
 impl LocalStore {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: PathBuf) -> Self {
         let url = format!("file://{}", root.display());
-        Self { root, url }
+        let pending = Arc::new(Mutex::new(Pending {
+            root: root.clone(),
+            objects: HashMap::new(),
+            bytes: 0,
+        }));
+        Self {
+            root,
+            url,
+            pending,
+            behind: Arc::default(),
+        }
     }
 
     fn path(&self, key: &str) -> StoreResult<PathBuf> {
         super::check_key(key, &self.url)?;
         Ok(self.root.join(key))
+    }
+
+    /// Where the bytes of `key` are now: its temporary name until it is synced.
+    fn current_path(&self, key: &str) -> StoreResult<PathBuf> {
+        let path = self.path(key)?;
+        Ok(self
+            .pending
+            .lock()
+            .map_err(|_| self.err("reading", key, std::io::Error::other("poisoned")))?
+            .objects
+            .get(key)
+            .cloned()
+            .unwrap_or(path))
+    }
+
+    /// Records a written object under its temporary name; syncs when enough are waiting.
+    async fn add_pending(&self, key: &str, tmp: TempFile, size: u64) -> StoreResult<()> {
+        let full = {
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| self.err("writing", key, std::io::Error::other("poisoned lock")))?;
+            let path = tmp.keep();
+            self.behind.start(path.clone());
+            if let Some(older) = pending.objects.insert(key.to_owned(), path) {
+                let _ = fs_err::remove_file(older);
+            }
+            pending.bytes += size;
+            pending.is_full()
+        };
+        if full { self.sync().await } else { Ok(()) }
+    }
+
+    /// Forgets a waiting object about to be replaced or deleted, removing its bytes.
+    fn drop_pending(&self, key: &str) {
+        if let Ok(mut pending) = self.pending.lock()
+            && let Some(tmp) = pending.objects.remove(key)
+        {
+            let _ = fs_err::remove_file(tmp);
+        }
     }
 
     fn err(&self, op: &'static str, key: &str, e: std::io::Error) -> StoreError {
@@ -94,6 +260,9 @@ impl LocalStore {
     ) -> StoreResult<()> {
         let (tmp, mut file) = self.temp_file(key).await?;
         let target = self.path(key)?;
+        if op == "writing" {
+            self.drop_pending(key);
+        }
         let done = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
             file.write_all(&data)?;
@@ -102,7 +271,8 @@ impl LocalStore {
             if op == "writing" {
                 tmp.disarm();
             }
-            Ok::<_, std::io::Error>(())
+            // The new name is durable with its directory.
+            sync_dir(target.parent().unwrap_or(&target))
         })
         .await;
         match done {
@@ -126,6 +296,103 @@ impl TempFile {
     fn disarm(mut self) {
         self.0 = None;
     }
+
+    /// Keeps the file; its path is returned to whoever removes or renames it.
+    fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+/// fsyncs a directory, so that the names in it are durable.
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    fs_err::File::open(dir)?.sync_all()
+}
+
+/// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins.
+fn in_parallel<T: Sync>(
+    items: &[T],
+    work: impl Fn(&T) -> std::io::Result<()> + Sync,
+) -> std::io::Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = SYNC_THREADS.min(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return Ok(());
+                        };
+                        work(item)?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")))
+        })
+    })
+}
+
+/// fsyncs every directory above `files` (new directories' entries included), in parallel:
+/// once their files are durable, this makes their names durable.
+pub(crate) fn sync_dirs_of(files: &[PathBuf]) -> std::io::Result<()> {
+    let mut dirs = BTreeSet::new();
+    for file in files {
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    in_parallel(&dirs, |dir| sync_dir(dir))
+}
+
+/// Moves waiting objects, already fsynced, under their names, then fsyncs every directory on
+/// the way (new directories' entries included).
+fn rename_objects(root: &std::path::Path, objects: &[(String, PathBuf)]) -> std::io::Result<()> {
+    let mut dirs = BTreeSet::new();
+    for (key, tmp) in objects {
+        let target = root.join(key);
+        fs_err::rename(tmp, &target)?;
+        let mut dir = target.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root)) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    in_parallel(&dirs, |dir| sync_dir(dir))
+}
+
+/// Copies `from` into `to` through one reused buffer, hashing on the way: the size and SHA-256.
+pub(crate) fn copy_hashing(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        to.write_all(&buffer[..n])?;
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 impl Drop for TempFile {
@@ -143,14 +410,14 @@ impl BackupStore for LocalStore {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Bytes> {
-        fs::read(self.path(key)?)
+        fs::read(self.current_path(key)?)
             .await
             .map(Bytes::from)
             .map_err(|e| self.err("reading", key, e))
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
-        let path = self.path(key)?;
+        let path = self.current_path(key)?;
         let read = async {
             let mut file = fs::File::open(path).await?;
             file.seek(std::io::SeekFrom::Start(range.start)).await?;
@@ -163,7 +430,7 @@ impl BackupStore for LocalStore {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        match fs::metadata(self.path(key)?).await {
+        match fs::metadata(self.current_path(key)?).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 key: key.to_owned(),
                 size: m.len(),
@@ -196,14 +463,96 @@ impl BackupStore for LocalStore {
         Ok(Box::new(LocalWriter {
             file: fs::File::from_std(file),
             tmp,
-            target: self.path(key)?,
             key: key.to_owned(),
-            url: self.url.clone(),
+            written: 0,
+            store: LocalStore {
+                root: self.root.clone(),
+                url: self.url.clone(),
+                pending: self.pending.clone(),
+                behind: self.behind.clone(),
+            },
         }))
     }
 
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> StoreResult<(u64, String)> {
+        let (tmp, mut file) = self.temp_file(key).await?;
+        let source = path.to_path_buf();
+        // One blocking task and one buffer per file: no hand-offs per chunk.
+        let copied = tokio::task::spawn_blocking(move || {
+            let mut from = fs_err::File::open(&source)?;
+            copy_hashing(&mut from, &mut file)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| self.err("copying a file into", key, e))?;
+        self.add_pending(key, tmp, copied.0).await?;
+        Ok(copied)
+    }
+
+    async fn sync(&self) -> StoreResult<()> {
+        let objects: Vec<(String, PathBuf)> = {
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| self.err("syncing", "", std::io::Error::other("poisoned lock")))?;
+            pending.bytes = 0;
+            pending.objects.drain().collect()
+        };
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let root = self.root.clone();
+        let count = objects.len();
+        let behind = self.behind.wait().await;
+        let renamed = match behind {
+            Ok(()) => tokio::task::spawn_blocking(move || rename_objects(&root, &objects))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r),
+            Err(e) => Err(e),
+        };
+        renamed.map_err(|e| {
+            self.err(
+                "syncing",
+                "",
+                std::io::Error::new(e.kind(), format!("{count} objects written: {e}")),
+            )
+        })
+    }
+
+    fn local_file(&self, key: &str) -> Option<PathBuf> {
+        self.current_path(key).ok()
+    }
+
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        self.walk(prefix, false).await
+        let mut listed = self.walk(prefix, false).await?;
+        // Objects waiting for a sync are this store's already.
+        let waiting: Vec<(String, PathBuf)> = self
+            .pending
+            .lock()
+            .map_err(|_| self.err("listing", prefix, std::io::Error::other("poisoned lock")))?
+            .objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(listed);
+        }
+        for (key, tmp) in waiting {
+            let meta = fs::metadata(&tmp)
+                .await
+                .map_err(|e| self.err("listing", &key, e))?;
+            listed.retain(|o| o.key != key);
+            listed.push(ObjectMeta {
+                key,
+                size: meta.len(),
+                modified: meta.modified().ok().map(Into::into),
+            });
+        }
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listed)
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {
@@ -237,6 +586,7 @@ impl BackupStore for LocalStore {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.drop_pending(key);
         match fs::remove_file(self.path(key)?).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -300,20 +650,15 @@ impl LocalStore {
 struct LocalWriter {
     file: fs::File,
     tmp: TempFile,
-    target: PathBuf,
     key: String,
-    url: String,
+    written: u64,
+    /// The store's root, URL and waiting objects.
+    store: LocalStore,
 }
 
 impl LocalWriter {
     fn err(&self, e: std::io::Error) -> StoreError {
-        StoreError::new(
-            StoreErrorKind::Other,
-            "writing",
-            &self.key,
-            &self.url,
-            Some(Box::new(e)),
-        )
+        self.store.err("writing", &self.key, e)
     }
 }
 
@@ -321,25 +666,140 @@ impl LocalWriter {
 impl ObjectWriter for LocalWriter {
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
         match self.file.write_all(&chunk).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.written += chunk.len() as u64;
+                Ok(())
+            }
             Err(e) => Err(self.err(e)),
         }
     }
 
-    async fn finish(self: Box<Self>) -> StoreResult<()> {
-        // Until the rename, dropping `self` (an error, or a cancelled future) removes the
-        // temporary file: nothing half-written ever becomes visible.
-        if let Err(e) = self.file.sync_all().await {
+    async fn finish(mut self: Box<Self>) -> StoreResult<()> {
+        // Until the object is handed to the waiting list, dropping `self` (an error, or a
+        // cancelled future) removes the temporary file: nothing half-written ever becomes
+        // visible. tokio's file may still hold a write in flight: flush it first.
+        if let Err(e) = self.file.flush().await {
             return Err(self.err(e));
         }
-        if let Err(e) = fs::rename(self.tmp.path(), &self.target).await {
-            return Err(self.err(e));
-        }
-        self.tmp.disarm();
-        Ok(())
+        let LocalWriter {
+            tmp,
+            key,
+            written,
+            store,
+            ..
+        } = *self;
+        store.add_pending(&key, tmp, written).await
     }
 
     async fn abort(self: Box<Self>) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(root: &std::path::Path, key: &str) -> bool {
+        root.join(key).is_file()
+    }
+
+    #[tokio::test]
+    async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = LocalStore::new(root.clone());
+        let source = dir.path().join("source.bin");
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs_err::write(&source, &content).unwrap();
+
+        let (size, sha) = store.put_file("tables/t/files/a", &source).await.unwrap();
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(sha, {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(&content))
+        });
+        store
+            .put_staged("tables/t/files/b", Bytes::from_static(b"bee"))
+            .await
+            .unwrap();
+        // Readable through the store, listed, but not yet under their names on disk.
+        assert_eq!(
+            store.get("tables/t/files/b").await.unwrap().as_ref(),
+            b"bee"
+        );
+        assert_eq!(
+            store.head("tables/t/files/a").await.unwrap().unwrap().size,
+            size
+        );
+        let listed: Vec<String> = store
+            .list("tables/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(listed, ["tables/t/files/a", "tables/t/files/b"]);
+        assert!(!named(&root, "tables/t/files/a"));
+        // A record written with `put` is durable and named at once.
+        store
+            .put("pits/p.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert!(named(&root, "pits/p.json"));
+
+        store.sync().await.unwrap();
+        assert!(named(&root, "tables/t/files/a") && named(&root, "tables/t/files/b"));
+        assert_eq!(
+            fs_err::read(root.join("tables/t/files/a")).unwrap(),
+            content
+        );
+        assert!(store.list_incomplete("").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_dropped_before_its_sync_keeps_its_complete_objects_and_no_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = LocalStore::new(root.clone());
+        store
+            .put_staged("tables/t/files/done", Bytes::from_static(b"complete"))
+            .await
+            .unwrap();
+        let mut cut = store.writer("tables/t/files/cut").await.unwrap();
+        cut.write(Bytes::from_static(b"half")).await.unwrap();
+        drop(cut);
+        drop(store);
+        assert_eq!(
+            fs_err::read(root.join("tables/t/files/done")).unwrap(),
+            b"complete"
+        );
+        assert!(!named(&root, "tables/t/files/cut"));
+        let store = LocalStore::new(root);
+        assert!(store.list_incomplete("").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = LocalStore::new(root.clone());
+        store
+            .put_staged("tables/t/files/x", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        store
+            .put_staged("tables/t/files/x", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        store
+            .put_staged("tables/t/files/y", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        store.delete("tables/t/files/y").await.unwrap();
+        store.sync().await.unwrap();
+        assert_eq!(fs_err::read(root.join("tables/t/files/x")).unwrap(), b"two");
+        assert!(!named(&root, "tables/t/files/y"));
+        assert!(store.list_incomplete("").await.unwrap().is_empty());
     }
 }

@@ -34,6 +34,7 @@ pub mod encrypted;
 
 pub use encrypted::EncryptedStore;
 pub use local::LocalStore;
+pub(crate) use local::{WriteBehind, copy_hashing, sync_dirs_of};
 pub use memory::MemoryStore;
 #[cfg(feature = "store-s3")]
 pub use s3::S3Store;
@@ -177,8 +178,79 @@ pub trait BackupStore: Debug + Send + Sync {
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()>;
     /// Writes an object only when none exists ([`StoreErrorKind::AlreadyExists`] otherwise).
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<()>;
-    /// Starts a streaming upload of a (possibly large) object.
+    /// Starts a streaming upload of a (possibly large) object. Once finished, the object
+    /// reads back through this store; it is durable, and visible to every reader, after
+    /// [`BackupStore::sync`] (stores that write durably at once, like S3, need none).
     async fn writer(&self, key: &str) -> StoreResult<Box<dyn ObjectWriter>>;
+
+    /// Writes a whole object as [`BackupStore::writer`] does: durable after
+    /// [`BackupStore::sync`]. For what a commit point will reference; records that must be
+    /// durable at once use [`BackupStore::put`].
+    async fn put_staged(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let mut writer = self.writer(key).await?;
+        if let Err(e) = writer.write(data).await {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await
+    }
+
+    /// Stores the local file at `path` under `key`, as [`BackupStore::writer`] would (durable
+    /// after [`BackupStore::sync`]); returns the size and SHA-256 of what was read. Stores on
+    /// a local filesystem copy in one blocking task.
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> StoreResult<(u64, String)> {
+        use sha2::Digest as _;
+        use tokio::io::AsyncReadExt as _;
+        let io = |e: std::io::Error| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                "copying a file into",
+                key,
+                self.url(),
+                Some(Box::new(e)),
+            )
+        };
+        let mut file = fs_err::tokio::File::open(path).await.map_err(io)?;
+        let mut writer = self.writer(key).await?;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let mut chunk = bytes::BytesMut::with_capacity(1 << 20);
+            while chunk.len() < chunk.capacity() {
+                if file.read_buf(&mut chunk).await.map_err(io)? == 0 {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            let full = chunk.len() == chunk.capacity();
+            if let Err(e) = writer.write(chunk.freeze()).await {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+            if !full {
+                break;
+            }
+        }
+        writer.finish().await?;
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+
+    /// Makes every object written with [`BackupStore::writer`] or [`BackupStore::put_file`]
+    /// durable and visible to every reader. Called before a commit point references them.
+    async fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The local file holding the bytes of `key` verbatim, for stores on a local filesystem
+    /// (restore then copies it in one blocking task); `None` elsewhere.
+    fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
     /// Deletes an object; deleting a missing object succeeds.

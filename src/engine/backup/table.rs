@@ -281,10 +281,14 @@ impl TableJob<'_> {
         if !self.request.options.dry_run {
             let store = self.repo.store();
             let metadata_key = layout::table_metadata(&key, self.pit_id);
-            store.put(&metadata_key, raw).await.map_err(|e| fatal(&e))?;
+            // Durable with the PIT record that references them (see `commit_pit`).
+            store
+                .put_staged(&metadata_key, raw)
+                .await
+                .map_err(|e| fatal(&e))?;
             let filelist_key = layout::filelist(&key, self.pit_id);
             store
-                .put(&filelist_key, encode(&filelist))
+                .put_staged(&filelist_key, encode(&filelist))
                 .await
                 .map_err(|e| fatal(&e))?;
         }

@@ -153,11 +153,11 @@ impl TableJob<'_> {
             if !self.request.options.dry_run {
                 let store = self.repo.store();
                 store
-                    .put(&layout::table_metadata(&key, self.pit_id), raw)
+                    .put_staged(&layout::table_metadata(&key, self.pit_id), raw)
                     .await
                     .map_err(|e| error_chain(&e))?;
                 store
-                    .put(&layout::filelist(&key, self.pit_id), encode(&filelist))
+                    .put_staged(&layout::filelist(&key, self.pit_id), encode(&filelist))
                     .await
                     .map_err(|e| error_chain(&e))?;
             }

@@ -104,10 +104,14 @@ pub(super) struct Job<'a> {
     pub(super) restored_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Files written so far for one table, removed again if the table fails.
+/// Files written so far for one table, removed again if the table fails; and every local
+/// file of the table once complete (written, or kept from an interrupted restore), fsynced in
+/// the background while the next ones are written.
 #[derive(Default)]
 struct Written {
     paths: std::sync::Mutex<Vec<String>>,
+    complete: std::sync::Mutex<Vec<std::path::PathBuf>>,
+    behind: crate::store::WriteBehind,
 }
 
 impl Written {
@@ -116,6 +120,34 @@ impl Written {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(path);
+    }
+
+    /// The file at `path` has its final content and name: its fsync starts.
+    fn complete(&self, path: &str) {
+        if let Some(file) = transfer::local_path(path) {
+            self.behind.start(file.clone());
+            self.complete
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(file);
+        }
+    }
+
+    /// Makes every file of the table durable, with its directories: once, before the table
+    /// is registered.
+    async fn sync(&self) -> Result<(), String> {
+        let failed = |e: std::io::Error| format!("making the restored files durable: {e}");
+        self.behind.wait().await.map_err(failed)?;
+        let files = std::mem::take(
+            &mut *self
+                .complete
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        tokio::task::spawn_blocking(move || crate::store::sync_dirs_of(&files))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(failed)
     }
 
     async fn remove_all(&self, file_io: &FileIO) {
@@ -150,7 +182,15 @@ impl Job<'_> {
                 return Err(e);
             }
         };
-        match self.register(item, &metadata_location).await {
+        let started = std::time::Instant::now();
+        let registered = match written.sync().await {
+            Ok(()) => {
+                tracing::debug!(table = %item.target, elapsed_ms = started.elapsed().as_millis(), "files durable");
+                self.register(item, &metadata_location).await
+            }
+            Err(e) => Err(e),
+        };
+        match registered {
             Ok(()) => Ok(metadata_location),
             Err(e) => {
                 written.remove_all(&self.target.file_io).await;
@@ -253,6 +293,10 @@ impl Job<'_> {
         let by_kind =
             |kinds: &'static [FileKind]| files.iter().filter(move |f| kinds.contains(&f.kind));
         // Verbatim files first, then each level of metadata once the sizes it records are known.
+        let started = std::time::Instant::now();
+        let phase = |what: &str| {
+            tracing::debug!(table = %item.target, elapsed_ms = started.elapsed().as_millis(), "{what}");
+        };
         writer
             .copy_verbatim(by_kind(&[
                 FileKind::Data,
@@ -261,15 +305,18 @@ impl Job<'_> {
                 FileKind::PartitionStatistics,
             ]))
             .await?;
+        phase("data files copied");
         let delete_sizes = writer
             .rewrite_all(by_kind(&[FileKind::PositionDeletes]), &HashMap::new())
             .await?;
         let manifest_sizes = writer
             .rewrite_all(by_kind(&[FileKind::Manifest]), &delete_sizes)
             .await?;
+        phase("delete files and manifests written");
         writer
             .rewrite_all(by_kind(&[FileKind::ManifestList]), &manifest_sizes)
             .await?;
+        phase("manifest lists written");
 
         let json = maybe_gunzip(&metadata_raw)
             .map_err(|e| format!("decompressing stored metadata: {e}"))?;
@@ -298,6 +345,7 @@ impl Job<'_> {
             .await
             .map_err(|e| chain(&e))?;
         written.push(metadata_location.clone());
+        written.complete(&metadata_location);
 
         // Step 4: read everything back before the table becomes visible.
         let metadata = TableMetadata::read_from(file_io, &metadata_location)
@@ -309,6 +357,7 @@ impl Job<'_> {
                 )
             })?;
         check_reachable(&metadata, file_io, &metadata_location).await?;
+        phase("metadata written and read back");
         Ok(metadata_location)
     }
 
@@ -453,6 +502,7 @@ impl FileWriter<'_> {
                 .await
                 .map_err(|e| error_chain(&e))?;
             if sum == sha256 {
+                self.written.complete(path);
                 return Ok(false);
             }
         }
@@ -485,6 +535,7 @@ impl FileWriter<'_> {
                     )
                     .await
                     .map_err(|e| error_chain(&e))?;
+                    self.written.complete(&path);
                     self.observer.event(&Event::FileCopied {
                         table: &self.item.target.to_string(),
                         bytes: entry.size,
@@ -536,6 +587,7 @@ impl FileWriter<'_> {
                     transfer::bytes_to_file(self.file_io, &path, data)
                         .await
                         .map_err(|e| error_chain(&e))?;
+                    self.written.complete(&path);
                 }
                 Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
             })

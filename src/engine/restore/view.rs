@@ -50,7 +50,11 @@ impl Job<'_> {
         transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(bytes))
             .await
             .map_err(|e| chain(&e))?;
-        if let Err(e) = self.register_view(item, &metadata_location, &doc).await {
+        let registered = match transfer::sync_local_file(&metadata_location).await {
+            Ok(()) => self.register_view(item, &metadata_location, &doc).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = registered {
             if let Err(e2) = file_io.delete(&metadata_location).await {
                 tracing::warn!(path = %metadata_location, error = %e2, "could not remove the metadata file of a failed view restore");
             }
