@@ -1,76 +1,180 @@
 #!/usr/bin/env bash
-# Reproducible benchmark of bcn's main paths on the embedded default (SQLite catalog, local
-# warehouse, local repository). Prints a Markdown table; the README keeps the latest results.
+# bcn against the tools a user would otherwise reach for, on the same bytes, interleaved, with
+# medians: one Markdown table of wall times, ratios and peak RSS (GNU time), the table the
+# README shows. Targets live here and in the README, never in timed tests.
 #
-#   scripts/bench.sh [SNAPSHOTS] [FILES_PER_SNAPSHOT] [FILE_MIB]     (default 10 10 1: 100 MiB)
+#   scripts/bench.sh [RUNS]                       (default 3)
 #
-# Measures wall time and peak RSS (GNU time) of: a first backup, a no-change backup, an
-# incremental backup after one append, a restore to another location (every manifest,
-# manifest list and metadata file rewritten), a first backup into and a restore from an
-# encrypted repository, and `verify --read-data` against sha256sum over the same stored
-# files. Uses a release build in the cache.
+# Environment (defaults are the issue's scale; smaller values make a quick run):
+#   BENCH_FILES=1000 BENCH_FILE_MIB=1   the large table: ~1 GiB in ~1,000 Parquet files
+#   BENCH_TABLES=1000                   a catalog of small tables (no-change backup)
+#   BENCH_SMALL_FILES=100000            one table of that many small files
+#   BENCH_SERVICES=DIR                  a running scripts/services/start.sh DIR: adds S3 rows
+#                                       (server-side copies on moto, streaming to s3s-fs)
+#
+# Fixtures are written once by pyiceberg into $BCN_CACHE_DIR/bench (slow to make, kept).
+# Peers: `cp -r`, `cp -r` then `sync` (the durable-copy limit bcn is held to: bcn also makes
+# everything durable before its commit point), `cp -r` + `sha256sum`, and `rclone copy
+# --checksum` when installed. Uses a release build in the cache.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-snapshots=${1:-10}; per_snapshot=${2:-10}; file_mib=${3:-1}
+runs=${1:-3}
+files=${BENCH_FILES:-1000}; file_mib=${BENCH_FILE_MIB:-1}
+tables=${BENCH_TABLES:-1000}; small_files=${BENCH_SMALL_FILES:-100000}
 export BCN_CACHE_DIR="${BCN_CACHE_DIR:-$HOME/.cache/bcn}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BCN_CACHE_DIR/target}"
 cargo build --release --locked --manifest-path "$root/Cargo.toml" >&2
 bcn="$CARGO_TARGET_DIR/release/bcn"
 python="$(bash "$root/scripts/test-env.sh")"
+fixtures=("$python" "$root/tests/py/bcn_fixtures.py")
 work="$(mktemp -d "${TMPDIR:-/tmp}/bcn-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lake/warehouse"
-fixtures=("$python" "$root/tests/py/bcn_fixtures.py")
-cat_args=(--catalog-name lake --prop "uri=sqlite:///$work/lake/catalog.db" --prop "warehouse=file://$work/lake/warehouse")
-echo "creating $((snapshots * per_snapshot)) files of ${file_mib} MiB in $snapshots snapshots..." >&2
-"${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.data --snapshots "$snapshots" \
-  --files-per-snapshot "$per_snapshot" --file-mib "$file_mib" >&2
-cat >"$work/plan.yaml" <<PLAN
+results="$work/results"; mkdir -p "$results"
+
+# --- fixtures -------------------------------------------------------------------------------
+fixture() { # NAME MAKE-ARGS...: a SQLite catalog + warehouse made once by pyiceberg
+  local name=$1; shift
+  local dir="$BCN_CACHE_DIR/bench/$name"
+  if [[ ! -f $dir/ready ]]; then
+    echo "making fixture $name (once)..." >&2
+    rm -rf "$dir"; mkdir -p "$dir/warehouse"
+    "${fixtures[@]}" "$@" --catalog-name lake --prop "uri=sqlite:///$dir/catalog.db" \
+      --prop "warehouse=file://$dir/warehouse" >&2
+    touch "$dir/ready"
+  fi
+  echo "$dir"
+}
+per_snapshot=$(( files < 100 ? files : 100 ))
+big=$(fixture "big-$files-$file_mib" make-bench --table bench.data \
+  --snapshots $(( files / per_snapshot )) --files-per-snapshot "$per_snapshot" --file-mib "$file_mib")
+many=$(fixture "tables-$tables" make-many-tables --namespace many --tables "$tables")
+small_per=$(( small_files < 1000 ? small_files : 1000 ))
+small=$(fixture "small-$small_files" make-bench --table bench.small \
+  --snapshots $(( small_files / small_per )) --files-per-snapshot "$small_per" --file-mib 0.001)
+
+plan() { # DIR: a plan with the fixture as catalog `lake` and a scratch target catalog
+  cat >"$work/plan-$(basename "$1").yaml" <<PLAN
 catalogs:
-  lake: { type: sql, uri: "sqlite://$work/lake/catalog.db", warehouse: "file://$work/lake/warehouse" }
+  lake: { type: sql, uri: "sqlite://$1/catalog.db", warehouse: "file://$1/warehouse" }
   scratch: { type: sql, uri: "sqlite://$work/scratch/catalog.db", warehouse: "file://$work/scratch/warehouse" }
 PLAN
-data_mib=$(du -sm "$work/lake/warehouse" | cut -f1)
-
-measure() { # NAME RATE CMD...: runs CMD under GNU time, prints a table row (RATE=yes: MiB/s)
-  local name=$1 with_rate=$2; shift 2
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  read -r secs kib <"$work/time"
-  local rate=-
-  [[ $with_rate == yes ]] && rate=$(awk -v m="$data_mib" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f MiB/s", m / s; else print "-" }')
-  printf '| %s | %s s | %s | %s MiB |\n' "$name" "$secs" "$rate" "$((kib / 1024))"
+  echo "$work/plan-$(basename "$1").yaml"
 }
 
-echo "| step (${data_mib} MiB, $((snapshots * per_snapshot)) data files, $snapshots snapshots) | wall | throughput | peak RSS |"
-echo "|---|---:|---:|---:|"
-backup=("$bcn" -q backup --config "$work/plan.yaml" --catalog lake --repo "$work/repo")
-measure "first backup (copy + SHA-256 of every file)" yes "${backup[@]}"
-plain_backup=$(cut -d' ' -f1 "$work/time")
-# The same into an encrypted repository (XChaCha20-Poly1305 of every byte, sealed names).
-key=(env "BCN_REPOSITORY_KEY=bench passphrase, not a secret")
-measure "first backup into an encrypted repository" yes "${key[@]}" "$bcn" -q backup \
-  --config "$work/plan.yaml" --catalog lake --repo "$work/repo-enc"
-encrypted_backup=$(cut -d' ' -f1 "$work/time")
-# Into a catalog of its own, so that the steps below back up the same lake.
-measure "restore from the encrypted repository" yes "${key[@]}" "$bcn" -q restore --config "$work/plan.yaml" \
-  --repo "$work/repo-enc" --target-catalog scratch --target-location "$work/restored-enc"
-rm -rf "$work/restored-enc" "$work/repo-enc" "$work/scratch"
-measure "no-change backup (catalog entries only)" no "${backup[@]}"
-"${fixtures[@]}" make-bench "${cat_args[@]}" --table bench.small --snapshots 1 --files-per-snapshot 1 --file-mib 0.1 >/dev/null
-"${fixtures[@]}" mutate "${cat_args[@]}" --table bench.data --op append >/dev/null
-measure "incremental backup after one append" no "${backup[@]}"
-measure "restore to another location (paths rewritten)" yes "$bcn" -q restore --config "$work/plan.yaml" \
-  --repo "$work/repo" --target-catalog lake --target-database restored --target-location "$work/restored"
-# Verification reads every stored file once and checks its SHA-256: its peer is sha256sum over
-# the same files, run in parallel on every core (the fastest sha256sum can be).
-stored_mib=$(find "$work/repo/tables" -path '*/files/*' -type f -print0 | du -cm --files0-from=- | tail -n1 | cut -f1)
-data_mib=$stored_mib
-measure "sha256sum of every stored file (peer, $(nproc) processes)" yes \
-  bash -c "find '$work/repo/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n 8 sha256sum"
-peer=$(cut -d' ' -f1 "$work/time")
-measure "verify --read-data (structure + SHA-256 of every stored file)" yes \
-  "$bcn" -q verify --repo "$work/repo" --read-data
-ours=$(cut -d' ' -f1 "$work/time")
-echo >&2 "verify --read-data / sha256sum throughput: $(awk -v a="$peer" -v b="$ours" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
-echo >&2 "encrypted / plain first backup time: $(awk -v a="$encrypted_backup" -v b="$plain_backup" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
-echo >&2 "machine: $(nproc) cores; $(uname -sr)"
+# --- measuring ------------------------------------------------------------------------------
+measure() { # KEY CMD...: one timed run, appended to results/KEY as "seconds KiB"
+  local key=$1; shift
+  sync
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  cat "$work/time" >>"$results/$key"
+}
+median() { cut -d' ' -f1 "$results/$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
+fresh() { rm -rf "$work/out" "$work/scratch"; }
+# Commands (GNU time runs programs, not shell functions): each takes SOURCE TARGET.
+cp_sync=(bash -c 'cp -r "$1" "$2" && sync' _)
+cp_sha=(bash -c 'cp -r "$1" "$2" && find "$2" -type f -print0 | xargs -0 sha256sum >/dev/null' _)
+has_rclone=$(command -v rclone >/dev/null && echo yes || echo no)
+
+big_plan=$(plan "$big"); many_plan=$(plan "$many"); small_plan=$(plan "$small")
+# Each takes --config PLAN --repo REPO.
+backup=("$bcn" -q backup --catalog lake)
+restore=("$bcn" -q restore --target-catalog scratch --target-location "$work/out")
+enc=(env "BCN_REPOSITORY_KEY=bench passphrase, not a secret")
+
+# The 1,000-table catalog's first backup, once: the runs measure backups that find no change.
+"${backup[@]}" --config "$many_plan" --repo "$work/repo-many" >/dev/null
+
+echo "measuring $runs interleaved runs..." >&2
+for run in $(seq "$runs"); do
+  echo "run $run" >&2
+  # ~1 GiB in ~1,000 files.
+  fresh; measure big.cp cp -r "$big/warehouse" "$work/out"
+  fresh; measure big.cp_sync "${cp_sync[@]}" "$big/warehouse" "$work/out"
+  fresh; measure big.cp_sha "${cp_sha[@]}" "$big/warehouse" "$work/out"
+  if [[ $has_rclone == yes ]]; then
+    fresh; measure big.rclone rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
+  fi
+  rm -rf "$work/repo-big"; measure big.backup "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
+  fresh; measure big.restore "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
+  fresh; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"
+  stored=$(find "$work/repo-big/tables" -path '*/files/*' -type f | wc -l)
+  measure big.sha256sum bash -c "find '$work/repo-big/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n $(( stored / $(nproc) + 1 )) sha256sum"
+  measure big.verify "$bcn" -q verify --repo "$work/repo-big" --read-data
+  rm -rf "$work/repo-enc"; measure big.backup_enc "${enc[@]}" "${backup[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  fresh; measure big.restore_enc "${enc[@]}" "${restore[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  rm -rf "$work/repo-enc"
+  # Many small tables, nothing changed.
+  measure many.nochange "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
+  # One table of many small files.
+  fresh; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"
+  rm -rf "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+  fresh; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
+  measure small.nochange "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+done
+fresh
+
+# S3 (optional): server-side copies on moto (warehouse and repository on one service), and
+# streaming into s3s-fs.
+s3_rows=""
+if [[ -n ${BENCH_SERVICES:-} ]]; then
+  set -a; source "$BENCH_SERVICES/services.env"; set +a
+  bucket="bench-$RANDOM$RANDOM"
+  "$python" - "$bucket" <<'PY'
+import os, sys, boto3
+for prefix in ("BCN_TEST_MOTO", "BCN_TEST_S3S"):
+    s3 = boto3.client("s3", endpoint_url=os.environ[prefix + "_ENDPOINT"], region_name=os.environ[prefix + "_REGION"],
+                      aws_access_key_id=os.environ[prefix + "_ACCESS_KEY"], aws_secret_access_key=os.environ[prefix + "_SECRET_KEY"])
+    s3.create_bucket(Bucket=sys.argv[1])
+PY
+  s3plan="$work/plan-s3.yaml"
+  moto_s3="{ endpoint: \"$BCN_TEST_MOTO_ENDPOINT\", region: $BCN_TEST_MOTO_REGION, path_style: true, access_key_id: $BCN_TEST_MOTO_ACCESS_KEY, secret_access_key: $BCN_TEST_MOTO_SECRET_KEY }"
+  cat >"$s3plan" <<PLAN
+catalogs:
+  lake: { type: sql, uri: "sqlite://$big/catalog.db", warehouse: "file://$big/warehouse" }
+  onmoto:
+    type: sql
+    uri: "sqlite://$work/onmoto.db"
+    warehouse: "s3://$bucket/warehouse"
+    s3: $moto_s3
+repositories:
+  moto: { location: "s3://$bucket/repo", s3: $moto_s3 }
+  s3s:
+    location: "s3://$bucket/repo"
+    s3: { endpoint: "$BCN_TEST_S3S_ENDPOINT", region: $BCN_TEST_S3S_REGION, path_style: true, access_key_id: $BCN_TEST_S3S_ACCESS_KEY, secret_access_key: $BCN_TEST_S3S_SECRET_KEY }
+PLAN
+  # Streaming: the large table into s3s-fs.
+  measure s3.stream "${backup[@]}" --config "$s3plan" --repo s3s
+  # Server-side: restore the small-file table onto moto, then back it up into moto.
+  "$bcn" -q backup --config "$small_plan" --catalog lake --repo "$work/repo-small2" >/dev/null
+  "$bcn" -q restore --config "$s3plan" --repo "$work/repo-small2" --target-catalog onmoto >/dev/null
+  measure s3.server_side "$bcn" -q backup --config "$s3plan" --catalog onmoto --repo moto
+  s3_mib=$(du -sm "$big/warehouse" | cut -f1)
+  s3_rows="| streamed into s3s-fs (${s3_mib} MiB) | $(median s3.stream) s | $(awk -v m="$s3_mib" -v s="$(median s3.stream)" 'BEGIN { printf "%.0f MiB/s", m / s }') | | | $(peak s3.stream) MiB |
+| server-side copies on moto ($small_files small files) | $(median s3.server_side) s | $(awk -v n="$small_files" -v s="$(median s3.server_side)" 'BEGIN { printf "%.0f objects/s", n / s }') | | | $(peak s3.server_side) MiB |"
+fi
+
+# --- the table ------------------------------------------------------------------------------
+ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+big_mib=$(du -sm "$big/warehouse" | cut -f1); big_n=$(find "$big/warehouse" -type f | wc -l)
+small_n=$(find "$small/warehouse" -type f | wc -l)
+row() { # LABEL KEY PEER_LABEL PEER_KEY
+  local peer_time="" r=""
+  if [[ -n ${4:-} ]]; then peer_time="$(median "$4") s"; r="**$(ratio "$2" "$4")**"; fi
+  printf '| %s | %s s | %s | %s | %s | %s MiB |\n' "$1" "$(median "$2")" "${3:-}" "$peer_time" "$r" "$(peak "$2")"
+}
+echo
+echo "| bcn ($runs runs, medians) | bcn | peer | peer | bcn / peer | bcn peak RSS |"
+echo "|---|---:|---|---:|---:|---:|"
+row "backup, $big_mib MiB in $big_n files" big.backup "\`cp -r && sync\`" big.cp_sync
+row "restore of it (paths rewritten)" big.restore "\`cp -r && sync\` of the stored files" big.restore_peer
+row "backup into an encrypted repository" big.backup_enc "plain backup" big.backup
+row "restore from the encrypted repository" big.restore_enc "plain restore" big.restore
+row "\`verify --read-data\`" big.verify "\`sha256sum\` on $(nproc) cores" big.sha256sum
+row "no-change backup of $tables tables" many.nochange
+row "backup, one table of $small_n small files" small.backup "\`cp -r && sync\`" small.cp_sync
+row "restore of it" small.restore "\`cp -r && sync\`" small.cp_sync
+row "no-change backup of it" small.nochange
+[[ -n $s3_rows ]] && echo "$s3_rows"
+echo
+echo "Peers on the $big_mib MiB table: \`cp -r\` $(median big.cp) s, \`cp -r && sync\` $(median big.cp_sync) s, \`cp -r\` + \`sha256sum\` $(median big.cp_sha) s$([[ $has_rclone == yes ]] && echo ", \`rclone copy --checksum\` $(median big.rclone) s"). Machine: $(nproc) cores, $(uname -sr)."

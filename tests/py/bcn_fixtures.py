@@ -1239,27 +1239,51 @@ def cmd_drop(args: argparse.Namespace) -> Any:
 
 def cmd_make_bench(args: argparse.Namespace) -> Any:
     """A table for benchmarks: `--snapshots` appends of `--files-per-snapshot` files, each of
-    about `--file-mib` MiB of incompressible data."""
+    about `--file-mib` MiB of incompressible data. Each append is one snapshot with one
+    manifest, as a writer committing a batch makes (the target file size splits the batch)."""
     catalog = open_catalog(args)
     namespace, _ = split_ident(args.table)
     ensure_namespace(catalog, namespace)
     if catalog.table_exists(args.table):
         catalog.drop_table(args.table)
     schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("payload", pa.binary())])
-    table = catalog.create_table(args.table, schema=schema)
+    target = int(args.file_mib * 1024 * 1024)
+    table = catalog.create_table(
+        args.table, schema=schema, properties={"write.target-file-size-bytes": str(target)}
+    )
     rows = max(1, int(args.file_mib * 1024))  # ~1 KiB per row
     next_id = 0
     for _ in range(args.snapshots):
-        with table.transaction() as tx:
-            for _ in range(args.files_per_snapshot):
-                batch = pa.Table.from_pydict(
+        batches = []
+        for _ in range(args.files_per_snapshot):
+            batches.append(
+                pa.Table.from_pydict(
                     {"id": list(range(next_id, next_id + rows)), "payload": [os.urandom(1024) for _ in range(rows)]},
                     schema=schema,
                 )
-                next_id += rows
-                tx.append(batch)
+            )
+            next_id += rows
+        table.append(pa.concat_tables(batches))
         table = catalog.load_table(args.table)
     return {"table": args.table, "rows": next_id, "snapshots": len(table.metadata.snapshots)}
+
+
+def cmd_make_many_tables(args: argparse.Namespace) -> Any:
+    """`--tables` small tables in `--namespace` (one snapshot of a few rows each), for the
+    no-change backup of a large catalog."""
+    catalog = open_catalog(args)
+    ensure_namespace(catalog, args.namespace)
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
+    existing = {ident[-1] for ident in catalog.list_tables(args.namespace)}
+    made = 0
+    for i in range(args.tables):
+        name = f"t{i:05d}"
+        if name in existing:
+            continue
+        table = catalog.create_table(f"{args.namespace}.{name}", schema=schema)
+        table.append(pa.Table.from_pydict({"id": [1, 2, 3], "name": ["a", "b", "c"]}, schema=schema))
+        made += 1
+    return {"namespace": args.namespace, "tables": args.tables, "made": made}
 
 
 def cmd_expire_and_purge(args: argparse.Namespace) -> Any:
@@ -1886,6 +1910,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", type=int, default=10)
     p.add_argument("--files-per-snapshot", type=int, default=10)
     p.add_argument("--file-mib", type=float, default=1.0)
+
+    p = add("make-many-tables", cmd_make_many_tables, "create many small tables (benchmarks)")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--tables", type=int, default=1000)
 
     p = add("expire-and-purge", cmd_expire_and_purge, "overwrite, expire older snapshots, delete their files")
     p.add_argument("--table", required=True)
