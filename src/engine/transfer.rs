@@ -1,16 +1,34 @@
 //! Moving bytes between a table's `FileIO` and the repository, with checksums.
 //!
-//! Large files stream in fixed-size chunks: memory stays bounded by the chunk size times the
-//! number of concurrent copies, whatever the file size.
+//! Large files stream in fixed-size chunks, and at most [`COPY_SLOTS`] files move at once in
+//! the whole process, whatever `--jobs`: memory stays bounded by the chunk size times the
+//! slots, whatever the file sizes, the number of files and of tables copied at once.
+
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use sha2::{Digest, Sha256};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::store::{BackupStore, StoreError};
 
 /// Bytes per read and write of a streaming copy.
-const CHUNK: u64 = 8 << 20;
+const CHUNK: u64 = 2 << 20;
+
+/// Files copied or hashed at once in the process. Local copies need few (the disk is the
+/// limit); remote ones overlap their latencies with as many.
+const COPY_SLOTS: usize = 16;
+
+static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(COPY_SLOTS));
+
+/// Waits for one of the [`COPY_SLOTS`].
+async fn copy_slot() -> SemaphorePermit<'static> {
+    SLOTS
+        .acquire()
+        .await
+        .expect("the copy slots are never closed")
+}
 
 /// Errors moving one file.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +103,7 @@ pub(crate) async fn file_to_store(
         store.put_staged(key, data).await?;
         return Ok((size, sum));
     }
+    let _slot = copy_slot().await;
     if let Some(local) = local_path(path) {
         return Ok(store.put_file(key, &local).await?);
     }
@@ -125,6 +144,7 @@ pub(crate) async fn hash_stored(
     key: &str,
     size: u64,
 ) -> Result<String, TransferError> {
+    let _slot = copy_slot().await;
     let mut hasher = Sha256::new();
     let mut offset = 0;
     while offset < size {
@@ -368,6 +388,7 @@ pub(crate) async fn store_to_file(
     file_io: &FileIO,
     path: &str,
 ) -> Result<u64, TransferError> {
+    let _slot = copy_slot().await;
     if let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) {
         return local_object_to_file(store, key, &object, sha256, size, &dest).await;
     }
@@ -423,6 +444,7 @@ async fn local_object_to_file(
         Mismatch(u64, String),
     }
     let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
+    let expected = sha256.to_owned();
     let done = tokio::task::spawn_blocking(move || {
         let mut from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
         let dir = to_path
@@ -439,11 +461,14 @@ async fn local_object_to_file(
         let (copied, actual) = crate::store::copy_hashing(&mut from, &mut file)
             .map_err(|e| Failed::Target("writing", e))?;
         drop(file);
-        if copied != size {
+        if copied != size || actual != expected {
             // The temporary file goes with `tmp`.
             return Err(Failed::Mismatch(copied, actual));
         }
-        Ok((tmp, tmp_path, copied, actual))
+        fs_err::rename(&tmp_path, &to_path).map_err(|e| Failed::Target("writing", e))?;
+        let mut tmp = tmp;
+        tmp.0 = None;
+        Ok(copied)
     })
     .await
     .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
@@ -460,8 +485,8 @@ async fn local_object_to_file(
         expected_size: size,
         actual_size,
     };
-    let (mut tmp, tmp_path, copied, actual) = match done.and_then(|r| r) {
-        Ok(done) => done,
+    match done.and_then(|r| r) {
+        Ok(copied) => Ok(copied),
         Err(Failed::Object(e)) => {
             let kind = if e.kind() == std::io::ErrorKind::NotFound {
                 crate::store::StoreErrorKind::NotFound
@@ -469,19 +494,11 @@ async fn local_object_to_file(
                 crate::store::StoreErrorKind::Other
             };
             let e = StoreError::new(kind, "reading", key, store.url(), Some(Box::new(e)));
-            return Err(TransferError::Store(e));
+            Err(TransferError::Store(e))
         }
-        Err(Failed::Target(op, e)) => return Err(target_err(op, e)),
-        Err(Failed::Mismatch(copied, actual)) => return Err(mismatch(copied, actual)),
-    };
-    if actual != sha256 {
-        return Err(mismatch(copied, actual));
+        Err(Failed::Target(op, e)) => Err(target_err(op, e)),
+        Err(Failed::Mismatch(copied, actual)) => Err(mismatch(copied, actual)),
     }
-    tokio::fs::rename(&tmp_path, dest)
-        .await
-        .map_err(|e| target_err("writing", e))?;
-    tmp.0 = None;
-    Ok(copied)
 }
 
 /// Makes a local file written at `path` durable with its directories (object stores are

@@ -222,31 +222,19 @@ impl LocalStore {
     /// owns the file: if the caller is cancelled meanwhile, the output is dropped and the file
     /// removed, so no cancellation can leave a temporary file behind.
     async fn temp_file(&self, key: &str) -> StoreResult<(TempFile, fs_err::File)> {
-        let target = self.path(key)?;
-        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        let created = tokio::task::spawn_blocking(move || {
-            // Owner-only, like restic's: a repository holds the tables' data.
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-                })?;
-            let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-            let file = fs_err::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            Ok::<_, std::io::Error>((TempFile(Some(path)), file))
-        })
-        .await;
+        let dir = self.dir_of(key)?;
+        let created = tokio::task::spawn_blocking(move || create_temp(&dir)).await;
         match created {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(self.err("writing", key, e)),
             Err(e) => Err(self.err("writing", key, std::io::Error::other(e))),
         }
+    }
+
+    /// The directory `key`'s file goes in.
+    fn dir_of(&self, key: &str) -> StoreResult<PathBuf> {
+        let target = self.path(key)?;
+        Ok(target.parent().unwrap_or(&self.root).to_path_buf())
     }
 
     /// Writes `data` to a temporary file and moves it into place with `place` — all in one
@@ -301,6 +289,23 @@ impl TempFile {
     fn keep(mut self) -> PathBuf {
         self.0.take().unwrap_or_default()
     }
+}
+
+/// Creates `dir` (owner-only, like restic's: a repository holds the tables' data) and a new
+/// temporary file in it, removed when the returned guard drops unless kept.
+fn create_temp(dir: &std::path::Path) -> std::io::Result<(TempFile, fs_err::File)> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    Ok((TempFile(Some(path)), file))
 }
 
 /// fsyncs a directory, so that the names in it are durable.
@@ -475,12 +480,15 @@ impl BackupStore for LocalStore {
     }
 
     async fn put_file(&self, key: &str, path: &std::path::Path) -> StoreResult<(u64, String)> {
-        let (tmp, mut file) = self.temp_file(key).await?;
+        let dir = self.dir_of(key)?;
         let source = path.to_path_buf();
-        // One blocking task and one buffer per file: no hand-offs per chunk.
-        let copied = tokio::task::spawn_blocking(move || {
+        // One blocking task and one buffer per file: no hand-offs per chunk. Its output owns
+        // the temporary file, removed if the caller is gone meanwhile.
+        let (tmp, copied) = tokio::task::spawn_blocking(move || {
             let mut from = fs_err::File::open(&source)?;
-            copy_hashing(&mut from, &mut file)
+            let (tmp, mut file) = create_temp(&dir)?;
+            let copied = copy_hashing(&mut from, &mut file)?;
+            Ok::<_, std::io::Error>((tmp, copied))
         })
         .await
         .map_err(std::io::Error::other)
