@@ -11,6 +11,7 @@
 #   BENCH_SMALL_FILES=100000            one table of that many small files
 #   BENCH_SERVICES=DIR                  a running scripts/services/start.sh DIR: adds S3 rows
 #                                       (server-side copies on moto, streaming to s3s-fs)
+#   BENCH_S3_FILES=2000                 small files copied server-side on moto
 #
 # Fixtures are written once by pyiceberg into $BCN_CACHE_DIR/bench (slow to make, kept).
 # Peers: `cp -r`, `cp -r` then `sync` (the durable-copy limit bcn is held to: bcn also makes
@@ -145,13 +146,16 @@ repositories:
 PLAN
   # Streaming: the large table into s3s-fs.
   measure s3.stream "${backup[@]}" --config "$s3plan" --repo s3s
-  # Server-side: restore the small-file table onto moto, then back it up into moto.
-  "$bcn" -q backup --config "$small_plan" --catalog lake --repo "$work/repo-small2" >/dev/null
+  # Server-side: a table of small files restored onto moto, then backed up into moto.
+  s3_files=${BENCH_S3_FILES:-2000}
+  s3small=$(fixture "small-$s3_files" make-bench --table bench.small \
+    --snapshots $(( s3_files < 1000 ? 1 : s3_files / 1000 )) --files-per-snapshot $(( s3_files < 1000 ? s3_files : 1000 )) --file-mib 0.001)
+  "${backup[@]}" --config "$(plan "$s3small")" --repo "$work/repo-small2" >/dev/null
   "$bcn" -q restore --config "$s3plan" --repo "$work/repo-small2" --target-catalog onmoto >/dev/null
   measure s3.server_side "$bcn" -q backup --config "$s3plan" --catalog onmoto --repo moto
   s3_mib=$(du -sm "$big/warehouse" | cut -f1)
   s3_rows="| streamed into s3s-fs (${s3_mib} MiB) | $(median s3.stream) s | $(awk -v m="$s3_mib" -v s="$(median s3.stream)" 'BEGIN { printf "%.0f MiB/s", m / s }') | | | $(peak s3.stream) MiB |
-| server-side copies on moto ($small_files small files) | $(median s3.server_side) s | $(awk -v n="$small_files" -v s="$(median s3.server_side)" 'BEGIN { printf "%.0f objects/s", n / s }') | | | $(peak s3.server_side) MiB |"
+| server-side copies on moto ($s3_files small files) | $(median s3.server_side) s | $(awk -v n="$s3_files" -v s="$(median s3.server_side)" 'BEGIN { printf "%.0f objects/s", n / s }') | | | $(peak s3.server_side) MiB |"
 fi
 
 # --- the table ------------------------------------------------------------------------------

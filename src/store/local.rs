@@ -708,15 +708,20 @@ impl ObjectWriter for LocalWriter {
 mod tests {
     use super::*;
 
+    fn new_store() -> (tempfile::TempDir, PathBuf, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = LocalStore::new(root.clone());
+        (dir, root, store)
+    }
+
     fn named(root: &std::path::Path, key: &str) -> bool {
         root.join(key).is_file()
     }
 
     #[tokio::test]
     async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let store = LocalStore::new(root.clone());
+        let (dir, root, store) = new_store();
         let source = dir.path().join("source.bin");
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         fs_err::write(&source, &content).unwrap();
@@ -767,9 +772,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_dropped_before_its_sync_keeps_its_complete_objects_and_no_partial_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let store = LocalStore::new(root.clone());
+        let (_dir, root, store) = new_store();
         store
             .put_staged("tables/t/files/done", Bytes::from_static(b"complete"))
             .await
@@ -789,9 +792,7 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let store = LocalStore::new(root.clone());
+        let (_dir, root, store) = new_store();
         store
             .put_staged("tables/t/files/x", Bytes::from_static(b"one"))
             .await

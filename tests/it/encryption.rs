@@ -431,18 +431,32 @@ fn encrypted_repositories_on_moto_and_s3s_round_trip_verify_and_gc_without_serve
         .iter()
         .map(|t| src.dump(&format!("{db}.{t}")))
         .collect();
+    let backup = |repo: &str| {
+        ws.bcn(&[
+            "backup",
+            "--catalog",
+            "src",
+            "--database",
+            &db,
+            "--repo",
+            repo,
+        ])
+        .ok()
+    };
+    let restore = |repo: &str, target: &str| {
+        ws.bcn(&[
+            "restore",
+            "--repo",
+            repo,
+            "--target-catalog",
+            "dst",
+            "--target-database",
+            target,
+        ])
+        .ok()
+    };
     for repo in ["moto", "s3s"] {
-        let report = ws
-            .bcn(&[
-                "backup",
-                "--catalog",
-                "src",
-                "--database",
-                &db,
-                "--repo",
-                repo,
-            ])
-            .ok();
+        let report = backup(repo);
         for table in report["pit"]["tables"].as_array().unwrap() {
             assert_eq!(
                 table["state"]["files_server_side"].as_u64().unwrap_or(0),
@@ -451,16 +465,7 @@ fn encrypted_repositories_on_moto_and_s3s_round_trip_verify_and_gc_without_serve
             );
         }
         let target = format!("{repo}_restored");
-        ws.bcn(&[
-            "restore",
-            "--repo",
-            repo,
-            "--target-catalog",
-            "dst",
-            "--target-database",
-            &target,
-        ])
-        .ok();
+        restore(repo, &target);
         for (table, before) in tables.iter().zip(&before) {
             assert_same_table(
                 &dst.dump(&format!("{target}.{table}")),
@@ -480,16 +485,7 @@ fn encrypted_repositories_on_moto_and_s3s_round_trip_verify_and_gc_without_serve
     );
     let after = src.dump(&format!("{db}.events"));
     for repo in ["moto", "s3s"] {
-        ws.bcn(&[
-            "backup",
-            "--catalog",
-            "src",
-            "--database",
-            &db,
-            "--repo",
-            repo,
-        ])
-        .ok();
+        backup(repo);
         ws.bcn(&["forget", "--repo", repo, "--keep-last", "1", "--yes"])
             .ok();
         let gc = ws
@@ -506,16 +502,7 @@ fn encrypted_repositories_on_moto_and_s3s_round_trip_verify_and_gc_without_serve
         assert_eq!(verified["problems"], serde_json::json!([]), "{verified}");
         assert_eq!(verified["reclaimable"]["objects"], 0, "{verified}");
         let target = format!("{repo}_after");
-        ws.bcn(&[
-            "restore",
-            "--repo",
-            repo,
-            "--target-catalog",
-            "dst",
-            "--target-database",
-            &target,
-        ])
-        .ok();
+        restore(repo, &target);
         assert_same_table(
             &dst.dump(&format!("{target}.events")),
             &after,
