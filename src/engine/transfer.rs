@@ -306,7 +306,9 @@ impl TargetWriter {
                 file.flush().await.map_err(fail)?;
                 drop(file);
                 let from = tmp.0.take().unwrap_or_default();
-                if let Err(e) = tokio::fs::rename(&from, &dest).await {
+                // Not awaited: a future dropped meanwhile (a sibling failed, and the table's
+                // files are being removed) would leave the rename running on without it.
+                if let Err(e) = std::fs::rename(&from, &dest) {
                     tmp.0 = Some(from);
                     return Err(fail(e));
                 }
@@ -443,6 +445,21 @@ async fn local_object_to_file(
         Target(&'static str, std::io::Error),
         Mismatch(u64, String),
     }
+    /// Whether the caller still waits. The blocking task runs on when this future is dropped
+    /// (a sibling copy failed and the table's files are being removed): it must then not
+    /// rename its file into place. The rename happens under the lock, so once the guard has
+    /// dropped it either happened already or never will.
+    struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        }
+    }
+    let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
+    let still = waiting.0.clone();
     let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
     let expected = sha256.to_owned();
     let done = tokio::task::spawn_blocking(move || {
@@ -465,13 +482,25 @@ async fn local_object_to_file(
             // The temporary file goes with `tmp`.
             return Err(Failed::Mismatch(copied, actual));
         }
+        let waited = still
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*waited {
+            // The temporary file goes with `tmp`.
+            return Err(Failed::Target(
+                "writing",
+                std::io::Error::other("cancelled"),
+            ));
+        }
         fs_err::rename(&tmp_path, &to_path).map_err(|e| Failed::Target("writing", e))?;
+        drop(waited);
         let mut tmp = tmp;
         tmp.0 = None;
         Ok(copied)
     })
     .await
     .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
+    drop(waiting);
     let target_err = |op: &'static str, e: std::io::Error| TransferError::Table {
         op,
         path: dest.display().to_string(),
