@@ -52,6 +52,9 @@ pub struct LocalStore {
     url: String,
     pending: Arc<Mutex<Pending>>,
     behind: Arc<WriteBehind>,
+    /// One sync at a time: a second one must not rename objects whose fsync the first is
+    /// still waiting for.
+    syncing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// fsyncs files in the background as they are written, at most [`SYNC_THREADS`] at once, so
@@ -159,6 +162,7 @@ impl LocalStore {
             url,
             pending,
             behind: Arc::default(),
+            syncing: Arc::default(),
         }
     }
 
@@ -475,6 +479,7 @@ impl BackupStore for LocalStore {
                 url: self.url.clone(),
                 pending: self.pending.clone(),
                 behind: self.behind.clone(),
+                syncing: self.syncing.clone(),
             },
         }))
     }
@@ -499,6 +504,7 @@ impl BackupStore for LocalStore {
     }
 
     async fn sync(&self) -> StoreResult<()> {
+        let _one = self.syncing.lock().await;
         let objects: Vec<(String, PathBuf)> = {
             let mut pending = self
                 .pending

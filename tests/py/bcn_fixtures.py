@@ -1240,7 +1240,9 @@ def cmd_drop(args: argparse.Namespace) -> Any:
 def cmd_make_bench(args: argparse.Namespace) -> Any:
     """A table for benchmarks: `--snapshots` appends of `--files-per-snapshot` files, each of
     about `--file-mib` MiB of incompressible data. Each append is one snapshot with one
-    manifest, as a writer committing a batch makes (the target file size splits the batch)."""
+    manifest, as a writer committing a batch makes (the target file size splits the batch);
+    with `--commit-per-file`, every file is a snapshot of its own (many manifests and long
+    manifest lists: slow to back up, which tests that interrupt a backup rely on)."""
     catalog = open_catalog(args)
     namespace, _ = split_ident(args.table)
     ensure_namespace(catalog, namespace)
@@ -1253,6 +1255,18 @@ def cmd_make_bench(args: argparse.Namespace) -> Any:
     )
     rows = max(1, int(args.file_mib * 1024))  # ~1 KiB per row
     next_id = 0
+    if args.commit_per_file:
+        for _ in range(args.snapshots):
+            with table.transaction() as tx:
+                for _ in range(args.files_per_snapshot):
+                    batch = pa.Table.from_pydict(
+                        {"id": list(range(next_id, next_id + rows)), "payload": [os.urandom(1024) for _ in range(rows)]},
+                        schema=schema,
+                    )
+                    next_id += rows
+                    tx.append(batch)
+            table = catalog.load_table(args.table)
+        return {"table": args.table, "rows": next_id, "snapshots": len(table.metadata.snapshots)}
     for _ in range(args.snapshots):
         batches = []
         for _ in range(args.files_per_snapshot):
@@ -1910,6 +1924,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", type=int, default=10)
     p.add_argument("--files-per-snapshot", type=int, default=10)
     p.add_argument("--file-mib", type=float, default=1.0)
+    p.add_argument("--commit-per-file", action="store_true", help="one snapshot per file")
 
     p = add("make-many-tables", cmd_make_many_tables, "create many small tables (benchmarks)")
     p.add_argument("--namespace", required=True)

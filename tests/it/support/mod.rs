@@ -117,6 +117,8 @@ impl Lake {
                 &files,
                 "--file-mib",
                 "1",
+                // Slow to back up on purpose: tests stop or race such a backup.
+                "--commit-per-file",
             ],
         );
     }
