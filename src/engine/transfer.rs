@@ -226,6 +226,21 @@ impl Drop for TempPath {
     }
 }
 
+/// A new temporary file in the directory of `dest` (created if missing), removed when the
+/// returned guard drops unless it is disarmed after a rename.
+fn temp_beside(dest: &std::path::Path) -> std::io::Result<(TempPath, fs_err::File)> {
+    let dir = dest
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    fs_err::create_dir_all(&dir)?;
+    let tmp = TempPath(Some(
+        dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
+    ));
+    let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(&dir))?;
+    Ok((tmp, file))
+}
+
 impl TargetWriter {
     /// Starts writing `path`.
     pub(crate) async fn create(file_io: &FileIO, path: &str) -> Result<Self, TransferError> {
@@ -235,19 +250,12 @@ impl TargetWriter {
             source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
         };
         if let Some(dest) = local_path(path) {
-            let dir = dest
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default();
             // One blocking task whose output owns the file: if this future is cancelled (a
             // sibling copy failed), the task still completes and dropping its output removes
             // the file, so no cancellation leaves a temporary file behind.
+            let target = dest.clone();
             let created = tokio::task::spawn_blocking(move || {
-                fs_err::create_dir_all(&dir)?;
-                let tmp = TempPath(Some(
-                    dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
-                ));
-                let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(&dir))?;
+                let (tmp, file) = temp_beside(&target)?;
                 Ok::<_, std::io::Error>((tmp, file.into_parts().0))
             })
             .await
@@ -464,17 +472,8 @@ async fn local_object_to_file(
     let expected = sha256.to_owned();
     let done = tokio::task::spawn_blocking(move || {
         let mut from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
-        let dir = to_path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        fs_err::create_dir_all(&dir).map_err(|e| Failed::Target("creating", e))?;
-        let tmp = TempPath(Some(
-            dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
-        ));
+        let (tmp, mut file) = temp_beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
         let tmp_path = tmp.0.clone().unwrap_or_default();
-        let mut file =
-            fs_err::File::create(&tmp_path).map_err(|e| Failed::Target("creating", e))?;
         let (copied, actual) = crate::store::copy_hashing(&mut from, &mut file)
             .map_err(|e| Failed::Target("writing", e))?;
         drop(file);
