@@ -147,7 +147,9 @@ fn sigterm_stops_a_backup_to_s3_cleanly() {
         !root.join("locks/exclusive.json").exists(),
         "the lock is released"
     );
-    let copied = stored();
+    // The server may still be finishing an upload whose whole body it had received when bcn
+    // stopped (a complete object the next run may reuse): count once the bucket is still.
+    let copied = settled(stored);
     let done = ws.bcn(&args).ok();
     let added = done["pit"]["summary"]["files_added"].as_u64().unwrap();
     let total = done["pit"]["summary"]["files_total"].as_u64().unwrap();
@@ -199,4 +201,18 @@ fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
     );
     assert!(files_under(&ws.path("repo/pits")).is_empty());
     assert!(!ws.path("repo/locks/exclusive.json").exists());
+}
+
+/// The value of `count` once it has stayed the same for half a second (at most ten seconds).
+fn settled(count: impl Fn() -> usize) -> usize {
+    let mut last = count();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = count();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
 }
