@@ -11,6 +11,59 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::sync::RwLock;
 
+/// A value that is never printed: its `Debug` writes `<redacted>`, and only [`Secret::expose`]
+/// gives it out, where it is handed to a client. Plan values that may hold credentials
+/// (tokens, keys, header and property values) are kept in it, so that redaction does not
+/// depend on each struct's `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+/// In the plan's schema a secret is the string it is written as.
+impl schemars::JsonSchema for Secret {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that hands it over.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Values shorter than this are not redacted: they would blank out ordinary words.
 const MIN_LEN: usize = 4;
 
@@ -119,6 +172,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_never_debug_printed() {
+        let secret = Secret::new("hunter2-secret-value");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(
+            format!("{:?}", Some(&secret)),
+            "Some(<redacted>)",
+            "an optional secret is hidden too"
+        );
+        assert_eq!(secret.expose(), "hunter2-secret-value");
+    }
 
     #[test]
     fn registered_values_are_masked() {

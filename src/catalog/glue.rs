@@ -11,14 +11,15 @@ use iceberg::CatalogBuilder;
 use iceberg::io::StorageFactory;
 use iceberg_catalog_glue::GlueCatalogBuilder;
 
-use super::{CatalogError, OpenCatalog, file_io, put_s3_props, unreachable};
-use crate::plan::{CatalogKind, CatalogSpec};
+use super::{CatalogError, OpenCatalog, base_props, file_io, unreachable};
+use crate::plan::{CatalogSpec, GlueConfig, Secret};
 
 pub(super) async fn open(
     spec: &CatalogSpec,
+    config: &GlueConfig,
     factory: Arc<dyn StorageFactory>,
 ) -> Result<OpenCatalog, CatalogError> {
-    let props = props(&spec.kind);
+    let props = props(config);
     let catalog = GlueCatalogBuilder::default()
         .with_storage_factory(factory)
         .load(spec.name.clone(), props.clone())
@@ -40,8 +41,8 @@ pub(super) async fn open(
 }
 
 /// The builder's properties: passthrough first, then the `s3` block, then the typed keys.
-fn props(kind: &CatalogKind) -> HashMap<String, String> {
-    let CatalogKind::Glue {
+fn props(config: &GlueConfig) -> HashMap<String, String> {
+    let GlueConfig {
         warehouse,
         region,
         endpoint,
@@ -50,29 +51,25 @@ fn props(kind: &CatalogKind) -> HashMap<String, String> {
         credentials,
         properties,
         s3,
-    } = kind
-    else {
-        unreachable!("glue::props is called for Glue catalogs only");
-    };
-    let mut props: HashMap<String, String> = properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    put_s3_props(&mut props, s3.as_ref());
+    } = config;
+    let mut props = base_props(properties, s3.as_ref());
     props.insert("warehouse".into(), warehouse.clone());
-    let mut put = |key: &str, value: Option<&String>| {
+    let mut put = |key: &str, value: Option<&str>| {
         if let Some(v) = value {
-            props.insert(key.to_owned(), v.clone());
+            props.insert(key.to_owned(), v.to_owned());
         }
     };
-    put("uri", endpoint.as_ref());
-    put("catalog_id", catalog_id.as_ref());
-    put("region_name", region.as_ref());
-    put("profile_name", profile.as_ref());
+    put("uri", endpoint.as_deref());
+    put("catalog_id", catalog_id.as_deref());
+    put("region_name", region.as_deref());
+    put("profile_name", profile.as_deref());
     if let Some(c) = credentials {
-        put("aws_access_key_id", Some(&c.access_key_id));
-        put("aws_secret_access_key", Some(&c.secret_access_key));
-        put("aws_session_token", c.session_token.as_ref());
+        put("aws_access_key_id", Some(c.access_key_id.expose()));
+        put("aws_secret_access_key", Some(c.secret_access_key.expose()));
+        put(
+            "aws_session_token",
+            c.session_token.as_ref().map(Secret::expose),
+        );
     }
     props
 }
@@ -103,8 +100,8 @@ mod tests {
     use super::*;
     use crate::plan::{AwsCredentials, CatalogS3};
 
-    fn kind(s3: Option<CatalogS3>) -> CatalogKind {
-        CatalogKind::Glue {
+    fn kind(s3: Option<CatalogS3>) -> GlueConfig {
+        GlueConfig {
             warehouse: "s3://lake/wh".into(),
             region: Some("eu-west-1".into()),
             endpoint: Some("http://127.0.0.1:5000".into()),

@@ -39,28 +39,22 @@ use iceberg_catalog_hms::{HmsCatalog, HmsCatalogBuilder};
 use pilota::{AHashMap, FastStr};
 use volo_thrift::MaybeException;
 
-use super::{CatalogError, OpenCatalog, file_io, put_s3_props, unreachable};
-use crate::plan::{CatalogKind, CatalogSpec};
+use super::{CatalogError, OpenCatalog, base_props, file_io, unreachable};
+use crate::plan::{CatalogSpec, HmsConfig};
 
 pub(super) async fn open(
     spec: &CatalogSpec,
+    config: &HmsConfig,
     factory: Arc<dyn StorageFactory>,
 ) -> std::result::Result<OpenCatalog, CatalogError> {
-    let CatalogKind::Hms {
+    let HmsConfig {
         address,
         warehouse,
         framed,
         properties,
         s3,
-    } = &spec.kind
-    else {
-        unreachable!("hms::open is called for Hive catalogs only");
-    };
-    let mut props: HashMap<String, String> = properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    put_s3_props(&mut props, s3.as_ref());
+    } = config;
+    let mut props = base_props(properties, s3.as_ref());
     let io = file_io(&props);
     props.insert("uri".into(), address.clone());
     props.insert("warehouse".into(), warehouse.clone());

@@ -31,7 +31,7 @@ use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 
-use crate::plan::{CatalogKind, CatalogS3, CatalogSpec};
+use crate::plan::{CatalogKind, CatalogS3, CatalogSpec, Properties, Secret};
 
 /// How long opening a catalog may take before it counts as unreachable. Connecting to a closed
 /// port fails at once; this bounds a server that accepts connections and never answers.
@@ -415,13 +415,13 @@ pub async fn open(spec: &CatalogSpec, mode: OpenMode) -> Result<OpenCatalog, Cat
     let factory = Arc::new(OpenDalResolvingStorageFactory::new());
     let opened = match &spec.kind {
         #[cfg(feature = "catalog-sql")]
-        CatalogKind::Sql { .. } => return sql::open(spec, mode, factory).await,
+        CatalogKind::Sql(config) => return sql::open(spec, config, mode, factory).await,
         #[cfg(feature = "catalog-rest")]
-        CatalogKind::Rest { .. } => rest::open(spec, factory).await?,
+        CatalogKind::Rest(config) => rest::open(spec, config, factory).await?,
         #[cfg(feature = "catalog-glue")]
-        CatalogKind::Glue { .. } => glue::open(spec, factory).await?,
+        CatalogKind::Glue(config) => glue::open(spec, config, factory).await?,
         #[cfg(feature = "catalog-hms")]
-        CatalogKind::Hms { .. } => hms::open(spec, factory).await?,
+        CatalogKind::Hms(config) => hms::open(spec, config, factory).await?,
         #[allow(
             unreachable_patterns,
             reason = "reached only in builds without some catalog"
@@ -456,19 +456,10 @@ async fn probe(spec: &CatalogSpec, opened: &OpenCatalog) -> Result<(), CatalogEr
         format!(
             "{reason} (check that the {} catalog at {} is running and `catalogs.{}` in the plan)",
             spec.kind.type_name(),
-            endpoint(&spec.kind),
+            spec.kind.address(),
             spec.name
         ),
     ))
-}
-
-/// Where the catalog is, for messages.
-fn endpoint(kind: &CatalogKind) -> &str {
-    match kind {
-        CatalogKind::Sql { uri, .. } | CatalogKind::Rest { uri, .. } => uri,
-        CatalogKind::Glue { endpoint, .. } => endpoint.as_deref().unwrap_or("AWS"),
-        CatalogKind::Hms { address, .. } => address,
-    }
 }
 
 use crate::error::error_chain as chain;
@@ -480,20 +471,31 @@ fn unreachable(spec: &CatalogSpec, reason: String) -> CatalogError {
     }
 }
 
+/// The properties every catalog type starts from: the plan's `properties`, then the `s3.*`
+/// `FileIO` properties of its `s3:` block; each type then adds its typed keys.
+fn base_props(properties: &Properties, s3: Option<&CatalogS3>) -> HashMap<String, String> {
+    let mut props = crate::plan::exposed(properties);
+    put_s3_props(&mut props, s3);
+    props
+}
+
 /// Adds the `s3.*` `FileIO` properties of a catalog's `s3:` block.
 fn put_s3_props(props: &mut HashMap<String, String>, s3: Option<&CatalogS3>) {
     let Some(s3) = s3 else { return };
-    let mut put = |key: &str, value: Option<&String>| {
+    let mut put = |key: &str, value: Option<&str>| {
         if let Some(v) = value {
-            props.insert(key.to_owned(), v.clone());
+            props.insert(key.to_owned(), v.to_owned());
         }
     };
-    put("s3.endpoint", s3.endpoint.as_ref());
-    put("s3.region", s3.region.as_ref());
+    put("s3.endpoint", s3.endpoint.as_deref());
+    put("s3.region", s3.region.as_deref());
     if let Some(c) = &s3.credentials {
-        put("s3.access-key-id", Some(&c.access_key_id));
-        put("s3.secret-access-key", Some(&c.secret_access_key));
-        put("s3.session-token", c.session_token.as_ref());
+        put("s3.access-key-id", Some(c.access_key_id.expose()));
+        put("s3.secret-access-key", Some(c.secret_access_key.expose()));
+        put(
+            "s3.session-token",
+            c.session_token.as_ref().map(Secret::expose),
+        );
     }
     if let Some(path_style) = s3.path_style {
         props.insert("s3.path-style-access".into(), path_style.to_string());

@@ -10,14 +10,15 @@ use iceberg::CatalogBuilder;
 use iceberg::io::StorageFactory;
 use iceberg_catalog_rest::RestCatalogBuilder;
 
-use super::{CatalogError, OpenCatalog, file_io, put_s3_props, rest_http, unreachable};
-use crate::plan::{CatalogKind, CatalogSpec, RestAuth};
+use super::{CatalogError, OpenCatalog, base_props, file_io, rest_http, unreachable};
+use crate::plan::{CatalogSpec, RestAuth, RestConfig};
 
 pub(super) async fn open(
     spec: &CatalogSpec,
+    config: &RestConfig,
     factory: Arc<dyn StorageFactory>,
 ) -> Result<OpenCatalog, CatalogError> {
-    let props = props(&spec.kind);
+    let props = props(config);
     let catalog = RestCatalogBuilder::default()
         .with_storage_factory(factory)
         .load(spec.name.clone(), props.clone())
@@ -33,14 +34,14 @@ pub(super) async fn open(
         hive: None,
         namespaces_sql: None,
         #[cfg(feature = "catalog-rest")]
-        rest: rest_http::RestHttp::new(&spec.kind).map(Arc::new),
+        rest: rest_http::RestHttp::new(config).map(Arc::new),
         single_level: false,
     })
 }
 
 /// The builder's properties: passthrough first, then the `s3` block, then the typed keys.
-fn props(kind: &CatalogKind) -> HashMap<String, String> {
-    let CatalogKind::Rest {
+fn props(config: &RestConfig) -> HashMap<String, String> {
+    let RestConfig {
         uri,
         warehouse,
         prefix,
@@ -48,15 +49,8 @@ fn props(kind: &CatalogKind) -> HashMap<String, String> {
         headers,
         properties,
         s3,
-    } = kind
-    else {
-        unreachable!("rest::props is called for REST catalogs only");
-    };
-    let mut props: HashMap<String, String> = properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    put_s3_props(&mut props, s3.as_ref());
+    } = config;
+    let mut props = base_props(properties, s3.as_ref());
     props.insert("uri".into(), uri.clone());
     if let Some(w) = warehouse {
         props.insert("warehouse".into(), w.clone());
@@ -67,14 +61,14 @@ fn props(kind: &CatalogKind) -> HashMap<String, String> {
     match auth {
         RestAuth::None => {}
         RestAuth::Token(token) => {
-            props.insert("token".into(), token.clone());
+            props.insert("token".into(), token.expose().to_owned());
         }
         RestAuth::OAuth2 {
             credential,
             server_uri,
             scope,
         } => {
-            props.insert("credential".into(), credential.clone());
+            props.insert("credential".into(), credential.expose().to_owned());
             if let Some(u) = server_uri {
                 props.insert("oauth2-server-uri".into(), u.clone());
             }
@@ -84,7 +78,7 @@ fn props(kind: &CatalogKind) -> HashMap<String, String> {
         }
     }
     for (name, value) in headers {
-        props.insert(format!("header.{name}"), value.clone());
+        props.insert(format!("header.{name}"), value.expose().to_owned());
     }
     props
 }
@@ -97,7 +91,7 @@ mod tests {
 
     #[test]
     fn plan_keys_become_rest_properties() {
-        let kind = CatalogKind::Rest {
+        let kind = RestConfig {
             uri: "http://127.0.0.1:8181".into(),
             warehouse: Some("lake".into()),
             prefix: Some("ws".into()),

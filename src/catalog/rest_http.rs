@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value as JsonValue, json};
 use tokio::sync::OnceCell;
 
-use crate::plan::{CatalogKind, RestAuth};
+use crate::plan::{RestAuth, RestConfig, Secret};
 
 /// How long one request may take.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_mins(1);
@@ -24,7 +24,7 @@ pub struct RestHttp {
     warehouse: Option<String>,
     prefix: Option<String>,
     auth: RestAuth,
-    headers: BTreeMap<String, String>,
+    headers: BTreeMap<String, Secret>,
     /// Resolved on first use: the routes' base and the request headers.
     session: OnceCell<Session>,
 }
@@ -57,19 +57,16 @@ pub struct LoadedView {
 }
 
 impl RestHttp {
-    /// A client for the REST catalog `kind`; nothing is sent yet.
-    pub fn new(kind: &CatalogKind) -> Option<Self> {
-        let CatalogKind::Rest {
+    /// A client for the REST catalog `config`; nothing is sent yet.
+    pub fn new(config: &RestConfig) -> Option<Self> {
+        let RestConfig {
             uri,
             warehouse,
             prefix,
             auth,
             headers,
             ..
-        } = kind
-        else {
-            return None;
-        };
+        } = config;
         Some(Self {
             client: reqwest::Client::builder().timeout(TIMEOUT).build().ok()?,
             uri: uri.trim_end_matches('/').to_owned(),
@@ -90,20 +87,21 @@ impl RestHttp {
         for (name, value) in &self.headers {
             let name = HeaderName::try_from(name.as_str())
                 .map_err(|_| format!("header name `{name}` is not valid"))?;
-            let value = HeaderValue::try_from(value.as_str())
+            let mut value = HeaderValue::try_from(value.expose())
                 .map_err(|_| format!("the value of header `{name}` is not valid"))?;
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         let token = match &self.auth {
             RestAuth::None => None,
-            RestAuth::Token(token) => Some(token.clone()),
+            RestAuth::Token(token) => Some(token.expose().to_owned()),
             RestAuth::OAuth2 {
                 credential,
                 server_uri,
                 scope,
             } => Some(
                 self.oauth_token(
-                    credential,
+                    credential.expose(),
                     server_uri.as_deref(),
                     scope.as_deref(),
                     &headers,

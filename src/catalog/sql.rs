@@ -1,6 +1,5 @@
 //! SQL catalogs (`SQLite`, `PostgreSQL`) through iceberg-catalog-sql.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,24 +7,22 @@ use iceberg::CatalogBuilder;
 use iceberg::io::StorageFactory;
 use iceberg_catalog_sql::SqlCatalogBuilder;
 
-use super::{CatalogError, OpenCatalog, OpenMode, file_io, put_s3_props};
-use crate::plan::{CatalogKind, CatalogSpec};
+use super::{CatalogError, OpenCatalog, OpenMode, base_props, file_io};
+use crate::plan::{CatalogSpec, SqlConfig};
 
 pub(super) async fn open(
     spec: &CatalogSpec,
+    config: &SqlConfig,
     mode: OpenMode,
     factory: Arc<dyn StorageFactory>,
 ) -> Result<OpenCatalog, CatalogError> {
-    let CatalogKind::Sql {
+    let SqlConfig {
         uri,
         warehouse,
         catalog_name,
         properties,
         s3,
-    } = &spec.kind
-    else {
-        unreachable!("sql::open is called for SQL catalogs only");
-    };
+    } = config;
     let unreachable = |reason: String| CatalogError::Unreachable {
         catalog: spec.name.clone(),
         reason,
@@ -54,11 +51,7 @@ pub(super) async fn open(
             }
         }
     }
-    let mut props: HashMap<String, String> = properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    put_s3_props(&mut props, s3.as_ref());
+    let mut props = base_props(properties, s3.as_ref());
     props.insert("uri".into(), uri);
     if let Some(w) = warehouse {
         props.insert("warehouse".into(), w.clone());

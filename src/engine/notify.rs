@@ -7,7 +7,7 @@ use std::process::Stdio;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::plan::{NotificationSpec, NotifyEvent, NotifyTarget};
+use crate::plan::{NotificationSpec, NotifyEvent, NotifyTarget, Secret};
 
 /// Sends every notification subscribed to `event`; returns one line per failure.
 pub async fn send(
@@ -42,8 +42,8 @@ pub async fn send(
 }
 
 async fn webhook(
-    url: &str,
-    headers: &std::collections::BTreeMap<String, String>,
+    url: &Secret,
+    headers: &std::collections::BTreeMap<String, Secret>,
     timeout: std::time::Duration,
     report: &Value,
 ) -> Result<(), String> {
@@ -53,11 +53,11 @@ async fn webhook(
         .map_err(|e| format!("webhook: {e}"))?;
     let body = crate::secret::redact(&report.to_string()).into_owned();
     let mut request = client
-        .post(url)
+        .post(url.expose())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
     for (name, value) in headers {
-        request = request.header(name, value);
+        request = request.header(name, value.expose());
     }
     // reqwest's errors name the URL, which may hold a key: report only what went wrong.
     let response = request

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// A bcn plan: which catalogs to read, where backups go, and how tables are categorised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +66,7 @@ pub struct RawApiToken {
     pub name: String,
     /// The token, by reference (`${ENV}`, `${file:...}`); or give `token_sha256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// The hex SHA-256 of the token, so that the plan holds no secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
@@ -292,10 +294,10 @@ pub enum RawEvent {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     /// The URL (`${ENV}` references allowed).
-    pub url: String,
+    pub url: Secret,
     /// Extra headers, e.g. `Authorization: "Bearer ${HOOK_TOKEN}"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Seconds before the request is abandoned. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
@@ -304,7 +306,7 @@ pub struct RawWebhook {
 /// An Iceberg catalog connection. Every type takes `properties` (passed to the catalog and its
 /// `FileIO` as they are) and an `s3` block for the warehouse's files. Credentials belong in
 /// `${ENV}` or `${file:/path}` references, never in the plan.
-#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawCatalog {
     /// A SQL catalog (the JDBC catalog schema shared with Java and pyiceberg), on `SQLite` or
@@ -323,7 +325,7 @@ pub enum RawCatalog {
         catalog_name: Option<String>,
         /// Extra properties passed to the catalog and its `FileIO`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        properties: BTreeMap<String, String>,
+        properties: BTreeMap<String, Secret>,
         /// S3 settings of the warehouse's files (`s3.*` `FileIO` properties).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         s3: Option<RawCatalogS3>,
@@ -342,11 +344,11 @@ pub enum RawCatalog {
         prefix: Option<String>,
         /// Bearer token, e.g. `${REST_TOKEN}`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
+        token: Option<Secret>,
         /// OAuth 2 client credentials `client_id:client_secret`, e.g. `${REST_CREDENTIAL}`;
         /// exchanged for a token at `oauth2_server_uri`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        credential: Option<String>,
+        credential: Option<Secret>,
         /// OAuth 2 token endpoint; default: the catalog's `/v1/oauth/tokens`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         oauth2_server_uri: Option<String>,
@@ -355,10 +357,10 @@ pub enum RawCatalog {
         scope: Option<String>,
         /// Extra HTTP headers sent with every request (`X-Tenant: a`).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Secret>,
         /// Extra properties passed to the catalog and its `FileIO`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        properties: BTreeMap<String, String>,
+        properties: BTreeMap<String, Secret>,
         /// S3 settings of the warehouse's files, when the server does not vend them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         s3: Option<RawCatalogS3>,
@@ -382,16 +384,16 @@ pub enum RawCatalog {
         profile: Option<String>,
         /// Access key id, e.g. `${AWS_ACCESS_KEY_ID}`. Default: the AWS configuration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        access_key_id: Option<String>,
+        access_key_id: Option<Secret>,
         /// Secret access key, e.g. `${file:/run/secrets/aws}`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_access_key: Option<String>,
+        secret_access_key: Option<Secret>,
         /// Session token, for temporary credentials.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        session_token: Option<String>,
+        session_token: Option<Secret>,
         /// Extra properties passed to the catalog and its `FileIO`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        properties: BTreeMap<String, String>,
+        properties: BTreeMap<String, Secret>,
         /// S3 settings of the warehouse's files. Default: the Glue credentials, region and
         /// endpoint.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,41 +411,11 @@ pub enum RawCatalog {
         thrift_transport: Option<RawThriftTransport>,
         /// Extra properties passed to the catalog and its `FileIO`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        properties: BTreeMap<String, String>,
+        properties: BTreeMap<String, Secret>,
         /// S3 settings of the warehouse's files.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         s3: Option<RawCatalogS3>,
     },
-}
-
-impl std::fmt::Debug for RawCatalog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Tokens, keys, headers and properties may hold secrets: only locations are printed.
-        match self {
-            Self::Sql { uri, warehouse, .. } => f
-                .debug_struct("Sql")
-                .field("uri", uri)
-                .field("warehouse", warehouse)
-                .finish_non_exhaustive(),
-            Self::Rest { uri, warehouse, .. } => f
-                .debug_struct("Rest")
-                .field("uri", uri)
-                .field("warehouse", warehouse)
-                .finish_non_exhaustive(),
-            Self::Glue {
-                warehouse, region, ..
-            } => f
-                .debug_struct("Glue")
-                .field("warehouse", warehouse)
-                .field("region", region)
-                .finish_non_exhaustive(),
-            Self::Hms { uri, warehouse, .. } => f
-                .debug_struct("Hms")
-                .field("uri", uri)
-                .field("warehouse", warehouse)
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 /// Thrift transport of a Hive Metastore.
@@ -457,7 +429,7 @@ pub enum RawThriftTransport {
 }
 
 /// S3 settings of a catalog's warehouse, turned into the `s3.*` properties of its `FileIO`.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCatalogS3 {
     /// Endpoint URL of an S3-compatible server (`s3.endpoint`); default: AWS.
@@ -471,23 +443,13 @@ pub struct RawCatalogS3 {
     pub path_style: Option<bool>,
     /// Access key id (`s3.access-key-id`), e.g. `${AWS_ACCESS_KEY_ID}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
+    pub access_key_id: Option<Secret>,
     /// Secret access key (`s3.secret-access-key`), e.g. `${file:/run/secrets/s3}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Session token (`s3.session-token`), for temporary credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for RawCatalogS3 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawCatalogS3")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .finish_non_exhaustive()
-    }
+    pub session_token: Option<Secret>,
 }
 
 /// A backup repository.
@@ -519,11 +481,11 @@ pub struct RawEncryption {
     /// The key, by reference: `${file:/run/secrets/bcn}` or `${ENV}`. A passphrase (at least 8
     /// characters, stretched with Argon2id), or `raw:` followed by the base64 of 32 random
     /// bytes. Any key added with `bcn key add` opens the repository too.
-    pub key: String,
+    pub key: Secret,
 }
 
 /// S3 settings. Secrets belong in `${ENV}` or `${file:/path}` references, never in the plan.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawS3 {
     /// Endpoint URL of an S3-compatible server (`MinIO`, ...); default: AWS.
@@ -540,10 +502,10 @@ pub struct RawS3 {
     pub access_key_id: Option<String>,
     /// Secret access key, e.g. `${file:/run/secrets/s3}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Session token, for temporary credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// Write every record and stored file immutable for a while (S3 Object Lock; the bucket
     /// must have been created with Object Lock enabled). Locks are not retained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -621,21 +583,4 @@ pub enum RawCategory {
     Ephemeral,
     /// Not backed up.
     Ignore,
-}
-
-impl std::fmt::Debug for RawS3 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Credentials are never printed.
-        let set = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("RawS3")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &set(&self.secret_access_key))
-            .field("session_token", &set(&self.session_token))
-            .field("object_lock", &self.object_lock)
-            .field("sse", &self.sse)
-            .finish()
-    }
 }

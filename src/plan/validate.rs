@@ -14,8 +14,9 @@ use super::raw::{
 };
 use super::{
     ApiRole, ApiSpec, ApiToken, AwsCredentials, BackupEntry, CatalogKind, CatalogS3, CatalogSpec,
-    Categorizer, Diagnostic, NotificationSpec, NotifyEvent, NotifyTarget, Plan, ReportSpec,
-    ReportTemplate, RepositorySpec, RestAuth, Retention, Strategy,
+    Categorizer, Diagnostic, GlueConfig, HmsConfig, NotificationSpec, NotifyEvent, NotifyTarget,
+    Plan, ReportSpec, ReportTemplate, RepositorySpec, RestAuth, RestConfig, Retention, Secret,
+    SqlConfig, Strategy,
 };
 use crate::repo::records::Category;
 use crate::store::StoreLocation;
@@ -116,6 +117,7 @@ fn api(raw: crate::plan::raw::RawApi, base: &Path, diags: &mut Vec<Diagnostic>) 
         let path = format!("api.tokens[{i}]");
         let sha256 = match (&t.token, &t.token_sha256) {
             (Some(token), None) => {
+                let token = token.expose();
                 crate::secret::register(token);
                 // An unresolved reference (a command that does not serve) is not checked.
                 if token.len() < 16 && !token.contains("${") {
@@ -517,7 +519,7 @@ fn notification(
     }
     let target = match (raw.webhook, raw.command) {
         (Some(hook), None) => {
-            let url = &hook.url;
+            let url = hook.url.expose();
             if !(url.starts_with("http://") || url.starts_with("https://") || url.contains("${")) {
                 let hint = "write `https://host/path`";
                 diags.push(Diagnostic::new(
@@ -600,13 +602,13 @@ fn catalog(
             let warehouse = warehouse.and_then(|w| check.location("warehouse", &w));
             let s3 = check.s3(s3);
             check.reserved(&properties, &["uri", "warehouse"]);
-            CatalogKind::Sql {
+            CatalogKind::Sql(SqlConfig {
                 uri: uri.unwrap_or_default(),
                 warehouse,
                 catalog_name: catalog_name.unwrap_or_else(|| name.to_owned()),
                 properties,
                 s3,
-            }
+            })
         }
         RawCatalog::Rest {
             uri,
@@ -690,7 +692,7 @@ fn catalog(
                     "scope",
                 ],
             );
-            CatalogKind::Rest {
+            CatalogKind::Rest(RestConfig {
                 uri: uri.trim().trim_end_matches('/').to_owned(),
                 warehouse,
                 prefix,
@@ -698,7 +700,7 @@ fn catalog(
                 headers,
                 properties,
                 s3,
-            }
+            })
         }
         RawCatalog::Glue {
             warehouse,
@@ -751,7 +753,7 @@ fn catalog(
                     "aws_session_token",
                 ],
             );
-            CatalogKind::Glue {
+            CatalogKind::Glue(GlueConfig {
                 warehouse: warehouse.unwrap_or_default(),
                 region,
                 endpoint: endpoint.map(|e| e.trim().trim_end_matches('/').to_owned()),
@@ -760,7 +762,7 @@ fn catalog(
                 credentials,
                 properties,
                 s3,
-            }
+            })
         }
         RawCatalog::Hms {
             uri,
@@ -779,13 +781,13 @@ fn catalog(
             let warehouse = check.location("warehouse", &warehouse);
             let s3 = check.s3(s3);
             check.reserved(&properties, &["uri", "warehouse", "thrift_transport"]);
-            CatalogKind::Hms {
+            CatalogKind::Hms(HmsConfig {
                 address,
                 warehouse: warehouse.unwrap_or_default(),
                 framed: thrift_transport == Some(RawThriftTransport::Framed),
                 properties,
                 s3,
-            }
+            })
         }
     };
     (diags.len() == before).then(|| CatalogSpec {
@@ -838,9 +840,9 @@ impl Checker<'_> {
     fn credentials(
         &mut self,
         prefix: &str,
-        access_key_id: Option<String>,
-        secret_access_key: Option<String>,
-        session_token: Option<String>,
+        access_key_id: Option<Secret>,
+        secret_access_key: Option<Secret>,
+        session_token: Option<Secret>,
     ) -> Option<AwsCredentials> {
         match (access_key_id, secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
@@ -900,7 +902,7 @@ impl Checker<'_> {
     }
 
     /// `properties` may not set what a typed key of the catalog sets.
-    fn reserved(&mut self, properties: &BTreeMap<String, String>, keys: &[&str]) {
+    fn reserved(&mut self, properties: &BTreeMap<String, Secret>, keys: &[&str]) {
         for key in properties.keys() {
             let typed = keys.contains(&key.as_str()) || key.starts_with("header.");
             if typed {
@@ -1010,12 +1012,13 @@ fn repository(
                 ));
             }
             let encryption = raw.encryption.and_then(|e| {
-                crate::secret::register(&e.key);
-                if e.key.contains("${") {
+                let key = e.key.expose();
+                crate::secret::register(key);
+                if key.contains("${") {
                     // Checked once the reference is resolved.
                     return crate::store::crypto::UserKey::new("unresolved reference").ok();
                 }
-                crate::store::crypto::UserKey::new(&e.key)
+                crate::store::crypto::UserKey::new(key)
                     .map_err(|err| {
                         diags.push(Diagnostic::new(
                             format!("{path}.encryption.key"),
@@ -1188,21 +1191,21 @@ catalogs:
 ",
         )
         .unwrap();
-        let CatalogKind::Rest {
+        let CatalogKind::Rest(RestConfig {
             uri, prefix, auth, ..
-        } = &c["rest"].kind
+        }) = &c["rest"].kind
         else {
             panic!("{:?}", c["rest"]);
         };
         assert_eq!(uri, "http://127.0.0.1:8181");
         assert_eq!(prefix.as_deref(), Some("ws"));
         assert!(matches!(auth, RestAuth::OAuth2 { scope: Some(s), .. } if s == "catalog"));
-        let CatalogKind::Hms {
+        let CatalogKind::Hms(HmsConfig {
             address,
             warehouse,
             framed,
             ..
-        } = &c["hms"].kind
+        }) = &c["hms"].kind
         else {
             panic!("{:?}", c["hms"]);
         };

@@ -26,6 +26,7 @@ use std::fmt::{self, Debug};
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::secret::Secret;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -347,8 +348,8 @@ impl fmt::Display for StoreLocation {
 /// AWS configuration (environment variables such as `AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ACCESS_KEY_ID`, then the shared profile files, then instance or container roles).
 ///
-/// `Debug` never prints the secret key or the session token.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// `Debug` never prints the secret key or the session token (they are [`Secret`]s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
     /// Endpoint URL of an S3-compatible server (`http://127.0.0.1:9000`); `None` for AWS.
     pub endpoint: Option<String>,
@@ -362,9 +363,9 @@ pub struct S3Options {
     /// Static access key id; given together with `secret_access_key`.
     pub access_key_id: Option<String>,
     /// Static secret access key; given together with `access_key_id`.
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Session token of temporary credentials.
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// Object Lock retention given to every object written (locks excepted).
     pub object_lock: Option<ObjectLock>,
     /// Server-side encryption of every object written: algorithm and optional KMS key.
@@ -393,22 +394,6 @@ impl fmt::Display for ObjectLock {
             self.days,
             if self.days == 1 { "" } else { "s" }
         )
-    }
-}
-
-impl Debug for S3Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
-        f.debug_struct("S3Options")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &redacted(&self.secret_access_key))
-            .field("session_token", &redacted(&self.session_token))
-            .field("object_lock", &self.object_lock)
-            .field("sse", &self.sse)
-            .finish()
     }
 }
 

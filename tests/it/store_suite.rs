@@ -402,7 +402,7 @@ mod s3 {
                 region: Some(self.region.clone()),
                 path_style: true,
                 access_key_id: Some(self.access_key.clone()),
-                secret_access_key: Some(self.secret_key.clone()),
+                secret_access_key: Some(self.secret_key.as_str().into()),
                 ..S3Options::default()
             }
         }

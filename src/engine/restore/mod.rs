@@ -613,7 +613,7 @@ async fn default_location(
             None => return Err(no_target_location(request)),
         },
     };
-    Ok(if matches!(kind, crate::plan::CatalogKind::Rest { .. }) {
+    Ok(if matches!(kind, crate::plan::CatalogKind::Rest(_)) {
         // REST servers lay tables out as `<warehouse>/<namespace path>/<table>` by default.
         format!("{warehouse}/{}/{}", name.database.join("/"), name.name)
     } else {
@@ -625,7 +625,7 @@ fn no_target_location(request: &RestoreRequest) -> EngineError {
     EngineError::Invalid(format!(
         "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
         request.target.name,
-        if matches!(request.target.kind, crate::plan::CatalogKind::Rest { .. }) {
+        if matches!(request.target.kind, crate::plan::CatalogKind::Rest(_)) {
             " (a location, not a warehouse name)"
         } else {
             ""

@@ -22,7 +22,7 @@ use crate::context::Context;
 use crate::engine::restore::{self, RestoreRequest};
 use crate::engine::transfer::maybe_gunzip;
 use crate::engine::{EngineError, Quiet};
-use crate::plan::{CatalogKind, CatalogSpec};
+use crate::plan::{CatalogKind, CatalogSpec, SqlConfig};
 use crate::repo::records::{Category, ObjectKind, PitRecord, TableRecord};
 use crate::repo::{PitSelector, Repository};
 
@@ -80,13 +80,13 @@ pub(super) async fn run(
     let warehouse = format!("file://{}", dir.join("warehouse").display());
     let target = Arc::new(CatalogSpec {
         name: "bcn-restore-test".into(),
-        kind: CatalogKind::Sql {
+        kind: CatalogKind::Sql(SqlConfig {
             uri: format!("sqlite://{}", dir.join("catalog.db").display()),
             warehouse: Some(warehouse.clone()),
             catalog_name: "bcn_restore_test".into(),
             properties: BTreeMap::new(),
             s3: None,
-        },
+        }),
     });
     let request = RestoreRequest {
         store: repo.store().clone(),

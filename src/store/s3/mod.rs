@@ -223,8 +223,12 @@ async fn build_client(options: &S3Options) -> Client {
         loader = loader.endpoint_url(endpoint);
     }
     if let (Some(id), Some(secret)) = (&options.access_key_id, &options.secret_access_key) {
-        let token = options.session_token.clone();
-        loader = loader.credentials_provider(Credentials::new(id, secret, token, None, "bcn"));
+        let token = options
+            .session_token
+            .as_ref()
+            .map(|t| t.expose().to_owned());
+        loader =
+            loader.credentials_provider(Credentials::new(id, secret.expose(), token, None, "bcn"));
     }
     let shared = loader.load().await;
     // An endpoint from the environment is an S3-compatible server, which mostly cannot serve
