@@ -30,8 +30,8 @@ pub use service::{
     ReportTemplate,
 };
 pub use strategy::{Retention, Strategy, Subset, VerifyPolicy};
-pub use validate::parse_duration;
-pub(crate) use validate::resolve_location;
+pub use validate::entry::parse_duration;
+pub(crate) use validate::repository::resolve_location;
 pub use validate::validate;
 
 /// Prefix of environment variables that override plan values: `BCN_PLAN_CATALOGS__LAKE__URI`

@@ -102,10 +102,7 @@ fn rewrite_batch(
 }
 
 /// Rewrites every path of a string array, keeping nulls and the array type.
-fn rewrite_path_array(
-    array: &ArrayRef,
-    rw: &PathRewriter,
-) -> Result<ArrayRef, RewriteError> {
+fn rewrite_path_array(array: &ArrayRef, rw: &PathRewriter) -> Result<ArrayRef, RewriteError> {
     let rewrite = |path: Option<&str>| path.map(|path| rw.rewrite(path)).transpose();
     Ok(match array.data_type() {
         DataType::Utf8 => Arc::new(

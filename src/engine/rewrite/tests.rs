@@ -794,18 +794,18 @@ async fn manifest_errors_name_the_record() {
 /// Physical schema of a hand-made manifest: partition `u` is a Java-style `uuid`
 /// (`fixed(16)`), `day` a `date`; bounds are a real Avro map for once.
 const UUID_MANIFEST_SCHEMA: &str = r#"{"type": "record", "name": "manifest_entry", "fields": [
-    {"name": "status", "type": "int", "field-id": 0},
-    {"name": "data_file", "field-id": 2, "type": {"type": "record", "name": "r2", "fields": [
-        {"name": "content", "type": "int", "field-id": 134},
-        {"name": "file_path", "type": "string", "field-id": 100},
-        {"name": "file_format", "type": "string", "field-id": 101},
-        {"name": "partition", "field-id": 102, "type": {"type": "record", "name": "r102", "fields": [
-            {"name": "u", "field-id": 1000, "type": ["null",
-                {"type": "fixed", "name": "uuid_fixed", "size": 16, "logicalType": "uuid"}]},
-            {"name": "day", "field-id": 1001, "type": ["null", {"type": "int", "logicalType": "date"}]}]}},
-        {"name": "file_size_in_bytes", "type": "long", "field-id": 104},
-        {"name": "lower_bounds", "field-id": 125, "type": ["null", {"type": "map", "values": "bytes"}]},
-        {"name": "x_unknown", "type": "string", "field-id": 9999}]}}]}"#;
+        {"name": "status", "type": "int", "field-id": 0},
+        {"name": "data_file", "field-id": 2, "type": {"type": "record", "name": "r2", "fields": [
+            {"name": "content", "type": "int", "field-id": 134},
+            {"name": "file_path", "type": "string", "field-id": 100},
+            {"name": "file_format", "type": "string", "field-id": 101},
+            {"name": "partition", "field-id": 102, "type": {"type": "record", "name": "r102", "fields": [
+                {"name": "u", "field-id": 1000, "type": ["null",
+                    {"type": "fixed", "name": "uuid_fixed", "size": 16, "logicalType": "uuid"}]},
+                {"name": "day", "field-id": 1001, "type": ["null", {"type": "int", "logicalType": "date"}]}]}},
+            {"name": "file_size_in_bytes", "type": "long", "field-id": 104},
+            {"name": "lower_bounds", "field-id": 125, "type": ["null", {"type": "map", "values": "bytes"}]},
+            {"name": "x_unknown", "type": "string", "field-id": 9999}]}}]}"#;
 
 #[test]
 fn fixed_uuid_partitions_and_avro_map_bounds_survive() {
