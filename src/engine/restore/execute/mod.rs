@@ -629,18 +629,4 @@ fn keep_only_current_snapshot(json: &[u8]) -> Result<Vec<u8>, serde_json::Error>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_versions_count_up() {
-        assert_eq!(
-            next_metadata_version("s3://b/t/metadata/00007-abc.metadata.json"),
-            8
-        );
-        assert_eq!(
-            next_metadata_version("file:///t/metadata/v3.metadata.json"),
-            0
-        );
-    }
-}
+mod tests;

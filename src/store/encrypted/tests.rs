@@ -1,0 +1,154 @@
+
+use super::*;
+use crate::store::MemoryStore;
+
+fn cheap() -> KdfCost {
+    KdfCost {
+        m_cost: 64,
+        t_cost: 1,
+    }
+}
+
+fn store(inner: &Arc<dyn BackupStore>, pass: &str) -> EncryptedStore {
+    EncryptedStore::with_cost(inner.clone(), UserKey::new(pass).unwrap(), cheap())
+}
+
+#[tokio::test]
+async fn objects_and_names_are_sealed_and_read_back() {
+    let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+    let enc = store(&inner, "passphrase one");
+    assert!(enc.is_empty().await.unwrap());
+    enc.put(
+        "pits/p1.json",
+        Bytes::from_static(b"{\"table\":\"sales.orders\"}"),
+    )
+    .await
+    .unwrap();
+    let big: Vec<u8> = (0..200_000u32)
+        .map(|i| u8::try_from(i % 256).unwrap())
+        .collect();
+    let mut w = enc.writer("tables/k/files/data/a.parquet").await.unwrap();
+    for part in big.chunks(30_000) {
+        w.write(Bytes::copy_from_slice(part)).await.unwrap();
+    }
+    w.finish().await.unwrap();
+    assert_eq!(
+        enc.get("pits/p1.json").await.unwrap().as_ref(),
+        b"{\"table\":\"sales.orders\"}"
+    );
+    assert_eq!(
+        enc.get("tables/k/files/data/a.parquet")
+            .await
+            .unwrap()
+            .as_ref(),
+        big.as_slice()
+    );
+    assert_eq!(
+        enc.get_range("tables/k/files/data/a.parquet", 70_000..140_001)
+            .await
+            .unwrap()
+            .as_ref(),
+        &big[70_000..140_001]
+    );
+    let listed = enc.list("tables/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let names = enc.listed_names().await.unwrap();
+    assert_eq!(listed[0].key, names("tables/k/files/data/a.parquet"));
+    assert_eq!(listed[0].size, big.len() as u64);
+    assert_eq!(enc.list("pits/").await.unwrap()[0].key, "pits/p1.json");
+    assert!(enc.list("tables/k/").await.is_err());
+    // A listed name reads, and deletes, the object it names.
+    assert_eq!(
+        enc.head(&listed[0].key).await.unwrap().unwrap().size,
+        big.len() as u64
+    );
+    assert_eq!(enc.head("pits/p1.json").await.unwrap().unwrap().size, 24);
+    // Beneath: only the marker and key file in the clear, no name or value readable.
+    for object in inner.list("").await.unwrap() {
+        assert!(object.key.len() <= 100, "{}", object.key);
+        let raw = inner.get(&object.key).await.unwrap();
+        for secret in ["sales", "orders", "parquet", "data"] {
+            assert!(!object.key.contains(secret), "{}", object.key);
+            if object.key != MARKER && !object.key.starts_with(KEYS_PREFIX) {
+                assert!(!String::from_utf8_lossy(&raw).contains(secret));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_keys_plain_repositories_and_rotation() {
+    let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+    let enc = store(&inner, "passphrase one");
+    enc.put("pits/p1.json", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let err = store(&inner, "passphrase two")
+        .get("pits/p1.json")
+        .await
+        .unwrap_err();
+    assert!(
+        crate::error::error_chain(&err).contains("opens none of its 1 key"),
+        "{err}"
+    );
+
+    let id = enc
+        .add_key(&UserKey::new("passphrase two").unwrap())
+        .await
+        .unwrap();
+    let second = store(&inner, "passphrase two");
+    assert_eq!(second.get("pits/p1.json").await.unwrap().as_ref(), b"x");
+    assert!(
+        second.remove_key(&id).await.is_err(),
+        "the key in use stays"
+    );
+    let first_id = enc.current_key().await.unwrap();
+    second.remove_key(&first_id).await.unwrap();
+    assert!(
+        store(&inner, "passphrase one")
+            .get("pits/p1.json")
+            .await
+            .is_err()
+    );
+    assert!(second.remove_key(&id).await.is_err(), "the last key stays");
+
+    let plain: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+    plain
+        .put(PLAIN_MANIFEST, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let err = store(&plain, "passphrase one")
+        .get(PLAIN_MANIFEST)
+        .await
+        .unwrap_err();
+    assert!(
+        crate::error::error_chain(&err).contains("without encryption"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_object_is_named() {
+    let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+    let enc = store(&inner, "passphrase one");
+    enc.put("pits/p1.json", Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    let stored = inner
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.key != MARKER && !m.key.starts_with(KEYS_PREFIX))
+        .unwrap();
+    let mut raw = inner.get(&stored.key).await.unwrap().to_vec();
+    let last = raw.len() - 1;
+    raw[last] ^= 0x40;
+    inner.put(&stored.key, Bytes::from(raw)).await.unwrap();
+    let err = enc.get("pits/p1.json").await.unwrap_err();
+    let text = crate::error::error_chain(&err);
+    assert!(
+        text.contains("pits/p1.json") && text.contains("damaged"),
+        "{text}"
+    );
+}

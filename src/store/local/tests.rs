@@ -1,0 +1,106 @@
+
+use super::*;
+
+fn new_store() -> (tempfile::TempDir, PathBuf, LocalStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let store = LocalStore::new(root.clone());
+    (dir, root, store)
+}
+
+fn named(root: &std::path::Path, key: &str) -> bool {
+    root.join(key).is_file()
+}
+
+#[tokio::test]
+async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
+    let (dir, root, store) = new_store();
+    let source = dir.path().join("source.bin");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    fs_err::write(&source, &content).unwrap();
+
+    let (size, sha) = store.put_file("tables/t/files/a", &source).await.unwrap();
+    assert_eq!(size, content.len() as u64);
+    assert_eq!(sha, {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&content))
+    });
+    store
+        .put_staged("tables/t/files/b", Bytes::from_static(b"bee"))
+        .await
+        .unwrap();
+    // Readable through the store, listed, but not yet under their names on disk.
+    assert_eq!(
+        store.get("tables/t/files/b").await.unwrap().as_ref(),
+        b"bee"
+    );
+    assert_eq!(
+        store.head("tables/t/files/a").await.unwrap().unwrap().size,
+        size
+    );
+    let listed: Vec<String> = store
+        .list("tables/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed, ["tables/t/files/a", "tables/t/files/b"]);
+    assert!(!named(&root, "tables/t/files/a"));
+    // A record written with `put` is durable and named at once.
+    store
+        .put("pits/p.json", Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    assert!(named(&root, "pits/p.json"));
+
+    store.sync().await.unwrap();
+    assert!(named(&root, "tables/t/files/a") && named(&root, "tables/t/files/b"));
+    assert_eq!(
+        fs_err::read(root.join("tables/t/files/a")).unwrap(),
+        content
+    );
+    assert!(store.list_incomplete("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_dropped_before_its_sync_keeps_its_complete_objects_and_no_partial_one() {
+    let (_dir, root, store) = new_store();
+    store
+        .put_staged("tables/t/files/done", Bytes::from_static(b"complete"))
+        .await
+        .unwrap();
+    let mut cut = store.writer("tables/t/files/cut").await.unwrap();
+    cut.write(Bytes::from_static(b"half")).await.unwrap();
+    drop(cut);
+    drop(store);
+    assert_eq!(
+        fs_err::read(root.join("tables/t/files/done")).unwrap(),
+        b"complete"
+    );
+    assert!(!named(&root, "tables/t/files/cut"));
+    let store = LocalStore::new(root);
+    assert!(store.list_incomplete("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
+    let (_dir, root, store) = new_store();
+    store
+        .put_staged("tables/t/files/x", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    store
+        .put_staged("tables/t/files/x", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    store
+        .put_staged("tables/t/files/y", Bytes::from_static(b"y"))
+        .await
+        .unwrap();
+    store.delete("tables/t/files/y").await.unwrap();
+    store.sync().await.unwrap();
+    assert_eq!(fs_err::read(root.join("tables/t/files/x")).unwrap(), b"two");
+    assert!(!named(&root, "tables/t/files/y"));
+    assert!(store.list_incomplete("").await.unwrap().is_empty());
+}
