@@ -101,6 +101,31 @@ fn categories_keep_structure_only_ignore_and_exclude() {
     assert_eq!(current(&restored), current(&source));
     assert_eq!(restored["partition_specs"], source["partition_specs"]);
 
+    // A replace whose new table cannot be created (its location lies under a regular file)
+    // fails and puts the table it replaced back: nothing is lost.
+    fs_err::write(tmp.path().join("not-a-dir"), "x").unwrap();
+    let failed = ws.bcn(&[
+        "restore",
+        "--repo",
+        "repo",
+        "--table",
+        "staging.users",
+        "--target-catalog",
+        "dst",
+        "--replace",
+        "--target-location",
+        tmp.path().join("not-a-dir/r").to_str().unwrap(),
+    ]);
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    assert!(
+        failed.stderr.contains("the replaced table was put back"),
+        "{}",
+        failed.stderr
+    );
+    let kept = dst.dump("staging.users");
+    assert_eq!(kept["location"], restored["location"], "the old table is back");
+    assert_eq!(current(&kept), current(&source));
+
     // db1.users moves to `ignore`: it is EXCLUDED, not DELETED.
     let ws2_plan = ws.path("plan2.yaml");
     let text = fs_err::read_to_string(&ws.plan)

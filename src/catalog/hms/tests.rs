@@ -1,4 +1,3 @@
-
 use iceberg::spec::{ListType, NestedField, StructType};
 
 use super::*;

@@ -1,4 +1,3 @@
-
 use super::local_path;
 
 #[test]

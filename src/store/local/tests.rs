@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn new_store() -> (tempfile::TempDir, PathBuf, LocalStore) {

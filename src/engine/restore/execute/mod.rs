@@ -186,7 +186,9 @@ impl Job<'_> {
         let registered = match written.sync().await {
             Ok(()) => {
                 tracing::debug!(table = %item.target, elapsed_ms = started.elapsed().as_millis(), "files durable");
-                self.register(item, &metadata_location).await
+                self.install(item, Install::Register(&metadata_location))
+                    .await
+                    .map(drop)
             }
             Err(e) => Err(e),
         };
@@ -228,19 +230,8 @@ impl Job<'_> {
             .properties(properties)
             .format_version(metadata.format_version())
             .build();
-        let ident = ident(&item.target).map_err(|e| e.to_string())?;
-        let catalog = &self.target.catalog;
-        if item.action == "replace" && catalog.table_exists(&ident).await.map_err(|e| chain(&e))? {
-            catalog
-                .drop_table(&ident)
-                .await
-                .map_err(|e| format!("dropping the table to replace: {}", chain(&e)))?;
-        }
-        let table = catalog
-            .create_table(ident.namespace(), creation)
+        self.install(item, Install::CreateEmpty(Box::new(creation)))
             .await
-            .map_err(|e| format!("creating empty table {ident}: {}", chain(&e)))?;
-        Ok(table.metadata_location().unwrap_or_default().to_owned())
     }
 
     /// The stored file list and metadata of `item`, the metadata checked against the
@@ -382,8 +373,11 @@ impl Job<'_> {
         p
     }
 
-    /// Step 5.
-    async fn register(&self, item: &RestoreItem, metadata_location: &str) -> Result<(), String> {
+    /// Step 5, for data and structure-only tables alike: puts the table in the catalog. A
+    /// table it replaces is dropped first (catalogs cannot swap a table's metadata) and
+    /// registered back when the new one cannot be put in place, so a failed replace loses
+    /// nothing. Returns the table's metadata location.
+    async fn install(&self, item: &RestoreItem, install: Install<'_>) -> Result<String, String> {
         let catalog = &self.target.catalog;
         let ident = ident(&item.target).map_err(|e| e.to_string())?;
         let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
@@ -400,26 +394,44 @@ impl Job<'_> {
         } else {
             None
         };
-        match self.target.register(&ident, metadata_location).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let mut message = chain(&e);
-                if let Some(old) = previous {
-                    match self.target.register(&ident, &old).await {
-                        Ok(()) => message.push_str("; the replaced table was put back"),
-                        Err(e2) => {
-                            let _ = write!(
-                                message,
-                                "; putting the replaced table back failed too ({}); its metadata is {old}",
-                                chain(&e2)
-                            );
-                        }
-                    }
+        let installed = match install {
+            Install::Register(location) => self
+                .target
+                .register(&ident, location)
+                .await
+                .map(|()| location.to_owned())
+                .map_err(|e| chain(&e)),
+            Install::CreateEmpty(creation) => catalog
+                .create_table(ident.namespace(), *creation)
+                .await
+                .map(|table| table.metadata_location().unwrap_or_default().to_owned())
+                .map_err(|e| format!("creating empty table {ident}: {}", chain(&e))),
+        };
+        let Err(mut message) = installed else {
+            return installed;
+        };
+        if let Some(old) = previous {
+            match self.target.register(&ident, &old).await {
+                Ok(()) => message.push_str("; the replaced table was put back"),
+                Err(e2) => {
+                    let _ = write!(
+                        message,
+                        "; putting the replaced table back failed too ({}); its metadata is {old}",
+                        chain(&e2)
+                    );
                 }
-                Err(message)
             }
         }
+        Err(message)
     }
+}
+
+/// How a restored table is put in the catalog.
+enum Install<'a> {
+    /// Register the written metadata file.
+    Register(&'a str),
+    /// Create the table empty (structure-only tables).
+    CreateEmpty(Box<iceberg::TableCreation>),
 }
 
 /// Walks the restored metadata as a reader would (every snapshot's manifest list, manifests,
