@@ -6,6 +6,7 @@ use super::{ExitStatus, Printer, RepoArgs, open_repo, parse_database};
 use crate::context::Context;
 use crate::engine::backup::{self, BackupOptions, BackupReport, BackupRequest};
 use crate::engine::files::SnapshotSelection;
+use crate::plan::BackupMode;
 use crate::repo::records::{Status, ns_display};
 use crate::report::human_bytes;
 
@@ -58,7 +59,11 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             } else {
                 SnapshotSelection::All
             },
-            full: args.full,
+            mode: if args.full {
+                BackupMode::Full
+            } else {
+                BackupMode::Incremental
+            },
             table_concurrency: args.jobs,
             ..BackupOptions::default()
         },

@@ -15,15 +15,7 @@ use iceberg::spec::{DataContentType, Manifest, ManifestList, ManifestStatus, Tab
 
 use crate::repo::records::FileKind;
 
-/// Which snapshots' files a backup keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SnapshotSelection {
-    /// Every snapshot in the metadata (time travel and refs keep working).
-    #[default]
-    All,
-    /// Only the current snapshot.
-    Current,
-}
+pub use crate::plan::SnapshotSelection;
 
 /// A file of the table.
 #[derive(Debug, Clone)]

@@ -7,13 +7,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::apply::{ApplyReport, EntryReport, EntryStatus};
-use crate::plan::RepositorySpec;
 use crate::repo::{PitEntry, Repository, layout};
+use crate::store::BackupStore;
 
 /// What the repository of an entry holds after a run.
 #[derive(Debug, Clone, Serialize)]
@@ -31,9 +32,8 @@ pub struct RepositoryState {
 }
 
 impl RepositoryState {
-    /// Reads the state of `spec`'s repository; `None` when it cannot be read.
-    pub async fn read(spec: &RepositorySpec) -> Option<Self> {
-        let store = super::open_repository_store(spec).ok()?;
+    /// Reads the state of the repository in `store`; `None` when it cannot be read.
+    pub async fn read(store: Arc<dyn BackupStore>) -> Option<Self> {
         let repo = Repository::open(store).await.ok()?;
         let pits = repo.scan_pits().await.ok()?;
         let newest = pits.iter().rev().find_map(|p| match p {

@@ -29,7 +29,7 @@ pub use service::{
     ApiRole, ApiSpec, ApiToken, NotificationSpec, NotifyEvent, NotifyTarget, ReportSpec,
     ReportTemplate,
 };
-pub use strategy::{Retention, Strategy, Subset, VerifyPolicy};
+pub use strategy::{BackupMode, Retention, SnapshotSelection, Strategy, Subset, VerifyPolicy};
 pub use validate::entry::parse_duration;
 pub(crate) use validate::repository::resolve_location;
 pub use validate::validate;

@@ -1,14 +1,55 @@
 //! Strategies: how an entry is backed up, verified and thinned out.
 
+/// Whether a backup reuses what the repository already holds. Shared by `bcn backup` and the
+/// plan's strategies; recorded in each PIT as [`BackupMode::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackupMode {
+    /// Copy only files the repository does not have yet.
+    #[default]
+    Incremental,
+    /// Copy and checksum every file again (a fresh base).
+    Full,
+}
+
+impl BackupMode {
+    /// `incremental` or `full`, as PIT records and plans write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// Which snapshots' files a backup keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotSelection {
+    /// Every snapshot in the metadata (time travel and refs keep working).
+    #[default]
+    All,
+    /// Only the current snapshot.
+    Current,
+}
+
+impl SnapshotSelection {
+    /// `all` or `current`, as PIT records and plans write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Current => "current",
+        }
+    }
+}
+
 /// How an entry is backed up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Strategy {
     /// The plan's name for it (`default` for the built-in one).
     pub name: String,
-    /// Copy and checksum every file again.
-    pub full: bool,
-    /// Keep only the current snapshot's files.
-    pub current_snapshot_only: bool,
+    /// Incremental, or copy and checksum every file again.
+    pub mode: BackupMode,
+    /// Which snapshots' files to keep.
+    pub snapshots: SnapshotSelection,
     /// An entry is due when its newest PIT is older than this.
     pub interval: Option<chrono::Duration>,
     /// Which PITs to keep.
@@ -102,8 +143,8 @@ impl Default for Strategy {
     fn default() -> Self {
         Self {
             name: "default".into(),
-            full: false,
-            current_snapshot_only: false,
+            mode: BackupMode::Incremental,
+            snapshots: SnapshotSelection::All,
             interval: None,
             retention: Retention::default(),
             allow_partial: false,

@@ -123,7 +123,10 @@ fn categories_keep_structure_only_ignore_and_exclude() {
         failed.stderr
     );
     let kept = dst.dump("staging.users");
-    assert_eq!(kept["location"], restored["location"], "the old table is back");
+    assert_eq!(
+        kept["location"], restored["location"],
+        "the old table is back"
+    );
     assert_eq!(current(&kept), current(&source));
 
     // db1.users moves to `ignore`: it is EXCLUDED, not DELETED.

@@ -31,6 +31,7 @@ use super::transfer::{self};
 use super::{EngineError, Observer, TableFailure};
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
+use crate::plan::BackupMode;
 use crate::plan::{CatalogSpec, Categorizer};
 use crate::repo::lock::{self, DEFAULT_TTL_SECONDS};
 use crate::repo::records::{
@@ -44,8 +45,8 @@ use crate::store::BackupStore;
 pub struct BackupOptions {
     /// Which snapshots' files to keep.
     pub snapshots: SnapshotSelection,
-    /// Copy and checksum every file again instead of reusing stored ones.
-    pub full: bool,
+    /// Incremental, or copy and checksum every file again instead of reusing stored ones.
+    pub mode: BackupMode,
     /// Tables backed up at once.
     pub table_concurrency: usize,
     /// Files copied at once per table.
@@ -65,7 +66,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         Self {
             snapshots: SnapshotSelection::All,
-            full: false,
+            mode: BackupMode::Incremental,
             table_concurrency: 4,
             file_concurrency: 8,
             lock_ttl_seconds: DEFAULT_TTL_SECONDS,
@@ -376,17 +377,8 @@ async fn backup_locked(
             finished_at,
             created_by: crate::VERSION_STRING.to_owned(),
             strategy: StrategyRecord {
-                mode: if request.options.full {
-                    "full"
-                } else {
-                    "incremental"
-                }
-                .into(),
-                snapshots: match request.options.snapshots {
-                    SnapshotSelection::All => "all",
-                    SnapshotSelection::Current => "current",
-                }
-                .into(),
+                mode: request.options.mode.as_str().into(),
+                snapshots: request.options.snapshots.as_str().into(),
             },
             databases,
             tables,

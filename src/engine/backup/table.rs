@@ -11,6 +11,7 @@ use crate::catalog::OpenCatalog;
 use crate::engine::files::{SnapshotSelection, TableFile, table_files};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored, sha256_hex};
 use crate::engine::{Event, Observer, error_chain};
+use crate::plan::BackupMode;
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
@@ -205,7 +206,7 @@ impl TableJob<'_> {
                 .is_some_and(|s| s.metadata_location == metadata_location)
         };
         if let Some(prev) = previous.filter(|p| {
-            !self.request.options.full
+            (self.request.options.mode == BackupMode::Incremental)
                 && !self.has_damage(&key, p.stored_in.as_deref())
                 && p.category == category
                 && p.state
@@ -250,7 +251,7 @@ impl TableJob<'_> {
         };
         let known = match previous.and_then(|p| p.stored_in.as_deref()) {
             Some(pit)
-                if !self.request.options.full
+                if (self.request.options.mode == BackupMode::Incremental)
                     && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
             {
                 // A damaged parent file list only costs re-reading the stored files.
@@ -355,7 +356,7 @@ impl TableJob<'_> {
         known: &HashMap<String, FileEntry>,
     ) -> Result<(FileEntry, Stored), AttemptError> {
         let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
-        let full = self.request.options.full;
+        let full = self.request.options.mode == BackupMode::Full;
         let rel = layout::relative_file_path(location, &file.path);
         let object = layout::table_file(key, &rel);
         let damaged = self.damaged.contains(&object);

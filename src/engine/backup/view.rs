@@ -8,6 +8,7 @@ use serde_json::Value as JsonValue;
 use super::table::TableJob;
 use crate::engine::transfer::{maybe_gunzip, sha256_hex};
 use crate::engine::{Event, error_chain};
+use crate::plan::BackupMode;
 use crate::repo::layout;
 use crate::repo::records::{
     FORMAT_VERSION, FileList, ObjectKind, Status, TableRecord, TableState, encode,
@@ -121,7 +122,7 @@ impl TableJob<'_> {
                     .is_some_and(|s| s.metadata_location == metadata_location)
         });
         let unchanged = same
-            && !self.request.options.full
+            && (self.request.options.mode == BackupMode::Incremental)
             && previous.is_some_and(|p| !self.has_damage(&key, p.stored_in.as_deref()));
         let record = if let Some(prev) = previous.filter(|_| unchanged) {
             let mut record = prev.clone();

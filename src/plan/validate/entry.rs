@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Refs, category, check_name, lookup};
 use crate::plan::raw::{RawBackup, RawMode, RawRetention, RawSnapshots, RawStrategy};
-use crate::plan::{BackupEntry, Diagnostic, Retention, Strategy};
+use crate::plan::{BackupEntry, BackupMode, Diagnostic, Retention, SnapshotSelection, Strategy};
 use crate::repo::records::Category;
 
 /// Parses an optional duration of the plan at `path`, reporting a bad one with `hint`.
@@ -52,8 +52,16 @@ pub(super) fn strategy(
     );
     Strategy {
         name,
-        full: raw.mode == Some(RawMode::Full),
-        current_snapshot_only: raw.snapshots == Some(RawSnapshots::Current),
+        mode: if raw.mode == Some(RawMode::Full) {
+            BackupMode::Full
+        } else {
+            BackupMode::Incremental
+        },
+        snapshots: if raw.snapshots == Some(RawSnapshots::Current) {
+            SnapshotSelection::Current
+        } else {
+            SnapshotSelection::All
+        },
         interval,
         retention: retention(
             &format!("{path}.retention"),

@@ -1,0 +1,394 @@
+//! One entry of a run, as a value: [`EntryRun`] opens the entry's repository once, decides
+//! what is due from what it records, and runs due → hooks → backup → retention →
+//! verification, then [`EntryRun::finish`] writes the reports and sends the notifications.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::preview::{actions, retention_preview};
+use super::schedule::{entry_due, full_due, verify_due};
+use super::{ApplyOptions, EntryReport, EntryStatus};
+use crate::context::Context;
+use crate::engine::backup::{self, BackupOptions, BackupRequest};
+use crate::engine::maintenance;
+use crate::engine::metrics::RepositoryState;
+use crate::engine::verify::{self, VerifyRequest};
+use crate::engine::{EngineError, Observer, Quiet, error_chain, notify};
+use crate::plan::{BackupEntry, BackupMode, NotifyEvent, Plan, Subset};
+use crate::repo::records::Scope;
+use crate::repo::{PitEntry, RepoError, Repository};
+use crate::store::BackupStore;
+
+/// How an entry's steps ended.
+enum Ending {
+    /// Run the after hooks, write the reports, send the notifications.
+    Finish,
+    /// Nothing ran (not due, or a dry run): the report is complete as it is.
+    Quiet,
+}
+
+/// One entry being run.
+pub(super) struct EntryRun<'a> {
+    plan: &'a Plan,
+    entry: &'a BackupEntry,
+    options: &'a ApplyOptions,
+    ctx: &'a Context,
+    /// The repository's storage, once opened.
+    store: Option<Arc<dyn BackupStore>>,
+    report: EntryReport,
+}
+
+impl<'a> EntryRun<'a> {
+    pub(super) fn new(
+        plan: &'a Plan,
+        entry: &'a BackupEntry,
+        options: &'a ApplyOptions,
+        ctx: &'a Context,
+    ) -> Self {
+        let started_at = ctx.now();
+        let scope = Scope {
+            catalog: entry.catalog.name.clone(),
+            database: entry.database.clone(),
+            table: entry.table.clone(),
+        };
+        let report = EntryReport {
+            entry: entry.name.clone(),
+            repository: entry.repository.location.to_string(),
+            scope: scope.to_string(),
+            due: true,
+            due_reason: String::new(),
+            status: EntryStatus::Failed,
+            error: None,
+            backup: None,
+            actions: Vec::new(),
+            retention: None,
+            reports: Vec::new(),
+            notes: Vec::new(),
+            verify_due: None,
+            verification: None,
+            verification_failed: false,
+            full_due: None,
+            repository_state: None,
+            finished_at: started_at,
+            started_at,
+        };
+        Self {
+            plan,
+            entry,
+            options,
+            ctx,
+            store: None,
+            report,
+        }
+    }
+
+    /// Runs the entry to its report. Everything that fails — before the backup too (a
+    /// repository that cannot be opened: credentials refused, a bucket gone, a damaged
+    /// record) — is a failed entry like any other: reported, written and notified.
+    pub(super) async fn run(mut self, observer: &dyn Observer) -> EntryReport {
+        let ending = match self.steps(observer).await {
+            Ok(ending) => ending,
+            Err(e) => {
+                self.report.status = if matches!(e, EngineError::Repo(RepoError::Locked(_))) {
+                    EntryStatus::Locked
+                } else {
+                    EntryStatus::Failed
+                };
+                self.report.error = Some(error_chain(&e));
+                Ending::Finish
+            }
+        };
+        match ending {
+            Ending::Quiet => self.report,
+            Ending::Finish => self.finish().await,
+        }
+    }
+
+    async fn steps(&mut self, observer: &dyn Observer) -> Result<Ending, EngineError> {
+        let (entry, options, strategy) = (self.entry, self.options, &self.entry.strategy);
+        let now = self.report.started_at;
+        let store = crate::engine::open_repository_store(&entry.repository)?;
+        self.store = Some(store.clone());
+        // Opened once: every decision below reads what this repository records.
+        let repo = match Repository::open(store.clone()).await {
+            Ok(repo) => Some(repo),
+            Err(RepoError::NotARepository { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let newest_pit = match &repo {
+            Some(repo) => repo.latest_pit().await?.map(|p| p.started_at),
+            None => None,
+        };
+        (self.report.due, self.report.due_reason) =
+            entry_due(newest_pit, strategy.interval, options.force, now);
+        let verifications = match (&strategy.verify, &repo) {
+            (Some(_), Some(repo)) => repo.verifications().await?,
+            _ => Vec::new(),
+        };
+        let verify_is_due = strategy.verify.as_ref().is_some_and(|policy| {
+            let last = verifications.last().map(|v| (v.started_at, v.clean));
+            let (due, reason) = verify_due(last, policy.interval, options.force, now);
+            self.report.verify_due = Some(reason);
+            due
+        });
+        if !self.report.due {
+            self.report.status = EntryStatus::Skipped;
+            if verify_is_due && !options.dry_run {
+                // Only the verification is due.
+                self.verify(&store, verifications.len()).await;
+                return Ok(Ending::Finish);
+            }
+            // An entry that is not due still reports its repository's state in the metrics,
+            // so that "last success" never disappears between runs.
+            if !options.dry_run && self.plan.metrics_textfile().is_some() {
+                self.report.repository_state = RepositoryState::read(store).await;
+            }
+            return Ok(Ending::Quiet);
+        }
+        let mut mode = strategy.mode;
+        if let (Some(every), BackupMode::Incremental) = (strategy.full_every, mode) {
+            let newest_full = match &repo {
+                Some(repo) => newest_full_pit(repo).await?,
+                None => None,
+            };
+            let (due, reason) = full_due(repo.is_none(), newest_full, every, now);
+            self.report.full_due = Some(reason);
+            if due {
+                mode = BackupMode::Full;
+            }
+        }
+        let request = BackupRequest {
+            catalog: entry.catalog.clone(),
+            database: entry.database.clone(),
+            table: entry.table.clone(),
+            store: store.clone(),
+            categorizer: self.plan.categorizer().clone(),
+            options: BackupOptions {
+                snapshots: strategy.snapshots,
+                mode,
+                categories: entry.categories.clone(),
+                allow_partial: strategy.allow_partial,
+                dry_run: options.dry_run,
+                ..BackupOptions::default()
+            },
+        };
+        if options.dry_run {
+            self.dry_run(request, repo.as_ref(), observer).await;
+            return Ok(Ending::Quiet);
+        }
+        for argv in &entry.hooks.before {
+            let env = [("BCN_ENTRY", entry.name.clone())];
+            if let Err(e) = crate::engine::hooks::run(argv, &env, entry.hooks.timeout).await {
+                self.report.error = Some(format!("before hook: {e}; nothing was backed up"));
+                return Ok(Ending::Finish);
+            }
+        }
+        let start_doc = serde_json::to_value(&self.report).unwrap_or(Value::Null);
+        let notifications = self.plan.notifications();
+        notify::send(
+            notifications,
+            NotifyEvent::Start,
+            &entry.name,
+            "started",
+            &start_doc,
+        )
+        .await;
+        let cancelled = async {
+            match &options.cancel {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let backup = tokio::select! {
+            outcome = backup::run(request, self.ctx, observer) => outcome?,
+            () = cancelled => return Err(EngineError::Interrupted),
+        };
+        self.report.status = if backup.failed.is_empty() {
+            EntryStatus::Succeeded
+        } else {
+            EntryStatus::Partial
+        };
+        self.report.actions = actions(&backup);
+        self.report.backup = Some(backup);
+        if !strategy.retention.is_empty() {
+            match maintenance::forget(store.clone(), &strategy.retention, true, self.ctx).await {
+                Ok(forgotten) => self.report.retention = Some(forgotten),
+                Err(e) => self.report.notes.push(format!(
+                    "retention failed (the PIT is committed): {}",
+                    error_chain(&e)
+                )),
+            }
+        }
+        if verify_is_due {
+            self.verify(&store, verifications.len()).await;
+        }
+        Ok(Ending::Finish)
+    }
+
+    /// The backup's dry run: every table's action and what retention would forget.
+    async fn dry_run(
+        &mut self,
+        request: BackupRequest,
+        repo: Option<&Repository>,
+        observer: &dyn Observer,
+    ) {
+        let report = &mut self.report;
+        match backup::run(request, self.ctx, observer).await {
+            Ok(backup) => {
+                report.status = EntryStatus::Planned;
+                report.actions = actions(&backup);
+                if backup.created_repository {
+                    report.notes.push(format!(
+                        "the repository does not exist yet: the first run creates it, holding {}",
+                        report.scope
+                    ));
+                }
+                let retention = &self.entry.strategy.retention;
+                if !retention.is_empty() {
+                    report.retention = retention_preview(repo, &backup, retention).await.ok();
+                }
+                report.backup = Some(backup);
+                report.notes.push(
+                    "files and bytes are as of now: tables written to before the run will copy more"
+                        .into(),
+                );
+            }
+            Err(e) => {
+                report.status = EntryStatus::Failed;
+                report.error = Some(error_chain(&e));
+            }
+        }
+    }
+
+    /// Runs the entry's verification; a slice subset rotates with each recorded run (`done`
+    /// verifications so far).
+    async fn verify(&mut self, store: &Arc<dyn BackupStore>, done: usize) {
+        let Some(policy) = &self.entry.strategy.verify else {
+            return;
+        };
+        let read_data = match policy.read_data {
+            Some(Subset::Slice { t, .. }) => {
+                let k = u32::try_from(done % t as usize).unwrap_or(0) + 1;
+                Some(Subset::Slice { k, t })
+            }
+            other => other,
+        };
+        let request = VerifyRequest {
+            store: store.clone(),
+            pit: None,
+            read_data,
+            restore_test: policy.restore_test.then(Vec::new),
+            concurrency: 4,
+            repair: None,
+        };
+        let report = &mut self.report;
+        match verify::verify(&request, self.ctx, &Quiet).await {
+            Ok(verification) => {
+                report.verification_failed = !verification.is_clean();
+                if report.verification_failed {
+                    report.notes.push(format!(
+                        "verification found {} problem(s): see `verification.problems`",
+                        verification.problems.len()
+                    ));
+                }
+                report.verification = Some(verification);
+            }
+            Err(e) => {
+                report.verification_failed = true;
+                report
+                    .notes
+                    .push(format!("verification could not run: {}", error_chain(&e)));
+            }
+        }
+    }
+
+    /// Runs the after hooks, writes the entry's reports (off the async threads) and sends its
+    /// notifications: success or failure of the backup, and a `verify_failure` when its
+    /// verification found damage. A dry run does none of it.
+    async fn finish(mut self) -> EntryReport {
+        if self.options.dry_run {
+            return self.report;
+        }
+        self.run_after_hooks().await;
+        let mut report = self.report;
+        report.finished_at = self.ctx.now().max(report.started_at);
+        if let Some(store) = self.store {
+            report.repository_state = RepositoryState::read(store).await;
+        }
+        let (specs, base) = (self.plan.reports().to_vec(), self.plan.base().to_path_buf());
+        let mut report = match tokio::task::spawn_blocking(move || {
+            super::reports::write(&specs, &base, &mut report);
+            report
+        })
+        .await
+        {
+            Ok(report) => report,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let (event, status) = match report.status {
+            EntryStatus::Succeeded => (NotifyEvent::Success, "succeeded"),
+            EntryStatus::Partial => (NotifyEvent::Failure, "partial"),
+            EntryStatus::Locked => (NotifyEvent::Failure, "locked"),
+            _ => (NotifyEvent::Failure, "failed"),
+        };
+        let notifications = self.plan.notifications();
+        let name = &self.entry.name;
+        let mut failures = Vec::new();
+        if report.status != EntryStatus::Skipped {
+            failures.extend(notify::send(notifications, event, name, status, &doc).await);
+        }
+        if report.verification_failed {
+            let event = NotifyEvent::VerifyFailure;
+            failures.extend(notify::send(notifications, event, name, "damaged", &doc).await);
+        }
+        for failure in failures {
+            report.notes.push(format!("notification failed: {failure}"));
+        }
+        report
+    }
+
+    /// Runs the entry's `after` hooks with its outcome in their environment; failures become
+    /// notes.
+    async fn run_after_hooks(&mut self) {
+        let report = &mut self.report;
+        let status = serde_json::to_value(report.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut env = vec![
+            ("BCN_ENTRY", self.entry.name.clone()),
+            ("BCN_STATUS", status),
+        ];
+        if let Some(backup) = report.backup.as_ref().filter(|_| report.error.is_none()) {
+            env.push(("BCN_PIT", backup.pit.id.clone()));
+        }
+        if let Some(error) = &report.error {
+            env.push(("BCN_ERROR", crate::secret::redact(error).into_owned()));
+        }
+        let hooks = &self.entry.hooks;
+        for argv in &hooks.after {
+            if let Err(e) = crate::engine::hooks::run(argv, &env, hooks.timeout).await {
+                report.notes.push(format!("after hook: {e}"));
+            }
+        }
+    }
+}
+
+/// When the repository's newest full PIT (or its first, which copied everything) started.
+async fn newest_full_pit(
+    repo: &Repository,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+    Ok(repo
+        .scan_pits()
+        .await?
+        .into_iter()
+        .filter_map(|p| match p {
+            PitEntry::Readable(pit) => Some(pit),
+            PitEntry::Damaged { .. } => None,
+        })
+        .filter(|p| p.strategy.mode == BackupMode::Full.as_str() || p.parent.is_none())
+        .map(|p| p.started_at)
+        .max())
+}
