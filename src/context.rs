@@ -51,7 +51,7 @@ impl Context {
     }
 
     /// The current time.
-    #[allow(
+    #[expect(
         clippy::disallowed_methods,
         reason = "the one place that reads the system clock"
     )]

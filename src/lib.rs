@@ -2,19 +2,24 @@
 //!
 //! # Architecture
 //!
-//! Dependencies point one way: `cli → engine → {plan, catalog, repo → store}`.
+//! Dependencies point one way: `cli → serve → engine → {plan, catalog, repo → store}`.
 //!
 //! | module | role |
 //! |---|---|
 //! | `cli` (binary side) | the only layer that knows clap, prints, and picks exit codes |
-//! | [`engine`] | backup and restore, as `prepare` then `execute`; reports progress to an [`engine::Observer`] |
-//! | [`plan`] | the YAML plan: raw serde model, pure validation into [`plan::Plan`] |
-//! | [`catalog`] | plan settings → `Arc<dyn iceberg::Catalog>` (no catalog trait of our own) |
+//! | `serve` (feature `serve`) | the HTTP API: roles, jobs with a persistent history, a scheduler |
+//! | [`engine`] | backup, restore, verify, apply, forget and gc; progress goes to an [`engine::Observer`] |
+//! | `engine::apply` | one plan entry as a value (`EntryRun`): due → backup → retention → verification → reports → notifications |
+//! | `engine::rewrite` | path rewriting inside metadata JSON, Avro manifests, position deletes and deletion vectors |
+//! | `engine::transfer` | moving bytes between a table's `FileIO` and the repository, checksummed, bounded in memory |
+//! | [`plan`] | the YAML plan: raw serde model, pure validation into [`plan::Plan`]; one config struct per catalog type |
+//! | [`catalog`] | plan settings → `Arc<dyn iceberg::Catalog>`, plus views and registration where the crates lack them |
 //! | [`repo`] | the repository format: layout, versioned records, the writer lock |
-//! | [`store`] | the [`store::BackupStore`] seam and its backends (local, memory) |
+//! | [`store`] | the [`store::BackupStore`] seam and its backends: local (durable, write-behind), memory, S3, encrypted |
+//! | [`report`] | the text and Markdown reports (Handlebars) |
 //! | [`context`] | clock and ids, injectable for deterministic tests |
 //! | [`names`] | the one gate for names and paths read from catalogs and repositories |
-//! | [`secret`] | secret values, redacted from logs, output and reports |
+//! | [`secret`] | [`secret::Secret`] values and the redaction of everything written |
 //!
 //! Iceberg files are read and written only through iceberg's `FileIO`; repository objects only
 //! through a [`store::BackupStore`]. Nothing here assumes a single table or a local filesystem.

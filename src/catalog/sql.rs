@@ -33,11 +33,10 @@ pub(super) async fn open(
     {
         match mode {
             OpenMode::Existing => {
-                return Err(unreachable(format!(
-                    "SQLite database file {} does not exist (check `catalogs.{}.uri` in the plan)",
-                    file.display(),
-                    spec.name
-                )));
+                return Err(CatalogError::Missing {
+                    catalog: spec.name.clone(),
+                    file: file.to_path_buf(),
+                });
             }
             OpenMode::CreateIfMissing => {
                 if let Some(dir) = file.parent() {

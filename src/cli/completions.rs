@@ -14,7 +14,7 @@ pub(crate) struct Args {
     shell: clap_complete::Shell,
 }
 
-#[allow(clippy::unnecessary_wraps, reason = "every command returns a Result")]
+#[expect(clippy::unnecessary_wraps, reason = "every command returns a Result")]
 pub(crate) fn run(args: &Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     let mut command = Cli::command();
     let mut out = Vec::new();

@@ -88,7 +88,7 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(clippy::doc_markdown, reason = "these doc comments are --help text")]
+#[expect(clippy::doc_markdown, reason = "these doc comments are --help text")]
 enum Command {
     /// Create a sample lakehouse (SQLite catalog, local warehouse) and back it up
     Quickstart(quickstart::Args),
@@ -128,6 +128,10 @@ enum Command {
 }
 
 impl Command {
+    #[cfg_attr(
+        not(feature = "serve"),
+        expect(clippy::unused_self, reason = "only `serve` is a server")
+    )]
     fn is_serve(&self) -> bool {
         #[cfg(feature = "serve")]
         if matches!(self, Self::Serve(_)) {

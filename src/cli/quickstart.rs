@@ -27,7 +27,7 @@ repositories:
     location: backups/lake
 ";
 
-#[allow(clippy::doc_markdown, reason = "--help text")]
+#[expect(clippy::doc_markdown, reason = "--help text")]
 /// Create a sample lakehouse (SQLite catalog + local warehouse, written with iceberg-rust)
 /// if absent, back up the whole catalog into a local repository, and show the result.
 /// Run it again to see an incremental backup.

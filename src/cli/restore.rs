@@ -95,7 +95,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         original_location: args.original_location,
         concurrency: args.jobs,
     };
-    let (prepared, _) = restore::prepare(&request).await?;
+    let prepared = restore::prepare(&request).await?;
     if args.dry_run {
         printer.result(
             "restore",
@@ -115,7 +115,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     .await;
     let report = {
         let progress = super::progress::Progress::new(printer.is_quiet());
-        let result = restore::execute(&request, prepared, ctx, &progress).await;
+        let result = restore::execute(prepared, ctx, &progress).await;
         progress.finish();
         match result {
             Ok(report) => report,

@@ -6,7 +6,7 @@ use super::{ExitStatus, Printer};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {}
 
-#[allow(clippy::unnecessary_wraps, reason = "every command returns a Result")]
+#[expect(clippy::unnecessary_wraps, reason = "every command returns a Result")]
 pub(crate) fn run(_: Args, printer: Printer) -> anyhow::Result<ExitStatus> {
     // The schema is itself the document in both formats: no envelope, so editors and
     // validators can use the output directly.

@@ -15,7 +15,7 @@ use iceberg::spec::{DataContentType, Manifest, ManifestList, ManifestStatus, Tab
 
 use crate::repo::records::FileKind;
 
-pub use crate::plan::SnapshotSelection;
+pub(crate) use crate::plan::SnapshotSelection;
 
 /// A file of the table.
 #[derive(Debug, Clone)]

@@ -72,7 +72,7 @@ type Family<'a> = (
 );
 
 /// The metrics of a run, in the Prometheus text format.
-pub fn render(report: &ApplyReport) -> String {
+pub(crate) fn render(report: &ApplyReport) -> String {
     #[expect(clippy::cast_precision_loss, reason = "metrics are floats")]
     let n = |v: u64| v as f64;
     #[expect(clippy::cast_precision_loss, reason = "metrics are floats")]
@@ -212,7 +212,7 @@ fn labels(entry: &EntryReport, status: Option<&str>) -> String {
 
 /// Replaces `path` with `text` atomically: written to a temporary file in the same directory,
 /// then renamed, so a collector never reads half a file.
-pub fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     fs_err::create_dir_all(dir)?;
     let name = path

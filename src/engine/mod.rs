@@ -7,16 +7,16 @@
 
 pub mod apply;
 pub mod backup;
-pub mod files;
+pub(crate) mod files;
 mod hooks;
 pub mod inspect;
 pub mod maintenance;
-pub mod metrics;
-pub mod notify;
+pub(crate) mod metrics;
+pub(crate) mod notify;
 pub mod restore;
-pub mod retention;
-pub mod rewrite;
-pub mod sample;
+pub(crate) mod retention;
+pub(crate) mod rewrite;
+pub(crate) mod sample;
 mod transfer;
 pub mod verify;
 

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use crate::plan::{NotificationSpec, NotifyEvent, NotifyTarget, Secret};
 
 /// Sends every notification subscribed to `event`; returns one line per failure.
-pub async fn send(
+pub(crate) async fn send(
     specs: &[NotificationSpec],
     event: NotifyEvent,
     entry: &str,

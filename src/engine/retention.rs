@@ -31,7 +31,7 @@ type Bucket = (i32, u32, u32);
 type Period = (&'static str, Option<u32>, fn(DateTime<Utc>) -> Bucket);
 
 /// Applies `policy` to `pits` (id and time, any order); returns decisions newest first.
-pub fn decide(pits: &[(String, DateTime<Utc>)], policy: &Retention) -> Vec<Decision> {
+pub(crate) fn decide(pits: &[(String, DateTime<Utc>)], policy: &Retention) -> Vec<Decision> {
     let mut sorted: Vec<&(String, DateTime<Utc>)> = pits.iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
     let mut decisions: Vec<Decision> = sorted

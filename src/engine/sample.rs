@@ -19,11 +19,11 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use parquet::file::properties::WriterProperties;
 
 /// The sample's database.
-pub const SAMPLE_DATABASE: &str = "demo";
+pub(crate) const SAMPLE_DATABASE: &str = "demo";
 
 /// Creates the sample tables in `catalog` unless the sample database exists. Returns the
 /// tables created (empty when the sample was already there).
-pub async fn create_sample(catalog: &dyn Catalog) -> iceberg::Result<Vec<String>> {
+pub(crate) async fn create_sample(catalog: &dyn Catalog) -> iceberg::Result<Vec<String>> {
     let ns = NamespaceIdent::new(SAMPLE_DATABASE.into());
     if catalog.namespace_exists(&ns).await? {
         return Ok(Vec::new());
@@ -101,7 +101,7 @@ fn batch(schema: &Schema, columns: Vec<ArrayRef>) -> iceberg::Result<RecordBatch
 
 fn event_batch(ids: std::ops::Range<i64>) -> iceberg::Result<RecordBatch> {
     let kinds = ["click", "view", "purchase"];
-    #[allow(clippy::cast_precision_loss, reason = "small sample values")]
+    #[expect(clippy::cast_precision_loss, reason = "small sample values")]
     let amounts: Vec<f64> = ids.clone().map(|i| i as f64 * 1.25).collect();
     batch(
         &event_schema(),

@@ -119,7 +119,7 @@ impl Plan {
         let mut tree = serde_json::to_value(&raw).map_err(|e| invalid(bug(e)))?;
         let mut diags = Vec::new();
         let mut unresolved = Vec::new();
-        #[allow(
+        #[expect(
             clippy::disallowed_methods,
             reason = "plan references read the environment"
         )]

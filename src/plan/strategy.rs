@@ -173,7 +173,7 @@ pub struct Retention {
     pub keep_within: Option<chrono::Duration>,
 }
 
-#[allow(
+#[expect(
     clippy::ref_option,
     reason = "the signature serde's serialize_with requires"
 )]

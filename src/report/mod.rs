@@ -42,7 +42,7 @@ pub fn error_document(command: &str, message: &str, exit_code: u8) -> Value {
 /// Human-readable byte counts: `512 B`, `1.5 KiB`, `3.2 GiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    #[allow(clippy::cast_precision_loss, reason = "display only")]
+    #[expect(clippy::cast_precision_loss, reason = "display only")]
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit + 1 < UNITS.len() {

@@ -570,7 +570,7 @@ async fn restores(
         concurrency: 2,
     };
     // Conflicts (409), unknown tables (404) and bad requests (400) answer at once.
-    let (prepared, _) = restore::prepare(&request).await?;
+    let prepared = restore::prepare(&request).await?;
     let doc = json!({
         "repository": body.repository, "pit": body.pit, "database": body.database,
         "table": body.table, "include_deleted": body.include_deleted,
@@ -613,7 +613,7 @@ async fn restores(
                 &start,
             )
             .await;
-            match restore::execute(&request, prepared, &state.ctx, &Quiet).await {
+            match restore::execute(prepared, &state.ctx, &Quiet).await {
                 Ok(report) => {
                     let failures = report.failures();
                     let doc = json!({ "command": "restore", "report": &report });

@@ -18,7 +18,7 @@ use crate::support::{
     unique, workspace_with,
 };
 
-#[allow(clippy::print_stderr, reason = "timings, shown with --nocapture")]
+#[expect(clippy::print_stderr, reason = "timings, shown with --nocapture")]
 fn round_trip(kind: CatalogType) {
     let test = format!("catalog_suite::{kind:?}");
     let Some(svc) = Services::require(&test, &kind.required_vars()) else {

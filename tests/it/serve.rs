@@ -172,7 +172,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines, reason = "one server, one story")]
+#[expect(clippy::too_many_lines, reason = "one server, one story")]
 async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");

@@ -20,7 +20,6 @@
 //! parameter and is kept verbatim.
 
 use std::collections::HashMap;
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -65,8 +64,9 @@ pub(super) async fn open(
         .load(spec.name.clone(), props)
         .await
         .map_err(|e| unreachable(spec, super::chain(&e)))?;
-    let socket = address
-        .to_socket_addrs()
+    // Resolved by tokio's resolver, off the async threads.
+    let socket = tokio::net::lookup_host(address.as_str())
+        .await
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| unreachable(spec, format!("cannot resolve `{address}`")))?;

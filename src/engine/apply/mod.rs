@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use super::backup::BackupReport;
 use super::maintenance::ForgetReport;
@@ -171,9 +172,9 @@ pub async fn run(
             tracing::warn!(entry = %entry.name, "not started: the run was interrupted");
             continue;
         }
-        let _span = tracing::info_span!("entry", entry = %entry.name).entered();
+        let span = tracing::info_span!("entry", entry = %entry.name);
         let run = EntryRun::new(plan, entry, options, ctx);
-        entries.push(Box::pin(run.run(observer)).await);
+        entries.push(Box::pin(run.run(observer).instrument(span)).await);
     }
     let report = ApplyReport {
         dry_run: options.dry_run,

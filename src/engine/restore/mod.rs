@@ -116,7 +116,8 @@ pub struct RestoreItem {
     uuid: Option<String>,
 }
 
-/// Everything a restore will do.
+/// Everything a restore will do, and what it needs to do it: the opened repository and
+/// target catalog travel with the plan, so that [`execute`] opens nothing again.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestorePlan {
     /// The repository URL.
@@ -133,6 +134,35 @@ pub struct RestorePlan {
     pub tables: Vec<RestoreItem>,
     #[serde(skip)]
     source_catalog: String,
+    /// The repository, opened once by [`prepare`].
+    #[serde(skip)]
+    repo: Repository,
+    /// The target catalog as [`prepare`] found it.
+    #[serde(skip)]
+    target: Target,
+    /// Tables restored at once.
+    #[serde(skip)]
+    concurrency: usize,
+}
+
+/// The target catalog of a prepared restore.
+#[derive(Debug, Clone)]
+enum Target {
+    /// Opened.
+    Open(OpenCatalog),
+    /// A `SQLite` catalog whose file does not exist yet: [`execute`] creates it (a dry run
+    /// never does).
+    Missing(Arc<CatalogSpec>),
+}
+
+impl RestorePlan {
+    /// The target catalog, when it exists already.
+    pub fn target(&self) -> Option<&OpenCatalog> {
+        match &self.target {
+            Target::Open(catalog) => Some(catalog),
+            Target::Missing(_) => None,
+        }
+    }
 }
 
 /// The outcome of one table.
@@ -180,9 +210,7 @@ impl RestoreReport {
 }
 
 /// Decides what a restore does, writing nothing.
-pub async fn prepare(
-    request: &RestoreRequest,
-) -> Result<(RestorePlan, Option<OpenCatalog>), EngineError> {
+pub async fn prepare(request: &RestoreRequest) -> Result<RestorePlan, EngineError> {
     let repo = Repository::open(request.store.clone()).await?;
     let pit = repo.resolve_pit(&request.pit).await?;
     let selected = select(&pit, request)?;
@@ -191,11 +219,7 @@ pub async fn prepare(
     // `execute`, never by a dry run.
     let target = match catalog::open(&request.target, OpenMode::Existing).await {
         Ok(c) => Some(c),
-        Err(catalog::CatalogError::Unreachable { reason, .. })
-            if reason.contains("does not exist") =>
-        {
-            None
-        }
+        Err(catalog::CatalogError::Missing { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let root = target_root(request)?;
@@ -326,18 +350,21 @@ pub async fn prepare(
         )));
     }
     let create_databases = databases_to_create(&pit, &items, target.as_ref()).await?;
-    Ok((
-        RestorePlan {
-            repository: repo.url().to_owned(),
-            pit: pit.id.clone(),
-            pit_time: pit.started_at,
-            target_catalog: request.target.name.clone(),
-            create_databases,
-            tables: items,
-            source_catalog: repo.scope().catalog.clone(),
+    Ok(RestorePlan {
+        repository: repo.url().to_owned(),
+        pit: pit.id.clone(),
+        pit_time: pit.started_at,
+        target_catalog: request.target.name.clone(),
+        create_databases,
+        tables: items,
+        source_catalog: repo.scope().catalog.clone(),
+        repo,
+        target: match target {
+            Some(catalog) => Target::Open(catalog),
+            None => Target::Missing(request.target.clone()),
         },
-        target,
-    ))
+        concurrency: request.concurrency,
+    })
 }
 
 /// The names of the views of `database` in the target catalog (none when it does not exist),

@@ -26,7 +26,7 @@ use parquet::file::properties::WriterProperties;
 ///
 /// When the file cannot be read, has no string `file_path` column, or holds a path outside
 /// the source location.
-pub fn rewrite_position_delete_file(
+pub(crate) fn rewrite_position_delete_file(
     parquet: impl Into<Bytes>,
     rw: &PathRewriter,
 ) -> Result<Vec<u8>, RewriteError> {

@@ -20,7 +20,7 @@ const POSITION_DELETES: i32 = 1;
 ///
 /// When the file is not a valid Avro container (or uses a codec not compiled in), a record
 /// lacks `manifest_path` or `manifest_length`, or a manifest is outside the source location.
-pub fn rewrite_manifest_list<S: BuildHasher>(
+pub(crate) fn rewrite_manifest_list<S: BuildHasher>(
     avro: &[u8],
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
@@ -41,7 +41,7 @@ pub fn rewrite_manifest_list<S: BuildHasher>(
 
 /// A file referenced by a manifest entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestFileRef {
+pub(crate) struct ManifestFileRef {
     /// The path as found in the manifest.
     pub old_path: String,
     /// The path written in the rewritten manifest.
@@ -70,7 +70,7 @@ pub struct ManifestFileRef {
 /// When the file is not a valid Avro container (or uses a codec not compiled in), an entry
 /// lacks one of the fields above or has an invalid status or content, or a referenced file
 /// is outside the source location.
-pub fn rewrite_manifest<S: BuildHasher>(
+pub(crate) fn rewrite_manifest<S: BuildHasher>(
     avro: &[u8],
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,

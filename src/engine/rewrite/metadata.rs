@@ -29,7 +29,7 @@ const PATH_PROPERTIES: [&str; 4] = [
 ///
 /// When the JSON is invalid, a field above does not have its expected type, or a path other
 /// than a path property is outside the source location.
-pub fn rewrite_table_metadata(
+pub(crate) fn rewrite_table_metadata(
     json: &[u8],
     rw: &PathRewriter,
     set_properties: &BTreeMap<String, String>,
@@ -127,7 +127,7 @@ fn rewrite_statistics(
 /// The path properties of a table metadata JSON (`write.data.path`, ...), where files may live
 /// outside the table location.
 #[must_use]
-pub fn path_properties(json: &[u8]) -> Vec<String> {
+pub(crate) fn path_properties(json: &[u8]) -> Vec<String> {
     let doc: JsonValue = serde_json::from_slice(json).unwrap_or_default();
     PATH_PROPERTIES
         .iter()

@@ -19,26 +19,26 @@ mod deletes;
 mod manifest;
 mod metadata;
 mod paths;
-pub mod puffin;
+pub(crate) mod puffin;
 #[cfg(test)]
 mod tests;
 
 use parquet::errors::ParquetError;
 
-pub use deletes::rewrite_position_delete_file;
-pub use manifest::{ManifestFileRef, rewrite_manifest, rewrite_manifest_list};
-pub use metadata::{path_properties, rewrite_table_metadata};
-pub use paths::{PathRewriter, RootMapping};
-pub use puffin::{is_puffin, rewrite_deletion_vectors};
+pub(crate) use deletes::rewrite_position_delete_file;
+pub(crate) use manifest::{rewrite_manifest, rewrite_manifest_list};
+pub(crate) use metadata::{path_properties, rewrite_table_metadata};
+pub(crate) use paths::{PathRewriter, RootMapping};
+pub(crate) use puffin::{is_puffin, rewrite_deletion_vectors};
 
 /// Field id of the `file_path` column of position delete files, also the key of its bounds
 /// in manifests.
-pub const DELETE_FILE_PATH_FIELD_ID: i32 = 2_147_483_546;
+pub(crate) const DELETE_FILE_PATH_FIELD_ID: i32 = 2_147_483_546;
 
 /// An error while rewriting the paths of a table file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RewriteError {
+pub(crate) enum RewriteError {
     /// A path does not lie under the source table location.
     #[error("path {path} is outside the table location {location}")]
     OutsideLocation {

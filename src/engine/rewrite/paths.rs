@@ -9,7 +9,7 @@ use super::RewriteError;
 /// are the same location, `s3a://` and `s3n://` are `s3://`, and scheme case does not matter.
 /// The rewritten path always starts with the target location exactly as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathRewriter {
+pub(crate) struct PathRewriter {
     /// The source location as given, for messages.
     pub(super) from: String,
     /// The normalized source location, without trailing slash.
@@ -38,7 +38,7 @@ impl PathRewriter {
     /// Creates a rewriter from the source table location `from` to the target table location
     /// `to` (any URL form: `file:///..`, `file:/..`, `/..`, `s3://..`, `s3a://..`).
     #[must_use]
-    pub fn new(from: &str, to: &str) -> Self {
+    pub(crate) fn new(from: &str, to: &str) -> Self {
         let to = to.trim_end_matches('/');
         Self {
             from: from.to_owned(),
@@ -54,7 +54,7 @@ impl PathRewriter {
     /// recovery); only paths that could climb (`..`) out of the location, or anywhere when
     /// outside it, are refused.
     #[must_use]
-    pub fn in_place(location: &str) -> Self {
+    pub(crate) fn in_place(location: &str) -> Self {
         let mut rw = Self::new(location, location);
         rw.in_place = true;
         rw
@@ -65,7 +65,7 @@ impl PathRewriter {
     /// file lies there, else the file's directory — goes to `<to>/_external/<n>`, numbered in
     /// sorted order so that every restore of the table maps it alike.
     #[must_use]
-    pub fn with_external<'a>(
+    pub(crate) fn with_external<'a>(
         from: &str,
         to: &str,
         roots: &[String],
@@ -114,7 +114,7 @@ impl PathRewriter {
 
     /// A rewriter with the external roots a restore plan decided ([`PathRewriter::external_roots`]).
     #[must_use]
-    pub fn with_roots(from: &str, to: &str, roots: &[RootMapping]) -> Self {
+    pub(crate) fn with_roots(from: &str, to: &str, roots: &[RootMapping]) -> Self {
         let mut rw = Self::new(from, to);
         rw.external = roots
             .iter()
@@ -130,7 +130,7 @@ impl PathRewriter {
 
     /// The roots outside the source location and where they go, for `restore --dry-run`.
     #[must_use]
-    pub fn external_roots(&self) -> Vec<RootMapping> {
+    pub(crate) fn external_roots(&self) -> Vec<RootMapping> {
         self.external
             .iter()
             .map(|(from, to)| RootMapping {
@@ -146,7 +146,7 @@ impl PathRewriter {
     /// # Errors
     ///
     /// [`RewriteError::OutsideLocation`] when `path` is not under the source location.
-    pub fn rewrite(&self, path: &str) -> Result<String, RewriteError> {
+    pub(crate) fn rewrite(&self, path: &str) -> Result<String, RewriteError> {
         if self.in_place {
             // Under the recorded location, only the tail after it is checked (a location may
             // itself hold `..`: pyiceberg makes `<wh>/db/../../x` for a table named `../../x`);
@@ -183,7 +183,7 @@ impl PathRewriter {
 
     /// Whether `path` lies under (or is) the source location or one of its external roots.
     #[must_use]
-    pub fn is_under(&self, path: &str) -> bool {
+    pub(crate) fn is_under(&self, path: &str) -> bool {
         self.in_place
             || self.relative(path).is_some()
             || (!self.external.is_empty() && self.rewrite(path).is_ok())
@@ -192,7 +192,7 @@ impl PathRewriter {
     /// Whether source and target are the same location and no external root is mapped, so
     /// that nothing needs rewriting.
     #[must_use]
-    pub fn is_identity(&self) -> bool {
+    pub(crate) fn is_identity(&self) -> bool {
         self.from_normalized == self.to_normalized && self.external.is_empty()
     }
 

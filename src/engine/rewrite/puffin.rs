@@ -16,13 +16,13 @@ use serde_json::Value as JsonValue;
 use super::{PathRewriter, RewriteError};
 
 /// The 4 bytes that start and end a Puffin file and start its footer.
-pub const PUFFIN_MAGIC: &[u8; 4] = b"PFA1";
+pub(crate) const PUFFIN_MAGIC: &[u8; 4] = b"PFA1";
 
 /// The blob property holding the path of the data file a deletion vector applies to.
 const REFERENCED_DATA_FILE: &str = "referenced-data-file";
 
 /// Whether `bytes` look like a Puffin file (its magic at both ends).
-pub fn is_puffin(bytes: &[u8]) -> bool {
+pub(crate) fn is_puffin(bytes: &[u8]) -> bool {
     bytes.len() >= 2 * PUFFIN_MAGIC.len()
         && bytes.starts_with(PUFFIN_MAGIC)
         && bytes.ends_with(PUFFIN_MAGIC)
@@ -36,7 +36,10 @@ pub fn is_puffin(bytes: &[u8]) -> bool {
 /// When the file is not a well-formed Puffin file, its footer is compressed (no writer known
 /// to bcn does that), its payload is not the JSON the spec describes, or a referenced data
 /// file lies outside the table's mapped roots.
-pub fn rewrite_deletion_vectors(puffin: &[u8], rw: &PathRewriter) -> Result<Vec<u8>, RewriteError> {
+pub(crate) fn rewrite_deletion_vectors(
+    puffin: &[u8],
+    rw: &PathRewriter,
+) -> Result<Vec<u8>, RewriteError> {
     let bad = |problem: String| RewriteError::Puffin { problem };
     let magic = PUFFIN_MAGIC.len();
     // File magic, footer magic, payload size, flags, closing magic.

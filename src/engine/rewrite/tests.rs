@@ -21,9 +21,10 @@ use parquet::file::properties::WriterProperties;
 use serde_json::json;
 
 use super::avro::{AvroFile, parse_avro_header};
+use super::manifest::ManifestFileRef;
 use super::{
-    DELETE_FILE_PATH_FIELD_ID, ManifestFileRef, PathRewriter, RewriteError, rewrite_manifest,
-    rewrite_manifest_list, rewrite_position_delete_file, rewrite_table_metadata,
+    DELETE_FILE_PATH_FIELD_ID, PathRewriter, RewriteError, rewrite_manifest, rewrite_manifest_list,
+    rewrite_position_delete_file, rewrite_table_metadata,
 };
 
 const OLD: &str = "s3a://old-bucket/wh/db/t";

@@ -102,8 +102,8 @@ pub(super) async fn run(
         original_location: false,
         concurrency: 2,
     };
-    let (plan, _) = restore::prepare(&request).await?;
-    let restored = restore::execute(&request, plan, ctx, &Quiet).await?;
+    let plan = restore::prepare(&request).await?;
+    let restored = restore::execute(plan, ctx, &Quiet).await?;
     let opened = catalog::open(&target, OpenMode::Existing).await?;
     let mut report = RestoreTestReport {
         pit: pit.id.clone(),

@@ -277,10 +277,6 @@ pub enum ObjectKind {
 
 impl ObjectKind {
     /// Whether this is a table (the default, left out of records).
-    #[allow(
-        clippy::trivially_copy_pass_by_ref,
-        reason = "the signature serde's skip_serializing_if requires"
-    )]
     pub fn is_table(&self) -> bool {
         *self == Self::Table
     }
@@ -330,7 +326,7 @@ pub struct TableState {
     pub files_server_side: u64,
 }
 
-#[allow(
+#[expect(
     clippy::trivially_copy_pass_by_ref,
     reason = "the signature serde's skip_serializing_if requires"
 )]

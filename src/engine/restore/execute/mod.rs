@@ -20,18 +20,20 @@ use crate::repo::{Repository, layout};
 use crate::store::BackupStore;
 
 use super::{
-    PROVENANCE_PREFIX, RestoreItem, RestorePlan, RestoreReport, RestoreRequest, RestoredTable,
-    ident,
+    PROVENANCE_PREFIX, RestoreItem, RestorePlan, RestoreReport, RestoredTable, Target, ident,
 };
-/// Runs a prepared restore.
+/// Runs a prepared restore with the repository and target catalog it carries; only a target
+/// `SQLite` catalog that does not exist yet is opened here, to be created.
 pub async fn execute(
-    request: &RestoreRequest,
     plan: RestorePlan,
     ctx: &Context,
     observer: &dyn Observer,
 ) -> Result<RestoreReport, EngineError> {
-    let repo = Repository::open(request.store.clone()).await?;
-    let target = catalog::open(&request.target, OpenMode::CreateIfMissing).await?;
+    let target = match &plan.target {
+        Target::Open(catalog) => catalog.clone(),
+        Target::Missing(spec) => catalog::open(spec, OpenMode::CreateIfMissing).await?,
+    };
+    let repo = plan.repo.clone();
     for (name, properties) in &plan.create_databases {
         let ns = NamespaceIdent::from_strs(name.split('.'))
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -84,7 +86,7 @@ pub async fn execute(
                 }
             }
         })
-        .buffer_unordered(request.concurrency.max(1))
+        .buffer_unordered(plan.concurrency.max(1))
         .collect()
         .await;
     tables.sort_by(|a, b| a.item.source.cmp(&b.item.source));
