@@ -1,0 +1,262 @@
+//! The `/v1` routes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Caller;
+use super::jobs::JobState;
+use super::{ApiError, BODY_LIMIT, OPENAPI, State};
+use crate::engine::{self, EngineError, Quiet, apply};
+use crate::plan::RepositorySpec;
+use crate::repo::{Repository, lock};
+use crate::store::BackupStore;
+
+mod entries;
+mod job_routes;
+mod repos;
+mod restores;
+
+use entries::{backup, entries, verify};
+use job_routes::{cancel_job, job, jobs};
+use repos::{forget_pit, gc, objects, pits, repositories};
+use restores::restores;
+
+type Shared = Arc<State>;
+
+pub(super) fn router(state: Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/entries", get(entries))
+        .route("/v1/entries/{entry}/backup", post(backup))
+        .route("/v1/entries/{entry}/verify", post(verify))
+        .route("/v1/repositories", get(repositories))
+        .route("/v1/repositories/{repository}/pits", get(pits))
+        .route(
+            "/v1/repositories/{repository}/pits/{pit}",
+            axum::routing::delete(forget_pit),
+        )
+        .route(
+            "/v1/repositories/{repository}/pits/{pit}/objects",
+            get(objects),
+        )
+        .route("/v1/repositories/{repository}/gc", post(gc))
+        .route("/v1/restores", post(restores))
+        .route("/v1/jobs", get(jobs))
+        .route("/v1/jobs/{id}", get(job).delete(cancel_job))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such route (see /v1/openapi.json)",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// A JSON body, or the 400/413 that says what is wrong with it (the field, for an unknown or
+/// mistyped one).
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    json.map(|Json(v)| v).map_err(|rejection| {
+        // A body that is JSON but not the request (an unknown field, a wrong type) is a bad
+        // request too; too large stays 413.
+        let status = match rejection.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        ApiError::new(status, rejection.body_text())
+    })
+}
+
+/// An optional JSON body: none at all is the default value.
+fn optional_body<T: Default>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match json {
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        other => body(other),
+    }
+}
+
+fn caller(state: &State, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    Caller::from_headers(&state.plan, headers)
+}
+
+fn repository(state: &State, caller: &Caller, name: &str) -> Result<Arc<RepositorySpec>, ApiError> {
+    caller.scope(caller.may_repository(name), &format!("repository `{name}`"))?;
+    state.plan.repository(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("the plan has no repository `{name}`"),
+        )
+    })
+}
+
+fn open_store(spec: &RepositorySpec) -> Result<Arc<dyn BackupStore>, ApiError> {
+    Ok(engine::open_repository_store(spec)?)
+}
+
+/// 423 when another run holds the repository's lock (and it does not look stale).
+async fn refuse_if_locked(state: &State, store: &Arc<dyn BackupStore>) -> Result<(), ApiError> {
+    let Ok(repo) = Repository::open(store.clone()).await else {
+        return Ok(());
+    };
+    if let Some(holder) = lock::read_lock(&repo).await?
+        && !holder.is_stale(state.ctx.now())
+    {
+        let mut error = ApiError::new(
+            StatusCode::LOCKED,
+            format!(
+                "repository {} is locked by {} run {} on {} (pid {})",
+                repo.url(),
+                holder.command,
+                holder.run_id,
+                holder.host,
+                holder.pid
+            ),
+        );
+        error.details = Some(json!({ "holder": holder }));
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// What a job's work returns: its final state, report and error.
+type Outcome = (JobState, Option<Value>, Option<String>);
+
+/// Records a job and runs `work` in the background; answers 202 with the job.
+async fn spawn_job<F, Fut>(
+    state: &Shared,
+    caller: &Caller,
+    kind: &str,
+    target: &str,
+    request: Value,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Shared) -> Fut + Send + 'static,
+    Fut: Future<Output = Outcome> + 'static,
+{
+    let (job, cancel) = state
+        .jobs
+        .create(kind, target, &caller.name, request, state.ctx.now())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    tracing::info!(job = %job.id, kind, target, by = %caller.name, "job accepted");
+    let id = job.id.clone();
+    let shared = state.clone();
+    // The engine's futures are driven on a thread of their own (they need not be `Send`), on
+    // the server's runtime.
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(async move {
+            let jobs = shared.jobs.clone();
+            let ctx = shared.ctx.clone();
+            if let Err(e) = jobs.started(&id, ctx.now()).await {
+                tracing::warn!(job = %id, error = %e, "could not record the job's start");
+            }
+            // A cancelled job's work is dropped: copies stop, a held lock goes with its guard.
+            let (state, report, error) = tokio::select! {
+                outcome = work(shared) => outcome,
+                () = cancel.cancelled() => (JobState::Cancelled, None, Some("cancelled on request".to_owned())),
+            };
+            tracing::info!(job = %id, state = ?state, "job ended");
+            if let Err(e) = jobs
+                .finished(&id, state, report.as_ref(), error.as_deref(), ctx.now())
+                .await
+            {
+                tracing::warn!(job = %id, error = %e, "could not record the job's end");
+            }
+        });
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(json!(job))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn failed(e: &EngineError) -> Outcome {
+    (JobState::Failed, None, Some(engine::error_chain(e)))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Clears the scheduler's "a run is going" flag when its run ends, however it ends.
+struct Running(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The built-in scheduler: every `every`, an `apply` of the due entries as a job; a tick that
+/// comes while the previous run still goes is skipped.
+pub(super) async fn scheduler(state: Shared, every: Duration, stop: CancellationToken) {
+    let scheduler = Caller::system();
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if busy.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("the previous scheduled run still goes; skipping this tick");
+            continue;
+        }
+        let running = Running(busy.clone());
+        let accepted = spawn_job(
+            &state,
+            &scheduler,
+            "apply",
+            "due entries",
+            json!({ "due": true }),
+            move |state| async move {
+                let _running = running;
+                let options = apply::ApplyOptions {
+                    dry_run: false,
+                    force: false,
+                    only: Vec::new(),
+                    cancel: None,
+                };
+                match apply::run(&state.plan, &options, &state.ctx, &Quiet).await {
+                    Ok(report) => {
+                        let ok = report.entries.iter().all(|e| {
+                            !matches!(
+                                e.status,
+                                apply::EntryStatus::Failed | apply::EntryStatus::Locked
+                            )
+                        });
+                        (
+                            if ok {
+                                JobState::Succeeded
+                            } else {
+                                JobState::Failed
+                            },
+                            Some(json!(report)),
+                            None,
+                        )
+                    }
+                    Err(e) => failed(&e),
+                }
+            },
+        )
+        .await;
+        if let Err(e) = accepted {
+            busy.store(false, std::sync::atomic::Ordering::SeqCst);
+            tracing::warn!(error = %e.message, "the scheduler could not start a run");
+        }
+    }
+}
