@@ -1,0 +1,215 @@
+//! Durability primitives of the local store: temporary files, background fsync
+//! (`WriteBehind`), renames and directory syncs, and the hashing copy.
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::sync::{Arc, Mutex};
+
+use fs_err::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use super::{COPY_BUFFER, TMP_PREFIX};
+
+/// Threads that fsync at once: fsync waits on the device, not the CPU, and a device takes
+/// many requests together.
+const SYNC_THREADS: usize = 16;
+
+/// fsyncs files in the background as they are written, at most [`SYNC_THREADS`] at once, so
+/// that making a batch durable later waits only for what is still in flight, and the device
+/// writes while the next files are read and hashed.
+#[derive(Debug)]
+pub(crate) struct WriteBehind {
+    inflight: Mutex<Vec<tokio::task::JoinHandle<std::io::Result<()>>>>,
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for WriteBehind {
+    fn default() -> Self {
+        Self {
+            inflight: Mutex::default(),
+            limit: Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)),
+        }
+    }
+}
+
+impl WriteBehind {
+    /// Starts fsyncing the file at `path`, which keeps that name until [`WriteBehind::wait`].
+    pub(crate) fn start(&self, path: PathBuf) {
+        let limit = self.limit.clone();
+        let task = tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            // A file replaced or deleted meanwhile has nothing left to make durable (a waiting
+            // object that vanished fails its rename instead).
+            tokio::task::spawn_blocking(move || match fs_err::File::open(&path) {
+                Ok(file) => file.sync_all(),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        });
+        self.inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+    }
+
+    /// Waits for every fsync started so far; the first error.
+    pub(crate) async fn wait(&self) -> std::io::Result<()> {
+        let tasks = std::mem::take(
+            &mut *self
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut first = Ok(());
+        for task in tasks {
+            let done = task.await.map_err(std::io::Error::other).and_then(|r| r);
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+}
+
+/// A temporary file that is removed when dropped, unless it was renamed into place. Futures
+/// can be cancelled at any `.await`; this keeps cancelled writes from leaving files behind.
+pub(super) struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    pub(super) fn path(&self) -> &std::path::Path {
+        self.0.as_deref().unwrap_or(std::path::Path::new(""))
+    }
+
+    /// The file was renamed or linked into place (or is gone): nothing to remove.
+    pub(super) fn disarm(mut self) {
+        self.0 = None;
+    }
+
+    /// Keeps the file; its path is returned to whoever removes or renames it.
+    pub(super) fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+/// Creates `dir` (owner-only, like restic's: a repository holds the tables' data) and a new
+/// temporary file in it, removed when the returned guard drops unless kept.
+pub(super) fn create_temp(dir: &std::path::Path) -> std::io::Result<(TempFile, fs_err::File)> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    let file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    Ok((TempFile(Some(path)), file))
+}
+
+/// fsyncs a directory, so that the names in it are durable.
+pub(super) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    fs_err::File::open(dir)?.sync_all()
+}
+
+/// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins.
+pub(super) fn in_parallel<T: Sync>(
+    items: &[T],
+    work: impl Fn(&T) -> std::io::Result<()> + Sync,
+) -> std::io::Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = SYNC_THREADS.min(items.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return Ok(());
+                        };
+                        work(item)?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")))
+        })
+    })
+}
+
+/// fsyncs every directory above `files` (new directories' entries included), in parallel:
+/// once their files are durable, this makes their names durable.
+pub(crate) fn sync_dirs_of(files: &[PathBuf]) -> std::io::Result<()> {
+    let mut dirs = BTreeSet::new();
+    for file in files {
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    in_parallel(&dirs, |dir| sync_dir(dir))
+}
+
+/// Moves waiting objects, already fsynced, under their names, then fsyncs every directory on
+/// the way (new directories' entries included).
+pub(super) fn rename_objects(
+    root: &std::path::Path,
+    objects: &[(String, PathBuf)],
+) -> std::io::Result<()> {
+    let mut dirs = BTreeSet::new();
+    for (key, tmp) in objects {
+        let target = root.join(key);
+        fs_err::rename(tmp, &target)?;
+        let mut dir = target.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root)) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    in_parallel(&dirs, |dir| sync_dir(dir))
+}
+
+/// Copies `from` into `to` through one reused buffer, hashing on the way: the size and SHA-256.
+pub(crate) fn copy_hashing(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        to.write_all(&buffer[..n])?;
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = fs_err::remove_file(path);
+        }
+    }
+}
