@@ -13,15 +13,19 @@ use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
 use crate::engine::files::SnapshotSelection;
 use crate::engine::rewrite::{self, PathRewriter};
-use crate::engine::transfer::{self, TransferError, maybe_gunzip, read_verified, sha256_hex};
+use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
 use crate::engine::{EngineError, Event, Observer, error_chain};
-use crate::repo::records::{Category, FileEntry, FileKind, ObjectKind};
+use crate::repo::records::{Category, FileKind, ObjectKind};
 use crate::repo::{Repository, layout};
-use crate::store::BackupStore;
 
 use super::{
     PROVENANCE_PREFIX, RestoreItem, RestorePlan, RestoreReport, RestoredTable, Target, ident,
 };
+
+mod files;
+
+use files::{FileWriter, Written};
+
 /// Runs a prepared restore with the repository and target catalog it carries; only a target
 /// `SQLite` catalog that does not exist yet is opened here, to be created.
 pub async fn execute(
@@ -104,67 +108,6 @@ pub(super) struct Job<'a> {
     pub(super) plan: &'a RestorePlan,
     pub(super) observer: &'a dyn Observer,
     pub(super) restored_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Files written so far for one table, removed again if the table fails; and every local
-/// file of the table once complete (written, or kept from an interrupted restore), fsynced in
-/// the background while the next ones are written.
-#[derive(Default)]
-struct Written {
-    paths: std::sync::Mutex<Vec<String>>,
-    complete: std::sync::Mutex<Vec<std::path::PathBuf>>,
-    behind: crate::store::WriteBehind,
-}
-
-impl Written {
-    fn push(&self, path: String) {
-        self.paths
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(path);
-    }
-
-    /// The file at `path` has its final content and name: its fsync starts.
-    fn complete(&self, path: &str) {
-        if let Some(file) = transfer::local_path(path) {
-            self.behind.start(file.clone());
-            self.complete
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(file);
-        }
-    }
-
-    /// Makes every file of the table durable, with its directories: once, before the table
-    /// is registered.
-    async fn sync(&self) -> Result<(), String> {
-        let failed = |e: std::io::Error| format!("making the restored files durable: {e}");
-        self.behind.wait().await.map_err(failed)?;
-        let files = std::mem::take(
-            &mut *self
-                .complete
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        tokio::task::spawn_blocking(move || crate::store::sync_dirs_of(&files))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(failed)
-    }
-
-    async fn remove_all(&self, file_io: &FileIO) {
-        let paths = std::mem::take(
-            &mut *self
-                .paths
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for path in paths {
-            if let Err(e) = file_io.delete(&path).await {
-                tracing::warn!(%path, error = %e, "could not remove a file of a failed restore");
-            }
-        }
-    }
 }
 
 impl Job<'_> {
@@ -485,131 +428,6 @@ pub(super) fn next_metadata_version(source_location: &str) -> u64 {
         .and_then(|name| name.split('-').next())
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(0, |v| v + 1)
-}
-
-struct FileWriter<'a> {
-    item: &'a RestoreItem,
-    rw: &'a PathRewriter,
-    file_io: &'a FileIO,
-    store: &'a dyn BackupStore,
-    written: &'a Written,
-    observer: &'a dyn Observer,
-}
-
-impl FileWriter<'_> {
-    fn target_path(&self, entry: &FileEntry) -> Result<String, String> {
-        self.rw.rewrite(&entry.path).map_err(|e| error_chain(&e))
-    }
-
-    /// Whether `path` must be written: it is absent. A file already there is kept when it has
-    /// exactly the content to restore (size and SHA-256: a re-run after an interrupted
-    /// restore); any other file stops the table, since nothing is overwritten.
-    async fn must_write(&self, path: &str, size: u64, sha256: &str) -> Result<bool, String> {
-        let found = transfer::file_size(self.file_io, path)
-            .await
-            .map_err(|e| error_chain(&e))?;
-        let Some(found) = found else {
-            return Ok(true);
-        };
-        if found == size {
-            let (sum, _) = transfer::hash_file(self.file_io, path)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            if sum == sha256 {
-                self.written.complete(path);
-                return Ok(false);
-            }
-        }
-        if self.item.overwrite {
-            tracing::warn!(%path, "replacing a different file at its original path (--replace)");
-            return Ok(true);
-        }
-        Err(format!(
-            "refusing to overwrite {path}: a different file is already there ({found} bytes; the restored file has {size} bytes and SHA-256 {sha256}); remove it, or restore to another location"
-        ))
-    }
-
-    async fn copy_verbatim<'e>(
-        &self,
-        entries: impl Iterator<Item = &'e FileEntry>,
-    ) -> Result<(), String> {
-        stream::iter(entries.map(Ok::<_, String>))
-            .try_for_each_concurrent(8, |entry| async move {
-                let path = self.target_path(entry)?;
-                if self.must_write(&path, entry.size, &entry.sha256).await? {
-                    let key = layout::table_file(&self.item.key, &entry.rel);
-                    self.written.push(path.clone());
-                    transfer::store_to_file(
-                        self.store,
-                        &key,
-                        &entry.sha256,
-                        entry.size,
-                        self.file_io,
-                        &path,
-                    )
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-                    self.written.complete(&path);
-                    self.observer.event(&Event::FileCopied {
-                        table: &self.item.target.to_string(),
-                        bytes: entry.size,
-                    });
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// Writes metadata-level files, rewritten when the location changes; returns the new
-    /// size of each by its new path.
-    async fn rewrite_all<'e>(
-        &self,
-        entries: impl Iterator<Item = &'e FileEntry>,
-        sizes: &HashMap<String, i64>,
-    ) -> Result<HashMap<String, i64>, String> {
-        let results: Vec<(String, i64)> = stream::iter(entries.map(Ok::<_, String>))
-            .map_ok(|entry| async move {
-                let path = self.target_path(entry)?;
-                let key = layout::table_file(&self.item.key, &entry.rel);
-                let data = read_verified(self.store, &key, &entry.sha256)
-                    .await
-                    .map_err(|e: TransferError| error_chain(&e))?;
-                let data = if self.rw.is_identity() {
-                    data
-                } else {
-                    Bytes::from(
-                        match entry.kind {
-                            // Deletion vectors (format v3) are position deletes in Puffin
-                            // files; a file list does not record the format, the bytes do.
-                            FileKind::PositionDeletes if rewrite::is_puffin(&data) => {
-                                rewrite::rewrite_deletion_vectors(&data, self.rw)
-                            }
-                            FileKind::PositionDeletes => {
-                                rewrite::rewrite_position_delete_file(data, self.rw)
-                            }
-                            FileKind::Manifest => {
-                                rewrite::rewrite_manifest(&data, self.rw, sizes).map(|(b, _)| b)
-                            }
-                            _ => rewrite::rewrite_manifest_list(&data, self.rw, sizes),
-                        }
-                        .map_err(|e| format!("rewriting {}: {}", entry.path, error_chain(&e)))?,
-                    )
-                };
-                let size = data.len() as u64;
-                if self.must_write(&path, size, &sha256_hex(&data)).await? {
-                    self.written.push(path.clone());
-                    transfer::bytes_to_file(self.file_io, &path, data)
-                        .await
-                        .map_err(|e| error_chain(&e))?;
-                    self.written.complete(&path);
-                }
-                Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
-            })
-            .try_buffer_unordered(8)
-            .try_collect()
-            .await?;
-        Ok(results.into_iter().collect())
-    }
 }
 
 /// Keeps only the current snapshot in table metadata (for PITs taken with
