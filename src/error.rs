@@ -1,5 +1,24 @@
 //! Error helpers shared by every layer.
 
+/// What kind of failure an error is. The exit status of a command, the HTTP status of an API
+/// call and the status of an `apply` entry are each derived from it, and only from it
+/// (`EngineError::kind`, `RepoError::kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request or the plan is wrong; the message says how to fix it (exit 2, HTTP 400).
+    Invalid,
+    /// The request would overwrite what exists (exit 2, HTTP 409).
+    Conflict,
+    /// What the request names does not exist (exit 1, HTTP 404).
+    NotFound,
+    /// Another run holds the repository's lock; retry later (exit 75, HTTP 423).
+    Locked,
+    /// Some tables failed and the rest was committed (exit 3).
+    Partial,
+    /// Anything else: I/O, a catalog or storage that failed, damage (exit 1, HTTP 500).
+    Failure,
+}
+
 /// Formats an error with its chain of causes on one line, skipping causes whose text the
 /// message already contains (thiserror's `#[error(transparent)]` and wrappers that repeat
 /// their source).

@@ -25,19 +25,11 @@ pub(super) async fn open(
         .load(spec.name.clone(), props.clone())
         .await
         .map_err(|e| unreachable(spec, super::chain(&e)))?;
-    Ok(OpenCatalog {
-        name: spec.name.clone(),
-        kind: "glue",
-        catalog: Arc::new(catalog),
-        file_io: file_io(&file_io_props(&props)),
-        can_register: true,
-        #[cfg(feature = "catalog-hms")]
-        hive: None,
-        namespaces_sql: None,
-        #[cfg(feature = "catalog-rest")]
-        rest: None,
-        single_level: true,
-    })
+    Ok(OpenCatalog::new(
+        spec,
+        Arc::new(catalog),
+        file_io(&file_io_props(&props)),
+    ))
 }
 
 /// The builder's properties: passthrough first, then the `s3` block, then the typed keys.

@@ -125,6 +125,26 @@ pub struct ViewEntry {
     pub metadata_location: String,
 }
 
+impl OpenCatalog {
+    /// A catalog opened for `spec`, with what every type shares: registration possible, no
+    /// Hive, REST or SQL side channel (each module adds its own).
+    fn new(spec: &CatalogSpec, catalog: Arc<dyn Catalog>, file_io: FileIO) -> Self {
+        Self {
+            name: spec.name.clone(),
+            kind: spec.kind.type_name(),
+            catalog,
+            file_io,
+            can_register: true,
+            single_level: spec.kind.single_level_namespaces(),
+            namespaces_sql: None,
+            #[cfg(feature = "catalog-hms")]
+            hive: None,
+            #[cfg(feature = "catalog-rest")]
+            rest: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for OpenCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenCatalog")

@@ -24,19 +24,9 @@ pub(super) async fn open(
         .load(spec.name.clone(), props.clone())
         .await
         .map_err(|e| unreachable(spec, super::chain(&e)))?;
-    Ok(OpenCatalog {
-        name: spec.name.clone(),
-        kind: "rest",
-        catalog: Arc::new(catalog),
-        file_io: file_io(&props),
-        can_register: true,
-        #[cfg(feature = "catalog-hms")]
-        hive: None,
-        namespaces_sql: None,
-        #[cfg(feature = "catalog-rest")]
-        rest: rest_http::RestHttp::new(config).map(Arc::new),
-        single_level: false,
-    })
+    let mut opened = OpenCatalog::new(spec, Arc::new(catalog), file_io(&props));
+    opened.rest = rest_http::RestHttp::new(config).map(Arc::new);
+    Ok(opened)
 }
 
 /// The builder's properties: passthrough first, then the `s3` block, then the typed keys.

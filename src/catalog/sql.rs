@@ -60,19 +60,9 @@ pub(super) async fn open(
         .load(catalog_name.clone(), props.clone())
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    Ok(OpenCatalog {
-        name: spec.name.clone(),
-        kind: "sql",
-        catalog: Arc::new(catalog),
-        file_io: file_io(&props),
-        can_register: true,
-        #[cfg(feature = "catalog-hms")]
-        hive: None,
-        namespaces_sql: Some((props["uri"].clone(), catalog_name.clone())),
-        #[cfg(feature = "catalog-rest")]
-        rest: None,
-        single_level: false,
-    })
+    let mut opened = OpenCatalog::new(spec, Arc::new(catalog), file_io(&props));
+    opened.namespaces_sql = Some((props["uri"].clone(), catalog_name.clone()));
+    Ok(opened)
 }
 
 /// Every namespace of a SQL catalog (`SQLite` or `PostgreSQL`), read from its two tables (the

@@ -30,6 +30,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::EngineError;
+use crate::error::ErrorKind;
 use crate::plan::{Plan, PlanError};
 use crate::repo::RepoError;
 use crate::store::crypto::UserKey;
@@ -193,20 +194,10 @@ impl ExitStatus {
     pub fn of(error: &anyhow::Error) -> Self {
         for cause in error.chain() {
             if let Some(e) = cause.downcast_ref::<EngineError>() {
-                return match e {
-                    // A damaged repository is a failure (1), never a usage error.
-                    EngineError::Plan(_) | EngineError::Invalid(_) | EngineError::Conflict(_) => {
-                        Self::Usage
-                    }
-                    EngineError::Repo(r) => Self::of_repo(r),
-                    EngineError::TablesFailed {
-                        committed: true, ..
-                    } => Self::Partial,
-                    _ => Self::Failure,
-                };
+                return Self::of_kind(e.kind());
             }
             if let Some(r) = cause.downcast_ref::<RepoError>() {
-                return Self::of_repo(r);
+                return Self::of_kind(r.kind());
             }
             if cause.downcast_ref::<PlanError>().is_some() {
                 return Self::Usage;
@@ -215,13 +206,12 @@ impl ExitStatus {
         Self::Failure
     }
 
-    fn of_repo(e: &RepoError) -> Self {
-        match e {
-            RepoError::Locked(_) => Self::Locked,
-            RepoError::ScopeMismatch { .. }
-            | RepoError::NotEmpty { .. }
-            | RepoError::KeyMissing { .. } => Self::Usage,
-            _ => Self::Failure,
+    fn of_kind(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Invalid | ErrorKind::Conflict => Self::Usage,
+            ErrorKind::Locked => Self::Locked,
+            ErrorKind::Partial => Self::Partial,
+            ErrorKind::NotFound | ErrorKind::Failure => Self::Failure,
         }
     }
 }
@@ -478,4 +468,50 @@ pub(crate) async fn notify_command(
         object.insert("status".into(), status.into());
     }
     crate::engine::notify::send(plan.notifications(), event, command, status, &doc).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::TableFailure;
+
+    /// Exit codes are the contract of `bcn` in scripts: each kind of error keeps its code,
+    /// whatever wraps it.
+    #[test]
+    fn exit_statuses_follow_the_kind_of_error() {
+        let status = |e: EngineError| ExitStatus::of(&anyhow::Error::new(e)).code();
+        assert_eq!(status(EngineError::Invalid("x".into())), 2);
+        assert_eq!(status(EngineError::Conflict("x".into())), 2);
+        assert_eq!(status(EngineError::NotFound("x".into())), 1);
+        let not_a_repo = || RepoError::NotARepository { url: "repo".into() };
+        assert_eq!(status(EngineError::Repo(not_a_repo())), 1);
+        assert_eq!(
+            status(EngineError::Io {
+                what: "writing metrics".into(),
+                source: std::io::Error::other("disk full"),
+            }),
+            1,
+            "an I/O failure is not a usage error"
+        );
+        let failures = vec![TableFailure {
+            table: "db.t".into(),
+            reason: "x".into(),
+        }];
+        assert_eq!(
+            status(EngineError::TablesFailed {
+                failures: failures.clone(),
+                committed: true,
+            }),
+            3
+        );
+        assert_eq!(
+            status(EngineError::TablesFailed {
+                failures,
+                committed: false,
+            }),
+            1
+        );
+        let wrapped = anyhow::Error::new(not_a_repo()).context("opening the repository");
+        assert_eq!(ExitStatus::of(&wrapped).code(), 1);
+    }
 }

@@ -135,6 +135,33 @@ pub enum EngineError {
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
     LockLost(String),
+    /// A local file bcn writes for itself (metrics, a scratch directory) could not be written.
+    #[error("{what}")]
+    Io {
+        /// What was being done, naming the path.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// What kind of failure this is: exit statuses, HTTP statuses and entry statuses are
+    /// derived from it.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Self::Plan(_) | Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Repo(r) => r.kind(),
+            Self::TablesFailed {
+                committed: true, ..
+            } => ErrorKind::Partial,
+            _ => ErrorKind::Failure,
+        }
+    }
 }
 
 pub use crate::error::error_chain;

@@ -162,6 +162,25 @@ pub enum PitEntry {
     },
 }
 
+impl RepoError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Self::Locked(_) => ErrorKind::Locked,
+            Self::ScopeMismatch { .. }
+            | Self::NotEmpty { .. }
+            | Self::KeyMissing { .. }
+            | Self::AmbiguousPit { .. } => ErrorKind::Invalid,
+            Self::NotARepository { .. } | Self::Empty { .. } | Self::PitNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            // A damaged repository is a failure, never a usage error.
+            _ => ErrorKind::Failure,
+        }
+    }
+}
+
 /// An opened repository.
 #[derive(Debug, Clone)]
 pub struct Repository {

@@ -98,21 +98,13 @@ impl IntoResponse for ApiError {
 
 impl From<crate::engine::EngineError> for ApiError {
     fn from(e: crate::engine::EngineError) -> Self {
-        use crate::engine::EngineError as E;
-        use crate::repo::RepoError as R;
-        let status = match &e {
-            E::Invalid(_)
-            | E::Plan(_)
-            | E::Repo(R::AmbiguousPit { .. } | R::ScopeMismatch { .. } | R::KeyMissing { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
-            E::Conflict(_) => StatusCode::CONFLICT,
-            E::NotFound(_)
-            | E::Repo(R::NotARepository { .. } | R::Empty { .. } | R::PitNotFound { .. }) => {
-                StatusCode::NOT_FOUND
-            }
-            E::Repo(R::Locked(_)) => StatusCode::LOCKED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        use crate::error::ErrorKind;
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Locked => StatusCode::LOCKED,
+            ErrorKind::Partial | ErrorKind::Failure => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, crate::error::error_chain(&e))
     }

@@ -86,18 +86,9 @@ pub(super) async fn open(
         client,
         file_io: io.clone(),
     });
-    Ok(OpenCatalog {
-        name: spec.name.clone(),
-        kind: "hms",
-        catalog: hive.clone(),
-        hive: Some(hive),
-        file_io: io,
-        can_register: true,
-        namespaces_sql: None,
-        #[cfg(feature = "catalog-rest")]
-        rest: None,
-        single_level: true,
-    })
+    let mut opened = OpenCatalog::new(spec, hive.clone(), io);
+    opened.hive = Some(hive);
+    Ok(opened)
 }
 
 /// The database owner property of iceberg-catalog-hms.

@@ -90,7 +90,7 @@ impl<'a> EntryRun<'a> {
         let ending = match self.steps(observer).await {
             Ok(ending) => ending,
             Err(e) => {
-                self.report.status = if matches!(e, EngineError::Repo(RepoError::Locked(_))) {
+                self.report.status = if e.kind() == crate::error::ErrorKind::Locked {
                     EntryStatus::Locked
                 } else {
                     EntryStatus::Failed

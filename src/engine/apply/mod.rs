@@ -183,9 +183,12 @@ pub async fn run(
     if !options.dry_run
         && let Some(path) = plan.metrics_textfile()
     {
-        super::metrics::write_textfile(path, &super::metrics::render(&report)).map_err(|e| {
-            EngineError::Invalid(format!("writing metrics to {}: {e}", path.display()))
-        })?;
+        super::metrics::write_textfile(path, &super::metrics::render(&report)).map_err(
+            |source| EngineError::Io {
+                what: format!("writing metrics to {}", path.display()),
+                source,
+            },
+        )?;
     }
     Ok(report)
 }

@@ -75,8 +75,10 @@ pub(super) async fn run(
 ) -> Result<RestoreTestReport, EngineError> {
     let dir = std::env::temp_dir().join(format!("bcn-restore-test-{}", ctx.new_run_id()));
     let scratch = Scratch(dir.clone());
-    fs_err::create_dir_all(dir.join("warehouse"))
-        .map_err(|e| EngineError::Invalid(format!("creating the scratch directory: {e}")))?;
+    fs_err::create_dir_all(dir.join("warehouse")).map_err(|source| EngineError::Io {
+        what: format!("creating the scratch directory {}", dir.display()),
+        source,
+    })?;
     let warehouse = format!("file://{}", dir.join("warehouse").display());
     let target = Arc::new(CatalogSpec {
         name: "bcn-restore-test".into(),
