@@ -113,6 +113,18 @@ for run in $(seq "$runs"); do
   fresh; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
   measure small.nochange "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
 done
+# Incremental after one appended file, on the table of many small files: restored into the
+# scratch catalog (the fixture stays as it is), backed up once, then one file appended and
+# backed up per run.
+fresh
+"$bcn" -q restore --config "$small_plan" --repo "$work/repo-small" --target-catalog scratch --target-location "$work/out" >/dev/null
+scratch_backup=("$bcn" -q backup --catalog scratch --config "$small_plan" --repo "$work/repo-inc")
+"${scratch_backup[@]}" >/dev/null
+for run in $(seq "$runs"); do
+  "${fixtures[@]}" mutate --table bench.small --op append --catalog-name scratch \
+    --prop "uri=sqlite:///$work/scratch/catalog.db" --prop "warehouse=file://$work/scratch/warehouse" >/dev/null
+  measure small.incremental "${scratch_backup[@]}"
+done
 fresh
 
 # S3 (optional): server-side copies on moto (warehouse and repository on one service), and
@@ -179,6 +191,7 @@ row "no-change backup of $tables tables" many.nochange
 row "backup, one table of $small_n small files" small.backup "\`cp -r && sync\`" small.cp_sync
 row "restore of it" small.restore "\`cp -r && sync\`" small.cp_sync
 row "no-change backup of it" small.nochange
+row "incremental backup of it after one appended file" small.incremental
 [[ -n $s3_rows ]] && echo "$s3_rows"
 echo
 echo "Peers on the $big_mib MiB table: \`cp -r\` $(median big.cp) s, \`cp -r && sync\` $(median big.cp_sync) s, \`cp -r\` + \`sha256sum\` $(median big.cp_sha) s$([[ $has_rclone == yes ]] && echo ", \`rclone copy --checksum\` $(median big.rclone) s"). Machine: $(nproc) cores, $(uname -sr)."

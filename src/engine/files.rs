@@ -6,14 +6,18 @@
 //! 2. For each manifest not seen yet, read it and take every live entry's file (data,
 //!    position deletes, equality deletes), with the size the manifest records.
 //! 3. Add the statistics and partition-statistics files of the metadata.
+//!
+//! Manifest lists and manifests are immutable: one that the previous backup of the table
+//! walked (its file list records what each references, [`Walked`]) is not read again, so an
+//! incremental backup reads only the metadata files that are new since.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, Manifest, ManifestList, ManifestStatus, TableMetadata};
 
-use crate::repo::records::FileKind;
+use crate::repo::records::{FileEntry, FileKind};
 
 pub(crate) use crate::plan::SnapshotSelection;
 
@@ -28,13 +32,68 @@ pub(crate) struct TableFile {
     pub expected_size: Option<u64>,
     /// The content, for metadata files already read while walking.
     pub content: Option<Bytes>,
+    /// For a manifest list or a manifest: the paths of the files it references.
+    pub refs: Vec<String>,
 }
 
-/// Walks the metadata and returns every file it references, each once.
+impl TableFile {
+    fn new(path: String, kind: FileKind, expected_size: Option<u64>) -> Self {
+        Self {
+            path,
+            kind,
+            expected_size,
+            content: None,
+            refs: Vec::new(),
+        }
+    }
+}
+
+/// The manifest lists and manifests an earlier backup walked, with what each references
+/// (from its file list): they are immutable, so they need not be read again.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    files: Vec<FileEntry>,
+    by_path: HashMap<String, usize>,
+}
+
+impl Walked {
+    /// What `files` (an earlier file list of the table) recorded.
+    pub(crate) fn new(files: Vec<FileEntry>) -> Self {
+        let by_path = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.refs.is_some())
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
+        Self { files, by_path }
+    }
+
+    /// The files the metadata file at `path` references, when it was walked before (and, for
+    /// a manifest, had `size` bytes).
+    fn refs(&self, path: &str, size: Option<u64>) -> Option<Vec<TableFile>> {
+        let walked = &self.files[*self.by_path.get(path)?];
+        if size.is_some_and(|s| s != walked.size) {
+            return None;
+        }
+        walked
+            .refs
+            .as_ref()?
+            .iter()
+            .map(|&i| {
+                let f = self.files.get(i as usize)?;
+                Some(TableFile::new(f.path.clone(), f.kind, Some(f.size)))
+            })
+            .collect()
+    }
+}
+
+/// Walks the metadata and returns every file it references, each once. A manifest list or
+/// manifest that `walked` records is not read again.
 pub(crate) async fn table_files(
     metadata: &TableMetadata,
     file_io: &FileIO,
     selection: SnapshotSelection,
+    walked: &Walked,
 ) -> iceberg::Result<Vec<TableFile>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
@@ -47,45 +106,36 @@ pub(crate) async fn table_files(
         if !seen.insert(list_path.clone()) {
             continue;
         }
-        let list_bytes = file_io.new_input(&list_path)?.read().await?;
-        let list = ManifestList::parse_with_version(&list_bytes, metadata.format_version())?;
-        out.push(TableFile {
-            path: list_path,
-            kind: FileKind::ManifestList,
-            expected_size: None,
-            content: Some(list_bytes),
-        });
-        for manifest_file in list.entries() {
-            if !seen.insert(manifest_file.manifest_path.clone()) {
+        // The manifests of the list, each with its length.
+        let manifests = if let Some(manifests) = walked.refs(&list_path, None) {
+            let mut list = TableFile::new(list_path, FileKind::ManifestList, None);
+            list.refs = manifests.iter().map(|m| m.path.clone()).collect();
+            out.push(list);
+            manifests
+                .into_iter()
+                .map(|m| (m.path, m.expected_size))
+                .collect()
+        } else {
+            let (list, manifests) = read_manifest_list(metadata, file_io, list_path).await?;
+            out.push(list);
+            manifests
+        };
+        for (manifest_path, length) in manifests {
+            if !seen.insert(manifest_path.clone()) {
                 continue;
             }
-            let bytes = file_io
-                .new_input(&manifest_file.manifest_path)?
-                .read()
-                .await?;
-            let manifest = Manifest::parse_avro(&bytes)?;
-            for entry in manifest.entries() {
-                if entry.status() == ManifestStatus::Deleted
-                    || !seen.insert(entry.file_path().to_owned())
-                {
-                    continue;
-                }
-                out.push(TableFile {
-                    path: entry.file_path().to_owned(),
-                    kind: match entry.content_type() {
-                        DataContentType::Data => FileKind::Data,
-                        DataContentType::PositionDeletes => FileKind::PositionDeletes,
-                        DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
-                    },
-                    expected_size: Some(entry.file_size_in_bytes()),
-                    content: None,
-                });
-            }
+            let (entries, content) = if let Some(entries) = walked.refs(&manifest_path, length) {
+                (entries, None)
+            } else {
+                let bytes = file_io.new_input(&manifest_path)?.read().await?;
+                (manifest_entries(&bytes)?, Some(bytes))
+            };
+            let refs = entries.iter().map(|e| e.path.clone()).collect();
+            out.extend(entries.into_iter().filter(|e| seen.insert(e.path.clone())));
             out.push(TableFile {
-                path: manifest_file.manifest_path.clone(),
-                kind: FileKind::Manifest,
-                expected_size: u64::try_from(manifest_file.manifest_length).ok(),
-                content: Some(bytes),
+                content,
+                refs,
+                ..TableFile::new(manifest_path, FileKind::Manifest, length)
             });
         }
     }
@@ -107,13 +157,50 @@ pub(crate) async fn table_files(
         }));
     for (path, size, kind) in stats {
         if seen.insert(path.clone()) {
-            out.push(TableFile {
-                path: path.clone(),
-                kind,
-                expected_size: u64::try_from(size).ok(),
-                content: None,
-            });
+            out.push(TableFile::new(path.clone(), kind, u64::try_from(size).ok()));
         }
     }
     Ok(out)
+}
+
+/// Reads a manifest list: the list as a table file, and its manifests with their lengths.
+async fn read_manifest_list(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    path: String,
+) -> iceberg::Result<(TableFile, Vec<(String, Option<u64>)>)> {
+    let bytes = file_io.new_input(&path)?.read().await?;
+    let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;
+    let manifests: Vec<(String, Option<u64>)> = list
+        .entries()
+        .iter()
+        .map(|m| {
+            let length = u64::try_from(m.manifest_length).ok();
+            (m.manifest_path.clone(), length)
+        })
+        .collect();
+    let file = TableFile {
+        refs: manifests.iter().map(|(p, _)| p.clone()).collect(),
+        content: Some(bytes),
+        ..TableFile::new(path, FileKind::ManifestList, None)
+    };
+    Ok((file, manifests))
+}
+
+/// The live data and delete files of a manifest, with the sizes it records.
+fn manifest_entries(bytes: &[u8]) -> iceberg::Result<Vec<TableFile>> {
+    let manifest = Manifest::parse_avro(bytes)?;
+    Ok(manifest
+        .entries()
+        .iter()
+        .filter(|e| e.status() != ManifestStatus::Deleted)
+        .map(|e| {
+            let kind = match e.content_type() {
+                DataContentType::Data => FileKind::Data,
+                DataContentType::PositionDeletes => FileKind::PositionDeletes,
+                DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
+            };
+            TableFile::new(e.file_path().to_owned(), kind, Some(e.file_size_in_bytes()))
+        })
+        .collect())
 }

@@ -8,15 +8,15 @@ use iceberg::TableIdent;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::OpenCatalog;
-use crate::engine::files::{SnapshotSelection, TableFile, table_files};
+use crate::engine::files::{SnapshotSelection, TableFile, Walked, table_files};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored, sha256_hex};
 use crate::engine::{Event, Observer, error_chain};
 use crate::plan::BackupMode;
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
-    Category, FORMAT_VERSION, FileEntry, FileList, ObjectKind, Status, TableName, TableRecord,
-    TableState, encode,
+    Category, FORMAT_VERSION, FileEntry, FileKind, FileList, ObjectKind, Status, TableName,
+    TableRecord, TableState, encode,
 };
 
 use super::BackupRequest;
@@ -242,28 +242,33 @@ impl TableJob<'_> {
             Status::Changed
         };
 
-        let files = if category == Category::Ephemeral {
-            Vec::new()
-        } else {
-            table_files(metadata, &file_io, self.request.options.snapshots)
-                .await
-                .map_err(|e| AttemptError::Moved(error_chain(&e)))?
-        };
-        let known = match previous.and_then(|p| p.stored_in.as_deref()) {
+        let previous_files = match previous.and_then(|p| p.stored_in.as_deref()) {
             Some(pit)
                 if (self.request.options.mode == BackupMode::Incremental)
                     && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
             {
                 // A damaged parent file list only costs re-reading the stored files.
                 match self.repo.load_filelist(&key, pit).await {
-                    Ok(list) => list.files.into_iter().map(|f| (f.rel.clone(), f)).collect(),
+                    Ok(list) => list.files,
                     Err(e) => {
                         tracing::warn!(table = %name, error = %error_chain(&e), "the previous file list cannot be read; checksumming the stored files again");
-                        HashMap::new()
+                        Vec::new()
                     }
                 }
             }
-            _ => HashMap::new(),
+            _ => Vec::new(),
+        };
+        let known: HashMap<String, FileEntry> = previous_files
+            .iter()
+            .map(|f| (f.rel.clone(), f.clone()))
+            .collect();
+        let files = if category == Category::Ephemeral {
+            Vec::new()
+        } else {
+            let walked = Walked::new(previous_files);
+            table_files(metadata, &file_io, self.request.options.snapshots, &walked)
+                .await
+                .map_err(|e| AttemptError::Moved(error_chain(&e)))?
         };
         let (entries, added) = self
             .copy_files(&key, metadata.location(), &file_io, files, &known)
@@ -324,6 +329,16 @@ impl TableJob<'_> {
         files: Vec<TableFile>,
         known: &HashMap<String, FileEntry>,
     ) -> Result<(Vec<FileEntry>, Added), AttemptError> {
+        let mut refs: HashMap<String, Vec<String>> = HashMap::new();
+        let files: Vec<TableFile> = files
+            .into_iter()
+            .map(|mut file| {
+                if matches!(file.kind, FileKind::Manifest | FileKind::ManifestList) {
+                    refs.insert(file.path.clone(), std::mem::take(&mut file.refs));
+                }
+                file
+            })
+            .collect();
         let results: Vec<(FileEntry, Stored)> = stream::iter(files)
             .map(|file| self.store_file(key, location, file_io, file, known))
             .buffer_unordered(self.request.options.file_concurrency.max(1))
@@ -342,6 +357,26 @@ impl TableJob<'_> {
             entries.push(entry);
         }
         entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+        // What each manifest list and manifest references, as indices into the sorted list,
+        // so that the next backup need not read them again.
+        let index: HashMap<&str, u32> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((e.path.as_str(), u32::try_from(i).ok()?)))
+            .collect();
+        let resolved: Vec<Option<Vec<u32>>> = entries
+            .iter()
+            .map(|e| {
+                let paths = refs.get(&e.path)?;
+                paths
+                    .iter()
+                    .map(|p| index.get(p.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        for (entry, refs) in entries.iter_mut().zip(resolved) {
+            entry.refs = refs;
+        }
         Ok((entries, added))
     }
 
@@ -368,6 +403,7 @@ impl TableJob<'_> {
             return Ok((
                 FileEntry {
                     path: file.path,
+                    refs: None,
                     ..entry.clone()
                 },
                 Stored::Reused,
@@ -390,6 +426,7 @@ impl TableJob<'_> {
                 kind: file.kind,
                 size: meta.size,
                 sha256,
+                refs: None,
             };
             return Ok((entry, Stored::Reused));
         }
@@ -408,6 +445,7 @@ impl TableJob<'_> {
                 kind: file.kind,
                 size,
                 sha256: String::new(),
+                refs: None,
             };
             return Ok((entry, Stored::Copied));
         }
@@ -445,6 +483,7 @@ impl TableJob<'_> {
                 kind: file.kind,
                 size,
                 sha256,
+                refs: None,
             },
             Stored::Copied,
         ))
@@ -517,6 +556,7 @@ impl TableJob<'_> {
             kind: file.kind,
             size,
             sha256,
+            refs: None,
         };
         Ok(Some((entry, Stored::ServerSide)))
     }

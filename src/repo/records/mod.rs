@@ -421,6 +421,12 @@ pub struct FileEntry {
     pub size: u64,
     /// SHA-256 of the content, hex.
     pub sha256: String,
+    /// For a manifest list or a manifest: the files it references (the indices in
+    /// [`FileList::files`] of its manifests, or of its live data and delete files). Manifest
+    /// lists and manifests are immutable, so the next incremental backup takes what one
+    /// references from here instead of reading it again. Absent in lists written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refs: Option<Vec<u32>>,
 }
 
 /// `tables/<key>/filelists/<pit>.json`.

@@ -388,14 +388,16 @@ async fn check_reachable(
     file_io: &FileIO,
     metadata_location: &str,
 ) -> Result<(), String> {
-    let files = crate::engine::files::table_files(metadata, file_io, SnapshotSelection::All)
-        .await
-        .map_err(|e| {
-            format!(
-                "the restored table {metadata_location} does not read back: {}",
-                error_chain(&e)
-            )
-        })?;
+    let walked = crate::engine::files::Walked::default();
+    let files =
+        crate::engine::files::table_files(metadata, file_io, SnapshotSelection::All, &walked)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the restored table {metadata_location} does not read back: {}",
+                    error_chain(&e)
+                )
+            })?;
     stream::iter(files.into_iter().map(Ok::<_, String>))
         .try_for_each_concurrent(16, |file| async move {
             if file.content.is_some() && file.expected_size.is_none() {
