@@ -74,18 +74,15 @@ fn categories_keep_structure_only_ignore_and_exclude() {
 
     // The ephemeral table comes back empty, with its schema and partition spec.
     let source = src.dump("staging.users");
-    ws.bcn(&[
-        "restore",
-        "--repo",
-        "repo",
-        "--table",
-        "staging.users",
-        "--target-catalog",
-        "dst",
-        "--target-location",
-        tmp.path().join("r").to_str().unwrap(),
-    ])
-    .ok();
+    let restore_staging = |location: &str, extra: &[&str]| {
+        let location = tmp.path().join(location);
+        let mut args = vec!["restore", "--repo", "repo", "--table", "staging.users"];
+        args.extend(["--target-catalog", "dst"]);
+        args.extend(["--target-location", location.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        ws.bcn(&args)
+    };
+    restore_staging("r", &[]).ok();
     let restored = dst.dump("staging.users");
     assert_eq!(restored["row_count"], 0);
     assert_eq!(restored["snapshots"], serde_json::json!([]));
@@ -104,18 +101,7 @@ fn categories_keep_structure_only_ignore_and_exclude() {
     // A replace whose new table cannot be created (its location lies under a regular file)
     // fails and puts the table it replaced back: nothing is lost.
     fs_err::write(tmp.path().join("not-a-dir"), "x").unwrap();
-    let failed = ws.bcn(&[
-        "restore",
-        "--repo",
-        "repo",
-        "--table",
-        "staging.users",
-        "--target-catalog",
-        "dst",
-        "--replace",
-        "--target-location",
-        tmp.path().join("not-a-dir/r").to_str().unwrap(),
-    ]);
+    let failed = restore_staging("not-a-dir/r", &["--replace"]);
     assert_ne!(failed.code, 0, "{}", failed.stdout);
     assert!(
         failed.stderr.contains("the replaced table was put back"),
