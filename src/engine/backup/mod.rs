@@ -12,6 +12,7 @@
 //! 5. Write each table's metadata and file list, then — only if every table succeeded — the
 //!    PIT record, with create-if-absent. Then release the lock.
 
+mod copy;
 mod records;
 mod table;
 pub(crate) mod view;
