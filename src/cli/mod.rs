@@ -495,6 +495,7 @@ mod tests {
         );
         let failures = vec![TableFailure {
             table: "db.t".into(),
+            kind: "io",
             reason: "x".into(),
         }];
         assert_eq!(

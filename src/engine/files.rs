@@ -58,7 +58,14 @@ pub(crate) struct Walked {
 
 impl Walked {
     /// What `files` (an earlier file list of the table) recorded.
-    pub(crate) fn new(files: Vec<FileEntry>) -> Self {
+    pub(crate) fn new(mut files: Vec<FileEntry>) -> Self {
+        if !files.is_sorted_by(|a, b| a.rel <= b.rel) {
+            // Lists bcn writes are sorted; indices into another order cannot be trusted.
+            files.sort_by(|a, b| a.rel.cmp(&b.rel));
+            for file in &mut files {
+                file.refs = None;
+            }
+        }
         let by_path = files
             .iter()
             .enumerate()
@@ -66,6 +73,15 @@ impl Walked {
             .map(|(i, f)| (f.path.clone(), i))
             .collect();
         Self { files, by_path }
+    }
+
+    /// The entry the earlier list has for the file at `rel` (relative to the table's
+    /// location).
+    pub(crate) fn by_rel(&self, rel: &str) -> Option<&FileEntry> {
+        self.files
+            .binary_search_by(|f| f.rel.as_str().cmp(rel))
+            .ok()
+            .map(|i| &self.files[i])
     }
 
     /// The files the metadata file at `path` references, when it was walked before (and, for

@@ -87,7 +87,39 @@ pub async fn forget(
     result
 }
 
-async fn forget_locked(
+/// What retention would forget once `pit` (planned, not committed) exists: a dry run's
+/// answer. `exists` is false for a repository the backup would create.
+pub(crate) async fn forget_preview(
+    repo: &Repository,
+    exists: bool,
+    pit: &crate::repo::records::PitRecord,
+    policy: &Retention,
+) -> Result<ForgetReport, EngineError> {
+    let (mut times, damaged) = if exists {
+        pit_times(repo).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    times.push((format!("{} (this run)", pit.id), pit.started_at));
+    let decisions: Vec<Decision> = retention::decide(&times, policy);
+    Ok(ForgetReport {
+        repository: repo.url().to_owned(),
+        applied: false,
+        policy: policy.clone(),
+        forgotten: decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.pit.clone())
+            .collect(),
+        decisions,
+        damaged,
+        locked: Vec::new(),
+    })
+}
+
+/// [`forget`], for a caller that holds the repository's exclusive lock (or, without `apply`,
+/// needs none).
+pub(crate) async fn forget_locked(
     repo: &Repository,
     policy: &Retention,
     apply: bool,

@@ -23,7 +23,7 @@ pub mod verify;
 use crate::catalog::CatalogError;
 use crate::plan::PlanError;
 use crate::repo::RepoError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// Progress events, for progress bars and log lines. The engine emits them; it does not
 /// render them.
@@ -69,8 +69,125 @@ impl Observer for Quiet {
 pub struct TableFailure {
     /// `database.table`.
     pub table: String,
+    /// What kind of failure it was ([`TableError::kind`]).
+    pub kind: &'static str,
     /// The error chain, in one line.
     pub reason: String,
+}
+
+impl TableFailure {
+    /// The failure of `table`, its name and reason with control characters escaped.
+    pub(crate) fn new(table: &str, error: &TableError) -> Self {
+        Self {
+            table: crate::names::escape_control(table).into_owned(),
+            kind: error.kind(),
+            reason: crate::names::escape_control(error.message()).into_owned(),
+        }
+    }
+}
+
+/// Why one table's (or view's) backup or restore failed. A table that fails never stops the
+/// others; the kind decides whether the table is read again ([`TableError::Moved`]) and is
+/// reported with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// The table changed while it was read (a commit or an expiry removed a file): worth
+    /// another attempt from fresh metadata.
+    #[error("{0}")]
+    Moved(String),
+    /// What was to be copied is damaged: a stored object that does not match its checksum,
+    /// a table file removed outside Iceberg, metadata that does not parse.
+    #[error("{0}")]
+    Damaged(String),
+    /// Going on would overwrite something different (a file at the restore target).
+    #[error("{0}")]
+    Conflict(String),
+    /// The catalog failed or refused.
+    #[error("{0}")]
+    Catalog(String),
+    /// Reading or writing files failed: the table's storage, the repository's or the
+    /// restore target's.
+    #[error("{0}")]
+    Io(String),
+    /// The table cannot be handled as it is; the message says what to do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl TableError {
+    /// The kind, in one word: `moved`, `damaged`, `conflict`, `catalog`, `io`, `unsupported`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Moved(_) => "moved",
+            Self::Damaged(_) => "damaged",
+            Self::Conflict(_) => "conflict",
+            Self::Catalog(_) => "catalog",
+            Self::Io(_) => "io",
+            Self::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Moved(m)
+            | Self::Damaged(m)
+            | Self::Conflict(m)
+            | Self::Catalog(m)
+            | Self::Io(m)
+            | Self::Unsupported(m) => m,
+        }
+    }
+
+    /// An I/O failure, with the error's chain of causes.
+    pub(crate) fn io(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::Io(error_chain(e))
+    }
+
+    /// A catalog failure, with the error's chain of causes.
+    pub(crate) fn catalog(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::Catalog(error_chain(e))
+    }
+
+    /// A repository failure: a record that does not decode, or one missing that a PIT
+    /// references, is damage; anything else I/O.
+    pub(crate) fn repo(e: &RepoError) -> Self {
+        match e {
+            RepoError::Decode(_) => Self::Damaged(error_chain(e)),
+            RepoError::Store(s) if s.kind() == StoreErrorKind::NotFound => {
+                Self::Damaged(error_chain(e))
+            }
+            _ => Self::io(e),
+        }
+    }
+
+    /// A failed copy: content that does not match its size or checksum, or a stored object
+    /// missing, is damage; anything else I/O.
+    pub(crate) fn transfer(e: &transfer::TransferError) -> Self {
+        use transfer::TransferError as T;
+        match e {
+            T::SizeMismatch { .. } | T::ChecksumMismatch { .. } => Self::Damaged(error_chain(e)),
+            T::Store(s) if s.kind() == StoreErrorKind::NotFound => Self::Damaged(error_chain(e)),
+            _ => Self::io(e),
+        }
+    }
+
+    /// The same kind of error with its message rewritten by `f`.
+    pub(crate) fn map(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Moved(m) => Self::Moved(f(m)),
+            Self::Damaged(m) => Self::Damaged(f(m)),
+            Self::Conflict(m) => Self::Conflict(f(m)),
+            Self::Catalog(m) => Self::Catalog(f(m)),
+            Self::Io(m) => Self::Io(f(m)),
+            Self::Unsupported(m) => Self::Unsupported(f(m)),
+        }
+    }
+
+    /// The same kind of error, its message prefixed with what was being done.
+    pub(crate) fn context(self, what: impl std::fmt::Display) -> Self {
+        self.map(|m| format!("{what}: {m}"))
+    }
 }
 
 /// Errors of engine operations.

@@ -278,6 +278,10 @@ fn a_restore_missing_a_repository_file_registers_nothing_and_reports_each_table(
             ("users".to_owned(), "failed".to_owned())
         ]
     );
+    assert_eq!(
+        report["report"]["tables"][1]["error_kind"], "damaged",
+        "a stored file that is gone is damage in the repository: {report}"
+    );
     assert!(
         run.stderr.contains(&stored),
         "the error names the missing file: {}",

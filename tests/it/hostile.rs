@@ -169,6 +169,14 @@ fn control_characters_in_a_name_fail_that_table_alone_named_and_explained() {
     // With allow_partial the rest is committed, the two marked FAILED under their real names.
     let partial = ws.bcn_no_plan(&["apply", ws.plan.to_str().unwrap()]);
     assert_eq!(partial.code, 3, "{}", partial.stderr);
+    let failed = &partial.json()["entries"][0]["backup"]["failed"];
+    let kinds: Vec<&str> = failed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unsupported", "unsupported"], "{failed}");
     let listed = ws.bcn(&["list", "--repo", "repo"]).ok();
     let mut statuses: Vec<(String, String)> = listed["tables"]
         .as_array()

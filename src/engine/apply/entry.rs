@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::preview::{actions, retention_preview};
+use super::preview::actions;
 use super::schedule::{entry_due, full_due, verify_due};
 use super::{ApplyOptions, EntryReport, EntryStatus};
 use crate::context::Context;
 use crate::engine::backup::{self, BackupOptions, BackupRequest};
-use crate::engine::maintenance;
 use crate::engine::metrics::RepositoryState;
 use crate::engine::verify::{self, VerifyRequest};
 use crate::engine::{EngineError, Observer, Quiet, error_chain, notify};
@@ -169,12 +168,12 @@ impl<'a> EntryRun<'a> {
                 mode,
                 categories: entry.categories.clone(),
                 allow_partial: strategy.allow_partial,
-                dry_run: options.dry_run,
+                retention: (!strategy.retention.is_empty()).then(|| strategy.retention.clone()),
                 ..BackupOptions::default()
             },
         };
         if options.dry_run {
-            self.dry_run(request, repo.as_ref(), observer).await;
+            self.dry_run(request, observer).await;
             return Ok(Ending::Quiet);
         }
         for argv in &entry.hooks.before {
@@ -200,7 +199,8 @@ impl<'a> EntryRun<'a> {
                 None => std::future::pending().await,
             }
         };
-        let backup = tokio::select! {
+        // The backup applies the retention policy under its own lock, after the commit.
+        let mut backup = tokio::select! {
             outcome = backup::run(request, self.ctx, observer) => outcome?,
             () = cancelled => return Err(EngineError::Interrupted),
         };
@@ -210,32 +210,29 @@ impl<'a> EntryRun<'a> {
             EntryStatus::Partial
         };
         self.report.actions = actions(&backup);
-        self.report.backup = Some(backup);
-        if !strategy.retention.is_empty() {
-            match maintenance::forget(store.clone(), &strategy.retention, true, self.ctx).await {
-                Ok(forgotten) => self.report.retention = Some(forgotten),
-                Err(e) => self.report.notes.push(format!(
-                    "retention failed (the PIT is committed): {}",
-                    error_chain(&e)
-                )),
-            }
+        self.report.retention = backup.retention.take();
+        if let Some(e) = backup.retention_error.take() {
+            self.report
+                .notes
+                .push(format!("retention failed (the PIT is committed): {e}"));
         }
+        self.report.backup = Some(backup);
         if verify_is_due {
             self.verify(&store, verifications.len()).await;
         }
         Ok(Ending::Finish)
     }
 
-    /// The backup's dry run: every table's action and what retention would forget.
-    async fn dry_run(
-        &mut self,
-        request: BackupRequest,
-        repo: Option<&Repository>,
-        observer: &dyn Observer,
-    ) {
+    /// The backup's dry run: prepared, then previewed — every table's action and what
+    /// retention would forget, decided as the run would decide them.
+    async fn dry_run(&mut self, request: BackupRequest, observer: &dyn Observer) {
         let report = &mut self.report;
-        match backup::run(request, self.ctx, observer).await {
-            Ok(backup) => {
+        let preview = match backup::prepare(request, self.ctx).await {
+            Ok(plan) => backup::preview(plan, self.ctx, observer).await,
+            Err(e) => Err(e),
+        };
+        match preview {
+            Ok(mut backup) => {
                 report.status = EntryStatus::Planned;
                 report.actions = actions(&backup);
                 if backup.created_repository {
@@ -244,9 +241,11 @@ impl<'a> EntryRun<'a> {
                         report.scope
                     ));
                 }
-                let retention = &self.entry.strategy.retention;
-                if !retention.is_empty() {
-                    report.retention = retention_preview(repo, &backup, retention).await.ok();
+                report.retention = backup.retention.take();
+                if let Some(e) = backup.retention_error.take() {
+                    report
+                        .notes
+                        .push(format!("retention cannot be previewed: {e}"));
                 }
                 report.backup = Some(backup);
                 report.notes.push(

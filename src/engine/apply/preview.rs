@@ -1,43 +1,8 @@
-//! What a reviewer reads: every table's action, and what retention would forget.
+//! What a reviewer reads: every table's action.
 
 use super::TableAction;
-use crate::engine::EngineError;
 use crate::engine::backup::BackupReport;
-use crate::engine::maintenance::{self, ForgetReport};
-use crate::engine::retention::{self, Decision};
-use crate::plan::Retention;
-use crate::repo::Repository;
 use crate::repo::records::{Category, Status};
-
-/// What retention would forget once the planned PIT exists.
-pub(super) async fn retention_preview(
-    repo: Option<&Repository>,
-    backup: &BackupReport,
-    policy: &Retention,
-) -> Result<ForgetReport, EngineError> {
-    let (mut times, damaged) = match repo {
-        Some(repo) => maintenance::pit_times(repo).await?,
-        None => (Vec::new(), Vec::new()),
-    };
-    times.push((
-        format!("{} (this run)", backup.pit.id),
-        backup.pit.started_at,
-    ));
-    let decisions: Vec<Decision> = retention::decide(&times, policy);
-    Ok(ForgetReport {
-        repository: backup.repository.clone(),
-        applied: false,
-        policy: policy.clone(),
-        forgotten: decisions
-            .iter()
-            .filter(|d| !d.keep)
-            .map(|d| d.pit.clone())
-            .collect(),
-        decisions,
-        damaged,
-        locked: Vec::new(),
-    })
-}
 
 /// Every table's action, for the report.
 pub(super) fn actions(backup: &BackupReport) -> Vec<TableAction> {

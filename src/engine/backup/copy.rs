@@ -1,29 +1,54 @@
-//! The copy step of a table's backup: each file the walk found is reused when the repository
-//! holds it, copied server-side on one S3 service, or streamed and checksummed.
+//! The files of a table's backup: which ones the repository holds already (from the
+//! previous file list, or left by an interrupted run) and which to copy ([`FilePlan`]); then
+//! each is reused, copied server-side on one S3 service, or streamed and checksummed.
 
 use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::engine::files::TableFile;
+use crate::engine::files::{TableFile, Walked};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored};
-use crate::engine::{Event, error_chain};
+use crate::engine::{Event, TableError, error_chain};
 use crate::plan::BackupMode;
 use crate::repo::layout;
 use crate::repo::records::{FileEntry, FileKind};
 
-use super::table::{Added, AttemptError, Stored, TableJob};
+use super::table::{Added, Stored, TableJob};
+
+/// What a backup does with one file of a table.
+pub(super) enum FilePlan {
+    /// The previous file list has it, with this entry.
+    Known(FileEntry),
+    /// The repository holds it (left by an interrupted run): checksummed there.
+    InRepository {
+        /// The file as the walk found it.
+        file: TableFile,
+        /// Its path relative to the table's location.
+        rel: String,
+        /// Its size in the repository.
+        size: u64,
+    },
+    /// To be copied.
+    Copy {
+        /// The file as the walk found it.
+        file: TableFile,
+        /// Its path relative to the table's location.
+        rel: String,
+        /// `bcn verify` marked the stored copy damaged: it is replaced.
+        damaged: bool,
+    },
+}
 
 impl TableJob<'_> {
-    /// Copies the files the repository lacks; returns the file list entries and what was added.
-    pub(super) async fn copy_files(
+    /// Decides, for each file the walk found, whether the repository holds it already.
+    /// Returns the plans and what each manifest list and manifest references.
+    pub(super) async fn plan_files(
         &self,
         key: &str,
         location: &str,
-        file_io: &iceberg::io::FileIO,
         files: Vec<TableFile>,
-        known: &HashMap<String, FileEntry>,
-    ) -> Result<(Vec<FileEntry>, Added), AttemptError> {
+        walked: &Walked,
+    ) -> Result<(Vec<FilePlan>, HashMap<String, Vec<String>>), TableError> {
         let mut refs: HashMap<String, Vec<String>> = HashMap::new();
         let files: Vec<TableFile> = files
             .into_iter()
@@ -34,116 +59,120 @@ impl TableJob<'_> {
                 file
             })
             .collect();
-        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
-            .map(|file| self.store_file(key, location, file_io, file, known))
+        let plans = stream::iter(files)
+            .map(|file| self.plan_file(key, location, file, walked))
             .buffer_unordered(self.request.options.file_concurrency.max(1))
             .try_collect()
             .await?;
-        let mut added = Added::default();
-        let mut entries = Vec::with_capacity(results.len());
-        for (entry, stored) in results {
-            if stored != Stored::Reused {
-                added.files += 1;
-                added.bytes += entry.size;
-            }
-            if stored == Stored::ServerSide {
-                added.server_side += 1;
-            }
-            entries.push(entry);
-        }
-        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-        // What each manifest list and manifest references, as indices into the sorted list,
-        // so that the next backup need not read them again.
-        let index: HashMap<&str, u32> = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| Some((e.path.as_str(), u32::try_from(i).ok()?)))
-            .collect();
-        let resolved: Vec<Option<Vec<u32>>> = entries
-            .iter()
-            .map(|e| {
-                let paths = refs.get(&e.path)?;
-                paths
-                    .iter()
-                    .map(|p| index.get(p.as_str()).copied())
-                    .collect()
-            })
-            .collect();
-        for (entry, refs) in entries.iter_mut().zip(resolved) {
-            entry.refs = refs;
-        }
-        Ok((entries, added))
+        Ok((plans, refs))
     }
 
-    /// Makes sure one file is in the repository. Returns its entry and how it got there (for
-    /// a dry run: whether it would be copied).
-    async fn store_file(
+    async fn plan_file(
         &self,
         key: &str,
         location: &str,
-        file_io: &iceberg::io::FileIO,
         file: TableFile,
-        known: &HashMap<String, FileEntry>,
-    ) -> Result<(FileEntry, Stored), AttemptError> {
-        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+        walked: &Walked,
+    ) -> Result<FilePlan, TableError> {
         let full = self.request.options.mode == BackupMode::Full;
         let rel = layout::relative_file_path(location, &file.path);
         let object = layout::table_file(key, &rel);
         let damaged = self.damaged.contains(&object);
-        let size_ok = |size: u64| file.expected_size.is_none_or(|e| e == size);
-        if let Some(entry) = known
-            .get(&rel)
-            .filter(|e| !full && !damaged && size_ok(e.size))
-        {
-            return Ok((
-                FileEntry {
-                    path: file.path,
-                    refs: None,
-                    ..entry.clone()
-                },
-                Stored::Reused,
-            ));
-        }
-        let store = self.repo.store().as_ref();
-        let stored = store.head(&object).await.map_err(|e| fatal(&e))?;
-        if let Some(meta) = stored.filter(|m| !full && !damaged && size_ok(m.size)) {
-            // Left by an interrupted run: reuse it, checksummed from the repository.
-            let sha256 = if self.request.options.dry_run {
-                String::new()
-            } else {
-                hash_stored(store, &object, meta.size)
-                    .await
-                    .map_err(|e| fatal(&e))?
-            };
-            let entry = FileEntry {
+        let reusable =
+            |size: u64| !full && !damaged && file.expected_size.is_none_or(|e| e == size);
+        if let Some(entry) = walked.by_rel(&rel).filter(|e| reusable(e.size)) {
+            return Ok(FilePlan::Known(FileEntry {
                 path: file.path,
+                refs: None,
+                ..entry.clone()
+            }));
+        }
+        let stored = self
+            .repo
+            .store()
+            .head(&object)
+            .await
+            .map_err(|e| TableError::io(&e))?;
+        Ok(match stored.filter(|m| reusable(m.size)) {
+            Some(meta) => FilePlan::InRepository {
+                file,
                 rel,
-                kind: file.kind,
                 size: meta.size,
-                sha256,
-                refs: None,
-            };
-            return Ok((entry, Stored::Reused));
-        }
-        if self.request.options.dry_run {
-            let size = match (file.expected_size, &file.content) {
-                (Some(size), _) => size,
-                (None, Some(content)) => content.len() as u64,
-                (None, None) => transfer::file_size(file_io, &file.path)
+            },
+            None => FilePlan::Copy { file, rel, damaged },
+        })
+    }
+
+    /// What storing `files` would add, without writing: sizes as the metadata records them
+    /// (or read from the table's storage), no checksums.
+    pub(super) async fn preview_files(
+        &self,
+        file_io: &iceberg::io::FileIO,
+        files: Vec<FilePlan>,
+    ) -> Result<(Vec<FileEntry>, Added), TableError> {
+        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
+            .map(|plan| async move {
+                Ok(match plan {
+                    FilePlan::Known(entry) => (entry, Stored::Reused),
+                    FilePlan::InRepository { file, rel, size } => {
+                        (entry(file, rel, size, String::new()), Stored::Reused)
+                    }
+                    FilePlan::Copy { file, rel, .. } => {
+                        let size = match (file.expected_size, &file.content) {
+                            (Some(size), _) => size,
+                            (None, Some(content)) => content.len() as u64,
+                            (None, None) => transfer::file_size(file_io, &file.path)
+                                .await
+                                .map_err(|e| TableError::io(&e))?
+                                .unwrap_or(0),
+                        };
+                        (entry(file, rel, size, String::new()), Stored::Copied)
+                    }
+                })
+            })
+            .buffer_unordered(self.request.options.file_concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(sorted(results, &HashMap::new()))
+    }
+
+    /// Stores the files the repository lacks; returns the file list entries and what was
+    /// added.
+    pub(super) async fn store_files(
+        &self,
+        key: &str,
+        file_io: &iceberg::io::FileIO,
+        files: Vec<FilePlan>,
+        refs: &HashMap<String, Vec<String>>,
+    ) -> Result<(Vec<FileEntry>, Added), TableError> {
+        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
+            .map(|plan| self.store_file(key, file_io, plan))
+            .buffer_unordered(self.request.options.file_concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(sorted(results, refs))
+    }
+
+    /// Makes sure one file is in the repository. Returns its entry and how it got there.
+    async fn store_file(
+        &self,
+        key: &str,
+        file_io: &iceberg::io::FileIO,
+        plan: FilePlan,
+    ) -> Result<(FileEntry, Stored), TableError> {
+        let store = self.repo.store().as_ref();
+        let (mut file, rel, damaged) = match plan {
+            FilePlan::Known(entry) => return Ok((entry, Stored::Reused)),
+            FilePlan::InRepository { file, rel, size } => {
+                let object = layout::table_file(key, &rel);
+                let sha256 = hash_stored(store, &object, size)
                     .await
-                    .map_err(|e| fatal(&e))?
-                    .unwrap_or(0),
-            };
-            let entry = FileEntry {
-                path: file.path,
-                rel,
-                kind: file.kind,
-                size,
-                sha256: String::new(),
-                refs: None,
-            };
-            return Ok((entry, Stored::Copied));
-        }
+                    .map_err(|e| TableError::io(&e))?;
+                return Ok((entry(file, rel, size, sha256), Stored::Reused));
+            }
+            FilePlan::Copy { file, rel, damaged } => (file, rel, damaged),
+        };
+        let object = layout::table_file(key, &rel);
         if let Some(done) = self
             .copy_server_side(key, file_io, &file, &rel, &object)
             .await?
@@ -152,36 +181,25 @@ impl TableJob<'_> {
             return Ok(done);
         }
         let (size, sha256) =
-            match file_to_store(file_io, &file.path, file.content, store, &object).await {
+            match file_to_store(file_io, &file.path, file.content.take(), store, &object).await {
                 Ok(done) => done,
                 Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
             };
-        if !size_ok(size) {
+        if file.expected_size.is_some_and(|e| e != size) {
             let _ = store.delete(&object).await;
-            let expected = file.expected_size.unwrap_or(0);
             let e = TransferError::SizeMismatch {
                 path: file.path,
-                expected,
+                expected: file.expected_size.unwrap_or(0),
                 actual: size,
             };
-            return Err(AttemptError::Fatal(e.to_string()));
+            return Err(TableError::Damaged(e.to_string()));
         }
         self.observer.event(&Event::FileCopied {
             table: key,
             bytes: size,
         });
         self.healed(damaged, &object).await;
-        Ok((
-            FileEntry {
-                path: file.path,
-                rel,
-                kind: file.kind,
-                size,
-                sha256,
-                refs: None,
-            },
-            Stored::Copied,
-        ))
+        Ok((entry(file, rel, size, sha256), Stored::Copied))
     }
 
     /// A damaged object was copied again from the live table: its marker goes.
@@ -207,7 +225,7 @@ impl TableJob<'_> {
         file: &TableFile,
         rel: &str,
         object: &str,
-    ) -> Result<Option<(FileEntry, Stored)>, AttemptError> {
+    ) -> Result<Option<(FileEntry, Stored)>, TableError> {
         /// `CopyObject` copies at most 5 GiB.
         const MAX_COPY: u64 = 5 << 30;
         let on_s3 = file.path.starts_with("s3://") || file.path.starts_with("s3a://");
@@ -232,12 +250,12 @@ impl TableJob<'_> {
                 expected: file.expected_size.unwrap_or(0),
                 actual: size,
             };
-            return Err(AttemptError::Fatal(e.to_string()));
+            return Err(TableError::Damaged(e.to_string()));
         }
         let sha256 = if sha256.is_empty() {
             hash_stored(store, object, size)
                 .await
-                .map_err(|e| AttemptError::Fatal(error_chain(&e)))?
+                .map_err(|e| TableError::io(&e))?
         } else {
             sha256
         };
@@ -262,10 +280,63 @@ impl TableJob<'_> {
         file_io: &iceberg::io::FileIO,
         path: &str,
         e: &TransferError,
-    ) -> AttemptError {
+    ) -> TableError {
         match file_io.exists(path).await {
-            Ok(false) => AttemptError::Moved(format!("{path} vanished while it was copied")),
-            _ => AttemptError::Fatal(error_chain(e)),
+            Ok(false) => TableError::Moved(format!("{path} vanished while it was copied")),
+            _ => TableError::io(e),
         }
     }
+}
+
+/// A file list entry.
+fn entry(file: TableFile, rel: String, size: u64, sha256: String) -> FileEntry {
+    FileEntry {
+        path: file.path,
+        rel,
+        kind: file.kind,
+        size,
+        sha256,
+        refs: None,
+    }
+}
+
+/// The entries sorted by their relative path, with what each manifest list and manifest
+/// references as indices into that order (so that the next backup need not read them
+/// again); and what was added.
+fn sorted(
+    results: Vec<(FileEntry, Stored)>,
+    refs: &HashMap<String, Vec<String>>,
+) -> (Vec<FileEntry>, Added) {
+    let mut added = Added::default();
+    let mut entries = Vec::with_capacity(results.len());
+    for (entry, stored) in results {
+        if stored != Stored::Reused {
+            added.files += 1;
+            added.bytes += entry.size;
+        }
+        if stored == Stored::ServerSide {
+            added.server_side += 1;
+        }
+        entries.push(entry);
+    }
+    entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let index: HashMap<&str, u32> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.path.as_str(), u32::try_from(i).ok()?)))
+        .collect();
+    let resolved: Vec<Option<Vec<u32>>> = entries
+        .iter()
+        .map(|e| {
+            let paths = refs.get(&e.path)?;
+            paths
+                .iter()
+                .map(|p| index.get(p.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    for (entry, refs) in entries.iter_mut().zip(resolved) {
+        entry.refs = refs;
+    }
+    (entries, added)
 }

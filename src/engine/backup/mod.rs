@@ -10,7 +10,12 @@
 //!    those the repository does not hold yet, with size and SHA-256. A file that vanishes
 //!    meanwhile (a concurrent expiry) restarts the table from fresh metadata.
 //! 5. Write each table's metadata and file list, then — only if every table succeeded — the
-//!    PIT record, with create-if-absent. Then release the lock.
+//!    PIT record, with create-if-absent.
+//! 6. Apply the retention policy, if the request has one, under the same lock; then release it.
+//!
+//! [`prepare`] does step 1 and opens the repository; [`execute`] does the rest. [`preview`]
+//! decides steps 3–4 exactly as [`execute`] would (the same code, up to the point where it
+//! would write) and writes nothing: that is a dry run.
 
 mod copy;
 mod records;
@@ -18,7 +23,7 @@ mod table;
 pub(crate) mod view;
 
 use records::{carry_over_missing, database_records, summarize};
-use table::{TableJob, failed_record};
+use table::{Run, TableJob, failed_record};
 
 use std::sync::Arc;
 
@@ -28,12 +33,13 @@ use iceberg::{NamespaceIdent, TableIdent};
 use serde::Serialize;
 
 use super::files::SnapshotSelection;
+use super::maintenance::{self, ForgetReport};
 use super::transfer::{self};
-use super::{EngineError, Observer, TableFailure};
+use super::{EngineError, Observer, TableError, TableFailure};
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
 use crate::plan::BackupMode;
-use crate::plan::{CatalogSpec, Categorizer};
+use crate::plan::{CatalogSpec, Categorizer, Retention};
 use crate::repo::lock::{self, DEFAULT_TTL_SECONDS};
 use crate::repo::records::{
     Category, FORMAT_VERSION, Namespace, ObjectKind, PitRecord, Scope, StrategyRecord, TableRecord,
@@ -59,8 +65,9 @@ pub struct BackupOptions {
     pub categories: Vec<Category>,
     /// Commit the PIT even when some tables fail; they are recorded as FAILED.
     pub allow_partial: bool,
-    /// Read everything, decide everything, write nothing (no lock, no repository, no files).
-    pub dry_run: bool,
+    /// Applied once the PIT is committed, under the same lock: the PITs it does not keep are
+    /// forgotten (a dry run says which it would forget).
+    pub retention: Option<Retention>,
 }
 
 impl Default for BackupOptions {
@@ -73,7 +80,7 @@ impl Default for BackupOptions {
             lock_ttl_seconds: DEFAULT_TTL_SECONDS,
             categories: vec![Category::Global, Category::Local, Category::Ephemeral],
             allow_partial: false,
-            dry_run: false,
+            retention: None,
         }
     }
 }
@@ -115,6 +122,12 @@ pub struct BackupReport {
     /// readable one instead.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub damaged_pits: Vec<String>,
+    /// What the request's retention policy forgot (for a dry run: would forget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<ForgetReport>,
+    /// Why the retention policy could not be applied; the PIT is committed all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_error: Option<String>,
 }
 
 /// A table in scope that was not backed up because of its category.
@@ -126,12 +139,48 @@ pub struct SkippedTable {
     pub category: Category,
 }
 
-/// Runs one backup. See the module documentation for the steps.
+/// A backup, prepared: the catalog opened and the scope found in it, the repository opened
+/// (or planned, when this backup creates it). Nothing is written yet.
+pub struct BackupPlan {
+    request: BackupRequest,
+    catalog: OpenCatalog,
+    /// The repository; when `create` is set, the one this backup would create.
+    repo: Repository,
+    /// The repository does not exist yet: [`execute`] creates it with this scope.
+    create: Option<Scope>,
+    started_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for BackupPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupPlan")
+            .field("repository", &self.repo.url())
+            .field("catalog", &self.catalog.name)
+            .field("create", &self.create)
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackupPlan {
+    /// Whether the backup creates the repository (it does not exist yet).
+    pub fn creates_repository(&self) -> bool {
+        self.create.is_some()
+    }
+}
+
+/// Runs one backup: [`prepare`], then [`execute`]. See the module documentation for the steps.
 pub async fn run(
     request: BackupRequest,
     ctx: &Context,
     observer: &dyn Observer,
 ) -> Result<BackupReport, EngineError> {
+    execute(prepare(request, ctx).await?, ctx, observer).await
+}
+
+/// Step 1: checks the request against the repository's fixed scope, opens the catalog and
+/// finds the scope in it. Writes nothing.
+pub async fn prepare(request: BackupRequest, ctx: &Context) -> Result<BackupPlan, EngineError> {
     let started_at = ctx.now();
     let requested = requested_scope(&request)?;
     // The repository's fixed scope is checked before the catalog is even opened.
@@ -151,8 +200,8 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     };
     let catalog = catalog::open(&request.catalog, OpenMode::Existing).await?;
-    let (repo, created) = if let Some(repo) = existing {
-        (repo, false)
+    let (repo, create) = if let Some(repo) = existing {
+        (repo, None)
     } else {
         let scope = requested.unwrap_or_else(|| Scope {
             catalog: request.catalog.name.clone(),
@@ -162,58 +211,81 @@ pub async fn run(
         // A missing table or database stops the run before the repository exists. Once it
         // exists, objects that go away are recorded as DELETED instead.
         ensure_scope_exists(&catalog, &scope).await?;
-        if request.options.dry_run {
-            // A dry run creates nothing: it works against the repository-to-be.
-            (
-                Repository::planned(request.store.clone(), &scope, started_at),
-                true,
-            )
-        } else {
-            Repository::open_or_init(request.store.clone(), Some(&scope), started_at).await?
-        }
+        let planned = Repository::planned(request.store.clone(), &scope, started_at);
+        (planned, Some(scope))
     };
-    if request.options.dry_run {
-        // Readers never take the lock, and a dry run only reads.
-        let (pit, failed, skipped, damaged_pits) =
-            backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await?;
-        return Ok(BackupReport {
-            repository: repo.url().to_owned(),
-            created_repository: created,
-            dry_run: true,
-            pit,
-            failed,
-            skipped,
-            damaged_pits,
-        });
-    }
-    let guard = lock::acquire(&repo, ctx, "backup", request.options.lock_ttl_seconds).await?;
-    let result = backup_locked(&repo, &catalog, &request, ctx, observer, started_at).await;
+    Ok(BackupPlan {
+        request,
+        catalog,
+        repo,
+        create,
+        started_at,
+    })
+}
+
+/// A dry run: decides every table's status and the files it would copy exactly as
+/// [`execute`] would, and what the retention policy would forget; takes no lock (readers
+/// never do) and writes nothing.
+pub async fn preview(
+    plan: BackupPlan,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> Result<BackupReport, EngineError> {
+    let outcome = decide(&plan, &plan.repo, Run::Preview, ctx, observer).await?;
+    let retention = match &plan.request.options.retention {
+        Some(policy) => {
+            let exists = plan.create.is_none();
+            maintenance::forget_preview(&plan.repo, exists, &outcome.pit, policy)
+                .await
+                .map(Some)
+        }
+        None => Ok(None),
+    };
+    Ok(outcome.report(&plan.repo, plan.create.is_some(), true, retention))
+}
+
+/// Steps 2–6: creates the repository if it does not exist, takes its lock, stores every
+/// table and commits the PIT, applies the retention policy, releases the lock.
+pub async fn execute(
+    plan: BackupPlan,
+    ctx: &Context,
+    observer: &dyn Observer,
+) -> Result<BackupReport, EngineError> {
+    let (repo, created) = match &plan.create {
+        Some(scope) => {
+            Repository::open_or_init(plan.request.store.clone(), Some(scope), plan.started_at)
+                .await?
+        }
+        None => (plan.repo.clone(), false),
+    };
+    let options = &plan.request.options;
+    let guard = lock::acquire(&repo, ctx, "backup", options.lock_ttl_seconds).await?;
+    let result = decide(&plan, &repo, Run::Store, ctx, observer).await;
     let held = match &result {
         Ok(_) => guard.still_held().await.map_err(EngineError::from),
         Err(_) => Ok(true),
     };
     let result = match (result, held) {
         (Ok(_), Ok(false)) => Err(EngineError::LockLost(repo.url().to_owned())),
-        (Ok((pit, failed, skipped, damaged_pits)), Ok(true)) => repo
-            .commit_pit(&pit)
+        (Ok(outcome), Ok(true)) => repo
+            .commit_pit(&outcome.pit)
             .await
-            .map(|()| (pit, failed, skipped, damaged_pits))
+            .map(|()| outcome)
             .map_err(EngineError::from),
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
+    // Retention runs under the lock that committed the PIT, so no other run comes between.
+    let retention = match (&result, &options.retention) {
+        (Ok(_), Some(policy)) => maintenance::forget_locked(&repo, policy, true, ctx)
+            .await
+            .map(Some),
+        _ => Ok(None),
+    };
     // The lock goes whatever happened; a failure to remove it is reported after the outcome.
     let released = guard.release().await;
-    let (pit, failed, skipped, damaged_pits) = result?;
+    let outcome = result?;
     released?;
-    Ok(BackupReport {
-        repository: repo.url().to_owned(),
-        created_repository: created,
-        dry_run: false,
-        pit,
-        failed,
-        skipped,
-        damaged_pits,
-    })
+    Ok(outcome.report(&repo, created, false, retention))
 }
 
 fn requested_scope(request: &BackupRequest) -> Result<Option<Scope>, EngineError> {
@@ -262,19 +334,51 @@ async fn ensure_scope_exists(catalog: &OpenCatalog, scope: &Scope) -> Result<(),
     Ok(())
 }
 
-/// Everything except the commit, under the lock.
-/// What a backup under the lock produced: the PIT to commit, failed and skipped tables, and
-/// damaged newer PITs passed over.
-type Locked = (PitRecord, Vec<TableFailure>, Vec<SkippedTable>, Vec<String>);
+/// What deciding (and, for a real run, storing) every object produced: the PIT to commit,
+/// failed and skipped tables, and damaged newer PITs passed over.
+struct Outcome {
+    pit: PitRecord,
+    failed: Vec<TableFailure>,
+    skipped: Vec<SkippedTable>,
+    damaged_pits: Vec<String>,
+}
 
-async fn backup_locked(
+impl Outcome {
+    fn report(
+        self,
+        repo: &Repository,
+        created_repository: bool,
+        dry_run: bool,
+        retention: Result<Option<ForgetReport>, EngineError>,
+    ) -> BackupReport {
+        let (retention, retention_error) = match retention {
+            Ok(report) => (report, None),
+            Err(e) => (None, Some(crate::engine::error_chain(&e))),
+        };
+        BackupReport {
+            repository: repo.url().to_owned(),
+            created_repository,
+            dry_run,
+            pit: self.pit,
+            failed: self.failed,
+            skipped: self.skipped,
+            damaged_pits: self.damaged_pits,
+            retention,
+            retention_error,
+        }
+    }
+}
+
+/// Steps 3–4: every object's status and files, decided against the newest readable PIT of
+/// `repo`, and (for [`Run::Store`]) stored; the PIT record that would commit them.
+async fn decide(
+    plan: &BackupPlan,
     repo: &Repository,
-    catalog: &OpenCatalog,
-    request: &BackupRequest,
+    run: Run,
     ctx: &Context,
     observer: &dyn Observer,
-    started_at: DateTime<Utc>,
-) -> Result<Locked, EngineError> {
+) -> Result<Outcome, EngineError> {
+    let (catalog, request, started_at) = (&plan.catalog, &plan.request, plan.started_at);
     let scope = repo.scope().clone();
     let (parent, damaged_pits) = repo.newest_readable_pit().await?;
     let damaged = repo.damaged_objects().await?;
@@ -300,26 +404,27 @@ async fn backup_locked(
             .collect(),
         skipped: std::sync::Mutex::default(),
         damaged,
+        run,
     };
     let objects = idents
         .into_iter()
         .map(|i| (i, ObjectKind::Table))
         .chain(views.into_iter().map(|v| (v, ObjectKind::View)));
-    let mut outcomes: Vec<(TableIdent, ObjectKind, Result<Option<TableRecord>, String>)> =
-        stream::iter(objects)
-            .map(|(ident, kind)| {
-                let job = &job;
-                async move {
-                    let result = match kind {
-                        ObjectKind::Table => job.backup_table(&ident).await,
-                        ObjectKind::View => job.backup_view(&ident).await,
-                    };
-                    (ident, kind, result)
-                }
-            })
-            .buffer_unordered(request.options.table_concurrency.max(1))
-            .collect()
-            .await;
+    let mut outcomes: Vec<(
+        TableIdent,
+        ObjectKind,
+        Result<Option<TableRecord>, TableError>,
+    )> = stream::iter(objects)
+        .map(|(ident, kind)| {
+            let job = &job;
+            async move {
+                let result = job.backup_object(&ident, kind).await;
+                (ident, kind, result)
+            }
+        })
+        .buffer_unordered(request.options.table_concurrency.max(1))
+        .collect()
+        .await;
     outcomes.sort_by_key(|a| (a.0.to_string(), a.1.is_table()));
 
     let mut tables = Vec::new();
@@ -333,10 +438,7 @@ async fn backup_locked(
     }
     let failures: Vec<TableFailure> = failed
         .iter()
-        .map(|(ident, _, reason)| TableFailure {
-            table: crate::names::escape_control(&ident.to_string()).into_owned(),
-            reason: crate::names::escape_control(reason).into_owned(),
-        })
+        .map(|(ident, _, error)| TableFailure::new(&ident.to_string(), error))
         .collect();
     if !failures.is_empty() && !request.options.allow_partial {
         return Err(EngineError::TablesFailed {
@@ -344,8 +446,8 @@ async fn backup_locked(
             committed: false,
         });
     }
-    for (ident, kind, reason) in &failed {
-        tables.push(failed_record(ident, *kind, reason, &job));
+    for (ident, kind, error) in &failed {
+        tables.push(failed_record(ident, *kind, error.message(), &job));
     }
     let skipped = std::mem::take(
         &mut *job
@@ -366,8 +468,8 @@ async fn backup_locked(
         .collect();
     let databases = database_records(catalog, &namespaces, parent.as_ref(), started_at).await?;
     let finished_at = ctx.now();
-    Ok((
-        PitRecord {
+    Ok(Outcome {
+        pit: PitRecord {
             format_version: FORMAT_VERSION,
             summary: summarize(&tables, &databases),
             id: pit_id,
@@ -384,10 +486,10 @@ async fn backup_locked(
             databases,
             tables,
         },
-        failures,
+        failed: failures,
         skipped,
         damaged_pits,
-    ))
+    })
 }
 
 /// Namespaces, tables and views in scope, sorted.

@@ -1,24 +1,30 @@
-//! One table's backup: load, compare with the parent PIT, copy what the repository lacks,
-//! write its metadata and file list; retried from fresh metadata when the table moves on.
+//! One table's backup: load it, compare it with the parent PIT and decide what to store
+//! ([`ObjectPlan`]), then store it — or, for a dry run, only say what would be stored. The
+//! deciding is the same for both; a table that moves on while its files are copied is
+//! decided again from fresh metadata.
 
 use std::collections::{HashMap, HashSet};
 
+use bytes::Bytes;
 use iceberg::TableIdent;
+use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::OpenCatalog;
 use crate::engine::files::{SnapshotSelection, Walked, table_files};
 use crate::engine::transfer::sha256_hex;
-use crate::engine::{Event, Observer, error_chain};
+use crate::engine::{Event, Observer, TableError, error_chain};
 use crate::plan::BackupMode;
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
-    Category, FORMAT_VERSION, FileEntry, FileList, ObjectKind, Status, TableName, TableRecord,
-    TableState, encode,
+    Category, FORMAT_VERSION, FileList, ObjectKind, Status, TableName, TableRecord, TableState,
+    encode,
 };
 
 use super::BackupRequest;
+use super::copy::FilePlan;
+
 /// How many times a table is read again from fresh metadata when its files change under it.
 const TABLE_ATTEMPTS: usize = 3;
 
@@ -41,6 +47,15 @@ pub(super) struct Added {
     pub(super) server_side: u64,
 }
 
+/// Whether a run stores what it decides, or only says what it would store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Run {
+    /// Copy files, write metadata and file lists (under the repository's lock).
+    Store,
+    /// Decide everything, write nothing.
+    Preview,
+}
+
 pub(super) struct TableJob<'a> {
     pub(super) repo: &'a Repository,
     pub(super) catalog: &'a OpenCatalog,
@@ -52,14 +67,35 @@ pub(super) struct TableJob<'a> {
     pub(super) skipped: std::sync::Mutex<Vec<TableName>>,
     /// Objects `bcn verify` marked damaged: never reused, copied again.
     pub(super) damaged: HashSet<String>,
+    pub(super) run: Run,
 }
 
-/// Why one attempt at a table failed.
-pub(super) enum AttemptError {
-    /// Files changed under us; worth another attempt from fresh metadata.
-    Moved(String),
-    /// Anything else.
-    Fatal(String),
+/// What the backup does with one table or view, decided from the catalog, the parent PIT and
+/// what the repository holds, before anything is written.
+pub(super) enum ObjectPlan {
+    /// The same metadata as in the parent PIT: its record carries over, nothing more is read
+    /// or written.
+    Carry(Box<TableRecord>),
+    /// Its metadata, its file list and the files the repository lacks are stored.
+    Store(Box<StorePlan>),
+}
+
+/// A table or view whose metadata this PIT stores.
+pub(super) struct StorePlan {
+    /// The PIT's record of it; for a table, the counts of files and bytes are filled in once
+    /// the files are stored.
+    pub(super) record: TableRecord,
+    /// The metadata file, stored as it is.
+    pub(super) raw: Bytes,
+    /// The file list, without its entries yet.
+    pub(super) filelist: FileList,
+    /// Every file of a table and what to do with it (none for views and structure-only
+    /// tables).
+    pub(super) files: Vec<FilePlan>,
+    /// What each manifest list and manifest references, by path.
+    pub(super) refs: HashMap<String, Vec<String>>,
+    /// How the table's files are read.
+    pub(super) file_io: Option<FileIO>,
 }
 
 impl TableJob<'_> {
@@ -77,7 +113,7 @@ impl TableJob<'_> {
 
     /// The name and category of `ident` when this backup takes it; otherwise records it as
     /// skipped (`ignore`, or a category the entry does not take) and returns `None`.
-    pub(super) fn taken(&self, ident: &TableIdent) -> Option<(TableName, String, Category)> {
+    fn taken(&self, ident: &TableIdent) -> Option<(TableName, String, Category)> {
         let name = TableName {
             database: ident.namespace().to_vec(),
             name: ident.name().to_owned(),
@@ -96,17 +132,28 @@ impl TableJob<'_> {
         Some((name, qualified, category))
     }
 
-    /// Backs up one table; `None` for tables in the `ignore` category.
-    pub(super) async fn backup_table(
+    /// Backs up one table or view: `None` when this backup does not take it (its category),
+    /// or for a view dropped since it was listed. A table whose files change while they are
+    /// copied is decided again from fresh metadata, a few times.
+    pub(super) async fn backup_object(
         &self,
         ident: &TableIdent,
-    ) -> Result<Option<TableRecord>, String> {
+        kind: ObjectKind,
+    ) -> Result<Option<TableRecord>, TableError> {
         let Some((name, qualified, category)) = self.taken(ident) else {
             return Ok(None);
         };
         let mut last = String::new();
         for attempt in 1..=TABLE_ATTEMPTS {
-            match self.attempt(ident, &name, category).await {
+            let outcome = match kind {
+                ObjectKind::Table => self.table_attempt(ident, &name, category).await,
+                ObjectKind::View => match self.plan_view(ident, &name, category).await {
+                    Ok(Some(plan)) => self.carry_out(plan).await,
+                    Ok(None) => return Ok(None),
+                    Err(e) => Err(e),
+                },
+            };
+            match outcome {
                 Ok(record) => {
                     self.observer.event(&Event::TableFinished {
                         table: &qualified,
@@ -114,58 +161,106 @@ impl TableJob<'_> {
                     });
                     return Ok(Some(record));
                 }
-                Err(AttemptError::Fatal(reason)) => {
-                    return Err(if qualified.chars().any(char::is_control) {
-                        format!(
-                            "{reason}; the table's name holds a control character, which iceberg-rust's file access drops from paths, so its files cannot be read: rename the table, or give it the `ignore` category"
-                        )
-                    } else {
-                        reason
-                    });
-                }
-                Err(AttemptError::Moved(reason)) => {
+                Err(TableError::Moved(reason)) if kind == ObjectKind::Table => {
                     tracing::warn!(table = %qualified, attempt, %reason, "table changed while it was copied; reading it again");
                     last = reason;
                 }
+                Err(e) if kind == ObjectKind::Table && qualified.chars().any(char::is_control) => {
+                    return Err(TableError::Unsupported(format!(
+                        "{e}; the table's name holds a control character, which iceberg-rust's file access drops from paths, so its files cannot be read: rename the table, or give it the `ignore` category"
+                    )));
+                }
+                Err(e) => return Err(e),
             }
         }
-        Err(format!(
+        Err(TableError::Moved(format!(
             "the table kept changing while it was copied ({TABLE_ATTEMPTS} attempts): {last}"
-        ))
+        )))
+    }
+
+    /// Stores what `plan` decided, or, for a dry run, says what would be stored.
+    pub(super) async fn carry_out(&self, plan: ObjectPlan) -> Result<TableRecord, TableError> {
+        let plan = match plan {
+            ObjectPlan::Carry(record) => return Ok(*record),
+            ObjectPlan::Store(plan) => *plan,
+        };
+        let StorePlan {
+            mut record,
+            raw,
+            mut filelist,
+            files,
+            refs,
+            file_io,
+        } = plan;
+        let (entries, added) = match (&file_io, self.run) {
+            (None, _) => (Vec::new(), Added::default()),
+            (Some(file_io), Run::Store) => {
+                self.store_files(&record.key, file_io, files, &refs).await?
+            }
+            (Some(file_io), Run::Preview) => self.preview_files(file_io, files).await?,
+        };
+        filelist.files = entries;
+        if record.kind == ObjectKind::Table
+            && let Some(state) = record.state.as_mut()
+        {
+            state.files = filelist.files.len() as u64;
+            state.bytes = filelist.files.iter().map(|f| f.size).sum();
+            state.files_added = added.files;
+            state.bytes_added = added.bytes;
+            state.files_server_side = added.server_side;
+        }
+        if self.run == Run::Store {
+            let store = self.repo.store();
+            let key = &record.key;
+            // Durable with the PIT record that references them (see `commit_pit`).
+            store
+                .put_staged(&layout::table_metadata(key, self.pit_id), raw)
+                .await
+                .map_err(|e| TableError::io(&e))?;
+            store
+                .put_staged(&layout::filelist(key, self.pit_id), encode(&filelist))
+                .await
+                .map_err(|e| TableError::io(&e))?;
+        }
+        Ok(record)
     }
 
     /// One attempt at a table. A file that cannot be read counts as "moved" (worth another
     /// attempt) only when the table's metadata pointer moved meanwhile; otherwise the table is
     /// damaged and the attempt fails for good, saying so.
-    async fn attempt(
+    async fn table_attempt(
         &self,
         ident: &TableIdent,
         name: &TableName,
         category: Category,
-    ) -> Result<TableRecord, AttemptError> {
+    ) -> Result<TableRecord, TableError> {
         let table = self
             .catalog
             .catalog
             .load_table(ident)
             .await
-            .map_err(|e| AttemptError::Fatal(error_chain(&e)))?;
+            .map_err(|e| TableError::catalog(&e))?;
         let Some(metadata_location) = table.metadata_location().map(str::to_owned) else {
-            return Err(AttemptError::Fatal(
+            return Err(TableError::Catalog(
                 "the catalog returned no metadata location".into(),
             ));
         };
-        match self
-            .attempt_at(&table, &metadata_location, name, category)
+        let outcome = match self
+            .plan_table(&table, &metadata_location, name, category)
             .await
         {
-            Err(AttemptError::Moved(reason)) => {
+            Ok(plan) => self.carry_out(plan).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(TableError::Moved(reason)) => {
                 let now = self.catalog.catalog.load_table(ident).await.ok();
                 let moved = now.as_ref().and_then(|t| t.metadata_location())
                     != Some(metadata_location.as_str());
                 Err(if moved {
-                    AttemptError::Moved(reason)
+                    TableError::Moved(reason)
                 } else {
-                    AttemptError::Fatal(format!(
+                    TableError::Damaged(format!(
                         "{reason}; the table's metadata did not change meanwhile, so this is not a concurrent expiry: the table is damaged, or its files were removed outside Iceberg"
                     ))
                 })
@@ -174,29 +269,31 @@ impl TableJob<'_> {
         }
     }
 
-    async fn attempt_at(
+    /// Decides what this PIT does with a table, reading its metadata, the previous file list
+    /// and (for files not in it) what the repository holds.
+    async fn plan_table(
         &self,
         table: &iceberg::table::Table,
         metadata_location: &str,
         name: &TableName,
         category: Category,
-    ) -> Result<TableRecord, AttemptError> {
-        let fatal = |e: &(dyn std::error::Error + 'static)| AttemptError::Fatal(error_chain(e));
+    ) -> Result<ObjectPlan, TableError> {
         let metadata_location = metadata_location.to_owned();
         let file_io = table.file_io().clone();
         let raw = file_io
             .new_input(&metadata_location)
-            .map_err(|e| fatal(&e))?
+            .map_err(|e| TableError::io(&e))?
             .read()
             .await
             .map_err(|e| {
-                AttemptError::Moved(format!("reading {metadata_location}: {}", error_chain(&e)))
+                TableError::Moved(format!("reading {metadata_location}: {}", error_chain(&e)))
             })?;
         let identity = RawIdentity::parse(&raw)
-            .map_err(|e| AttemptError::Fatal(format!("reading {metadata_location}: {e}")))?;
+            .map_err(|e| TableError::Damaged(format!("reading {metadata_location}: {e}")))?;
         let metadata = table.metadata();
         let key = layout::table_key(identity.uuid.as_deref(), &name.database, &name.name);
         let previous = self.parent_by_key.get(key.as_str()).copied();
+        let incremental = self.request.options.mode == BackupMode::Incremental;
 
         let renamed_from = previous.filter(|p| p.name != *name).map(|p| p.name.clone());
         let same_metadata = |p: &TableRecord| {
@@ -205,28 +302,17 @@ impl TableJob<'_> {
                 .is_some_and(|s| s.metadata_location == metadata_location)
         };
         if let Some(prev) = previous.filter(|p| {
-            (self.request.options.mode == BackupMode::Incremental)
+            incremental
                 && !self.has_damage(&key, p.stored_in.as_deref())
                 && p.category == category
-                && p.state
-                    .as_ref()
-                    .is_some_and(|s| s.metadata_location == metadata_location)
+                && same_metadata(p)
         }) {
             // Decided from the catalog entry alone: nothing else is read.
-            let mut record = prev.clone();
-            record.name = name.clone();
-            record.status = if renamed_from.is_some() {
-                Status::Renamed
-            } else {
-                Status::Unchanged
-            };
-            record.previous_name = renamed_from;
-            if let Some(state) = record.state.as_mut() {
-                state.files_added = 0;
-                state.bytes_added = 0;
-                state.files_server_side = 0;
-            }
-            return Ok(record);
+            return Ok(ObjectPlan::Carry(Box::new(carried(
+                prev,
+                name,
+                renamed_from,
+            ))));
         }
         let status = if renamed_from.is_some() {
             Status::Renamed
@@ -243,8 +329,7 @@ impl TableJob<'_> {
 
         let previous_files = match previous.and_then(|p| p.stored_in.as_deref()) {
             Some(pit)
-                if (self.request.options.mode == BackupMode::Incremental)
-                    && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
+                if incremental && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
             {
                 // A damaged parent file list only costs re-reading the stored files.
                 match self.repo.load_filelist(&key, pit).await {
@@ -257,22 +342,16 @@ impl TableJob<'_> {
             }
             _ => Vec::new(),
         };
-        let known: HashMap<String, FileEntry> = previous_files
-            .iter()
-            .map(|f| (f.rel.clone(), f.clone()))
-            .collect();
-        let files = if category == Category::Ephemeral {
-            Vec::new()
+        let (files, refs) = if category == Category::Ephemeral {
+            (Vec::new(), HashMap::new())
         } else {
             let walked = Walked::new(previous_files);
-            table_files(metadata, &file_io, self.request.options.snapshots, &walked)
+            let files = table_files(metadata, &file_io, self.request.options.snapshots, &walked)
                 .await
-                .map_err(|e| AttemptError::Moved(error_chain(&e)))?
+                .map_err(|e| TableError::Moved(error_chain(&e)))?;
+            self.plan_files(&key, metadata.location(), files, &walked)
+                .await?
         };
-        let (entries, added) = self
-            .copy_files(&key, metadata.location(), &file_io, files, &known)
-            .await?;
-
         let filelist = FileList {
             format_version: FORMAT_VERSION,
             table_key: key.clone(),
@@ -281,23 +360,9 @@ impl TableJob<'_> {
             metadata_location: metadata_location.clone(),
             metadata_sha256: sha256_hex(&raw),
             current_snapshot_only: self.request.options.snapshots == SnapshotSelection::Current,
-            files: entries,
+            files: Vec::new(),
         };
-        if !self.request.options.dry_run {
-            let store = self.repo.store();
-            let metadata_key = layout::table_metadata(&key, self.pit_id);
-            // Durable with the PIT record that references them (see `commit_pit`).
-            store
-                .put_staged(&metadata_key, raw)
-                .await
-                .map_err(|e| fatal(&e))?;
-            let filelist_key = layout::filelist(&key, self.pit_id);
-            store
-                .put_staged(&filelist_key, encode(&filelist))
-                .await
-                .map_err(|e| fatal(&e))?;
-        }
-        Ok(TableRecord {
+        let record = TableRecord {
             name: name.clone(),
             key,
             kind: ObjectKind::Table,
@@ -313,11 +378,40 @@ impl TableJob<'_> {
                 metadata,
                 identity.format_version,
                 &metadata_location,
-                &filelist,
-                added,
             )),
-        })
+        };
+        Ok(ObjectPlan::Store(Box::new(StorePlan {
+            record,
+            raw,
+            filelist,
+            files,
+            refs,
+            file_io: (category != Category::Ephemeral).then_some(file_io),
+        })))
     }
+}
+
+/// The parent PIT's record of an object whose metadata did not change, for the new PIT: under
+/// its name now, UNCHANGED or RENAMED, nothing added.
+pub(super) fn carried(
+    previous: &TableRecord,
+    name: &TableName,
+    renamed_from: Option<TableName>,
+) -> TableRecord {
+    let mut record = previous.clone();
+    record.name = name.clone();
+    record.status = if renamed_from.is_some() {
+        Status::Renamed
+    } else {
+        Status::Unchanged
+    };
+    record.previous_name = renamed_from;
+    if let Some(state) = record.state.as_mut() {
+        state.files_added = 0;
+        state.bytes_added = 0;
+        state.files_server_side = 0;
+    }
+    record
 }
 
 /// The identity fields read from the raw metadata JSON (iceberg's parser invents a UUID for
@@ -349,8 +443,6 @@ fn table_state(
     metadata: &TableMetadata,
     format_version: u8,
     metadata_location: &str,
-    filelist: &FileList,
-    added: Added,
 ) -> TableState {
     let current = metadata.current_snapshot();
     TableState {
@@ -369,11 +461,12 @@ fn table_state(
         records: current
             .and_then(|s| s.summary().additional_properties.get("total-records"))
             .and_then(|v| v.parse().ok()),
-        files: filelist.files.len() as u64,
-        bytes: filelist.files.iter().map(|f| f.size).sum(),
-        files_added: added.files,
-        bytes_added: added.bytes,
-        files_server_side: added.server_side,
+        // Filled in once the files are stored.
+        files: 0,
+        bytes: 0,
+        files_added: 0,
+        bytes_added: 0,
+        files_server_side: 0,
     }
 }
 

@@ -5,13 +5,13 @@
 use iceberg::TableIdent;
 use serde_json::Value as JsonValue;
 
-use super::table::TableJob;
+use super::table::{ObjectPlan, StorePlan, TableJob, carried};
+use crate::engine::TableError;
 use crate::engine::transfer::{maybe_gunzip, sha256_hex};
-use crate::engine::{Event, error_chain};
 use crate::plan::BackupMode;
 use crate::repo::layout;
 use crate::repo::records::{
-    FORMAT_VERSION, FileList, ObjectKind, Status, TableRecord, TableState, encode,
+    Category, FORMAT_VERSION, FileList, ObjectKind, Status, TableName, TableRecord, TableState,
 };
 
 /// What bcn reads from a view's metadata file.
@@ -84,20 +84,18 @@ impl ViewFacts {
 }
 
 impl TableJob<'_> {
-    /// Backs up one view; `None` for views in the `ignore` category (or not taken by this
-    /// backup's categories) and for a view dropped since it was listed.
-    pub(super) async fn backup_view(
+    /// Decides what this PIT does with a view; `None` for a view dropped since it was listed.
+    pub(super) async fn plan_view(
         &self,
         ident: &TableIdent,
-    ) -> Result<Option<TableRecord>, String> {
-        let Some((name, qualified, category)) = self.taken(ident) else {
-            return Ok(None);
-        };
+        name: &TableName,
+        category: Category,
+    ) -> Result<Option<ObjectPlan>, TableError> {
         let Some(entry) = self
             .catalog
             .load_view(ident)
             .await
-            .map_err(|e| error_chain(&e))?
+            .map_err(|e| TableError::catalog(&e))?
         else {
             return Ok(None);
         };
@@ -106,15 +104,15 @@ impl TableJob<'_> {
             .catalog
             .file_io
             .new_input(&metadata_location)
-            .map_err(|e| error_chain(&e))?
+            .map_err(|e| TableError::io(&e))?
             .read()
             .await
-            .map_err(|e| format!("reading {metadata_location}: {}", error_chain(&e)))?;
-        let facts =
-            ViewFacts::parse(&raw).map_err(|e| format!("reading {metadata_location}: {e}"))?;
+            .map_err(|e| TableError::io(&e).context(format!("reading {metadata_location}")))?;
+        let facts = ViewFacts::parse(&raw)
+            .map_err(|e| TableError::Damaged(format!("reading {metadata_location}: {e}")))?;
         let key = layout::table_key(Some(&facts.uuid), &name.database, &name.name);
         let previous = self.parent_by_key.get(key.as_str()).copied();
-        let renamed_from = previous.filter(|p| p.name != name).map(|p| p.name.clone());
+        let renamed_from = previous.filter(|p| p.name != *name).map(|p| p.name.clone());
         let same = previous.is_some_and(|p| {
             p.stored_in.is_some()
                 && p.state
@@ -124,84 +122,63 @@ impl TableJob<'_> {
         let unchanged = same
             && (self.request.options.mode == BackupMode::Incremental)
             && previous.is_some_and(|p| !self.has_damage(&key, p.stored_in.as_deref()));
-        let record = if let Some(prev) = previous.filter(|_| unchanged) {
-            let mut record = prev.clone();
-            record.name = name.clone();
+        if let Some(prev) = previous.filter(|_| unchanged) {
+            let mut record = carried(prev, name, renamed_from);
             record.category = category;
-            record.status = if renamed_from.is_some() {
-                Status::Renamed
-            } else {
-                Status::Unchanged
-            };
-            record.previous_name = renamed_from;
-            if let Some(state) = record.state.as_mut() {
-                state.files_added = 0;
-                state.bytes_added = 0;
-            }
-            record
-        } else {
-            let filelist = FileList {
-                format_version: FORMAT_VERSION,
-                table_key: key.clone(),
-                pit: self.pit_id.to_owned(),
-                location: facts.location.clone(),
-                metadata_location: metadata_location.clone(),
-                metadata_sha256: sha256_hex(&raw),
-                current_snapshot_only: false,
-                files: Vec::new(),
-            };
-            let bytes = raw.len() as u64;
-            if !self.request.options.dry_run {
-                let store = self.repo.store();
-                store
-                    .put_staged(&layout::table_metadata(&key, self.pit_id), raw)
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-                store
-                    .put_staged(&layout::filelist(&key, self.pit_id), encode(&filelist))
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-            }
-            TableRecord {
-                name: name.clone(),
-                key,
-                kind: ObjectKind::View,
-                uuid: Some(facts.uuid),
-                category,
-                status: match (&renamed_from, previous) {
-                    (Some(_), _) => Status::Renamed,
-                    (None, None) => Status::New,
-                    (None, Some(_)) if same => Status::Unchanged,
-                    (None, Some(_)) => Status::Changed,
-                },
-                previous_name: renamed_from,
-                deleted_at: None,
-                last_pit: None,
-                error: None,
-                stored_in: Some(self.pit_id.to_owned()),
-                state: Some(TableState {
-                    format_version: facts.format_version,
-                    metadata_location,
-                    location: facts.location,
-                    current_snapshot_id: None,
-                    schema_id: facts.schema_id,
-                    schema_ids: facts.schema_ids,
-                    spec_id: 0,
-                    snapshots: facts.versions,
-                    records: None,
-                    files: 0,
-                    bytes: 0,
-                    files_added: 0,
-                    bytes_added: bytes,
-                    files_server_side: 0,
-                }),
-            }
+            return Ok(Some(ObjectPlan::Carry(Box::new(record))));
+        }
+        let filelist = FileList {
+            format_version: FORMAT_VERSION,
+            table_key: key.clone(),
+            pit: self.pit_id.to_owned(),
+            location: facts.location.clone(),
+            metadata_location: metadata_location.clone(),
+            metadata_sha256: sha256_hex(&raw),
+            current_snapshot_only: false,
+            files: Vec::new(),
         };
-        self.observer.event(&Event::TableFinished {
-            table: &qualified,
-            outcome: &record.status.to_string(),
-        });
-        Ok(Some(record))
+        let record = TableRecord {
+            name: name.clone(),
+            key,
+            kind: ObjectKind::View,
+            uuid: Some(facts.uuid),
+            category,
+            status: match (&renamed_from, previous) {
+                (Some(_), _) => Status::Renamed,
+                (None, None) => Status::New,
+                (None, Some(_)) if same => Status::Unchanged,
+                (None, Some(_)) => Status::Changed,
+            },
+            previous_name: renamed_from,
+            deleted_at: None,
+            last_pit: None,
+            error: None,
+            stored_in: Some(self.pit_id.to_owned()),
+            state: Some(TableState {
+                format_version: facts.format_version,
+                metadata_location,
+                location: facts.location,
+                current_snapshot_id: None,
+                schema_id: facts.schema_id,
+                schema_ids: facts.schema_ids,
+                spec_id: 0,
+                snapshots: facts.versions,
+                records: None,
+                files: 0,
+                bytes: 0,
+                files_added: 0,
+                bytes_added: raw.len() as u64,
+                files_server_side: 0,
+            }),
+        };
+        Ok(Some(ObjectPlan::Store(Box::new(StorePlan {
+            record,
+            raw,
+            filelist,
+            files: Vec::new(),
+            refs: std::collections::HashMap::new(),
+            file_io: None,
+        }))))
     }
 }
 

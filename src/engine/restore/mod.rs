@@ -180,6 +180,9 @@ pub struct RestoredTable {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure it was ([`TableError::kind`](crate::engine::TableError::kind)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
 }
 
 /// The outcome of a restore.
@@ -203,6 +206,7 @@ impl RestoreReport {
             .filter_map(|t| {
                 t.error.as_ref().map(|e| TableFailure {
                     table: t.item.source.to_string(),
+                    kind: t.error_kind.unwrap_or("io"),
                     reason: e.clone(),
                 })
             })

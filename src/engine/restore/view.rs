@@ -10,21 +10,22 @@ use serde_json::{Map as JsonMap, Value as JsonValue};
 use super::execute::{Job, next_metadata_version};
 use super::{RestoreItem, ident};
 use crate::engine::backup::view::ViewFacts;
-use crate::engine::error_chain;
 use crate::engine::rewrite::PathRewriter;
 use crate::engine::transfer::{self, maybe_gunzip};
+use crate::engine::{TableError, error_chain};
 
 /// The view property that may name where its metadata files go.
 const METADATA_PATH: &str = "write.metadata.path";
 
 impl Job<'_> {
     /// Restores one view; returns its new metadata location.
-    pub(super) async fn restore_view(&self, item: &RestoreItem) -> Result<String, String> {
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    pub(super) async fn restore_view(&self, item: &RestoreItem) -> Result<String, TableError> {
+        let damaged =
+            |what: &str, e: &dyn std::fmt::Display| TableError::Damaged(format!("{what}: {e}"));
         let (filelist, raw) = self.load_stored(item).await?;
-        let json = maybe_gunzip(&raw).map_err(|e| format!("decompressing stored metadata: {e}"))?;
+        let json = maybe_gunzip(&raw).map_err(|e| damaged("decompressing stored metadata", &e))?;
         let mut doc: JsonValue =
-            serde_json::from_slice(&json).map_err(|e| format!("reading stored metadata: {e}"))?;
+            serde_json::from_slice(&json).map_err(|e| damaged("reading stored metadata", &e))?;
         let rw = if item.in_place {
             PathRewriter::in_place(&filelist.location)
         } else {
@@ -37,9 +38,10 @@ impl Job<'_> {
             &self.provenance(item),
             !item.keeps_uuid,
         )
-        .map_err(|e| format!("rewriting the view metadata: {e}"))?;
-        let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
-        ViewFacts::parse(&bytes).map_err(|e| format!("the rewritten view metadata: {e}"))?;
+        .map_err(|e| damaged("rewriting the view metadata", &e))?;
+        let bytes =
+            serde_json::to_vec(&doc).map_err(|e| damaged("writing the view metadata", &e))?;
+        ViewFacts::parse(&bytes).map_err(|e| damaged("the rewritten view metadata", &e))?;
         let metadata_location = format!(
             "{}/metadata/{:05}-{}.metadata.json",
             item.location,
@@ -49,10 +51,10 @@ impl Job<'_> {
         let file_io = &self.target.file_io;
         transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(bytes))
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| TableError::transfer(&e))?;
         let registered = match transfer::sync_local_file(&metadata_location).await {
             Ok(()) => self.register_view(item, &metadata_location, &doc).await,
-            Err(e) => Err(e),
+            Err(e) => Err(TableError::Io(e)),
         };
         if let Err(e) = registered {
             if let Err(e2) = file_io.delete(&metadata_location).await {
@@ -70,18 +72,21 @@ impl Job<'_> {
         item: &RestoreItem,
         metadata_location: &str,
         doc: &JsonValue,
-    ) -> Result<(), String> {
+    ) -> Result<(), TableError> {
         let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
-        let ident = ident(&item.target).map_err(|e| e.to_string())?;
+        let ident = ident(&item.target).map_err(|e| TableError::Unsupported(e.to_string()))?;
         let target = self.target;
         let previous = if item.action == "replace" {
-            match target.load_view(&ident).await.map_err(|e| chain(&e))? {
+            match target
+                .load_view(&ident)
+                .await
+                .map_err(|e| TableError::catalog(&e))?
+            {
                 Some(old) => {
                     let old_doc = self.read_json(&old.metadata_location).await;
-                    target
-                        .drop_view(&ident)
-                        .await
-                        .map_err(|e| format!("dropping the view to replace: {}", chain(&e)))?;
+                    target.drop_view(&ident).await.map_err(|e| {
+                        TableError::catalog(&e).context("dropping the view to replace")
+                    })?;
                     Some((old.metadata_location, old_doc))
                 }
                 None => None,
@@ -108,7 +113,7 @@ impl Job<'_> {
                         }
                     }
                 }
-                Err(message)
+                Err(TableError::Catalog(message))
             }
         }
     }

@@ -9,7 +9,7 @@ use iceberg::io::FileIO;
 
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, TransferError, read_verified, sha256_hex};
-use crate::engine::{Event, Observer, error_chain};
+use crate::engine::{Event, Observer, TableError, error_chain};
 use crate::repo::layout;
 use crate::repo::records::{FileEntry, FileKind};
 use crate::store::BackupStore;
@@ -47,8 +47,9 @@ impl Written {
 
     /// Makes every file of the table durable, with its directories: once, before the table
     /// is registered.
-    pub(super) async fn sync(&self) -> Result<(), String> {
-        let failed = |e: std::io::Error| format!("making the restored files durable: {e}");
+    pub(super) async fn sync(&self) -> Result<(), TableError> {
+        let failed =
+            |e: std::io::Error| TableError::Io(format!("making the restored files durable: {e}"));
         self.behind.wait().await.map_err(failed)?;
         let files = std::mem::take(
             &mut *self
@@ -58,7 +59,7 @@ impl Written {
         );
         tokio::task::spawn_blocking(move || crate::store::sync_dirs_of(&files))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| TableError::Io(e.to_string()))?
             .map_err(failed)
     }
 
@@ -87,24 +88,26 @@ pub(super) struct FileWriter<'a> {
 }
 
 impl FileWriter<'_> {
-    fn target_path(&self, entry: &FileEntry) -> Result<String, String> {
-        self.rw.rewrite(&entry.path).map_err(|e| error_chain(&e))
+    fn target_path(&self, entry: &FileEntry) -> Result<String, TableError> {
+        self.rw
+            .rewrite(&entry.path)
+            .map_err(|e| TableError::Unsupported(error_chain(&e)))
     }
 
     /// Whether `path` must be written: it is absent. A file already there is kept when it has
     /// exactly the content to restore (size and SHA-256: a re-run after an interrupted
     /// restore); any other file stops the table, since nothing is overwritten.
-    async fn must_write(&self, path: &str, size: u64, sha256: &str) -> Result<bool, String> {
+    async fn must_write(&self, path: &str, size: u64, sha256: &str) -> Result<bool, TableError> {
         let found = transfer::file_size(self.file_io, path)
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| TableError::transfer(&e))?;
         let Some(found) = found else {
             return Ok(true);
         };
         if found == size {
             let (sum, _) = transfer::hash_file(self.file_io, path)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| TableError::transfer(&e))?;
             if sum == sha256 {
                 self.written.complete(path);
                 return Ok(false);
@@ -114,16 +117,16 @@ impl FileWriter<'_> {
             tracing::warn!(%path, "replacing a different file at its original path (--replace)");
             return Ok(true);
         }
-        Err(format!(
+        Err(TableError::Conflict(format!(
             "refusing to overwrite {path}: a different file is already there ({found} bytes; the restored file has {size} bytes and SHA-256 {sha256}); remove it, or restore to another location"
-        ))
+        )))
     }
 
     pub(super) async fn copy_verbatim<'e>(
         &self,
         entries: impl Iterator<Item = &'e FileEntry>,
-    ) -> Result<(), String> {
-        stream::iter(entries.map(Ok::<_, String>))
+    ) -> Result<(), TableError> {
+        stream::iter(entries.map(Ok::<_, TableError>))
             .try_for_each_concurrent(8, |entry| async move {
                 let path = self.target_path(entry)?;
                 if self.must_write(&path, entry.size, &entry.sha256).await? {
@@ -138,7 +141,7 @@ impl FileWriter<'_> {
                         &path,
                     )
                     .await
-                    .map_err(|e| error_chain(&e))?;
+                    .map_err(|e| TableError::transfer(&e))?;
                     self.written.complete(&path);
                     self.observer.event(&Event::FileCopied {
                         table: &self.item.target.to_string(),
@@ -156,14 +159,14 @@ impl FileWriter<'_> {
         &self,
         entries: impl Iterator<Item = &'e FileEntry>,
         sizes: &HashMap<String, i64>,
-    ) -> Result<HashMap<String, i64>, String> {
-        let results: Vec<(String, i64)> = stream::iter(entries.map(Ok::<_, String>))
+    ) -> Result<HashMap<String, i64>, TableError> {
+        let results: Vec<(String, i64)> = stream::iter(entries.map(Ok::<_, TableError>))
             .map_ok(|entry| async move {
                 let path = self.target_path(entry)?;
                 let key = layout::table_file(&self.item.key, &entry.rel);
                 let data = read_verified(self.store, &key, &entry.sha256)
                     .await
-                    .map_err(|e: TransferError| error_chain(&e))?;
+                    .map_err(|e: TransferError| TableError::transfer(&e))?;
                 let data = if self.rw.is_identity() {
                     data
                 } else {
@@ -182,7 +185,13 @@ impl FileWriter<'_> {
                             }
                             _ => rewrite::rewrite_manifest_list(&data, self.rw, sizes),
                         }
-                        .map_err(|e| format!("rewriting {}: {}", entry.path, error_chain(&e)))?,
+                        .map_err(|e| {
+                            TableError::Damaged(format!(
+                                "rewriting {}: {}",
+                                entry.path,
+                                error_chain(&e)
+                            ))
+                        })?,
                     )
                 };
                 let size = data.len() as u64;
@@ -190,7 +199,7 @@ impl FileWriter<'_> {
                     self.written.push(path.clone());
                     transfer::bytes_to_file(self.file_io, &path, data)
                         .await
-                        .map_err(|e| error_chain(&e))?;
+                        .map_err(|e| TableError::transfer(&e))?;
                     self.written.complete(&path);
                 }
                 Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))

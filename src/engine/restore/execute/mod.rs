@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::engine::files::SnapshotSelection;
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
-use crate::engine::{EngineError, Event, Observer, error_chain};
+use crate::engine::{EngineError, Event, Observer, TableError, error_chain};
 use crate::repo::records::{Category, FileKind, ObjectKind};
 use crate::repo::{Repository, layout};
 
@@ -80,12 +80,14 @@ pub async fn execute(
                         outcome,
                         metadata_location: Some(location),
                         error: None,
+                        error_kind: None,
                     },
                     Err(e) => RestoredTable {
                         item,
                         outcome,
                         metadata_location: None,
-                        error: Some(e),
+                        error_kind: Some(e.kind()),
+                        error: Some(e.to_string()),
                     },
                 }
             }
@@ -111,7 +113,7 @@ pub(super) struct Job<'a> {
 }
 
 impl Job<'_> {
-    async fn restore_table(&self, item: &RestoreItem) -> Result<String, String> {
+    async fn restore_table(&self, item: &RestoreItem) -> Result<String, TableError> {
         if item.kind == ObjectKind::View {
             return self.restore_view(item).await;
         }
@@ -148,16 +150,13 @@ impl Job<'_> {
 
     /// An ephemeral table: created empty, with the schema, partition spec, sort order and
     /// properties it had, at its new location.
-    async fn create_empty(&self, item: &RestoreItem) -> Result<String, String> {
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    async fn create_empty(&self, item: &RestoreItem) -> Result<String, TableError> {
         let raw = self
             .repo
             .load_table_metadata(&item.key, &item.stored_in)
             .await
-            .map_err(|e| chain(&e))?;
-        let json = maybe_gunzip(&raw).map_err(|e| format!("decompressing stored metadata: {e}"))?;
-        let metadata: TableMetadata =
-            serde_json::from_slice(&json).map_err(|e| format!("reading stored metadata: {e}"))?;
+            .map_err(|e| TableError::repo(&e))?;
+        let metadata = stored_metadata(&raw)?;
         let mut properties: HashMap<String, String> = metadata.properties().clone();
         properties.extend(self.provenance(item));
         let creation = iceberg::TableCreation::builder()
@@ -184,30 +183,32 @@ impl Job<'_> {
     pub(super) async fn load_stored(
         &self,
         item: &RestoreItem,
-    ) -> Result<(crate::repo::records::FileList, Bytes), String> {
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    ) -> Result<(crate::repo::records::FileList, Bytes), TableError> {
         let filelist = self
             .repo
             .load_filelist(&item.key, &item.stored_in)
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| TableError::repo(&e))?;
         let metadata_raw = self
             .repo
             .load_table_metadata(&item.key, &item.stored_in)
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| TableError::repo(&e))?;
         if sha256_hex(&metadata_raw) != filelist.metadata_sha256 {
-            return Err(format!(
+            return Err(TableError::Damaged(format!(
                 "stored metadata {} does not match its checksum",
                 layout::table_metadata(&item.key, &item.stored_in)
-            ));
+            )));
         }
         Ok((filelist, metadata_raw))
     }
 
     /// Steps 1–4: everything but the registration. Returns the new metadata location.
-    async fn write_table(&self, item: &RestoreItem, written: &Written) -> Result<String, String> {
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    async fn write_table(
+        &self,
+        item: &RestoreItem,
+        written: &Written,
+    ) -> Result<String, TableError> {
         let (filelist, metadata_raw) = self.load_stored(item).await?;
         let rw = if item.in_place {
             PathRewriter::in_place(&filelist.location)
@@ -255,11 +256,11 @@ impl Job<'_> {
         phase("manifest lists written");
 
         let json = maybe_gunzip(&metadata_raw)
-            .map_err(|e| format!("decompressing stored metadata: {e}"))?;
+            .map_err(|e| TableError::Damaged(format!("decompressing stored metadata: {e}")))?;
         let json = if filelist.current_snapshot_only {
             std::borrow::Cow::Owned(
                 keep_only_current_snapshot(&json)
-                    .map_err(|e| format!("trimming stored metadata: {e}"))?,
+                    .map_err(|e| TableError::Damaged(format!("trimming stored metadata: {e}")))?,
             )
         } else {
             json
@@ -267,7 +268,7 @@ impl Job<'_> {
         let new_uuid = (!item.keeps_uuid).then(uuid::Uuid::new_v4);
         let (json, warnings) =
             rewrite::rewrite_table_metadata(&json, &rw, &self.provenance(item), new_uuid)
-                .map_err(|e| chain(&e))?;
+                .map_err(|e| TableError::Damaged(error_chain(&e)))?;
         for warning in warnings {
             tracing::warn!(table = %item.target, %warning, "restored metadata");
         }
@@ -279,7 +280,7 @@ impl Job<'_> {
         );
         transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(json))
             .await
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| TableError::transfer(&e))?;
         written.push(metadata_location.clone());
         written.complete(&metadata_location);
 
@@ -287,10 +288,10 @@ impl Job<'_> {
         let metadata = TableMetadata::read_from(file_io, &metadata_location)
             .await
             .map_err(|e| {
-                format!(
+                TableError::Damaged(format!(
                     "the restored metadata {metadata_location} does not read back: {}",
-                    chain(&e)
-                )
+                    error_chain(&e)
+                ))
             })?;
         check_reachable(&metadata, file_io, &metadata_location).await?;
         phase("metadata written and read back");
@@ -322,19 +323,29 @@ impl Job<'_> {
     /// table it replaces is dropped first (catalogs cannot swap a table's metadata) and
     /// registered back when the new one cannot be put in place, so a failed replace loses
     /// nothing. Returns the table's metadata location.
-    async fn install(&self, item: &RestoreItem, install: Install<'_>) -> Result<String, String> {
+    async fn install(
+        &self,
+        item: &RestoreItem,
+        install: Install<'_>,
+    ) -> Result<String, TableError> {
         let catalog = &self.target.catalog;
-        let ident = ident(&item.target).map_err(|e| e.to_string())?;
+        let ident = ident(&item.target).map_err(|e| TableError::Unsupported(e.to_string()))?;
         let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
         let previous = if item.action == "replace"
-            && catalog.table_exists(&ident).await.map_err(|e| chain(&e))?
+            && catalog
+                .table_exists(&ident)
+                .await
+                .map_err(|e| TableError::catalog(&e))?
         {
-            let old = catalog.load_table(&ident).await.map_err(|e| chain(&e))?;
+            let old = catalog
+                .load_table(&ident)
+                .await
+                .map_err(|e| TableError::catalog(&e))?;
             let old_location = old.metadata_location().map(str::to_owned);
             catalog
                 .drop_table(&ident)
                 .await
-                .map_err(|e| format!("dropping the table to replace: {}", chain(&e)))?;
+                .map_err(|e| TableError::catalog(&e).context("dropping the table to replace"))?;
             old_location
         } else {
             None
@@ -353,7 +364,7 @@ impl Job<'_> {
                 .map_err(|e| format!("creating empty table {ident}: {}", chain(&e))),
         };
         let Err(mut message) = installed else {
-            return installed;
+            return installed.map_err(TableError::Catalog);
         };
         if let Some(old) = previous {
             match self.target.register(&ident, &old).await {
@@ -367,8 +378,16 @@ impl Job<'_> {
                 }
             }
         }
-        Err(message)
+        Err(TableError::Catalog(message))
     }
+}
+
+/// Reads stored table metadata (gzipped or not).
+fn stored_metadata(raw: &[u8]) -> Result<TableMetadata, TableError> {
+    let json = maybe_gunzip(raw)
+        .map_err(|e| TableError::Damaged(format!("decompressing stored metadata: {e}")))?;
+    serde_json::from_slice(&json)
+        .map_err(|e| TableError::Damaged(format!("reading stored metadata: {e}")))
 }
 
 /// How a restored table is put in the catalog.
@@ -387,34 +406,34 @@ async fn check_reachable(
     metadata: &TableMetadata,
     file_io: &FileIO,
     metadata_location: &str,
-) -> Result<(), String> {
+) -> Result<(), TableError> {
     let walked = crate::engine::files::Walked::default();
     let files =
         crate::engine::files::table_files(metadata, file_io, SnapshotSelection::All, &walked)
             .await
             .map_err(|e| {
-                format!(
+                TableError::Damaged(format!(
                     "the restored table {metadata_location} does not read back: {}",
                     error_chain(&e)
-                )
+                ))
             })?;
-    stream::iter(files.into_iter().map(Ok::<_, String>))
+    stream::iter(files.into_iter().map(Ok::<_, TableError>))
         .try_for_each_concurrent(16, |file| async move {
             if file.content.is_some() && file.expected_size.is_none() {
                 return Ok(()); // read while walking
             }
             let found = transfer::file_size(file_io, &file.path)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| TableError::transfer(&e))?;
             match (found, file.expected_size) {
-                (None, _) => Err(format!(
+                (None, _) => Err(TableError::Damaged(format!(
                     "the restored metadata references {} ({:?}), which is not at the target; the repository's file list does not match its metadata (damaged repository?)",
                     file.path, file.kind
-                )),
-                (Some(found), Some(expected)) if found != expected => Err(format!(
+                ))),
+                (Some(found), Some(expected)) if found != expected => Err(TableError::Damaged(format!(
                     "{} has {found} bytes at the target, but the restored metadata records {expected}",
                     file.path
-                )),
+                ))),
                 _ => Ok(()),
             }
         })
