@@ -45,7 +45,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     let catalog = plan.catalog(&args.catalog, plan_path)?;
     let database = args.database.as_deref().map(parse_database).transpose()?;
     if let Some(table) = &args.table {
-        crate::names::check(table).map_err(crate::engine::EngineError::Invalid)?;
+        crate::names::check(table).map_err(crate::engine::EngineError::invalid)?;
     }
     let request = BackupRequest {
         catalog,

@@ -40,7 +40,7 @@ pub(crate) fn man(args: &ManArgs, printer: Printer) -> anyhow::Result<ExitStatus
                     .get_subcommands()
                     .map(clap::Command::get_name)
                     .collect();
-                EngineError::Invalid(format!(
+                EngineError::invalid(format!(
                     "no subcommand `{name}`; subcommands: {}",
                     known.join(", ")
                 ))

@@ -49,9 +49,9 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             .iter()
             .find(|b| &b.name == name)
             .map(|b| b.strategy.retention.clone())
-            .ok_or_else(|| EngineError::Invalid(format!("the plan has no entry `{name}`")))?,
+            .ok_or_else(|| EngineError::invalid(format!("the plan has no entry `{name}`")))?,
         (Some(_), None) => {
-            return Err(EngineError::Invalid("--entry needs --config PLAN".into()).into());
+            return Err(EngineError::invalid("--entry needs --config PLAN").into());
         }
         (None, _) => Retention::default(),
     };
@@ -60,7 +60,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         .as_deref()
         .map(crate::plan::parse_duration)
         .transpose()
-        .map_err(EngineError::Invalid)?;
+        .map_err(EngineError::invalid)?;
     policy.keep_last = args.keep_last.or(policy.keep_last);
     policy.keep_hourly = args.keep_hourly.or(policy.keep_hourly);
     policy.keep_daily = args.keep_daily.or(policy.keep_daily);
@@ -68,8 +68,8 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
     policy.keep_monthly = args.keep_monthly.or(policy.keep_monthly);
     policy.keep_within = keep_within.or(policy.keep_within);
     if policy.is_empty() {
-        return Err(EngineError::Invalid(
-            "no retention policy: give --keep-last/--keep-daily/... or --entry with a strategy that has `retention:`".into(),
+        return Err(EngineError::invalid(
+            "no retention policy: give --keep-last/--keep-daily/... or --entry with a strategy that has `retention:`",
         )
         .into());
     }

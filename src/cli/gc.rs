@@ -23,7 +23,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::Result<ExitStatus> {
-    let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::Invalid)?;
+    let grace = crate::plan::parse_duration(&args.grace).map_err(EngineError::invalid)?;
     let plan = args.repo.plan.load(&[args.repo.section()])?;
     let plan = plan.as_ref().map(|(p, _)| p);
     let store = super::open_repo(&args.repo.repo, plan, args.repo.user_key()?)?;

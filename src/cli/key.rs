@@ -66,7 +66,7 @@ fn open(repo: &RepoArgs) -> anyhow::Result<EncryptedStore> {
         None => spec.as_ref().and_then(|s| s.encryption.clone()),
     };
     let Some(key) = key else {
-        return Err(EngineError::Invalid(format!(
+        return Err(EngineError::invalid(format!(
             "`bcn key` needs the current key of {}: `encryption.key` on the repository in the plan, --key-file FILE, or BCN_REPOSITORY_KEY",
             repo.repo
         ))
@@ -75,12 +75,12 @@ fn open(repo: &RepoArgs) -> anyhow::Result<EncryptedStore> {
     let inner = if let Some(spec) = &spec {
         spec.location
             .open_with(&spec.s3.clone().unwrap_or_default())
-            .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))?
+            .map_err(|e| EngineError::invalid(format!("repository `{}`: {e}", spec.name)))?
     } else {
         let cwd = std::env::current_dir().context("reading the working directory")?;
         StoreLocation::parse(&repo.repo, &cwd)
             .and_then(|l| l.open())
-            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .map_err(|e| EngineError::invalid(e.to_string()))?
     };
     Ok(EncryptedStore::new(inner, key))
 }
@@ -91,7 +91,7 @@ pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStat
             let store = Arc::new(open(&repo)?);
             let current = store.current_key().await?;
             if !store.exists().await? {
-                return Err(EngineError::Invalid(format!(
+                return Err(EngineError::invalid(format!(
                     "{} holds no encrypted repository yet: its first backup creates it",
                     store_url(&store)
                 ))
@@ -134,7 +134,7 @@ pub(crate) async fn run(args: Args, printer: Printer) -> anyhow::Result<ExitStat
             let text = fs_err::read_to_string(&new_key_file).context("reading --new-key-file")?;
             crate::secret::register(&text);
             let new = UserKey::new(&text)
-                .map_err(|e| EngineError::Invalid(format!("--new-key-file: {e}")))?;
+                .map_err(|e| EngineError::invalid(format!("--new-key-file: {e}")))?;
             let id = store.add_key(&new).await?;
             let json = serde_json::json!({ "repository": store_url(&store), "added": id });
             printer.result("key", &json, || {

@@ -388,7 +388,7 @@ impl RepoArgs {
         };
         crate::secret::register(&text);
         Ok(Some(UserKey::new(&text).map_err(|e| {
-            EngineError::Invalid(format!(
+            EngineError::invalid(format!(
                 "the repository key (--key-file or BCN_REPOSITORY_KEY): {e}"
             ))
         })?))
@@ -416,7 +416,7 @@ impl PlanArgs {
     /// Loads the plan, which this command needs (see [`PlanArgs::load`]).
     pub(crate) fn require(&self, command: &str, uses: &[String]) -> anyhow::Result<(Plan, &Path)> {
         self.load(uses)?.ok_or_else(|| {
-            anyhow::Error::new(EngineError::Invalid(format!(
+            anyhow::Error::new(EngineError::invalid(format!(
                 "`bcn {command}` needs a plan that declares its catalogs: pass --config PLAN"
             )))
         })
@@ -435,10 +435,10 @@ pub(crate) fn open_repo(
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location =
-        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::invalid(e.to_string()))?;
     let store = location
         .open()
-        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        .map_err(|e| EngineError::invalid(e.to_string()))?;
     Ok(match key {
         Some(key) => Arc::new(crate::store::EncryptedStore::new(store, key)),
         None => store,
@@ -447,7 +447,7 @@ pub(crate) fn open_repo(
 
 /// Parses a `--database` value into namespace parts.
 pub(crate) fn parse_database(value: &str) -> anyhow::Result<Vec<String>> {
-    crate::names::parse_namespace(value).map_err(|e| EngineError::Invalid(e).into())
+    crate::names::parse_namespace(value).map_err(|e| EngineError::invalid(e).into())
 }
 
 /// Sends the plan's notifications for a command run outside `apply` (restore, forget, gc):
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn exit_statuses_follow_the_kind_of_error() {
         let status = |e: EngineError| ExitStatus::of(&anyhow::Error::new(e)).code();
-        assert_eq!(status(EngineError::Invalid("x".into())), 2);
+        assert_eq!(status(EngineError::invalid("x")), 2);
         assert_eq!(status(EngineError::Conflict("x".into())), 2);
         assert_eq!(status(EngineError::NotFound("x".into())), 1);
         let not_a_repo = || RepoError::NotARepository { url: "repo".into() };

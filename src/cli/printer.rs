@@ -55,7 +55,11 @@ impl Printer {
     pub fn error(&self, command: &str, error: &anyhow::Error, status: ExitStatus) {
         let message = error_chain(error.as_ref());
         if self.is_json() {
-            let doc = crate::report::error_document(command, &message, status.code());
+            // How to fix it, apart, for programs that show it in their own words.
+            let hint = error
+                .chain()
+                .find_map(|c| c.downcast_ref::<crate::engine::EngineError>()?.hint());
+            let doc = crate::report::error_document(command, &message, hint, status.code());
             write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         }
         write_stderr(&format!("error: {message}\n"));

@@ -33,18 +33,16 @@ pub(crate) async fn run(
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
     let Some(plan) = args.plan.config.clone() else {
-        return Err(
-            EngineError::Invalid("`bcn serve` needs a plan: pass --config PLAN".into()).into(),
-        );
+        return Err(EngineError::invalid("`bcn serve` needs a plan: pass --config PLAN").into());
     };
     let schedule = args
         .schedule
         .as_deref()
         .map(|s| {
             crate::plan::parse_duration(s)
-                .map_err(|e| EngineError::Invalid(format!("--schedule: {e}")))?
+                .map_err(|e| EngineError::invalid(format!("--schedule: {e}")))?
                 .to_std()
-                .map_err(|_| EngineError::Invalid("--schedule must be positive".into()))
+                .map_err(|_| EngineError::invalid("--schedule must be positive"))
         })
         .transpose()?;
     crate::serve::serve(

@@ -51,7 +51,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             args.subset
                 .as_deref()
                 .map_or(Ok(Subset::All), Subset::parse)
-                .map_err(EngineError::Invalid)?,
+                .map_err(EngineError::invalid)?,
         )
     } else {
         None

@@ -205,9 +205,14 @@ pub enum EngineError {
     /// The repository storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The request does not make sense; the message says how to fix it.
-    #[error("{0}")]
-    Invalid(String),
+    /// The request does not make sense: what is wrong, and how to fix it.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Invalid {
+        /// What is wrong, and where.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
     /// The request would overwrite what exists (a restore onto existing tables without
     /// `--replace`); the message names it and how to go on.
     #[error("{0}")]
@@ -264,12 +269,36 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// An invalid request whose message says all there is to say.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An invalid request: what is wrong, and how to fix it.
+    pub fn invalid_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// How to fix the error, when it says so apart from its message.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What kind of failure this is: exit statuses, HTTP statuses and entry statuses are
     /// derived from it.
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
-            Self::Plan(_) | Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Plan(_) | Self::Invalid { .. } => ErrorKind::Invalid,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Repo(r) => r.kind(),
@@ -299,7 +328,7 @@ pub fn open_repository_store_with(
     let store = spec
         .location
         .open_with(&s3)
-        .map_err(|e| EngineError::Invalid(format!("repository `{}`: {e}", spec.name)))?;
+        .map_err(|e| EngineError::invalid(format!("repository `{}`: {e}", spec.name)))?;
     Ok(match key.or_else(|| spec.encryption.clone()) {
         Some(key) => std::sync::Arc::new(crate::store::EncryptedStore::new(store, key)),
         None => store,

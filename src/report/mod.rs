@@ -32,11 +32,12 @@ pub fn document(command: &str, value: &impl Serialize) -> Value {
 }
 
 /// The document printed for a failed command.
-pub fn error_document(command: &str, message: &str, exit_code: u8) -> Value {
-    document(
-        command,
-        &serde_json::json!({ "error": { "message": message, "exit_code": exit_code } }),
-    )
+pub fn error_document(command: &str, message: &str, hint: Option<&str>, exit_code: u8) -> Value {
+    let mut error = serde_json::json!({ "message": message, "exit_code": exit_code });
+    if let Some(hint) = hint {
+        error["hint"] = Value::String(hint.to_owned());
+    }
+    document(command, &serde_json::json!({ "error": error }))
 }
 
 /// Human-readable byte counts: `512 B`, `1.5 KiB`, `3.2 GiB`.

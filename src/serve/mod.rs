@@ -106,7 +106,11 @@ impl From<crate::engine::EngineError> for ApiError {
             ErrorKind::Locked => StatusCode::LOCKED,
             ErrorKind::Partial | ErrorKind::Failure => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, crate::error::error_chain(&e))
+        let mut error = Self::new(status, crate::error::error_chain(&e));
+        if let Some(hint) = e.hint() {
+            error.details = Some(serde_json::json!({ "hint": hint }));
+        }
+        error
     }
 }
 
@@ -129,20 +133,20 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let plan = Plan::load(&options.plan, Resolve::Lenient)?;
     let api = plan.api().ok_or_else(|| {
-        crate::engine::EngineError::Invalid(format!(
+        crate::engine::EngineError::invalid(format!(
             "{} has no `api:` section: `bcn serve` needs `api: {{ tokens: [...] }}` to know who may call it",
             options.plan.display()
         ))
     })?;
     if api.tokens.is_empty() {
-        return Err(crate::engine::EngineError::Invalid(
-            "`api.tokens` is empty: nobody could call the API".into(),
+        return Err(crate::engine::EngineError::invalid(
+            "`api.tokens` is empty: nobody could call the API",
         )
         .into());
     }
     let jobs = jobs::Jobs::open(&api.jobs_db, ctx.now())
         .await
-        .map_err(crate::engine::EngineError::Invalid)?;
+        .map_err(crate::engine::EngineError::invalid)?;
     let state = Arc::new(State {
         plan: Arc::new(plan),
         plan_path: options.plan.clone(),
@@ -151,7 +155,7 @@ pub async fn serve(
     });
     let acceptor = match &options.tls {
         Some((cert, key)) => {
-            Some(tls::acceptor(cert, key).map_err(crate::engine::EngineError::Invalid)?)
+            Some(tls::acceptor(cert, key).map_err(crate::engine::EngineError::invalid)?)
         }
         None => None,
     };

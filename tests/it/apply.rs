@@ -281,6 +281,12 @@ fn one_failing_entry_does_not_stop_the_others_and_locks_give_75() {
         "{}",
         unknown.stderr
     );
+    // How to fix it comes apart in the JSON document, for programs that drive bcn.
+    let error = &unknown.json()["error"];
+    assert!(
+        error["hint"].as_str().is_some_and(|h| h.contains("good")),
+        "{error}"
+    );
 }
 
 /// A one-shot HTTP server on loopback that records each request's head and body.

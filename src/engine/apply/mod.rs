@@ -147,15 +147,15 @@ pub async fn run(
     for name in &options.only {
         if !plan.backups().iter().any(|b| &b.name == name) {
             let known: Vec<&str> = plan.backups().iter().map(|b| b.name.as_str()).collect();
-            return Err(EngineError::Invalid(format!(
-                "--only {name}: the plan has no entry `{name}`; entries: {}",
-                known.join(", ")
-            )));
+            return Err(EngineError::invalid_hint(
+                format!("--only {name}: the plan has no entry `{name}`"),
+                format!("entries: {}", known.join(", ")),
+            ));
         }
     }
     if plan.backups().is_empty() {
-        return Err(EngineError::Invalid(
-            "the plan has no `backups:` entries; nothing to apply".into(),
+        return Err(EngineError::invalid(
+            "the plan has no `backups:` entries; nothing to apply",
         ));
     }
     let mut entries = Vec::new();

@@ -290,7 +290,7 @@ pub async fn execute(
 
 fn requested_scope(request: &BackupRequest) -> Result<Option<Scope>, EngineError> {
     match (&request.database, &request.table) {
-        (None, Some(_)) => Err(EngineError::Invalid("--table needs --database".into())),
+        (None, Some(_)) => Err(EngineError::invalid("--table needs --database")),
         (None, None) => Ok(None),
         (database, table) => Ok(Some(Scope {
             catalog: request.catalog.name.clone(),
@@ -305,7 +305,7 @@ async fn ensure_scope_exists(catalog: &OpenCatalog, scope: &Scope) -> Result<(),
         return Ok(());
     };
     let ns = NamespaceIdent::from_vec(db.clone())
-        .map_err(|e| EngineError::Invalid(format!("invalid database name: {e}")))?;
+        .map_err(|e| EngineError::invalid(format!("invalid database name: {e}")))?;
     let exists = catalog
         .catalog
         .namespace_exists(&ns)
@@ -501,7 +501,7 @@ async fn objects_in_scope(
         None => catalog.all_namespaces().await?,
         Some(db) => {
             let ns = NamespaceIdent::from_vec(db.clone())
-                .map_err(|e| EngineError::Invalid(format!("invalid database name: {e}")))?;
+                .map_err(|e| EngineError::invalid(format!("invalid database name: {e}")))?;
             // A database that vanished is recorded as DELETED, with all its tables.
             if catalog
                 .catalog

@@ -216,7 +216,7 @@ impl RestoreReport {
 
 fn ident(name: &TableName) -> Result<TableIdent, EngineError> {
     let ns = NamespaceIdent::from_vec(name.database.clone()).map_err(|e| {
-        EngineError::Invalid(format!(
+        EngineError::invalid(format!(
             "invalid database name `{}`: {e}",
             ns_display(&name.database)
         ))

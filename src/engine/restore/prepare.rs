@@ -67,14 +67,19 @@ pub async fn prepare(request: &RestoreRequest) -> Result<RestorePlan, EngineErro
             ObjectKind::View => (view_exists, table_exists),
         };
         if other {
-            return Err(EngineError::Invalid(format!(
-                "{} {target_name} of PIT {} cannot be restored: a {} of that name exists in catalog `{}`; restore it under another name with --table '{}' --target-table NAME",
-                record.kind.noun(),
-                pit.id,
-                if table_exists { "table" } else { "view" },
-                request.target.name,
-                record.name
-            )));
+            return Err(EngineError::invalid_hint(
+                format!(
+                    "{} {target_name} of PIT {} cannot be restored: a {} of that name exists in catalog `{}`",
+                    record.kind.noun(),
+                    pit.id,
+                    if table_exists { "table" } else { "view" },
+                    request.target.name,
+                ),
+                format!(
+                    "restore it under another name with --table '{}' --target-table NAME",
+                    record.name
+                ),
+            ));
         }
         if exists && !request.replace {
             conflicts.push(target_name.to_string());
@@ -95,7 +100,7 @@ pub async fn prepare(request: &RestoreRequest) -> Result<RestorePlan, EngineErro
         let (location, external_roots) = match (request.original_location, state) {
             (true, Some(state)) => (state.location.clone(), Vec::new()),
             (true, None) => {
-                return Err(EngineError::Invalid(format!(
+                return Err(EngineError::invalid(format!(
                     "table {} has no recorded location in PIT {}: it cannot be restored in place",
                     record.name, pit.id
                 )));
@@ -149,10 +154,10 @@ pub async fn prepare(request: &RestoreRequest) -> Result<RestorePlan, EngineErro
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = items.iter().find(|i| !seen.insert(i.target.clone())) {
-        return Err(EngineError::Invalid(format!(
-            "two selected tables would be restored as `{}`; narrow the selection with --table",
-            dup.target
-        )));
+        return Err(EngineError::invalid_hint(
+            format!("two selected tables would be restored as `{}`", dup.target),
+            "narrow the selection with --table",
+        ));
     }
     let create_databases = databases_to_create(&pit, &items, target.as_ref()).await?;
     Ok(RestorePlan {
@@ -181,7 +186,7 @@ async fn target_views<'v>(
 ) -> Result<&'v std::collections::HashSet<String>, EngineError> {
     if !cache.contains_key(database) {
         let ns = NamespaceIdent::from_vec(database.clone())
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
         // Some catalogs fail to list a database that does not exist: it has no view.
         let names = if catalog
             .catalog
@@ -210,10 +215,15 @@ fn check_placeable(source: &TableName, target: &TableName, pit: &str) -> Result<
         .find_map(|(part, option)| crate::names::check(part).err().map(|e| (e, option)));
     match problem {
         None => Ok(()),
-        Some((e, option)) => Err(EngineError::Invalid(format!(
-            "table {source:?} of PIT {pit} cannot be restored under this name: {e}; restore it alone under a safe name with --table '<pattern matching it>' {option}",
-            source = source.to_string()
-        ))),
+        Some((e, option)) => Err(EngineError::invalid_hint(
+            format!(
+                "table {source:?} of PIT {pit} cannot be restored under this name: {e}",
+                source = source.to_string()
+            ),
+            format!(
+                "restore it alone under a safe name with --table '<pattern matching it>' {option}"
+            ),
+        )),
     }
 }
 
@@ -251,12 +261,12 @@ fn select<'a>(
     let mut globs = GlobSetBuilder::new();
     for pattern in &request.tables {
         globs.add(Glob::new(pattern).map_err(|e| {
-            EngineError::Invalid(format!("invalid --table pattern `{pattern}`: {}", e.kind()))
+            EngineError::invalid(format!("invalid --table pattern `{pattern}`: {}", e.kind()))
         })?);
     }
     let globs = globs
         .build()
-        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        .map_err(|e| EngineError::invalid(e.to_string()))?;
     let restorable = |t: &&TableRecord| {
         t.stored_in.is_some()
             && match t.status {
@@ -330,10 +340,13 @@ fn validate_targets(
     selected: &[&TableRecord],
 ) -> Result<(), EngineError> {
     if request.target_table.is_some() && selected.len() != 1 {
-        return Err(EngineError::Invalid(format!(
-            "--target-table needs exactly one table to restore, but {} are selected; narrow the selection with --table",
-            selected.len()
-        )));
+        return Err(EngineError::invalid_hint(
+            format!(
+                "--target-table needs exactly one table to restore, but {} are selected",
+                selected.len()
+            ),
+            "narrow the selection with --table",
+        ));
     }
     if request.target_database.is_some() {
         let mut dbs: Vec<String> = selected
@@ -343,10 +356,13 @@ fn validate_targets(
         dbs.sort();
         dbs.dedup();
         if dbs.len() > 1 {
-            return Err(EngineError::Invalid(format!(
-                "--target-database maps one source database, but the selection spans {}; add --database",
-                dbs.join(", ")
-            )));
+            return Err(EngineError::invalid_hint(
+                format!(
+                    "--target-database maps one source database, but the selection spans {}",
+                    dbs.join(", ")
+                ),
+                "add --database",
+            ));
         }
     }
     for name in request
@@ -354,7 +370,7 @@ fn validate_targets(
         .iter()
         .chain(request.target_database.iter().flatten())
     {
-        crate::names::check(name).map_err(EngineError::Invalid)?;
+        crate::names::check(name).map_err(EngineError::invalid)?;
     }
     Ok(())
 }
@@ -370,12 +386,15 @@ fn target_root(request: &RestoreRequest) -> Result<Option<String>, EngineError> 
         && let Some(db) = &request.target_database
         && db.len() != 1
     {
-        return Err(EngineError::Invalid(format!(
-            "--target-database `{}`: catalog `{}` ({}) has single-level databases only; name one database",
-            ns_display(db),
-            request.target.name,
-            kind.type_name()
-        )));
+        return Err(EngineError::invalid_hint(
+            format!(
+                "--target-database `{}`: catalog `{}` ({}) has single-level databases only",
+                ns_display(db),
+                request.target.name,
+                kind.type_name()
+            ),
+            "name one database",
+        ));
     }
     if request.original_location {
         return Ok(None);
@@ -385,7 +404,7 @@ fn target_root(request: &RestoreRequest) -> Result<Option<String>, EngineError> 
         .as_ref()
         .map(|root| {
             crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
-                .map_err(|e| EngineError::Invalid(format!("--target-location: {e}")))
+                .map_err(|e| EngineError::invalid(format!("--target-location: {e}")))
         })
         .transpose()
 }
@@ -402,7 +421,7 @@ async fn default_location(
     let kind = &request.target.kind;
     if let Some(catalog) = target {
         let ns = NamespaceIdent::from_vec(name.database.clone())
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
         if catalog
             .catalog
             .namespace_exists(&ns)
@@ -444,7 +463,7 @@ async fn default_location(
 }
 
 fn no_target_location(request: &RestoreRequest) -> EngineError {
-    EngineError::Invalid(format!(
+    EngineError::invalid(format!(
         "no target location: pass --target-location, or set `warehouse` on catalog `{}` in the plan{}",
         request.target.name,
         if matches!(request.target.kind, crate::plan::CatalogKind::Rest(_)) {
@@ -469,7 +488,7 @@ async fn databases_to_create(
         let exists = match target {
             Some(c) => {
                 let ns = NamespaceIdent::from_vec(item.target.database.clone())
-                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
+                    .map_err(|e| EngineError::invalid(e.to_string()))?;
                 c.catalog
                     .namespace_exists(&ns)
                     .await

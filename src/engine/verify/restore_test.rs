@@ -140,7 +140,7 @@ pub(super) async fn run(
             .find(|t| t.name == outcome.item.source && t.key == outcome.item.key);
         let ident = TableIdent::new(
             iceberg::NamespaceIdent::from_vec(outcome.item.target.database.clone())
-                .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                .map_err(|e| EngineError::invalid(e.to_string()))?,
             outcome.item.target.name.clone(),
         );
         let checked = if outcome.item.kind == ObjectKind::View {

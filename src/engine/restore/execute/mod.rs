@@ -40,7 +40,7 @@ pub async fn execute(
     let repo = plan.repo.clone();
     for (name, properties) in &plan.create_databases {
         let ns = NamespaceIdent::from_strs(name.split('.'))
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
         if !target
             .catalog
             .namespace_exists(&ns)
