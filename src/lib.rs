@@ -19,6 +19,7 @@
 //! | [`report`] | the text and Markdown reports (Handlebars) |
 //! | [`context`] | clock and ids, injectable for deterministic tests |
 //! | [`names`] | the one gate for names and paths read from catalogs and repositories |
+//! | [`location`] | [`location::Location`]: repositories, warehouses and restore roots, parsed once where they enter |
 //! | [`secret`] | [`secret::Secret`] values and the redaction of everything written |
 //!
 //! Iceberg files are read and written only through iceberg's `FileIO`; repository objects only
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod location;
 pub mod names;
 pub mod plan;
 pub mod repo;

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::{ExitStatus, Printer, RepoArgs};
 use crate::engine::EngineError;
+use crate::location::Location;
+use crate::store::EncryptedStore;
 use crate::store::crypto::{Kdf, UserKey};
-use crate::store::{EncryptedStore, StoreLocation};
 
 /// List, add or remove the keys that open an encrypted repository.
 ///
@@ -78,7 +79,7 @@ fn open(repo: &RepoArgs) -> anyhow::Result<EncryptedStore> {
             .map_err(|e| EngineError::invalid(format!("repository `{}`: {e}", spec.name)))?
     } else {
         let cwd = std::env::current_dir().context("reading the working directory")?;
-        StoreLocation::parse(&repo.repo, &cwd)
+        Location::repository(&repo.repo, &cwd)
             .and_then(|l| l.open())
             .map_err(|e| EngineError::invalid(e.to_string()))?
     };

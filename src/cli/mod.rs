@@ -31,10 +31,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::EngineError;
 use crate::error::ErrorKind;
+use crate::location::Location;
 use crate::plan::{Plan, PlanError};
 use crate::repo::RepoError;
+use crate::store::BackupStore;
 use crate::store::crypto::UserKey;
-use crate::store::{BackupStore, StoreLocation};
 pub use printer::Printer;
 
 /// Back up and restore Apache Iceberg tables, databases and catalogs.
@@ -435,7 +436,7 @@ pub(crate) fn open_repo(
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location =
-        StoreLocation::parse(value, &cwd).map_err(|e| EngineError::invalid(e.to_string()))?;
+        Location::repository(value, &cwd).map_err(|e| EngineError::invalid(e.to_string()))?;
     let store = location
         .open()
         .map_err(|e| EngineError::invalid(e.to_string()))?;

@@ -6,10 +6,12 @@ use super::{ExitStatus, Printer, RepoArgs, open_repo, parse_database};
 use crate::context::Context;
 use crate::engine::EngineError;
 use crate::engine::restore::{self, RestorePlan, RestoreReport, RestoreRequest};
+use crate::location::Location;
 use crate::plan::NotifyEvent;
 use crate::repo::PitSelector;
 use crate::repo::records::ObjectKind;
 use crate::report::human_bytes;
+use anyhow::Context as _;
 
 /// Restore tables from a repository into a catalog.
 ///
@@ -90,7 +92,17 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
             .map(parse_database)
             .transpose()?,
         target_table: args.target_table,
-        target_location: args.target_location,
+        // Relative to the working directory: resolved here, where the value enters.
+        target_location: match args.target_location.as_deref() {
+            Some(root) => {
+                let cwd = std::env::current_dir().context("reading the working directory")?;
+                Some(
+                    Location::parse(root, &cwd)
+                        .map_err(|e| EngineError::invalid(format!("--target-location: {e}")))?,
+                )
+            }
+            None => None,
+        },
         replace: args.replace,
         original_location: args.original_location,
         concurrency: args.jobs,

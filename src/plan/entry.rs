@@ -5,8 +5,8 @@ use std::sync::Arc;
 use globset::GlobSet;
 
 use super::{CatalogSpec, Strategy};
+use crate::location::Location;
 use crate::repo::records::Category;
-use crate::store::StoreLocation;
 
 /// A repository declared in the plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub struct RepositorySpec {
     /// The plan's name for it.
     pub name: String,
     /// Where it lives.
-    pub location: StoreLocation,
+    pub location: Location,
     /// Free text.
     pub description: Option<String>,
     /// S3 settings, for `s3://` locations.

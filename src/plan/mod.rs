@@ -31,7 +31,6 @@ pub use service::{
 };
 pub use strategy::{BackupMode, Retention, SnapshotSelection, Strategy, Subset, VerifyPolicy};
 pub use validate::entry::parse_duration;
-pub(crate) use validate::repository::resolve_location;
 pub use validate::validate;
 
 /// Prefix of environment variables that override plan values: `BCN_PLAN_CATALOGS__LAKE__URI`

@@ -137,6 +137,10 @@ pub fn check_relative_file(rel: &str) -> Result<(), String> {
 
 /// Normalises a location so that equal places compare equal: `file:/x`, `file:///x` and `/x`
 /// become `file:///x`; `s3a://` and `s3n://` become `s3://`; trailing slashes go.
+///
+/// Frozen: the keys of stored files are derived from it (see [`relative_file_path`]), so a
+/// change would make every incremental backup copy such files again. Restores compare paths
+/// with [`crate::location::match_key`] instead.
 pub fn normalize_location(location: &str) -> String {
     let trimmed = location.trim_end_matches('/');
     let normalized = if let Some(rest) = trimmed.strip_prefix("file:") {

@@ -26,6 +26,8 @@ use std::fmt::{self, Debug};
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::location::Kind;
+pub use crate::location::{Location, LocationError};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -311,39 +313,6 @@ pub trait BackupStore: Debug + Send + Sync {
     }
 }
 
-/// Where a repository lives, parsed from a `--repo` value or a plan's repository location.
-#[derive(Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A directory on a local (or mounted) filesystem.
-    Local(std::path::PathBuf),
-    /// In-process memory, for tests and dry runs (`memory://name`).
-    Memory(String),
-    /// An S3 bucket and key prefix (`s3://bucket/prefix`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix without leading or trailing `/`.
-        prefix: String,
-    },
-}
-
-impl Debug for StoreLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for StoreLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Local(p) => write!(f, "file://{}", p.display()),
-            Self::Memory(n) => write!(f, "memory://{n}"),
-            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
-            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
 /// How to reach an S3 repository. Every field is optional: `None` falls back to the standard
 /// AWS configuration (environment variables such as `AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ACCESS_KEY_ID`, then the shared profile files, then instance or container roles).
@@ -397,69 +366,11 @@ impl fmt::Display for ObjectLock {
     }
 }
 
-/// A repository location that could not be understood.
-#[derive(Debug, thiserror::Error)]
-pub enum LocationError {
-    /// The URL scheme is not one bcn can store repositories in.
-    #[error("unsupported repository scheme `{scheme}` in {url} (use a path, file://, or s3://)")]
-    UnsupportedScheme {
-        /// The scheme found.
-        scheme: String,
-        /// The whole value.
-        url: String,
-    },
-    /// The value is empty or malformed.
-    #[error("invalid repository location `{0}`: {1}")]
-    Invalid(String, &'static str),
-}
-
-impl StoreLocation {
-    /// Parses `/path`, `relative/path`, `file:///path`, `file:/path`, `s3://bucket/prefix` or
-    /// `memory://name`. Relative paths are resolved against `base` (the working directory, or
-    /// the plan file's directory).
-    pub fn parse(value: &str, base: &std::path::Path) -> Result<Self, LocationError> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(LocationError::Invalid(value.into(), "empty"));
-        }
-        let Some((scheme, rest)) = value
-            .split_once("://")
-            .or_else(|| value.strip_prefix("file:").map(|rest| ("file", rest)))
-        else {
-            return Ok(Self::Local(base.join(value)));
-        };
-        match scheme {
-            "file" => {
-                // file:///abs, file:/abs (Hive style) and file://localhost/abs all mean /abs.
-                let path = rest.strip_prefix("localhost").unwrap_or(rest);
-                let path = if path.starts_with('/') {
-                    path.to_owned()
-                } else {
-                    format!("/{path}")
-                };
-                Ok(Self::Local(std::path::PathBuf::from(path)))
-            }
-            "memory" if !rest.is_empty() => Ok(Self::Memory(rest.to_owned())),
-            "s3" | "s3a" => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(LocationError::Invalid(value.into(), "missing bucket name"));
-                }
-                Ok(Self::S3 {
-                    bucket: bucket.into(),
-                    prefix: prefix.trim_matches('/').into(),
-                })
-            }
-            _ => Err(LocationError::UnsupportedScheme {
-                scheme: scheme.into(),
-                url: value.into(),
-            }),
-        }
-    }
-
+/// Opening the store a repository location names.
+impl Location {
     /// Opens the store at this location. An S3 location uses [`S3Options::default`]: the
     /// standard AWS configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials from the
-    /// environment or profile); see [`StoreLocation::open_with`].
+    /// environment or profile); see [`Location::open_with`].
     pub fn open(&self) -> Result<std::sync::Arc<dyn BackupStore>, LocationError> {
         self.open_with(&S3Options::default())
     }
@@ -470,53 +381,27 @@ impl StoreLocation {
         &self,
         s3: &S3Options,
     ) -> Result<std::sync::Arc<dyn BackupStore>, LocationError> {
-        match self {
-            Self::Local(path) => Ok(std::sync::Arc::new(LocalStore::new(path.clone()))),
-            Self::Memory(name) => Ok(std::sync::Arc::new(MemoryStore::shared(name))),
+        match self.kind() {
+            Kind::Local(path) => Ok(std::sync::Arc::new(LocalStore::new(path.clone()))),
+            Kind::Memory(name) => Ok(std::sync::Arc::new(MemoryStore::shared(name))),
             #[cfg(feature = "store-s3")]
-            Self::S3 { bucket, prefix } => Ok(std::sync::Arc::new(S3Store::new(
+            Kind::S3 { bucket, prefix } => Ok(std::sync::Arc::new(S3Store::new(
                 bucket,
                 prefix,
                 s3.clone(),
             )?)),
             #[cfg(not(feature = "store-s3"))]
-            Self::S3 { .. } => {
+            Kind::S3 { .. } => {
                 let _ = s3;
                 Err(LocationError::UnsupportedScheme {
                     scheme: "s3".into(),
                     url: format!("{self} (this build has no S3 repository support)"),
                 })
             }
+            Kind::Other { scheme } => Err(LocationError::UnsupportedScheme {
+                scheme: scheme.clone(),
+                url: self.to_string(),
+            }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn parses_every_location_form() {
-        let base = Path::new("/plans");
-        let cases = [
-            ("/abs/repo", "file:///abs/repo"),
-            ("rel/repo", "file:///plans/rel/repo"),
-            ("file:///abs/repo", "file:///abs/repo"),
-            ("file:/abs/repo", "file:///abs/repo"),
-            ("s3://bucket/a/b/", "s3://bucket/a/b"),
-            ("s3a://bucket", "s3://bucket"),
-            ("memory://x", "memory://x"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(
-                StoreLocation::parse(input, base).unwrap().to_string(),
-                expected,
-                "{input}"
-            );
-        }
-        assert!(StoreLocation::parse("gs://b/x", base).is_err());
-        assert!(StoreLocation::parse("s3:///x", base).is_err());
-        assert!(StoreLocation::parse(" ", base).is_err());
     }
 }

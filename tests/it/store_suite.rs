@@ -338,7 +338,8 @@ mod s3 {
 
     use aws_sdk_s3::Client;
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    use bcn::store::{BackupStore, S3Options, S3Store, StoreErrorKind, StoreLocation};
+    use bcn::location::Location;
+    use bcn::store::{BackupStore, S3Options, S3Store, StoreErrorKind};
     use bytes::Bytes;
 
     use super::{Backend, Probe, chain, conformance};
@@ -504,7 +505,7 @@ mod s3 {
                 .unwrap();
         }
         let url = format!("s3://{bucket}/repo/a/");
-        let location = StoreLocation::parse(&url, Path::new("/")).unwrap();
+        let location = Location::repository(&url, Path::new("/")).unwrap();
         let store = location.open_with(&server.options()).unwrap();
         assert_eq!(store.url(), url.trim_end_matches('/'));
         (store, bucket)
@@ -580,7 +581,7 @@ mod s3 {
     /// first request is retried, then fails as `Transient`, naming the endpoint's problem.
     #[tokio::test]
     async fn unreachable_endpoint_is_transient() {
-        let location = StoreLocation::parse("s3://bucket/repo", Path::new("/")).unwrap();
+        let location = Location::repository("s3://bucket/repo", Path::new("/")).unwrap();
         assert_eq!(location.open().unwrap().url(), "s3://bucket/repo");
         let options = S3Options {
             endpoint: Some("http://127.0.0.1:9".into()),

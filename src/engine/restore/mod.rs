@@ -61,7 +61,7 @@ pub struct RestoreRequest {
     pub target_table: Option<String>,
     /// Root under which `<database>/<table>` locations are made; default: the target
     /// catalog's warehouse.
-    pub target_location: Option<String>,
+    pub target_location: Option<crate::location::Location>,
     /// Replace tables that exist in the target (and, with `original_location`, files that
     /// differ at their original paths).
     pub replace: bool,

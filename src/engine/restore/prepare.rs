@@ -399,14 +399,10 @@ fn target_root(request: &RestoreRequest) -> Result<Option<String>, EngineError> 
     if request.original_location {
         return Ok(None);
     }
-    request
+    Ok(request
         .target_location
         .as_ref()
-        .map(|root| {
-            crate::plan::resolve_location(root, &std::env::current_dir().unwrap_or_default())
-                .map_err(|e| EngineError::invalid(format!("--target-location: {e}")))
-        })
-        .transpose()
+        .map(|root| root.as_str().to_owned()))
 }
 
 /// Where the target catalog would put a new table `name`, as its own clients do: under the

@@ -2,10 +2,11 @@
 //! treats as one.
 
 use super::RewriteError;
+use crate::location::{match_key, split_scheme};
 
 /// Moves paths from one table location to another.
 ///
-/// Matching is done on a normalized form: `file:/x`, `file:///x`, `file://localhost/x` and `/x`
+/// Matching is done on a normalized form ([`match_key`]): `file:/x`, `file:///x`, `file://localhost/x` and `/x`
 /// are the same location, `s3a://` and `s3n://` are `s3://`, and scheme case does not matter.
 /// The rewritten path always starts with the target location exactly as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +43,9 @@ impl PathRewriter {
         let to = to.trim_end_matches('/');
         Self {
             from: from.to_owned(),
-            from_normalized: normalize(from).trim_end_matches('/').to_owned(),
+            from_normalized: match_key(from).trim_end_matches('/').to_owned(),
             to: to.to_owned(),
-            to_normalized: normalize(to).trim_end_matches('/').to_owned(),
+            to_normalized: match_key(to).trim_end_matches('/').to_owned(),
             external: Vec::new(),
             in_place: false,
         }
@@ -74,7 +75,7 @@ impl PathRewriter {
         let mut rw = Self::new(from, to);
         let roots: Vec<String> = roots
             .iter()
-            .map(|r| normalize(r).trim_end_matches('/').to_owned())
+            .map(|r| match_key(r).trim_end_matches('/').to_owned())
             .filter(|r| !r.is_empty() && !rw.is_under(r))
             .collect();
         let mut external: Vec<String> = Vec::new();
@@ -85,7 +86,7 @@ impl PathRewriter {
             if rw.is_under(path) || crate::names::may_escape(tail) {
                 continue;
             }
-            let normalized = normalize(path);
+            let normalized = match_key(path);
             let root = roots
                 .iter()
                 .filter(|r| {
@@ -120,7 +121,7 @@ impl PathRewriter {
             .iter()
             .map(|m| {
                 (
-                    normalize(&m.from).trim_end_matches('/').to_owned(),
+                    match_key(&m.from).trim_end_matches('/').to_owned(),
                     m.to.clone(),
                 )
             })
@@ -167,7 +168,7 @@ impl PathRewriter {
         if let Some(rest) = self.relative(path) {
             return Ok(format!("{}{rest}", self.to));
         }
-        let normalized = normalize(path);
+        let normalized = match_key(path);
         self.external
             .iter()
             .find_map(|(root, to)| {
@@ -200,47 +201,11 @@ impl PathRewriter {
     /// could climb out of the location (`/../x`, `/%2e%2e/x`) is not under it: a damaged or
     /// tampered path never becomes a target outside the restored table's location.
     fn relative(&self, path: &str) -> Option<String> {
-        let normalized = normalize(path);
+        let normalized = match_key(path);
         let rest = normalized.strip_prefix(&self.from_normalized)?;
         ((rest.is_empty() || rest.starts_with('/')) && !crate::names::may_escape(rest))
             .then(|| rest.to_owned())
     }
-}
-
-/// Normalizes the scheme part of a path (see [`PathRewriter`]); the rest is kept as is.
-fn normalize(path: &str) -> String {
-    let Some((scheme, rest)) = split_scheme(path) else {
-        return path.to_owned();
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    match scheme.as_str() {
-        "file" => normalize_file(rest),
-        "s3" | "s3a" | "s3n" => format!("s3:{rest}"),
-        _ => format!("{scheme}:{rest}"),
-    }
-}
-
-/// The local path of the part after `file:`, or `file:` and that part when it names a host.
-fn normalize_file(rest: &str) -> String {
-    if let Some(local) = rest.strip_prefix("//localhost/") {
-        return format!("/{local}");
-    }
-    match rest.strip_prefix("//") {
-        Some(after) if after.starts_with('/') => after.to_owned(),
-        Some(_) => format!("file:{rest}"),
-        None => rest.to_owned(),
-    }
-}
-
-/// Splits `scheme:rest` when `path` starts with a URL scheme of at least two characters (so
-/// that a Windows drive letter is not taken for one).
-fn split_scheme(path: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = path.split_once(':')?;
-    let mut chars = scheme.chars();
-    let valid = scheme.len() > 1
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    valid.then_some((scheme, rest))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,12 +79,12 @@ pub(super) async fn run(
         what: format!("creating the scratch directory {}", dir.display()),
         source,
     })?;
-    let warehouse = format!("file://{}", dir.join("warehouse").display());
+    let warehouse = crate::location::Location::local(dir.join("warehouse"));
     let target = Arc::new(CatalogSpec {
         name: "bcn-restore-test".into(),
         kind: CatalogKind::Sql(SqlConfig {
             uri: format!("sqlite://{}", dir.join("catalog.db").display()),
-            warehouse: Some(warehouse.clone()),
+            warehouse: Some(warehouse.as_str().to_owned()),
             catalog_name: "bcn_restore_test".into(),
             properties: BTreeMap::new(),
             s3: None,

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::repository::resolve_location;
 use crate::plan::raw::{RawCatalog, RawCatalogS3, RawThriftTransport};
 use crate::plan::{
     AwsCredentials, CatalogKind, CatalogS3, CatalogSpec, Diagnostic, GlueConfig, HmsConfig,
@@ -250,11 +249,12 @@ impl Checker<'_> {
     }
 
     fn location(&mut self, key: &str, value: &str) -> Option<String> {
-        resolve_location(value, self.base)
-            .map_err(|message| {
+        crate::location::Location::parse(value, self.base)
+            .map(|location| location.as_str().to_owned())
+            .map_err(|e| {
                 self.report(
                     key,
-                    message,
+                    e.to_string(),
                     "use a path, `file:///...` or `s3://bucket/prefix`",
                 );
             })

@@ -2,36 +2,9 @@
 
 use std::path::Path;
 
+use crate::location::Location;
 use crate::plan::raw::RawRepository;
 use crate::plan::{Diagnostic, RepositorySpec};
-use crate::store::StoreLocation;
-
-/// Resolves a warehouse or table location; relative paths become `file://` URLs against `base`.
-pub(crate) fn resolve_location(value: &str, base: &Path) -> Result<String, String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err("empty location".into());
-    }
-    if let Some((scheme, _)) = value.split_once("://") {
-        return match scheme {
-            "file" | "s3" | "s3a" | "s3n" | "gs" | "abfss" | "oss" | "memory" => {
-                Ok(value.trim_end_matches('/').to_owned())
-            }
-            _ => Err(format!(
-                "unsupported location scheme `{scheme}` in `{value}`"
-            )),
-        };
-    }
-    if let Some(rest) = value.strip_prefix("file:") {
-        return Ok(format!(
-            "file:///{}",
-            rest.trim_start_matches('/').trim_end_matches('/')
-        ));
-    }
-    Ok(format!("file://{}", base.join(value).display())
-        .trim_end_matches('/')
-        .to_owned())
-}
 
 pub(super) fn repository(
     path: &str,
@@ -40,9 +13,9 @@ pub(super) fn repository(
     base: &Path,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<RepositorySpec> {
-    match StoreLocation::parse(&raw.location, base) {
+    match Location::repository(&raw.location, base) {
         Ok(location) => {
-            if raw.s3.is_some() && !matches!(location, StoreLocation::S3 { .. }) {
+            if raw.s3.is_some() && !location.is_s3() {
                 diags.push(Diagnostic::new(
                     format!("{path}.s3"),
                     "S3 settings on a repository that is not on S3",

@@ -1,5 +1,4 @@
 use super::catalog::resolve_sql_uri;
-use super::repository::resolve_location;
 use super::*;
 use crate::plan::{CatalogKind, HmsConfig, RestAuth, RestConfig};
 
@@ -20,18 +19,6 @@ fn sqlite_uris_resolve_against_the_plan() {
     );
     assert!(resolve_sql_uri("sqlite::memory:", base).is_err());
     assert!(resolve_sql_uri("mysql://x", base).is_err());
-}
-
-#[test]
-fn locations_resolve_against_the_plan() {
-    let base = Path::new("/plans");
-    assert_eq!(resolve_location("wh", base).unwrap(), "file:///plans/wh");
-    assert_eq!(
-        resolve_location("file:/abs/wh/", base).unwrap(),
-        "file:///abs/wh"
-    );
-    assert_eq!(resolve_location("s3://b/wh", base).unwrap(), "s3://b/wh");
-    assert!(resolve_location("ftp://x", base).is_err());
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::engine::restore::{self, RestoreRequest};
 use crate::engine::{self, Quiet};
+use crate::location::Location;
 use crate::plan::{ApiRole, NotifyEvent};
 use crate::repo::PitSelector;
 use crate::serve::jobs::JobState;
@@ -96,7 +97,16 @@ pub(super) async fn restores(
             .map(|d| namespace(d, "target_database"))
             .transpose()?,
         target_table: body.target_table.clone(),
-        target_location: body.target_location.clone(),
+        // Relative to the plan's directory, like every path of the plan the server runs.
+        target_location: body
+            .target_location
+            .as_deref()
+            .map(|root| {
+                Location::parse(root, state.plan.base()).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, format!("target_location: {e}"))
+                })
+            })
+            .transpose()?,
         replace: body.replace,
         original_location: body.original_location,
         concurrency: 2,
