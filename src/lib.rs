@@ -25,6 +25,19 @@
 //! Iceberg files are read and written only through iceberg's `FileIO`; repository objects only
 //! through a [`store::BackupStore`]. Nothing here assumes a single table or a local filesystem.
 
+// A bcn that can open no catalog can back nothing up: refuse to build it, rather than build one
+// that fails on every plan. The smallest build is `--no-default-features --features
+// catalog-sql`.
+#[cfg(not(any(
+    feature = "catalog-sql",
+    feature = "catalog-rest",
+    feature = "catalog-glue",
+    feature = "catalog-hms"
+)))]
+compile_error!(
+    "bcn needs at least one catalog: enable a feature among catalog-sql, catalog-rest, catalog-glue and catalog-hms"
+);
+
 pub mod catalog;
 pub mod cli;
 pub mod context;

@@ -453,15 +453,18 @@ impl OpenCatalog {
 pub async fn open(spec: &CatalogSpec, mode: OpenMode) -> Result<OpenCatalog, CatalogError> {
     let factory = Arc::new(OpenDalResolvingStorageFactory::new());
     // SQL catalogs connect when opened; the others are probed.
-    let (opened, probed) = match &spec.kind {
+    let kind: &CatalogKind = &spec.kind;
+    let opened: Result<(OpenCatalog, bool), CatalogError> = match kind {
         #[cfg(feature = "catalog-sql")]
-        CatalogKind::Sql(config) => (sql::open(spec, config, mode, factory).await?, true),
+        CatalogKind::Sql(config) => sql::open(spec, config, mode, factory)
+            .await
+            .map(|o| (o, true)),
         #[cfg(feature = "catalog-rest")]
-        CatalogKind::Rest(config) => (rest::open(spec, config, factory).await?, false),
+        CatalogKind::Rest(config) => rest::open(spec, config, factory).await.map(|o| (o, false)),
         #[cfg(feature = "catalog-glue")]
-        CatalogKind::Glue(config) => (glue::open(spec, config, factory).await?, false),
+        CatalogKind::Glue(config) => glue::open(spec, config, factory).await.map(|o| (o, false)),
         #[cfg(feature = "catalog-hms")]
-        CatalogKind::Hms(config) => (hms::open(spec, config, factory).await?, false),
+        CatalogKind::Hms(config) => hms::open(spec, config, factory).await.map(|o| (o, false)),
         // `allow`, not `expect`: the arm is unreachable only when every catalog is built in.
         #[allow(
             unreachable_patterns,
@@ -469,16 +472,17 @@ pub async fn open(spec: &CatalogSpec, mode: OpenMode) -> Result<OpenCatalog, Cat
         )]
         kind => {
             let _ = (mode, factory);
-            return Err(unreachable(
+            Err(unreachable(
                 spec,
                 format!(
                     "this build of bcn has no `{}` catalog support (cargo feature catalog-{})",
                     kind.type_name(),
                     kind.type_name()
                 ),
-            ));
+            ))
         }
     };
+    let (opened, probed) = opened?;
     if !probed {
         probe(spec, &opened).await?;
     }

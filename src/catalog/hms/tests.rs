@@ -1,5 +1,7 @@
-use iceberg::spec::{ListType, NestedField, StructType};
+use iceberg::spec::{ListType, NestedField, PrimitiveType, StructType, Type};
+use pilota::AHashMap;
 
+use super::shape::hive_type;
 use super::*;
 
 #[test]

@@ -19,28 +19,24 @@
 //! needs no runtime and contacts nothing. Throttling, 5xx answers and timeouts are retried by
 //! the SDK (standard mode, [`MAX_ATTEMPTS`] attempts with exponential backoff).
 
+mod config;
 mod error;
 mod writer;
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
+use self::config::{WriteHeaders, build_client};
 use self::error::{Place, S3Error, causes, is_conflict, status};
 use self::writer::S3Writer;
 use super::{
@@ -201,83 +197,6 @@ impl S3Store {
                     .fail(StoreErrorKind::Transient, "reading", key, why))
             }
         }
-    }
-}
-
-/// Loads the AWS configuration (environment, profile) and applies `options` over it.
-async fn build_client(options: &S3Options) -> Client {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(5));
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry)
-        .timeout_config(timeouts);
-    if let Some(region) = &options.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &options.endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    if let (Some(id), Some(secret)) = (&options.access_key_id, &options.secret_access_key) {
-        let token = options
-            .session_token
-            .as_ref()
-            .map(|t| t.expose().to_owned());
-        loader =
-            loader.credentials_provider(Credentials::new(id, secret.expose(), token, None, "bcn"));
-    }
-    let shared = loader.load().await;
-    // An endpoint from the environment is an S3-compatible server, which mostly cannot serve
-    // virtual-host-style requests (`bucket.127.0.0.1`).
-    let env_endpoint = options.endpoint.is_none() && shared.endpoint_url().is_some();
-    let mut config = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(options.path_style || env_endpoint);
-    if shared.region().is_none() {
-        config = config.region(Region::from_static("us-east-1"));
-    }
-    Client::from_conf(config.build())
-}
-
-/// Keys under these prefixes are bcn's bookkeeping, deleted as part of normal work (locks
-/// released, damage markers cleared, verification records replaced): never retained.
-const UNRETAINED: [&str; 3] = ["locks/", "damaged/", "verifications/"];
-
-/// What every write carries: Object Lock retention (for `key`, unless bookkeeping) and
-/// server-side encryption.
-#[derive(Debug, Clone, Default)]
-pub(super) struct WriteHeaders {
-    lock: Option<(ObjectLockMode, DateTime)>,
-    sse: Option<(ServerSideEncryption, Option<String>)>,
-}
-
-impl WriteHeaders {
-    pub(super) fn for_key(options: &S3Options, key: &str) -> Self {
-        let lock = options
-            .object_lock
-            .filter(|_| !UNRETAINED.iter().any(|p| key.starts_with(p)))
-            .map(|l| {
-                #[expect(
-                    clippy::disallowed_methods,
-                    reason = "S3 counts retention from the real time of the write"
-                )]
-                let now = std::time::SystemTime::now();
-                let until = now + std::time::Duration::from_secs(u64::from(l.days) * 86_400);
-                let mode = if l.compliance {
-                    ObjectLockMode::Compliance
-                } else {
-                    ObjectLockMode::Governance
-                };
-                (mode, DateTime::from(until))
-            });
-        let sse = options
-            .sse
-            .as_ref()
-            .map(|(algorithm, key)| (ServerSideEncryption::from(algorithm.as_str()), key.clone()));
-        Self { lock, sse }
     }
 }
 
@@ -585,36 +504,27 @@ fn normalize_endpoint(endpoint: Option<&str>) -> Option<String> {
     endpoint.map(|e| e.trim_end_matches('/').to_ascii_lowercase())
 }
 
-/// A key for `x-amz-copy-source`: every byte outside unreserved characters and `/`
-/// percent-encoded.
+/// Bytes of a key for `x-amz-copy-source` that are percent-encoded: all but unreserved
+/// characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// A key for `x-amz-copy-source`.
 fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(key, COPY_SOURCE).to_string()
 }
 
 /// A base64 checksum as lowercase hex.
 fn base64_to_hex(b64: &str) -> Option<String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut bytes = Vec::new();
-    for c in b64.bytes().filter(|c| *c != b'=') {
-        let v = u32::try_from(ALPHABET.iter().position(|a| *a == c)?).ok()?;
-        bits = (bits << 6) | v;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push(u8::try_from((bits >> count) & 0xff).ok()?);
-        }
-    }
-    Some(hex::encode(bytes))
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .ok()
+        .map(hex::encode)
 }
 
 #[cfg(test)]
