@@ -173,7 +173,7 @@ impl<'a> EntryRun<'a> {
             },
         };
         if options.dry_run {
-            self.dry_run(request, observer).await;
+            self.dry_run(request, repo, observer).await;
             return Ok(Ending::Quiet);
         }
         for argv in &entry.hooks.before {
@@ -200,8 +200,12 @@ impl<'a> EntryRun<'a> {
             }
         };
         // The backup applies the retention policy under its own lock, after the commit.
+        let run = async {
+            let plan = backup::prepare_with(request, repo, self.ctx).await?;
+            backup::execute(plan, self.ctx, observer).await
+        };
         let mut backup = tokio::select! {
-            outcome = backup::run(request, self.ctx, observer) => outcome?,
+            outcome = run => outcome?,
             () = cancelled => return Err(EngineError::Interrupted),
         };
         self.report.status = if backup.failed.is_empty() {
@@ -225,9 +229,14 @@ impl<'a> EntryRun<'a> {
 
     /// The backup's dry run: prepared, then previewed — every table's action and what
     /// retention would forget, decided as the run would decide them.
-    async fn dry_run(&mut self, request: BackupRequest, observer: &dyn Observer) {
+    async fn dry_run(
+        &mut self,
+        request: BackupRequest,
+        repo: Option<Repository>,
+        observer: &dyn Observer,
+    ) {
         let report = &mut self.report;
-        let preview = match backup::prepare(request, self.ctx).await {
+        let preview = match backup::prepare_with(request, repo, self.ctx).await {
             Ok(plan) => backup::preview(plan, self.ctx, observer).await,
             Err(e) => Err(e),
         };

@@ -181,24 +181,34 @@ pub async fn run(
 /// Step 1: checks the request against the repository's fixed scope, opens the catalog and
 /// finds the scope in it. Writes nothing.
 pub async fn prepare(request: BackupRequest, ctx: &Context) -> Result<BackupPlan, EngineError> {
-    let started_at = ctx.now();
-    let requested = requested_scope(&request)?;
-    // The repository's fixed scope is checked before the catalog is even opened.
     let existing = match Repository::open(request.store.clone()).await {
-        Ok(repo) => {
-            // No database means the whole catalog: a repository that holds less refuses it,
-            // rather than quietly backing up less than was asked for.
-            let wanted = requested.clone().unwrap_or_else(|| Scope {
-                catalog: request.catalog.name.clone(),
-                database: None,
-                table: None,
-            });
-            repo.check_scope(&wanted)?;
-            Some(repo)
-        }
+        Ok(repo) => Some(repo),
         Err(RepoError::NotARepository { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    prepare_with(request, existing, ctx).await
+}
+
+/// As [`prepare`], with the repository the caller has opened already (`None`: there is none
+/// at the request's store yet), so that it is not opened twice.
+pub async fn prepare_with(
+    request: BackupRequest,
+    existing: Option<Repository>,
+    ctx: &Context,
+) -> Result<BackupPlan, EngineError> {
+    let started_at = ctx.now();
+    let requested = requested_scope(&request)?;
+    // The repository's fixed scope is checked before the catalog is even opened. No database
+    // means the whole catalog: a repository that holds less refuses it, rather than quietly
+    // backing up less than was asked for.
+    if let Some(repo) = &existing {
+        let wanted = requested.clone().unwrap_or_else(|| Scope {
+            catalog: request.catalog.name.clone(),
+            database: None,
+            table: None,
+        });
+        repo.check_scope(&wanted)?;
+    }
     let catalog = catalog::open(&request.catalog, OpenMode::Existing).await?;
     let (repo, create) = if let Some(repo) = existing {
         (repo, None)
