@@ -3,7 +3,7 @@
 //! reads what bcn registers.
 
 use hive_metastore::{FieldSchema, SerDeInfo, StorageDescriptor};
-use iceberg::spec::{PrimitiveType, TableMetadata, Type};
+use iceberg::spec::{PrimitiveType, Schema, TableMetadata, Type};
 use iceberg::{Error, ErrorKind, Result};
 use pilota::{AHashMap, FastStr};
 
@@ -43,7 +43,7 @@ pub(super) fn hive_view(
                 .find(|s| s.get("schema-id").and_then(Value::as_i64) == schema_id)
         })
         .ok_or_else(|| invalid("no schema for the current version"))?;
-    let schema: iceberg::spec::Schema = serde_json::from_value(schema.clone())
+    let schema: Schema = serde_json::from_value(schema.clone())
         .map_err(|e| invalid(&format!("its schema does not read: {e}")))?;
     let sqls: Vec<(&str, &str)> = version
         .get("representations")
@@ -69,16 +69,7 @@ pub(super) fn hive_view(
         .get("location")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("no location"))?;
-    let cols = schema
-        .as_struct()
-        .fields()
-        .iter()
-        .map(|f| FieldSchema {
-            name: Some(f.name.clone().into()),
-            r#type: Some(hive_type(&f.field_type).into()),
-            comment: f.doc.clone().map(Into::into),
-        })
-        .collect();
+    let cols = columns(&schema);
     let mut parameters: AHashMap<FastStr, FastStr> = metadata
         .get("properties")
         .and_then(Value::as_object)
@@ -148,15 +139,9 @@ pub(super) fn is_iceberg(parameters: Option<&AHashMap<FastStr, FastStr>>) -> boo
         .is_some_and(|t| t.eq_ignore_ascii_case("ICEBERG"))
 }
 
-/// The Hive table that points at an Iceberg table, as Iceberg's `HiveCatalog` writes it.
-pub(super) fn hive_table(
-    db: &str,
-    name: &str,
-    metadata: &TableMetadata,
-    metadata_location: &str,
-) -> hive_metastore::Table {
-    let cols = metadata
-        .current_schema()
+/// The Hive columns of a schema.
+fn columns(schema: &Schema) -> Vec<FieldSchema> {
+    schema
         .as_struct()
         .fields()
         .iter()
@@ -165,7 +150,17 @@ pub(super) fn hive_table(
             r#type: Some(hive_type(&f.field_type).into()),
             comment: f.doc.clone().map(Into::into),
         })
-        .collect();
+        .collect()
+}
+
+/// The Hive table that points at an Iceberg table, as Iceberg's `HiveCatalog` writes it.
+pub(super) fn hive_table(
+    db: &str,
+    name: &str,
+    metadata: &TableMetadata,
+    metadata_location: &str,
+) -> hive_metastore::Table {
+    let cols = columns(metadata.current_schema());
     let sd = StorageDescriptor {
         location: Some(metadata.location().to_owned().into()),
         cols: Some(cols),
