@@ -219,7 +219,7 @@ impl fmt::Display for Location {
 /// The key under which two paths of table metadata compare equal when they name the same
 /// place: the scheme lower-cased, `s3a:`/`s3n:` as `s3:`, and `file:///x`, `file:/x` and
 /// `file://localhost/x` as `/x`; the rest kept as it is (no trailing `/` removed).
-pub(crate) fn match_key(path: &str) -> String {
+pub fn match_key(path: &str) -> String {
     let Some((scheme, rest)) = split_scheme(path) else {
         return path.to_owned();
     };
@@ -245,7 +245,7 @@ fn match_key_file(rest: &str) -> String {
 
 /// Splits `scheme:rest` when `path` starts with a URL scheme of at least two characters (so
 /// that a Windows drive letter is not taken for one).
-pub(crate) fn split_scheme(path: &str) -> Option<(&str, &str)> {
+pub fn split_scheme(path: &str) -> Option<(&str, &str)> {
     let (scheme, rest) = path.split_once(':')?;
     let mut chars = scheme.chars();
     let valid = scheme.len() > 1
