@@ -402,6 +402,31 @@ impl OpenCatalog {
         })
     }
 
+    /// The metadata location of every table, when the catalog tells them all at once without
+    /// reading any metadata file (SQL catalogs: one query); `None` otherwise, or when that
+    /// query fails (callers then load each table).
+    pub async fn table_locations(&self) -> Option<HashMap<TableIdent, String>> {
+        #[cfg(feature = "catalog-sql")]
+        if let Some((uri, catalog)) = &self.namespaces_sql {
+            match sql::table_locations(uri, catalog).await {
+                Ok(rows) => {
+                    return Some(
+                        rows.into_iter()
+                            .filter_map(|(ns, name, location)| {
+                                let ns = NamespaceIdent::from_strs(ns.split('.')).ok()?;
+                                Some((TableIdent::new(ns, name), location))
+                            })
+                            .collect(),
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(catalog = %self.name, error = %e, "listing metadata locations; loading each table instead");
+                }
+            }
+        }
+        None
+    }
+
     /// Every namespace of the catalog, nested ones included, sorted.
     pub async fn all_namespaces(&self) -> Result<Vec<NamespaceIdent>, CatalogError> {
         #[cfg(feature = "catalog-sql")]

@@ -135,6 +135,38 @@ pub(super) async fn list_views(
     Ok(out)
 }
 
+/// The metadata location of every table of the catalog, in one query: the `iceberg_tables`
+/// rows that are not views (a catalog on the first JDBC schema has no `iceberg_type` and holds
+/// tables only).
+pub(super) async fn table_locations(
+    uri: &str,
+    catalog_name: &str,
+) -> Result<Vec<(String, String, String)>, String> {
+    const QUERY: &str = "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables \
+        WHERE catalog_name = $1 AND (iceberg_type IS NULL OR iceberg_type <> 'VIEW')";
+    const QUERY_V0: &str = "SELECT table_namespace, table_name, metadata_location \
+        FROM iceberg_tables WHERE catalog_name = $1";
+    let pool = connect(uri).await?;
+    let mut rows: Result<Vec<(String, String, Option<String>)>, _> = sqlx::query_as(QUERY)
+        .bind(catalog_name)
+        .fetch_all(&pool)
+        .await;
+    if let Err(e) = &rows
+        && lacks_type_column(e)
+    {
+        rows = sqlx::query_as(QUERY_V0)
+            .bind(catalog_name)
+            .fetch_all(&pool)
+            .await;
+    }
+    pool.close().await;
+    Ok(rows
+        .map_err(|e| format!("listing tables: {e}"))?
+        .into_iter()
+        .filter_map(|(ns, name, location)| Some((ns, name, location?)))
+        .collect())
+}
+
 /// The metadata location of view `ident`, if there is such a `VIEW` row.
 pub(super) async fn load_view(
     uri: &str,

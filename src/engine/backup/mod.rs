@@ -415,6 +415,8 @@ async fn decide(
         skipped: std::sync::Mutex::default(),
         damaged,
         run,
+        locations: catalog.table_locations().await,
+        parent_by_location: parent_by_location(parent.as_ref()),
     };
     let objects = idents
         .into_iter()
@@ -500,6 +502,26 @@ async fn decide(
         skipped,
         damaged_pits,
     })
+}
+
+/// The parent PIT's live tables by the metadata location they record; a location two records
+/// share is left out (neither is carried over by location).
+fn parent_by_location(parent: Option<&PitRecord>) -> std::collections::HashMap<&str, &TableRecord> {
+    let mut by_location = std::collections::HashMap::new();
+    let mut shared = std::collections::HashSet::new();
+    let tables = parent
+        .iter()
+        .flat_map(|p| &p.tables)
+        .filter(|t| t.status.is_live() && t.kind == ObjectKind::Table);
+    for table in tables {
+        let Some(state) = &table.state else { continue };
+        let location = state.metadata_location.as_str();
+        if by_location.insert(location, table).is_some() {
+            shared.insert(location);
+        }
+    }
+    by_location.retain(|location, _| !shared.contains(location));
+    by_location
 }
 
 /// Namespaces, tables and views in scope, sorted.

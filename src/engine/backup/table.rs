@@ -68,6 +68,10 @@ pub(super) struct TableJob<'a> {
     /// Objects `bcn verify` marked damaged: never reused, copied again.
     pub(super) damaged: HashSet<String>,
     pub(super) run: Run,
+    /// Every table's metadata location, when the catalog lists them at once (SQL catalogs).
+    pub(super) locations: Option<HashMap<TableIdent, String>>,
+    /// The parent PIT's live tables by metadata location (locations held by one record only).
+    pub(super) parent_by_location: HashMap<&'a str, &'a TableRecord>,
 }
 
 /// What the backup does with one table or view, decided from the catalog, the parent PIT and
@@ -234,6 +238,9 @@ impl TableJob<'_> {
         name: &TableName,
         category: Category,
     ) -> Result<TableRecord, TableError> {
+        if let Some(record) = self.carried_by_location(ident, name, category) {
+            return Ok(record);
+        }
         let table = self
             .catalog
             .catalog
@@ -267,6 +274,31 @@ impl TableJob<'_> {
             }
             other => other,
         }
+    }
+
+    /// The parent's record of a table whose catalog entry still points at the metadata file
+    /// that record describes, carried over without loading the table — when the catalog
+    /// listed its metadata location. The same metadata file means the same table UUID, so the
+    /// same record [`Self::plan_table`] would find by key and carry over: this decides the same,
+    /// from one catalog query instead of a metadata read per table.
+    fn carried_by_location(
+        &self,
+        ident: &TableIdent,
+        name: &TableName,
+        category: Category,
+    ) -> Option<TableRecord> {
+        let location = self.locations.as_ref()?.get(ident)?;
+        let previous = *self.parent_by_location.get(location.as_str())?;
+        // A table without a UUID is keyed by its name.
+        let same_key = previous.uuid.is_some() || previous.name == *name;
+        let carry = self.request.options.mode == BackupMode::Incremental
+            && same_key
+            && previous.category == category
+            && !self.has_damage(&previous.key, previous.stored_in.as_deref());
+        carry.then(|| {
+            let renamed_from = (previous.name != *name).then(|| previous.name.clone());
+            carried(previous, name, renamed_from)
+        })
     }
 
     /// Decides what this PIT does with a table, reading its metadata, the previous file list
