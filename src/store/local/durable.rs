@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::sync::{Arc, Mutex};
 
 use fs_err::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{COPY_BUFFER, TMP_PREFIX};
 
@@ -181,6 +181,49 @@ pub(super) fn rename_objects(
     }
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
     in_parallel(&dirs, |dir| sync_dir(dir))
+}
+
+/// Copies the file at `source`, which nothing else writes (a repository object), into `to`:
+/// the size and SHA-256 of what was copied. Each chunk is read once, for the checksum, and
+/// copied by the kernel from a second handle on the same file (`copy_file_range`, as `cp`
+/// does), so the bytes never pass through a buffer of ours on their way out: writing from a
+/// user buffer into the page cache was 40 % of a restore's CPU, against a quarter of that for
+/// the kernel's copy. Where the kernel cannot, `std::io::copy` falls back to reading and
+/// writing.
+///
+/// Only for sources nothing writes meanwhile: a file that changed between the read and the
+/// copy would be stored with the checksum of its earlier content (a backup's live table files
+/// go through [`copy_hashing`]).
+pub(crate) fn copy_immutable_hashing(
+    source: &Path,
+    to: &mut std::fs::File,
+) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut reader = fs_err::File::open(source)?;
+    let mut second = fs_err::File::open(source)?.into_parts().0;
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        let chunk = n as u64;
+        let copied = std::io::copy(&mut (&mut second).take(chunk), to)?;
+        if copied != chunk {
+            return Err(std::io::Error::other(format!(
+                "{} changed while it was copied",
+                source.display()
+            )));
+        }
+        size += chunk;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Copies `from` into `to` through one reused buffer, hashing on the way: the size and SHA-256.

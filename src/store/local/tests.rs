@@ -103,3 +103,22 @@ async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
     assert!(!named(&root, "tables/t/files/y"));
     assert!(store.list_incomplete("").await.unwrap().is_empty());
 }
+
+#[test]
+fn immutable_copies_are_exact_and_checksummed_over_several_chunks() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    // Over two copy buffers and not a multiple of one.
+    let content: Vec<u8> = (0..(COPY_BUFFER * 2 + 12_345))
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    fs_err::write(&source, &content).unwrap();
+    let target = dir.path().join("target");
+    let mut file = std::fs::File::create(&target).unwrap();
+    let (size, sha256) = copy_immutable_hashing(&source, &mut file).unwrap();
+    drop(file);
+    assert_eq!(size, content.len() as u64);
+    assert_eq!(sha256, hex::encode(sha2::Sha256::digest(&content)));
+    assert_eq!(fs_err::read(&target).unwrap(), content);
+}
