@@ -295,8 +295,9 @@ impl BackupStore for LocalStore {
         // the temporary file, removed if the caller is gone meanwhile.
         let (tmp, copied) = tokio::task::spawn_blocking(move || {
             let mut from = fs_err::File::open(&source)?;
+            let size = from.metadata()?.len();
             let (tmp, mut file) = create_temp(&dir)?;
-            let copied = copy_hashing(&mut from, &mut file)?;
+            let copied = copy_hashing(&mut from, size, &mut file)?;
             Ok::<_, std::io::Error>((tmp, copied))
         })
         .await
