@@ -205,32 +205,21 @@ pub(crate) fn copy_immutable_hashing(
     source: &Path,
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
-    use sha2::Digest as _;
     use std::io::Read as _;
     let mut reader = fs_err::File::open(source)?;
     let mut second = fs_err::File::open(source)?.into_parts().0;
-    let mut buffer = vec![0u8; buffer_size(reader.metadata()?.len())];
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        let chunk = n as u64;
-        let copied = std::io::copy(&mut (&mut second).take(chunk), to)?;
-        if copied != chunk {
-            return Err(std::io::Error::other(format!(
+    let size = reader.metadata()?.len();
+    hash_chunks(&mut reader, size, |chunk| {
+        let length = chunk.len() as u64;
+        if std::io::copy(&mut (&mut second).take(length), to)? == length {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
                 "{} changed while it was copied",
                 source.display()
-            )));
+            )))
         }
-        size += chunk;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
+    })
 }
 
 /// Copies `from` into `to` through one reused buffer, hashing on the way: the size and SHA-256.
@@ -240,10 +229,20 @@ pub(crate) fn copy_hashing(
     size: u64,
     to: &mut impl std::io::Write,
 ) -> std::io::Result<(u64, String)> {
+    hash_chunks(from, size, |chunk| to.write_all(chunk))
+}
+
+/// Reads `from` to its end through one buffer, handing each chunk to `each` after hashing it:
+/// the size read and its SHA-256. `size` (what `from` is expected to hold) sizes the buffer.
+fn hash_chunks(
+    from: &mut impl std::io::Read,
+    size: u64,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<(u64, String)> {
     use sha2::Digest as _;
     let mut buffer = vec![0u8; buffer_size(size)];
     let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
+    let mut read = 0u64;
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) => break,
@@ -252,10 +251,10 @@ pub(crate) fn copy_hashing(
             Err(e) => return Err(e),
         };
         hasher.update(&buffer[..n]);
-        to.write_all(&buffer[..n])?;
-        size += n as u64;
+        each(&buffer[..n])?;
+        read += n as u64;
     }
-    Ok((size, hex::encode(hasher.finalize())))
+    Ok((read, hex::encode(hasher.finalize())))
 }
 
 impl Drop for TempFile {
