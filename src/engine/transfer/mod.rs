@@ -471,13 +471,14 @@ async fn local_object_to_file(
     let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
     let expected = sha256.to_owned();
     let done = tokio::task::spawn_blocking(move || {
-        // Opened here first, so that a missing object is told apart from a failed write.
-        drop(std::fs::File::open(&from_path).map_err(Failed::Object)?);
+        // Opened before the target, so that a missing object is told apart from a failed write.
+        let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
         let (tmp, file) = temp_beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
         let mut file = file.into_parts().0;
         let tmp_path = tmp.0.clone().unwrap_or_default();
-        let (copied, actual) = crate::store::copy_immutable_hashing(&from_path, &mut file)
-            .map_err(|e| Failed::Target("writing", e))?;
+        let (copied, actual) =
+            crate::store::copy_immutable_hashing(&from_path, from, size, &mut file)
+                .map_err(|e| Failed::Target("writing", e))?;
         drop(file);
         if copied != size || actual != expected {
             // The temporary file goes with `tmp`.

@@ -201,14 +201,16 @@ fn buffer_size(size: u64) -> usize {
 /// Only for sources nothing writes meanwhile: a file that changed between the read and the
 /// copy would be stored with the checksum of its earlier content (a backup's live table files
 /// go through [`copy_hashing`]).
+///
+/// `reader` is `source` opened by the caller, `size` what it is expected to hold.
 pub(crate) fn copy_immutable_hashing(
     source: &Path,
+    mut reader: std::fs::File,
+    size: u64,
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
     use std::io::Read as _;
-    let mut reader = fs_err::File::open(source)?;
     let mut second = fs_err::File::open(source)?.into_parts().0;
-    let size = reader.metadata()?.len();
     hash_chunks(&mut reader, size, |chunk| {
         let length = chunk.len() as u64;
         if std::io::copy(&mut (&mut second).take(length), to)? == length {

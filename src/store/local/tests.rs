@@ -116,7 +116,9 @@ fn immutable_copies_are_exact_and_checksummed_over_several_chunks() {
     fs_err::write(&source, &content).unwrap();
     let target = dir.path().join("target");
     let mut file = std::fs::File::create(&target).unwrap();
-    let (size, sha256) = copy_immutable_hashing(&source, &mut file).unwrap();
+    let reader = std::fs::File::open(&source).unwrap();
+    let (size, sha256) =
+        copy_immutable_hashing(&source, reader, content.len() as u64, &mut file).unwrap();
     drop(file);
     assert_eq!(size, content.len() as u64);
     assert_eq!(sha256, hex::encode(sha2::Sha256::digest(&content)));
