@@ -50,3 +50,77 @@ fn scope_display_names_granularity() {
     assert_eq!(scope.to_string(), "database `c.d`");
     assert_eq!(scope.granularity(), Granularity::Database);
 }
+
+/// The encoding records were written with before, through a `serde_json::Value` tree: the
+/// checksum over the tree's compact JSON, then the tree pretty-printed with it.
+fn encode_through_tree<T: Serialize>(record: &T) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut tree = serde_json::to_value(record).unwrap();
+    let sum = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(serde_json::to_vec(&tree).unwrap()))
+    );
+    if let Some(object) = tree.as_object_mut() {
+        object.insert("checksum".into(), serde_json::Value::String(sum));
+    }
+    let mut out = serde_json::to_vec_pretty(&tree).unwrap();
+    out.push(b'\n');
+    out
+}
+
+#[test]
+fn records_encode_as_they_always_did_and_older_ones_decode() {
+    let list = FileList {
+        format_version: 1,
+        table_key: "db/t-\u{e9}".into(),
+        pit: "20260101T000000.000Z-abcdef".into(),
+        location: "s3://b/wh/db/t \"quoted\"\\".into(),
+        metadata_location: "s3://b/wh/db/t/metadata/00001.metadata.json".into(),
+        metadata_sha256: "00".repeat(32),
+        current_snapshot_only: false,
+        files: (0..50u32)
+            .map(|i| FileEntry {
+                path: format!("s3://b/wh/db/t/data/{i}\t\u{1F600}.parquet"),
+                rel: format!("data/{i}.parquet"),
+                kind: if i % 2 == 0 {
+                    FileKind::Data
+                } else {
+                    FileKind::Manifest
+                },
+                size: u64::MAX - u64::from(i),
+                sha256: format!("{i:064x}"),
+                refs: (i % 3 == 0).then(|| vec![i, i + 1]),
+            })
+            .collect(),
+    };
+    let bytes = encode(&list);
+    assert_eq!(bytes.as_ref(), encode_through_tree(&list).as_slice());
+    let back: FileList = decode_with("file list", "l", &bytes, true).unwrap();
+    assert_eq!(encode(&back), bytes);
+
+    // Any JSON the tree could hold, written by hand in unusual ways: the checksum is that of
+    // the tree the old decoder built (numbers and escapes normalised, keys in order).
+    let value: serde_json::Value = serde_json::from_str(
+        r#"{"format_version": 1, "b": [1e3, -0, -12, 0.5, null, true, {"z": "\u00e9\n", "a": []}],
+            "a": {"checksum": "nested, kept"}, "empty": {}}"#,
+    )
+    .unwrap();
+    let signed = String::from_utf8(encode_through_tree(&value)).unwrap();
+    let checksum = &signed[signed.find("\"checksum\": \"sha256:").unwrap()..];
+    let by_hand = format!(
+        "{{ \"format_version\" : 1,\"b\":[ 1E3,-0,-12,5e-1,null,true,{{\"z\":\"\\u00e9\\n\",\"a\":[ ]}}],\n\"a\":{{\"checksum\":\"nested, kept\"}}, \"empty\" : {{ }},{}",
+        checksum.trim_end()
+    );
+    let decoded: serde_json::Value = decode_with("record", "r", by_hand.as_bytes(), true).unwrap();
+    assert_eq!(decoded["b"][6]["z"], "\u{e9}\n");
+    let tampered = by_hand.replace("-12", "-13");
+    assert!(matches!(
+        decode::<serde_json::Value>("record", "r", tampered.as_bytes()),
+        Err(DecodeError::Damaged { .. })
+    ));
+    // A record with no field at all still takes its checksum as its only field.
+    assert_eq!(
+        encode(&serde_json::json!({})).as_ref(),
+        encode_through_tree(&serde_json::json!({})).as_slice()
+    );
+}
