@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use iceberg::io::FileIO;
 use iceberg::spec::{DataContentType, Manifest, ManifestList, ManifestStatus, TableMetadata};
 
@@ -103,6 +104,19 @@ impl Walked {
     }
 }
 
+/// Manifests [`table_files`] reads and decodes at once.
+const MANIFESTS_AT_ONCE: usize = 8;
+
+/// What [`table_files`] keeps of the metadata files it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Their content ([`TableFile::content`]: a backup stores exactly the bytes it walked)
+    /// and what each references ([`TableFile::refs`], for the file list).
+    Keep,
+    /// Nothing: only the paths, kinds and sizes of the table's files are wanted.
+    Drop,
+}
+
 /// Walks the metadata and returns every file it references, each once. A manifest list or
 /// manifest that `walked` records is not read again.
 pub(crate) async fn table_files(
@@ -110,7 +124,13 @@ pub(crate) async fn table_files(
     file_io: &FileIO,
     selection: SnapshotSelection,
     walked: &Walked,
+    content: Content,
 ) -> iceberg::Result<Vec<TableFile>> {
+    let keep = |bytes: Bytes| (content == Content::Keep).then(|| exact(&bytes));
+    let refs = |files: &[TableFile]| match content {
+        Content::Keep => files.iter().map(|f| f.path.clone()).collect(),
+        Content::Drop => Vec::new(),
+    };
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let snapshots: Vec<_> = match selection {
@@ -132,24 +152,41 @@ pub(crate) async fn table_files(
                 .map(|m| (m.path, m.expected_size))
                 .collect()
         } else {
-            let (list, manifests) = read_manifest_list(metadata, file_io, list_path).await?;
+            let (mut list, manifests) = read_manifest_list(metadata, file_io, list_path).await?;
+            list.content = list.content.and_then(keep);
+            if content == Content::Drop {
+                list.refs = Vec::new();
+            }
             out.push(list);
             manifests
         };
-        for (manifest_path, length) in manifests {
-            if !seen.insert(manifest_path.clone()) {
-                continue;
-            }
-            let (entries, content) = if let Some(entries) = walked.refs(&manifest_path, length) {
-                (entries, None)
-            } else {
-                let bytes = file_io.new_input(&manifest_path)?.read().await?;
-                (manifest_entries(&bytes)?, Some(bytes))
-            };
-            let refs = entries.iter().map(|e| e.path.clone()).collect();
+        // Manifests are read and decoded several at a time, the decoding on the blocking pool:
+        // it is most of a first backup's CPU (100,000 files: 100 manifests of 1,000 entries).
+        let fresh: Vec<(String, Option<u64>)> = manifests
+            .into_iter()
+            .filter(|(path, _)| seen.insert(path.clone()))
+            .collect();
+        let mut read = stream::iter(fresh)
+            .map(|(path, length)| async move {
+                if let Some(entries) = walked.refs(&path, length) {
+                    return Ok((path, length, entries, None));
+                }
+                let bytes = file_io.new_input(&path)?.read().await?;
+                let (entries, bytes) =
+                    tokio::task::spawn_blocking(move || Ok((manifest_entries(&bytes)?, bytes)))
+                        .await
+                        .map_err(|e| {
+                            iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string())
+                        })
+                        .and_then(|r: iceberg::Result<_>| r)?;
+                Ok::<_, iceberg::Error>((path, length, entries, keep(bytes)))
+            })
+            .buffered(MANIFESTS_AT_ONCE);
+        while let Some((manifest_path, length, entries, bytes)) = read.try_next().await? {
+            let refs = refs(&entries);
             out.extend(entries.into_iter().filter(|e| seen.insert(e.path.clone())));
             out.push(TableFile {
-                content,
+                content: bytes,
                 refs,
                 ..TableFile::new(manifest_path, FileKind::Manifest, length)
             });
@@ -177,6 +214,13 @@ pub(crate) async fn table_files(
         }
     }
     Ok(out)
+}
+
+/// `bytes` in an allocation of their own size: a file read through `FileIO` can sit in a
+/// buffer several times larger (2 MiB for a 220 KiB manifest), and a backup holds the
+/// manifests it walked until it stores them.
+fn exact(bytes: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(bytes)
 }
 
 /// Reads a manifest list: the list as a table file, and its manifests with their lengths.

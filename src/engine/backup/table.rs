@@ -11,7 +11,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::OpenCatalog;
-use crate::engine::files::{SnapshotSelection, Walked, table_files};
+use crate::engine::files::{Content, SnapshotSelection, Walked, table_files};
 use crate::engine::transfer::sha256_hex;
 use crate::engine::{Event, Observer, TableError, error_chain};
 use crate::plan::BackupMode;
@@ -378,9 +378,15 @@ impl TableJob<'_> {
             (Vec::new(), HashMap::new())
         } else {
             let walked = Walked::new(previous_files);
-            let files = table_files(metadata, &file_io, self.request.options.snapshots, &walked)
-                .await
-                .map_err(|e| TableError::Moved(error_chain(&e)))?;
+            let files = table_files(
+                metadata,
+                &file_io,
+                self.request.options.snapshots,
+                &walked,
+                Content::Keep,
+            )
+            .await
+            .map_err(|e| TableError::Moved(error_chain(&e)))?;
             self.plan_files(&key, metadata.location(), files, &walked)
                 .await?
         };

@@ -233,7 +233,11 @@ fn temp_beside(dest: &std::path::Path) -> std::io::Result<(TempPath, fs_err::Fil
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    fs_err::create_dir_all(&dir)?;
+    // A `stat` first: `mkdir` of a directory that exists locks it like a new name would, and
+    // a restore's copies all write into a few directories.
+    if !dir.is_dir() {
+        fs_err::create_dir_all(&dir)?;
+    }
     let tmp = TempPath(Some(
         dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
     ));

@@ -1,9 +1,9 @@
 //! Durability primitives of the local store: temporary files, background fsync
 //! (`WriteBehind`), renames and directory syncs, and the hashing copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::sync::{Arc, Mutex};
 
 use fs_err::os::unix::fs::OpenOptionsExt as _;
@@ -15,12 +15,24 @@ use super::{COPY_BUFFER, TMP_PREFIX};
 /// many requests together.
 const SYNC_THREADS: usize = 16;
 
+/// Files smaller than this are not fsynced one by one as they are written but together, when
+/// the batch is made durable ([`WriteBehind::wait`]): for a small file the fsync is mostly a
+/// journal commit of its own, and the device has little to write in the background.
+const SMALL_FILE: u64 = 256 * 1024;
+
+/// From this many paths on, [`sync_paths`] makes them durable with one `syncfs` per
+/// filesystem instead of one fsync each (which costs a journal commit apiece: restoring
+/// 100,000 small files spent more time in fsync than in everything else together).
+pub(super) const SYNCFS_FROM: usize = 256;
+
 /// fsyncs files in the background as they are written, at most [`SYNC_THREADS`] at once, so
 /// that making a batch durable later waits only for what is still in flight, and the device
-/// writes while the next files are read and hashed.
+/// writes while the next files are read and hashed. Small files wait for
+/// [`WriteBehind::wait`], which makes them durable together.
 #[derive(Debug)]
 pub(crate) struct WriteBehind {
     inflight: Mutex<Vec<tokio::task::JoinHandle<std::io::Result<()>>>>,
+    small: Mutex<Vec<PathBuf>>,
     limit: Arc<tokio::sync::Semaphore>,
 }
 
@@ -28,14 +40,24 @@ impl Default for WriteBehind {
     fn default() -> Self {
         Self {
             inflight: Mutex::default(),
+            small: Mutex::default(),
             limit: Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)),
         }
     }
 }
 
 impl WriteBehind {
-    /// Starts fsyncing the file at `path`, which keeps that name until [`WriteBehind::wait`].
-    pub(crate) fn start(&self, path: PathBuf) {
+    /// Starts making the complete file at `path` (of `size` bytes) durable; it keeps that name
+    /// until [`WriteBehind::wait`]. A large file's fsync starts now, in the background; a small
+    /// one waits for the others.
+    pub(crate) fn start(&self, path: PathBuf, size: u64) {
+        if size < SMALL_FILE {
+            self.small
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(path);
+            return;
+        }
         let limit = self.limit.clone();
         let task = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
@@ -55,11 +77,18 @@ impl WriteBehind {
             .push(task);
     }
 
-    /// Waits for every fsync started so far; the first error.
+    /// Makes every file started so far durable: waits for the fsyncs in flight, then syncs
+    /// the small files together ([`sync_paths`]); the first error.
     pub(crate) async fn wait(&self) -> std::io::Result<()> {
         let tasks = std::mem::take(
             &mut *self
                 .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let small = std::mem::take(
+            &mut *self
+                .small
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
@@ -70,8 +99,59 @@ impl WriteBehind {
                 first = done;
             }
         }
-        first
+        if small.is_empty() {
+            return first;
+        }
+        let small = tokio::task::spawn_blocking(move || sync_paths(&small))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        first.and(small)
     }
+}
+
+/// Makes the files or directories at `paths` durable (a path that is gone meanwhile has
+/// nothing left to make durable): an fsync each, from up to [`SYNC_THREADS`] threads; from
+/// [`SYNCFS_FROM`] paths on, one `syncfs` per filesystem they are on, as `sync` does after
+/// `cp -r`. That also writes whatever else is waiting on those filesystems, other programs'
+/// writes included: for many small files it is still far quicker than a journal commit each.
+/// Since Linux 5.8 `syncfs` reports the write errors of the filesystem that nobody has been
+/// told of yet, as fsync does for its file.
+pub(crate) fn sync_paths(paths: &[PathBuf]) -> std::io::Result<()> {
+    let fsync = |path: &PathBuf| match fs_err::File::open(path) {
+        Ok(file) => file.sync_all(),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    if paths.len() < SYNCFS_FROM {
+        return in_parallel(paths, fsync);
+    }
+    // A file is on the filesystem of its directory, and there are far fewer directories.
+    let dirs: BTreeSet<&Path> = paths
+        .iter()
+        .map(|p| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(p)
+        })
+        .collect();
+    let mut synced = HashSet::new();
+    for dir in dirs {
+        let handle = match fs_err::File::open(dir) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if synced.insert(handle.metadata()?.dev()) {
+            rustix::fs::syncfs(&handle).map_err(|e| {
+                std::io::Error::new(
+                    std::io::Error::from(e).kind(),
+                    format!("syncing the filesystem of {}: {e}", dir.display()),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A temporary file that is removed when dropped, unless it was renamed into place. Futures
@@ -97,11 +177,17 @@ impl TempFile {
 /// Creates `dir` (owner-only, like restic's: a repository holds the tables' data) and a new
 /// temporary file in it, removed when the returned guard drops unless kept.
 pub(super) fn create_temp(dir: &std::path::Path) -> std::io::Result<(TempFile, fs_err::File)> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    // A `stat` first: `mkdir` of a directory that exists locks its parent like a new name
+    // would, and a backup's copies all write into a few directories.
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+            })?;
+    }
     let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let file = fs_err::OpenOptions::new()
         .write(true)
@@ -112,12 +198,12 @@ pub(super) fn create_temp(dir: &std::path::Path) -> std::io::Result<(TempFile, f
 }
 
 /// fsyncs a directory, so that the names in it are durable.
-pub(super) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs_err::File::open(dir)?.sync_all()
 }
 
 /// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins.
-pub(super) fn in_parallel<T: Sync>(
+fn in_parallel<T: Sync>(
     items: &[T],
     work: impl Fn(&T) -> std::io::Result<()> + Sync,
 ) -> std::io::Result<()> {
@@ -158,7 +244,7 @@ pub(crate) fn sync_dirs_of(files: &[PathBuf]) -> std::io::Result<()> {
         }
     }
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    in_parallel(&dirs, |dir| sync_dir(dir))
+    sync_paths(&dirs)
 }
 
 /// Moves waiting objects, already fsynced, under their names, then fsyncs every directory on
@@ -180,7 +266,7 @@ pub(super) fn rename_objects(
         }
     }
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    in_parallel(&dirs, |dir| sync_dir(dir))
+    sync_paths(&dirs)
 }
 
 /// The copy buffer for a file of `size` bytes: at most [`COPY_BUFFER`], and no larger than the
@@ -189,6 +275,10 @@ pub(super) fn rename_objects(
 fn buffer_size(size: u64) -> usize {
     usize::try_from(size.saturating_add(1)).map_or(COPY_BUFFER, |s| s.clamp(1, COPY_BUFFER))
 }
+
+/// Files up to this size are copied through the buffer they are hashed in: one read and one
+/// write, where the kernel's copy would take a second open of the source and its own calls.
+const SMALL_COPY: u64 = 64 * 1024;
 
 /// Copies the file at `source`, which nothing else writes (a repository object), into `to`:
 /// the size and SHA-256 of what was copied. Each chunk is read once, for the checksum, and
@@ -202,7 +292,8 @@ fn buffer_size(size: u64) -> usize {
 /// copy would be stored with the checksum of its earlier content (a backup's live table files
 /// go through [`copy_hashing`]).
 ///
-/// `reader` is `source` opened by the caller, `size` what it is expected to hold.
+/// `reader` is `source` opened by the caller, `size` what it is expected to hold. Files of up
+/// to [`SMALL_COPY`] bytes go through the buffer instead.
 pub(crate) fn copy_immutable_hashing(
     source: &Path,
     mut reader: std::fs::File,
@@ -210,6 +301,9 @@ pub(crate) fn copy_immutable_hashing(
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
     use std::io::Read as _;
+    if size <= SMALL_COPY {
+        return copy_hashing(&mut reader, size, to);
+    }
     let mut second = fs_err::File::open(source)?.into_parts().0;
     hash_chunks(&mut reader, size, |chunk| {
         let length = chunk.len() as u64;

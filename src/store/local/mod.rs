@@ -32,7 +32,7 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 
 mod durable;
 
-use durable::{TempFile, create_temp, in_parallel, rename_objects, sync_dir};
+use durable::{TempFile, create_temp, rename_objects, sync_dir, sync_paths};
 pub(crate) use durable::{WriteBehind, copy_hashing, copy_immutable_hashing, sync_dirs_of};
 
 /// Prefix of in-flight temporary files; `list` skips them.
@@ -81,8 +81,8 @@ impl Drop for Pending {
         if objects.is_empty() {
             return;
         }
-        let synced = in_parallel(&objects, |(_, tmp)| fs_err::File::open(tmp)?.sync_all())
-            .and_then(|()| rename_objects(&self.root, &objects));
+        let temporary: Vec<PathBuf> = objects.iter().map(|(_, tmp)| tmp.clone()).collect();
+        let synced = sync_paths(&temporary).and_then(|()| rename_objects(&self.root, &objects));
         if let Err(e) = synced {
             tracing::warn!(error = %e, objects = objects.len(), "objects copied before the run stopped were not kept; the next run copies them again");
         }
@@ -133,7 +133,7 @@ impl LocalStore {
                 .lock()
                 .map_err(|_| self.err("writing", key, std::io::Error::other("poisoned lock")))?;
             let path = tmp.keep();
-            self.behind.start(path.clone());
+            self.behind.start(path.clone(), size);
             if let Some(older) = pending.objects.insert(key.to_owned(), path) {
                 let _ = fs_err::remove_file(older);
             }

@@ -34,10 +34,11 @@ impl Written {
             .push(path);
     }
 
-    /// The file at `path` has its final content and name: its fsync starts.
-    pub(super) fn complete(&self, path: &str) {
+    /// The file at `path` has its final content (`size` bytes) and name: making it durable
+    /// starts.
+    pub(super) fn complete(&self, path: &str, size: u64) {
         if let Some(file) = transfer::local_path(path) {
-            self.behind.start(file.clone());
+            self.behind.start(file.clone(), size);
             self.complete
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -109,7 +110,7 @@ impl FileWriter<'_> {
                 .await
                 .map_err(|e| TableError::transfer(&e))?;
             if sum == sha256 {
-                self.written.complete(path);
+                self.written.complete(path, size);
                 return Ok(false);
             }
         }
@@ -142,7 +143,7 @@ impl FileWriter<'_> {
                     )
                     .await
                     .map_err(|e| TableError::transfer(&e))?;
-                    self.written.complete(&path);
+                    self.written.complete(&path, entry.size);
                     self.observer.event(&Event::FileCopied {
                         table: &self.item.target.to_string(),
                         bytes: entry.size,
@@ -200,7 +201,7 @@ impl FileWriter<'_> {
                     transfer::bytes_to_file(self.file_io, &path, data)
                         .await
                         .map_err(|e| TableError::transfer(&e))?;
-                    self.written.complete(&path);
+                    self.written.complete(&path, size);
                 }
                 Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
             })

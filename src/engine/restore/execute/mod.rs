@@ -11,7 +11,7 @@ use iceberg::spec::TableMetadata;
 
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
-use crate::engine::files::SnapshotSelection;
+use crate::engine::files::{Content, SnapshotSelection, Walked, table_files};
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
 use crate::engine::{EngineError, Event, Observer, TableError, error_chain};
@@ -278,11 +278,14 @@ impl Job<'_> {
             next_metadata_version(&filelist.metadata_location),
             uuid::Uuid::new_v4()
         );
+        let size = json.len() as u64;
         transfer::bytes_to_file(file_io, &metadata_location, Bytes::from(json))
             .await
             .map_err(|e| TableError::transfer(&e))?;
         written.push(metadata_location.clone());
-        written.complete(&metadata_location);
+        written.complete(&metadata_location, size);
+        // Not needed to read back: a file list holds some 400 bytes a file.
+        drop(filelist);
 
         // Step 4: read everything back before the table becomes visible.
         let metadata = TableMetadata::read_from(file_io, &metadata_location)
@@ -407,19 +410,23 @@ async fn check_reachable(
     file_io: &FileIO,
     metadata_location: &str,
 ) -> Result<(), TableError> {
-    let walked = crate::engine::files::Walked::default();
-    let files =
-        crate::engine::files::table_files(metadata, file_io, SnapshotSelection::All, &walked)
-            .await
-            .map_err(|e| {
-                TableError::Damaged(format!(
-                    "the restored table {metadata_location} does not read back: {}",
-                    error_chain(&e)
-                ))
-            })?;
+    let files = table_files(
+        metadata,
+        file_io,
+        SnapshotSelection::All,
+        &Walked::default(),
+        Content::Drop,
+    )
+    .await
+    .map_err(|e| {
+        TableError::Damaged(format!(
+            "the restored table {metadata_location} does not read back: {}",
+            error_chain(&e)
+        ))
+    })?;
     stream::iter(files.into_iter().map(Ok::<_, TableError>))
         .try_for_each_concurrent(16, |file| async move {
-            if file.content.is_some() && file.expected_size.is_none() {
+            if matches!(file.kind, FileKind::ManifestList) {
                 return Ok(()); // read while walking
             }
             let found = transfer::file_size(file_io, &file.path)
