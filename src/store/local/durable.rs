@@ -20,7 +20,7 @@ const SYNC_THREADS: usize = 16;
 /// journal commit of its own, and the device has little to write in the background.
 const SMALL_FILE: u64 = 256 * 1024;
 
-/// From this many paths on, [`sync_paths`] makes them durable with one `syncfs` per
+/// From this many paths on, [`sync_files`] makes them durable with one `syncfs` per
 /// filesystem instead of one fsync each (which costs a journal commit apiece: restoring
 /// 100,000 small files spent more time in fsync than in everything else together).
 pub(super) const SYNCFS_FROM: usize = 256;
@@ -78,7 +78,7 @@ impl WriteBehind {
     }
 
     /// Makes every file started so far durable: waits for the fsyncs in flight, then syncs
-    /// the small files together ([`sync_paths`]); the first error.
+    /// the small files together ([`sync_files`]); the first error.
     pub(crate) async fn wait(&self) -> std::io::Result<()> {
         let tasks = std::mem::take(
             &mut *self
@@ -102,7 +102,7 @@ impl WriteBehind {
         if small.is_empty() {
             return first;
         }
-        let small = tokio::task::spawn_blocking(move || sync_paths(&small))
+        let small = tokio::task::spawn_blocking(move || sync_files(&small))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r);
@@ -110,14 +110,31 @@ impl WriteBehind {
     }
 }
 
-/// Makes the files or directories at `paths` durable (a path that is gone meanwhile has
-/// nothing left to make durable): an fsync each, from up to [`SYNC_THREADS`] threads; from
-/// [`SYNCFS_FROM`] paths on, one `syncfs` per filesystem they are on, as `sync` does after
-/// `cp -r`. That also writes whatever else is waiting on those filesystems, other programs'
-/// writes included: for many small files it is still far quicker than a journal commit each.
-/// Since Linux 5.8 `syncfs` reports the write errors of the filesystem that nobody has been
-/// told of yet, as fsync does for its file.
-pub(crate) fn sync_paths(paths: &[PathBuf]) -> std::io::Result<()> {
+/// Makes the files at `paths` durable (a file that is gone meanwhile has nothing left to
+/// make durable): an fsync each, from up to [`SYNC_THREADS`] threads; from [`SYNCFS_FROM`]
+/// files on, one `syncfs` per filesystem they are on, as `sync` does after `cp -r`. That also
+/// writes whatever else is waiting on those filesystems, other programs' writes included: for
+/// many small files it is still far quicker than a journal commit each. Since Linux 5.8
+/// `syncfs` reports the write errors of the filesystem that nobody has been told of yet, as
+/// fsync does for its file.
+pub(super) fn sync_files(paths: &[PathBuf]) -> std::io::Result<()> {
+    // A file is on the filesystem of its directory, and there are far fewer directories.
+    sync_many(paths, |file| {
+        file.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(file)
+    })
+}
+
+/// [`sync_files`] for directories (each on its own filesystem: a mount point is not on its
+/// parent's).
+fn sync_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
+    sync_many(dirs, |dir| dir)
+}
+
+/// Makes `paths` durable: an fsync each, or one `syncfs` for each filesystem that the
+/// directories `directory_of` gives for them are on.
+fn sync_many(paths: &[PathBuf], directory_of: impl Fn(&Path) -> &Path) -> std::io::Result<()> {
     let fsync = |path: &PathBuf| match fs_err::File::open(path) {
         Ok(file) => file.sync_all(),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -126,15 +143,7 @@ pub(crate) fn sync_paths(paths: &[PathBuf]) -> std::io::Result<()> {
     if paths.len() < SYNCFS_FROM {
         return in_parallel(paths, fsync);
     }
-    // A file is on the filesystem of its directory, and there are far fewer directories.
-    let dirs: BTreeSet<&Path> = paths
-        .iter()
-        .map(|p| {
-            p.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(p)
-        })
-        .collect();
+    let dirs: BTreeSet<&Path> = paths.iter().map(|p| directory_of(p)).collect();
     let mut synced = HashSet::new();
     for dir in dirs {
         let handle = match fs_err::File::open(dir) {
@@ -244,7 +253,7 @@ pub(crate) fn sync_dirs_of(files: &[PathBuf]) -> std::io::Result<()> {
         }
     }
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    sync_paths(&dirs)
+    sync_dirs(&dirs)
 }
 
 /// Moves waiting objects, already fsynced, under their names, then fsyncs every directory on
@@ -266,7 +275,7 @@ pub(super) fn rename_objects(
         }
     }
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    sync_paths(&dirs)
+    sync_dirs(&dirs)
 }
 
 /// The copy buffer for a file of `size` bytes: at most [`COPY_BUFFER`], and no larger than the

@@ -32,7 +32,7 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 
 mod durable;
 
-use durable::{TempFile, create_temp, rename_objects, sync_dir, sync_paths};
+use durable::{TempFile, create_temp, rename_objects, sync_dir, sync_files};
 pub(crate) use durable::{WriteBehind, copy_hashing, copy_immutable_hashing, sync_dirs_of};
 
 /// Prefix of in-flight temporary files; `list` skips them.
@@ -82,7 +82,7 @@ impl Drop for Pending {
             return;
         }
         let temporary: Vec<PathBuf> = objects.iter().map(|(_, tmp)| tmp.clone()).collect();
-        let synced = sync_paths(&temporary).and_then(|()| rename_objects(&self.root, &objects));
+        let synced = sync_files(&temporary).and_then(|()| rename_objects(&self.root, &objects));
         if let Err(e) = synced {
             tracing::warn!(error = %e, objects = objects.len(), "objects copied before the run stopped were not kept; the next run copies them again");
         }

@@ -173,7 +173,7 @@ fn syncing_many_paths_skips_those_gone_meanwhile() {
         .collect();
     paths.push(dir.path().join("gone/file"));
     paths.push(dir.path().join("never-written"));
-    durable::sync_paths(&paths).unwrap();
+    durable::sync_files(&paths).unwrap();
     // Below the threshold, one fsync each: a missing file is skipped the same way.
-    durable::sync_paths(&paths[durable::SYNCFS_FROM - 2..]).unwrap();
+    durable::sync_files(&paths[durable::SYNCFS_FROM - 2..]).unwrap();
 }
