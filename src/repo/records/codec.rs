@@ -66,7 +66,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(
 /// [`decode`], refusing also a record without its checksum when `require_checksum`.
 ///
 /// No `serde_json::Value` tree is built: the checksum is computed while the record is
-/// scanned ([`Canonical`]), then the record is deserialised from the bytes. A tree of a
+/// scanned, then the record is deserialised from the bytes. A tree of a
 /// 100,000-file list took ~1 KiB a file.
 pub fn decode_with<T: serde::de::DeserializeOwned>(
     what: &'static str,
