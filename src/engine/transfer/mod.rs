@@ -544,7 +544,12 @@ pub(crate) async fn sync_local_file(path: &str) -> Result<(), String> {
     };
     tokio::task::spawn_blocking(move || {
         fs_err::File::open(&file)?.sync_all()?;
-        crate::store::sync_dirs_of(&[file])
+        let dirs = file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .into_iter()
+            .collect();
+        crate::store::sync_dirs_and_above(&dirs)
     })
     .await
     .map_err(|e| e.to_string())?

@@ -33,7 +33,7 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 mod durable;
 
 use durable::{TempFile, create_temp, rename_objects, sync_dir, sync_files};
-pub(crate) use durable::{WriteBehind, copy_hashing, copy_immutable_hashing, sync_dirs_of};
+pub(crate) use durable::{WriteBehind, copy_hashing, copy_immutable_hashing, sync_dirs_and_above};
 
 /// Prefix of in-flight temporary files; `list` skips them.
 pub(super) const TMP_PREFIX: &str = ".bcn-tmp-";

@@ -177,3 +177,30 @@ fn syncing_many_paths_skips_those_gone_meanwhile() {
     // Below the threshold, one fsync each: a missing file is skipped the same way.
     durable::sync_files(&paths[durable::SYNCFS_FROM - 2..]).unwrap();
 }
+
+#[test]
+fn small_files_past_the_syncfs_threshold_keep_only_their_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut small = durable::Small::default();
+    let write = |i: usize| {
+        let sub = dir.path().join(format!("d{}", i % 3));
+        fs_err::create_dir_all(&sub).unwrap();
+        let path = sub.join(format!("f{i}"));
+        fs_err::write(&path, b"x").unwrap();
+        path
+    };
+    for i in 0..durable::SYNCFS_FROM - 1 {
+        small.push(write(i));
+    }
+    // Below the threshold: an fsync each, so every path is kept.
+    assert_eq!(small.files.len(), durable::SYNCFS_FROM - 1);
+    small.sync().unwrap();
+    for i in durable::SYNCFS_FROM - 1..durable::SYNCFS_FROM + 10 {
+        small.push(write(i));
+    }
+    // From the threshold on: one syncfs, so only the three directories are kept.
+    assert!(small.files.is_empty());
+    let dirs: Vec<_> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
+    assert_eq!(small.dirs.iter().cloned().collect::<Vec<_>>(), dirs);
+    small.sync().unwrap();
+}

@@ -1,7 +1,7 @@
 //! Writing one table's files: verbatim copies, rewritten metadata, and the record of what
 //! was written (removed again when the table fails, made durable before it is registered).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use futures::{TryStreamExt, stream};
@@ -16,13 +16,13 @@ use crate::store::BackupStore;
 
 use crate::engine::restore::RestoreItem;
 
-/// Files written so far for one table, removed again if the table fails; and every local
-/// file of the table once complete (written, or kept from an interrupted restore), fsynced in
-/// the background while the next ones are written.
+/// Files written so far for one table, removed again if the table fails; and the directories
+/// of every local file of the table once complete (written, or kept from an interrupted
+/// restore), which is made durable while the next ones are written.
 #[derive(Default)]
 pub(super) struct Written {
     pub(super) paths: std::sync::Mutex<Vec<String>>,
-    pub(super) complete: std::sync::Mutex<Vec<std::path::PathBuf>>,
+    pub(super) dirs: std::sync::Mutex<BTreeSet<std::path::PathBuf>>,
     pub(super) behind: crate::store::WriteBehind,
 }
 
@@ -38,11 +38,16 @@ impl Written {
     /// starts.
     pub(super) fn complete(&self, path: &str, size: u64) {
         if let Some(file) = transfer::local_path(path) {
-            self.behind.start(file.clone(), size);
-            self.complete
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(file);
+            if let Some(dir) = file.parent() {
+                let mut dirs = self
+                    .dirs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !dirs.contains(dir) {
+                    dirs.insert(dir.to_path_buf());
+                }
+            }
+            self.behind.start(file, size);
         }
     }
 
@@ -52,13 +57,13 @@ impl Written {
         let failed =
             |e: std::io::Error| TableError::Io(format!("making the restored files durable: {e}"));
         self.behind.wait().await.map_err(failed)?;
-        let files = std::mem::take(
+        let dirs = std::mem::take(
             &mut *self
-                .complete
+                .dirs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        tokio::task::spawn_blocking(move || crate::store::sync_dirs_of(&files))
+        tokio::task::spawn_blocking(move || crate::store::sync_dirs_and_above(&dirs))
             .await
             .map_err(|e| TableError::Io(e.to_string()))?
             .map_err(failed)
