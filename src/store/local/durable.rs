@@ -52,8 +52,11 @@ impl Small {
             return;
         }
         for file in self.files.drain(..).chain(std::iter::once(file)) {
-            let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-            if let Some(dir) = dir.filter(|d| !self.dirs.contains(*d)) {
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !self.dirs.contains(dir) {
                 self.dirs.insert(dir.to_path_buf());
             }
         }
