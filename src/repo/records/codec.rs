@@ -193,14 +193,13 @@ impl<'w> Canonical<'w> {
         }
     }
 
+    /// Writes `value` as JSON, after the separator owed before it.
     fn put<E: serde::de::Error>(&mut self, value: &impl Serialize) -> Result<(), E> {
-        use std::io::Write as _;
-        if let Some(prefix) = self.prefix.take() {
-            let _ = self.out.write_all(&[prefix]);
-        }
+        self.raw(b"");
         serde_json::to_writer(&mut *self.out, value).map_err(E::custom)
     }
 
+    /// Writes `bytes` as they are, after the separator owed before them.
     fn raw(&mut self, bytes: &[u8]) {
         use std::io::Write as _;
         if let Some(prefix) = self.prefix.take() {

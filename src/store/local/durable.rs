@@ -52,10 +52,7 @@ impl Small {
             return;
         }
         for file in self.files.drain(..).chain(std::iter::once(file)) {
-            let dir = file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let dir = directory_of(&file);
             if !self.dirs.contains(dir) {
                 self.dirs.insert(dir.to_path_buf());
             }
@@ -103,13 +100,9 @@ impl WriteBehind {
             let _permit = limit.acquire_owned().await;
             // A file replaced or deleted meanwhile has nothing left to make durable (a waiting
             // object that vanished fails its rename instead).
-            tokio::task::spawn_blocking(move || match fs_err::File::open(&path) {
-                Ok(file) => file.sync_all(),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            })
-            .await
-            .map_err(std::io::Error::other)?
+            tokio::task::spawn_blocking(move || fsync_if_present(&path))
+                .await
+                .map_err(std::io::Error::other)?
         });
         self.inflight
             .lock()
@@ -159,11 +152,24 @@ impl WriteBehind {
 /// fsync does for its file.
 pub(super) fn sync_files(paths: &[PathBuf]) -> std::io::Result<()> {
     // A file is on the filesystem of its directory, and there are far fewer directories.
-    sync_many(paths, |file| {
-        file.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(file)
-    })
+    sync_many(paths, directory_of)
+}
+
+/// The directory a file is in (`.` for a bare name).
+fn directory_of(file: &Path) -> &Path {
+    file.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// fsyncs the file or directory at `path`; one that is gone meanwhile has nothing left to
+/// make durable.
+fn fsync_if_present(path: &Path) -> std::io::Result<()> {
+    match fs_err::File::open(path) {
+        Ok(file) => file.sync_all(),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// [`sync_files`] for directories (each on its own filesystem: a mount point is not on its
@@ -173,16 +179,12 @@ fn sync_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
 }
 
 /// Makes `paths` durable: an fsync each, or one `syncfs` for each filesystem that the
-/// directories `directory_of` gives for them are on.
-fn sync_many(paths: &[PathBuf], directory_of: impl Fn(&Path) -> &Path) -> std::io::Result<()> {
+/// directories `directory` gives for them are on.
+fn sync_many(paths: &[PathBuf], directory: impl Fn(&Path) -> &Path) -> std::io::Result<()> {
     if paths.len() < SYNCFS_FROM {
-        return in_parallel(paths, |path| match fs_err::File::open(path) {
-            Ok(file) => file.sync_all(),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        });
+        return in_parallel(paths, |path| fsync_if_present(path));
     }
-    syncfs_of(paths.iter().map(|p| directory_of(p)))
+    syncfs_of(paths.iter().map(|p| directory(p)))
 }
 
 /// One `syncfs` for each filesystem the directories `dirs` are on (a directory that is gone
