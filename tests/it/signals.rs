@@ -60,12 +60,15 @@ fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies()
             .filter(|f| f.ends_with(".parquet"))
             .count()
     };
-    // Copies in progress: objects wait under temporary names until they are synced together.
+    // Copies in progress: objects wait under temporary names until they are synced together,
+    // so a name proves nothing. A backup writes at most `FILE_CONCURRENCY` files at once: once
+    // more than that many names appeared, at least one copy is complete.
+    const FILE_CONCURRENCY: usize = 8;
     let written = || files_under(&ws.path("repo/tables")).len();
     let args = ["backup", "--catalog", "src", "--repo", "repo"];
     for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
         let before = written();
-        let out = signal_when(&ws, &args, signal, || written() > before);
+        let out = signal_when(&ws, &args, signal, || written() > before + FILE_CONCURRENCY);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
         assert!(stderr.contains("stopped by SIG"), "{stderr}");
