@@ -48,6 +48,9 @@ fn signal_command(
     child.wait_with_output().unwrap()
 }
 
+/// Files a backup copies at once (its default).
+const FILE_CONCURRENCY: usize = 8;
+
 #[test]
 fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies() {
     let tmp = tempfile::tempdir().unwrap();
@@ -61,9 +64,8 @@ fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies()
             .count()
     };
     // Copies in progress: objects wait under temporary names until they are synced together,
-    // so a name proves nothing. A backup writes at most `FILE_CONCURRENCY` files at once: once
-    // more than that many names appeared, at least one copy is complete.
-    const FILE_CONCURRENCY: usize = 8;
+    // so a name proves nothing; once more names than `FILE_CONCURRENCY` appeared, at least one
+    // copy is complete.
     let written = || files_under(&ws.path("repo/tables")).len();
     let args = ["backup", "--catalog", "src", "--repo", "repo"];
     for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
