@@ -126,12 +126,38 @@ pub(crate) async fn table_files(
     walked: &Walked,
     content: Content,
 ) -> iceberg::Result<Vec<TableFile>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    walk(metadata, file_io, selection, walked, content, |files| {
+        out.extend(files.into_iter().filter(|f| seen.insert(f.path.clone())));
+        std::future::ready(Ok::<_, iceberg::Error>(()))
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Walks the metadata and hands `each` what it references a batch at a time: each manifest
+/// list, each manifest with its live data and delete files, then the statistics files. No
+/// manifest list or manifest is read twice, and one that `walked` records is not read at
+/// all; a data file that several manifests hold comes once with each. Only the manifests
+/// being read are held, so the walk of a table of any size takes the same memory.
+pub(crate) async fn walk<E, Fut>(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+    selection: SnapshotSelection,
+    walked: &Walked,
+    content: Content,
+    mut each: impl FnMut(Vec<TableFile>) -> Fut,
+) -> Result<(), E>
+where
+    E: From<iceberg::Error>,
+    Fut: Future<Output = Result<(), E>>,
+{
     let keep = |bytes: Bytes| (content == Content::Keep).then(|| exact(&bytes));
     let refs = |files: &[TableFile]| match content {
         Content::Keep => files.iter().map(|f| f.path.clone()).collect(),
         Content::Drop => Vec::new(),
     };
-    let mut out = Vec::new();
     let mut seen = HashSet::new();
     let snapshots: Vec<_> = match selection {
         SnapshotSelection::All => metadata.snapshots().cloned().collect(),
@@ -145,8 +171,8 @@ pub(crate) async fn table_files(
         // The manifests of the list, each with its length.
         let manifests = if let Some(manifests) = walked.refs(&list_path, None) {
             let mut list = TableFile::new(list_path, FileKind::ManifestList, None);
-            list.refs = manifests.iter().map(|m| m.path.clone()).collect();
-            out.push(list);
+            list.refs = refs(&manifests);
+            each(vec![list]).await?;
             manifests
                 .into_iter()
                 .map(|m| (m.path, m.expected_size))
@@ -157,7 +183,7 @@ pub(crate) async fn table_files(
             if content == Content::Drop {
                 list.refs = Vec::new();
             }
-            out.push(list);
+            each(vec![list]).await?;
             manifests
         };
         // Manifests are read and decoded several at a time, the decoding on the blocking pool:
@@ -182,14 +208,14 @@ pub(crate) async fn table_files(
                 Ok::<_, iceberg::Error>((path, length, entries, keep(bytes)))
             })
             .buffered(MANIFESTS_AT_ONCE);
-        while let Some((manifest_path, length, entries, bytes)) = read.try_next().await? {
+        while let Some((manifest_path, length, mut entries, bytes)) = read.try_next().await? {
             let refs = refs(&entries);
-            out.extend(entries.into_iter().filter(|e| seen.insert(e.path.clone())));
-            out.push(TableFile {
+            entries.push(TableFile {
                 content: bytes,
                 refs,
                 ..TableFile::new(manifest_path, FileKind::Manifest, length)
             });
+            each(entries).await?;
         }
     }
     let stats = metadata
@@ -207,13 +233,13 @@ pub(crate) async fn table_files(
                 s.file_size_in_bytes,
                 FileKind::PartitionStatistics,
             )
-        }));
-    for (path, size, kind) in stats {
-        if seen.insert(path.clone()) {
-            out.push(TableFile::new(path.clone(), kind, u64::try_from(size).ok()));
-        }
+        }))
+        .map(|(path, size, kind)| TableFile::new(path.clone(), kind, u64::try_from(size).ok()))
+        .collect::<Vec<_>>();
+    if !stats.is_empty() {
+        each(stats).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `bytes` in an allocation of their own size: a file read through `FileIO` can sit in a

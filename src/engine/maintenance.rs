@@ -304,6 +304,10 @@ async fn gc_locked(
                 .await
                 .map_err(|e| refuse(super::error_chain(&e)))?;
             referenced.extend(
+                (0..filelist.parts.len())
+                    .map(|n| names(&layout::filelist_part(&table.key, stored_in, n))),
+            );
+            referenced.extend(
                 filelist
                     .files
                     .iter()

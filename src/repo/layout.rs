@@ -6,6 +6,7 @@
 //! tables/<table-key>/metadata/<pit-id>.metadata.json   table metadata as of that PIT (verbatim)
 //! tables/<table-key>/files/<path relative to the table location>   verbatim Iceberg files
 //! tables/<table-key>/filelists/<pit-id>.json       every file of the table at that PIT
+//! tables/<table-key>/filelists/<pit-id>.<n>.jsonl  its entries, in parts (format v2)
 //! locks/exclusive.json                             the writer lock
 //! damaged/<digest>.json                            an object verify found damaged or missing
 //! verifications/<id>.json                          one run of `bcn verify` and its outcome
@@ -62,6 +63,11 @@ pub fn table_metadata(table_key: &str, pit: &str) -> String {
 /// Key of a table's file list as of `pit`.
 pub fn filelist(table_key: &str, pit: &str) -> String {
     format!("{TABLES_PREFIX}{table_key}/filelists/{pit}.json")
+}
+
+/// Key of part `n` of a table's file list as of `pit`.
+pub fn filelist_part(table_key: &str, pit: &str, n: usize) -> String {
+    format!("{TABLES_PREFIX}{table_key}/filelists/{pit}.{n}.jsonl")
 }
 
 /// Key of a stored Iceberg file, `rel` being its path relative to the table location.
@@ -204,6 +210,7 @@ mod tests {
             "tables/u/metadata/p.metadata.json"
         );
         assert_eq!(filelist("u", "p"), "tables/u/filelists/p.json");
+        assert_eq!(filelist_part("u", "p", 3), "tables/u/filelists/p.3.jsonl");
         assert_eq!(
             table_file("u", "data/a.parquet"),
             "tables/u/files/data/a.parquet"

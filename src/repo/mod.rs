@@ -456,8 +456,103 @@ impl Repository {
         }
     }
 
-    /// Reads a table's file list.
+    /// Reads a table's file list with every entry: since format v2 from its parts, one at a
+    /// time, into [`FileList::files`] ([`FileList::parts`] stays, saying which they were).
     pub async fn load_filelist(&self, table_key: &str, pit: &str) -> Result<FileList, RepoError> {
+        let mut list = self.load_filelist_header(table_key, pit).await?;
+        if !list.parts.is_empty() {
+            let total = list.parts.iter().map(|p| p.files).sum::<u64>();
+            let mut files = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+            for n in 0..list.parts.len() {
+                files.extend(self.load_filelist_part(table_key, pit, &list, n).await?);
+            }
+            list.files = files;
+        }
+        Ok(list)
+    }
+
+    /// The entries of part `n` of `list`, the file list of `table_key` as of `pit`, checked
+    /// against what the list records of it.
+    pub async fn load_filelist_part(
+        &self,
+        table_key: &str,
+        pit: &str,
+        list: &FileList,
+        n: usize,
+    ) -> Result<Vec<records::FileEntry>, RepoError> {
+        let key = layout::filelist_part(table_key, pit, n);
+        let Some(part) = list.parts.get(n) else {
+            return Err(DecodeError::Invalid {
+                what: "file list",
+                key: layout::filelist(table_key, pit),
+                problem: format!("it has no part {n}"),
+            }
+            .into());
+        };
+        let bytes = self.store.get(&key).await?;
+        Ok(records::decode_part(&key, part, &bytes)?)
+    }
+
+    /// The entries of `list`, the file list of `table_key` as of `pit` read with
+    /// [`Repository::load_filelist_header`], a part at a time: its entries inline (format
+    /// v1), or each part read and checked in turn.
+    pub fn filelist_parts<'a>(
+        &'a self,
+        table_key: &'a str,
+        pit: &'a str,
+        list: &'a FileList,
+    ) -> impl futures::Stream<Item = Result<std::borrow::Cow<'a, [records::FileEntry]>, RepoError>> + 'a
+    {
+        use futures::StreamExt as _;
+        use std::borrow::Cow;
+        let inline = list
+            .parts
+            .is_empty()
+            .then_some(Ok(Cow::Borrowed(list.files.as_slice())));
+        futures::stream::iter(inline).chain(futures::stream::iter(0..list.parts.len()).then(
+            move |n| async move {
+                self.load_filelist_part(table_key, pit, list, n)
+                    .await
+                    .map(Cow::Owned)
+            },
+        ))
+    }
+
+    /// Stages `list`, the file list of a PIT being written: its entries in parts of
+    /// [`records::PART_FILES`], then the list that records them; durable with the PIT record
+    /// that references them (see [`Repository::commit_pit`]).
+    pub async fn stage_filelist(&self, mut list: FileList) -> Result<(), RepoError> {
+        use sha2::Digest as _;
+        let entries = std::mem::take(&mut list.files);
+        list.format_version = FORMAT_VERSION;
+        list.parts.clear();
+        for (n, chunk) in entries.chunks(records::PART_FILES).enumerate() {
+            let bytes = records::encode_part(chunk);
+            list.parts.push(records::FileListPart {
+                files: chunk.len() as u64,
+                size: bytes.len() as u64,
+                sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            });
+            self.store
+                .put_staged(
+                    &layout::filelist_part(&list.table_key, &list.pit, n),
+                    Bytes::from(bytes),
+                )
+                .await?;
+        }
+        Ok(self
+            .store
+            .put_staged(&layout::filelist(&list.table_key, &list.pit), encode(&list))
+            .await?)
+    }
+
+    /// Reads a table's file list as stored: entries inline (format v1) or only the
+    /// [`FileList::parts`] that hold them.
+    pub async fn load_filelist_header(
+        &self,
+        table_key: &str,
+        pit: &str,
+    ) -> Result<FileList, RepoError> {
         let key = layout::filelist(table_key, pit);
         let bytes = self.store.get(&key).await?;
         let list: FileList = self.decode("file list", &key, &bytes)?;

@@ -201,6 +201,16 @@ fn interval_force_retention_and_gc_keep_every_referenced_file() {
         .bcn_no_plan(&["gc", "--repo", "repo", "--grace", "0s", "--yes"])
         .ok();
     assert!(done["bytes"].as_u64().unwrap() > 0);
+    // A forgotten PIT's file lists go with their parts; only the list the two kept PITs
+    // share (the table did not change between them) remains, with its part.
+    let lists = |suffix: &str| {
+        files_under(&ws.path("repo/tables"))
+            .iter()
+            .filter(|f| f.contains("/filelists/") && f.ends_with(suffix))
+            .count()
+    };
+    assert_eq!((lists(".json"), lists(".0.jsonl")), (1, 1), "{done}");
+    assert!(done.to_string().contains(".0.jsonl"), "{done}");
     for gone in done["unreferenced"].as_array().unwrap() {
         assert!(
             !ws.path(&format!("repo/{}", gone["key"].as_str().unwrap()))

@@ -203,7 +203,7 @@ fn a_corrupt_or_missing_pit_record_is_named() {
         newer["damaged"][0]["reason"]
             .as_str()
             .unwrap()
-            .contains("format version 7, newer than this bcn supports (1); upgrade bcn"),
+            .contains("format version 7, newer than this bcn supports (2); upgrade bcn"),
         "{newer}"
     );
 

@@ -293,13 +293,17 @@ impl Backed {
         ])
     }
 
-    fn data_entry(doc: &mut Value) -> &mut Value {
-        doc["files"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|f| f["kind"] == "data")
-            .unwrap()
+    fn part(&self) -> std::path::PathBuf {
+        self.filelist().with_extension("0.jsonl")
+    }
+
+    /// Changes the first data file's entry of the file list: under the checksum the list
+    /// records of its part (`reseal: false`, as damage would), or recording the changed part
+    /// under a new checksum of the list (`reseal: true`, as a tamperer would).
+    fn edit_data_entry(&self, reseal: bool, change: impl FnOnce(&mut Value)) {
+        crate::support::edit_filelist_entries(&self.filelist(), reseal, |entries| {
+            change(entries.iter_mut().find(|f| f["kind"] == "data").unwrap());
+        });
     }
 }
 
@@ -309,6 +313,7 @@ fn tampered_or_damaged_records_are_detected_not_obeyed() {
     let target = b.tmp.path().join("target");
     let target_url = format!("file://{}", target.display());
     let pristine_list = fs_err::read(b.filelist()).unwrap();
+    let pristine_part = fs_err::read(b.part()).unwrap();
     let pristine_pit = fs_err::read(b.pit_record()).unwrap();
     let restore_fails = |code: i32, needle: &str| {
         let before = snapshot(b.tmp.path());
@@ -326,35 +331,35 @@ fn tampered_or_damaged_records_are_detected_not_obeyed() {
             "every file written is removed again"
         );
         fs_err::write(b.filelist(), &pristine_list).unwrap();
+        fs_err::write(b.part(), &pristine_part).unwrap();
         fs_err::write(b.pit_record(), &pristine_pit).unwrap();
         run
     };
 
-    let one_character = |doc: &mut Value| {
-        let entry = Backed::data_entry(doc);
+    let one_character = |entry: &mut Value| {
         let path = entry["path"]
             .as_str()
             .unwrap()
             .replace(".parquet", ".parquez");
         entry["path"] = Value::String(path);
     };
-    // One changed character under the old checksum (damage): its own checksum catches it.
-    Backed::edit(&b.filelist(), Seal::Keep, one_character);
+    // One changed character in an entry (damage): the checksum the list records of the part
+    // that holds it catches it, naming the part.
+    b.edit_data_entry(false, one_character);
+    let run = restore_fails(1, "is damaged: its content does not match the checksum");
+    assert!(run.stderr.contains(".0.jsonl"), "{}", run.stderr);
+    // One changed character in the list itself, under its old checksum.
+    Backed::edit(&b.filelist(), Seal::Keep, |doc| {
+        doc["location"] = Value::String(format!("{}z", doc["location"].as_str().unwrap()));
+    });
     restore_fails(1, "is damaged: its content does not match the checksum");
     // The checksum removed: this repository writes every record with one.
-    Backed::edit(&b.filelist(), Seal::Strip, one_character);
+    Backed::edit(&b.filelist(), Seal::Strip, |_| {});
     restore_fails(1, "it has no checksum");
 
     // The same change with a recomputed checksum: the restored metadata reaches a file that
     // is not there, so the table is not registered (it used to be, and exit 0).
-    Backed::edit(&b.filelist(), Seal::New, |doc| {
-        let entry = Backed::data_entry(doc);
-        let path = entry["path"]
-            .as_str()
-            .unwrap()
-            .replace(".parquet", ".parquez");
-        entry["path"] = Value::String(path);
-    });
+    b.edit_data_entry(true, one_character);
     let run = restore_fails(1, "which is not at the target");
     assert!(run.stderr.contains("failed to restore"), "{}", run.stderr);
     assert!(
@@ -364,16 +369,16 @@ fn tampered_or_damaged_records_are_detected_not_obeyed() {
     );
 
     // A stored-file path that climbs out of the repository.
-    Backed::edit(&b.filelist(), Seal::New, |doc| {
-        Backed::data_entry(doc)["rel"] = Value::String("../../../../../outside.parquet".into());
+    b.edit_data_entry(true, |entry| {
+        entry["rel"] = Value::String("../../../../../outside.parquet".into());
     });
     restore_fails(1, "invalid stored file path");
 
     // A table path that climbs out of the table location.
-    Backed::edit(&b.filelist(), Seal::New, |doc| {
-        let location = doc["location"].as_str().unwrap().to_owned();
-        Backed::data_entry(doc)["path"] =
-            Value::String(format!("{location}/../../../../escaped.parquet"));
+    let list: Value = serde_json::from_slice(&pristine_list).unwrap();
+    let location = list["location"].as_str().unwrap().to_owned();
+    b.edit_data_entry(true, |entry| {
+        entry["path"] = Value::String(format!("{location}/../../../../escaped.parquet"));
     });
     restore_fails(1, "is outside the table location");
 

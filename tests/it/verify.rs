@@ -217,27 +217,44 @@ fn missing_truncated_and_unknown_files_and_damaged_records_are_each_named() {
     );
     fs_err::write(s.path(&metadata), original).unwrap();
     let list = format!("tables/{}/filelists/{}.json", s.key, s.pits[1]);
+    let part = format!("tables/{}/filelists/{}.0.jsonl", s.key, s.pits[1]);
     let pristine = fs_err::read(s.path(&list)).unwrap();
-    let mut doc: Value = serde_json::from_slice(&pristine).unwrap();
-    doc["files"][0]["size"] = Value::from(1);
-    fs_err::write(s.path(&list), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let pristine_part = fs_err::read(s.path(&part)).unwrap();
+    crate::support::edit_filelist_entries(&s.path(&list), false, |entries| {
+        entries[0]["size"] = Value::from(1);
+    });
     let (code, report, _) = s.verify(&[]);
     assert_eq!(code, 1, "{report}");
     assert!(
         Setup::problems(&report)
             .iter()
-            .any(|(k, p)| *k == list && p.contains("is damaged")),
+            .any(|(k, p)| *k == list && p.contains(&format!("{part} is damaged"))),
         "{report}"
     );
+    assert_eq!(
+        report["reclaimable"],
+        Value::Null,
+        "unknown while a file list is unreadable"
+    );
+    // A part that is gone is named too.
+    fs_err::remove_file(s.path(&part)).unwrap();
+    let (code, report, _) = s.verify(&[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        Setup::problems(&report)
+            .iter()
+            .any(|(k, p)| *k == list && p.contains(&part)),
+        "{report}"
+    );
+    fs_err::write(s.path(&part), &pristine_part).unwrap();
 
     // A file list that lost an entry the metadata references (resealed, so only the walk of
     // the stored metadata can tell).
-    let mut doc: Value = serde_json::from_slice(&pristine).unwrap();
-    doc.as_object_mut().unwrap().remove("checksum");
-    let files = doc["files"].as_array_mut().unwrap();
-    let index = files.iter().position(|f| f["kind"] == "data").unwrap();
-    let lost_path = files.remove(index)["path"].as_str().unwrap().to_owned();
-    fs_err::write(s.path(&list), bcn::repo::records::encode(&doc)).unwrap();
+    let mut lost_path = String::new();
+    crate::support::edit_filelist_entries(&s.path(&list), true, |entries| {
+        let index = entries.iter().position(|f| f["kind"] == "data").unwrap();
+        lost_path = entries.remove(index)["path"].as_str().unwrap().to_owned();
+    });
     let (code, report, _) = s.verify(&[]);
     assert_eq!(code, 1);
     assert!(
@@ -247,6 +264,9 @@ fn missing_truncated_and_unknown_files_and_damaged_records_are_each_named() {
         "{report}"
     );
     fs_err::write(s.path(&list), &pristine).unwrap();
+    fs_err::write(s.path(&part), &pristine_part).unwrap();
+    let (code, report, _) = s.verify(&[]);
+    assert_eq!(code, 0, "the pristine list and part verify: {report}");
 
     // A damaged PIT record: named, and every other PIT is still verified and restores.
     let pit_key = format!("pits/{}.json", s.pits[1]);

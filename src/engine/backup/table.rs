@@ -19,7 +19,6 @@ use crate::repo::Repository;
 use crate::repo::layout;
 use crate::repo::records::{
     Category, FORMAT_VERSION, FileList, ObjectKind, Status, TableName, TableRecord, TableState,
-    encode,
 };
 
 use super::BackupRequest;
@@ -221,10 +220,10 @@ impl TableJob<'_> {
                 .put_staged(&layout::table_metadata(key, self.pit_id), raw)
                 .await
                 .map_err(|e| TableError::io(&e))?;
-            store
-                .put_staged(&layout::filelist(key, self.pit_id), encode(&filelist))
+            self.repo
+                .stage_filelist(filelist)
                 .await
-                .map_err(|e| TableError::io(&e))?;
+                .map_err(|e| TableError::repo(&e))?;
         }
         Ok(record)
     }
@@ -399,6 +398,7 @@ impl TableJob<'_> {
             metadata_sha256: sha256_hex(&raw),
             current_snapshot_only: self.request.options.snapshots == SnapshotSelection::Current,
             files: Vec::new(),
+            parts: Vec::new(),
         };
         let record = TableRecord {
             name: name.clone(),

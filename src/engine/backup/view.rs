@@ -136,6 +136,7 @@ impl TableJob<'_> {
             metadata_sha256: sha256_hex(&raw),
             current_snapshot_only: false,
             files: Vec::new(),
+            parts: Vec::new(),
         };
         let record = TableRecord {
             name: name.clone(),

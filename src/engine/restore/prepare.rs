@@ -240,7 +240,18 @@ pub(super) async fn external_roots(
     if record.category == Category::Ephemeral || record.kind == ObjectKind::View {
         return Ok(Vec::new());
     }
-    let list = repo.load_filelist(&record.key, stored_in).await?;
+    let list = repo.load_filelist_header(&record.key, stored_in).await?;
+    // Only the files outside the location are kept, a part of the list at a time.
+    let plain = crate::engine::rewrite::PathRewriter::new(&list.location, location);
+    let mut outside = Vec::new();
+    let mut parts = std::pin::pin!(repo.filelist_parts(&record.key, stored_in, &list));
+    while let Some(part) = futures::TryStreamExt::try_next(&mut parts).await? {
+        outside.extend(
+            part.iter()
+                .filter(|f| !plain.is_under(&f.path))
+                .map(|f| f.path.clone()),
+        );
+    }
     let raw = repo.load_table_metadata(&record.key, stored_in).await?;
     let json = crate::engine::transfer::maybe_gunzip(&raw)
         .map_err(|e| EngineError::Damaged(format!("stored metadata of {}: {e}", record.name)))?;
@@ -248,7 +259,7 @@ pub(super) async fn external_roots(
         &list.location,
         location,
         &crate::engine::rewrite::path_properties(&json),
-        list.files.iter().map(|f| f.path.as_str()),
+        outside.iter().map(String::as_str),
     );
     Ok(rw.external_roots())
 }

@@ -80,7 +80,18 @@ impl Walk<'_> {
             pit: pit.id.clone(),
             table: crate::names::escape_control(&table.name.to_string()).into_owned(),
         };
-        let list = match self.repo.load_filelist(&table.key, stored_in).await {
+        // The parts of the list are its objects too, reachable even when one is damaged.
+        let list = match self.repo.load_filelist_header(&table.key, stored_in).await {
+            Ok(header) => {
+                self.records.extend(
+                    (0..header.parts.len())
+                        .map(|n| layout::filelist_part(&table.key, stored_in, n)),
+                );
+                self.repo.load_filelist(&table.key, stored_in).await
+            }
+            Err(e) => Err(e),
+        };
+        let list = match list {
             Ok(list) => list,
             Err(e) => {
                 self.unreadable = true;

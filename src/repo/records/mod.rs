@@ -1,4 +1,4 @@
-//! Versioned serde types of the repository format (v1).
+//! Versioned serde types of the repository format (v2).
 //!
 //! Readers go through [`decode`], which checks `format_version` before anything else, so a
 //! repository written by a newer bcn is refused with a clear message instead of misread.
@@ -15,7 +15,15 @@ mod codec;
 pub use codec::{DecodeError, decode, decode_with, encode};
 
 /// The repository format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: every record one JSON document.
+/// - 2: a file list's entries are in parts ([`FileList::parts`]), each its own object,
+///   so that no reader or writer holds a whole list's bytes (a 100,000-file list is 37 MB
+///   of JSON). A v1 list, with its entries inline, still reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Entries of a file list part at most ([`FileList::parts`]).
+pub const PART_FILES: usize = 10_000;
 
 /// How much a repository holds; fixed when the repository is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -448,8 +456,26 @@ pub struct FileList {
     /// restore keeps only that snapshot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub current_snapshot_only: bool,
-    /// Every file, sorted by `rel`.
+    /// Every file, sorted by `rel`. Written inline by format v1; since v2 in
+    /// [`FileList::parts`], and filled from them when the whole list is read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileEntry>,
+    /// The parts that hold the entries, in `rel` order: part `i` is the object
+    /// `tables/<key>/filelists/<pit>.<i>.jsonl`, one compact JSON [`FileEntry`] a line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<FileListPart>,
+}
+
+/// What a file list records of one of its parts: enough to refuse a part that was damaged,
+/// cut short or swapped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileListPart {
+    /// Entries in it.
+    pub files: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
 }
 
 /// `locks/exclusive.json`.
@@ -535,20 +561,92 @@ impl PitRecord {
 impl FileList {
     /// Checks every value that becomes part of a repository key or a restored path.
     pub fn check(&self) -> Result<(), String> {
-        use super::layout::{check_pit_id, check_relative_file, check_table_key};
+        use super::layout::{check_pit_id, check_table_key};
         check_table_key(&self.table_key)?;
         check_pit_id(&self.pit)?;
-        for file in &self.files {
-            check_relative_file(&file.rel)?;
-            if file.sha256.len() != 64 || !file.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "file {}: invalid SHA-256 {:?}",
-                    file.rel, file.sha256
-                ));
+        for (i, part) in self.parts.iter().enumerate() {
+            if !is_sha256(&part.sha256) {
+                return Err(format!("part {i}: invalid SHA-256 {:?}", part.sha256));
             }
+        }
+        if !self.files.is_empty() && !self.parts.is_empty() {
+            return Err("it has entries both inline and in parts".into());
+        }
+        self.files.iter().try_for_each(FileEntry::check)
+    }
+}
+
+impl FileEntry {
+    /// Checks a value that becomes part of a repository key or a restored path.
+    pub fn check(&self) -> Result<(), String> {
+        super::layout::check_relative_file(&self.rel)?;
+        if !is_sha256(&self.sha256) {
+            return Err(format!(
+                "file {}: invalid SHA-256 {:?}",
+                self.rel, self.sha256
+            ));
         }
         Ok(())
     }
+}
+
+fn is_sha256(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A file list part's bytes: `entries`, one compact JSON object a line.
+///
+/// # Panics
+///
+/// Never: a [`FileEntry`] is strings and numbers, which always serialise.
+pub fn encode_part(entries: &[FileEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 320);
+    for entry in entries {
+        serde_json::to_writer(&mut out, entry).expect("a file entry serialises");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Reads a part written by [`encode_part`], refusing one that does not match what its file
+/// list records of it (`part`) or holds an entry [`FileEntry::check`] refuses.
+pub fn decode_part(
+    key: &str,
+    part: &FileListPart,
+    bytes: &[u8],
+) -> Result<Vec<FileEntry>, DecodeError> {
+    use sha2::Digest as _;
+    if bytes.len() as u64 != part.size || hex::encode(sha2::Sha256::digest(bytes)) != part.sha256 {
+        return Err(DecodeError::Damaged {
+            what: "file list part",
+            key: key.to_owned(),
+        });
+    }
+    let entries = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<FileEntry>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| DecodeError::Corrupt {
+            what: "file list part",
+            key: key.to_owned(),
+            source,
+        })?;
+    let invalid = |problem| DecodeError::Invalid {
+        what: "file list part",
+        key: key.to_owned(),
+        problem,
+    };
+    if entries.len() as u64 != part.files {
+        return Err(invalid(format!(
+            "it holds {} entries, its file list records {}",
+            entries.len(),
+            part.files
+        )));
+    }
+    entries
+        .iter()
+        .try_for_each(FileEntry::check)
+        .map_err(invalid)?;
+    Ok(entries)
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ fn records_encode_as_they_always_did_and_older_ones_decode() {
                 refs: (i % 3 == 0).then(|| vec![i, i + 1]),
             })
             .collect(),
+        parts: Vec::new(),
     };
     let bytes = encode(&list);
     assert_eq!(bytes.as_ref(), encode_through_tree(&list).as_slice());
@@ -122,5 +123,93 @@ fn records_encode_as_they_always_did_and_older_ones_decode() {
     assert_eq!(
         encode(&serde_json::json!({})).as_ref(),
         encode_through_tree(&serde_json::json!({})).as_slice()
+    );
+}
+
+fn part_entries(n: u32) -> Vec<FileEntry> {
+    (0..n)
+        .map(|i| FileEntry {
+            path: format!("s3://b/wh/db/t/data/{i}\n\u{e9}.parquet"),
+            rel: format!("data/{i:05}.parquet"),
+            kind: FileKind::Data,
+            size: u64::from(i),
+            sha256: format!("{i:064x}"),
+            refs: (i % 2 == 0).then(|| vec![i]),
+        })
+        .collect()
+}
+
+fn part_of(bytes: &[u8], files: u64) -> FileListPart {
+    use sha2::Digest as _;
+    FileListPart {
+        files,
+        size: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+    }
+}
+
+#[test]
+fn a_file_list_part_reads_back_one_entry_a_line() {
+    let entries = part_entries(3);
+    let bytes = encode_part(&entries);
+    assert_eq!(String::from_utf8(bytes.clone()).unwrap().lines().count(), 3);
+    let part = part_of(&bytes, 3);
+    assert_eq!(decode_part("k", &part, &bytes).unwrap(), entries);
+    assert_eq!(
+        decode_part("k", &part, &encode_part(&[]))
+            .map(|e| e.len())
+            .ok(),
+        None
+    );
+    let empty = encode_part(&[]);
+    assert!(
+        decode_part("k", &part_of(&empty, 0), &empty)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_damaged_short_or_swapped_part_is_refused_naming_it() {
+    let entries = part_entries(4);
+    let bytes = encode_part(&entries);
+    let part = part_of(&bytes, 4);
+    let mut flipped = bytes.clone();
+    flipped[10] ^= 1;
+    let short = &bytes[..bytes.len() - 1];
+    for bad in [flipped.as_slice(), short, &encode_part(&entries[..3])] {
+        let e = decode_part("tables/u/filelists/p.0.jsonl", &part, bad).unwrap_err();
+        assert!(matches!(e, DecodeError::Damaged { .. }), "{e}");
+        assert!(
+            e.to_string().contains("tables/u/filelists/p.0.jsonl"),
+            "{e}"
+        );
+    }
+    // Written consistently but holding another count than the list records.
+    let three = encode_part(&entries[..3]);
+    let e = decode_part("k", &part_of(&three, 4), &three).unwrap_err();
+    assert!(e.to_string().contains("holds 3 entries"), "{e}");
+    // A path that would leave the restored table is refused even with a matching checksum.
+    let mut escaping = part_entries(1);
+    escaping[0].rel = "../outside.parquet".into();
+    let bytes = encode_part(&escaping);
+    let e = decode_part("k", &part_of(&bytes, 1), &bytes).unwrap_err();
+    assert!(matches!(e, DecodeError::Invalid { .. }), "{e}");
+    // A list's own record of a part is checked as the list is read.
+    let mut list: FileList = serde_json::from_value(serde_json::json!({
+        "format_version": 2, "table_key": "0190c1c5-3c3e-7e55-8b2b-5b1f1c0a0d11", "pit": "20260101T000000.000Z-abcdef",
+        "location": "s3://b/t", "metadata_location": "s3://b/t/m.json",
+        "metadata_sha256": "00".repeat(32),
+        "parts": [{"files": 1, "size": 2, "sha256": "zz"}],
+    }))
+    .unwrap();
+    assert!(list.check().unwrap_err().contains("part 0"));
+    list.parts[0].sha256 = "00".repeat(32);
+    assert!(list.check().is_ok());
+    list.files = part_entries(1);
+    assert!(
+        list.check()
+            .unwrap_err()
+            .contains("both inline and in parts")
     );
 }

@@ -298,6 +298,41 @@ pub(crate) fn assert_same_table(restored: &Value, source: &Value, what: &str) {
 }
 
 /// Every file under `dir`, relative, sorted.
+/// Rewrites the entries of the file list at `list` (in its part 0, where a test table's
+/// entries all are) with `change`. `reseal` records the new part in the list and gives the
+/// list a new checksum, as a tamperer would; otherwise the list goes on recording the old
+/// part, as after damage.
+pub(crate) fn edit_filelist_entries(
+    list: &Path,
+    reseal: bool,
+    change: impl FnOnce(&mut Vec<Value>),
+) {
+    use sha2::Digest as _;
+    let part = list.with_extension("0.jsonl");
+    let mut entries: Vec<Value> = fs_err::read_to_string(&part)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    change(&mut entries);
+    let mut bytes = Vec::new();
+    for entry in &entries {
+        serde_json::to_writer(&mut bytes, entry).unwrap();
+        bytes.push(b'\n');
+    }
+    fs_err::write(&part, &bytes).unwrap();
+    if reseal {
+        let mut doc: Value = serde_json::from_slice(&fs_err::read(list).unwrap()).unwrap();
+        doc.as_object_mut().unwrap().remove("checksum");
+        doc["parts"][0] = serde_json::json!({
+            "files": entries.len(),
+            "size": bytes.len(),
+            "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        });
+        fs_err::write(list, bcn::repo::records::encode(&doc)).unwrap();
+    }
+}
+
 pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -11,7 +11,7 @@ use iceberg::spec::TableMetadata;
 
 use crate::catalog::{self, OpenCatalog, OpenMode};
 use crate::context::Context;
-use crate::engine::files::{Content, SnapshotSelection, Walked, table_files};
+use crate::engine::files::{Content, SnapshotSelection, TableFile, Walked, walk};
 use crate::engine::rewrite::{self, PathRewriter};
 use crate::engine::transfer::{self, maybe_gunzip, sha256_hex};
 use crate::engine::{EngineError, Event, Observer, TableError, error_chain};
@@ -104,6 +104,14 @@ pub async fn execute(
     })
 }
 
+/// Files restored as they are stored; the other kinds are rewritten.
+const VERBATIM: [FileKind; 4] = [
+    FileKind::Data,
+    FileKind::EqualityDeletes,
+    FileKind::Statistics,
+    FileKind::PartitionStatistics,
+];
+
 pub(super) struct Job<'a> {
     pub(super) repo: &'a Repository,
     pub(super) target: &'a OpenCatalog,
@@ -178,15 +186,15 @@ impl Job<'_> {
             .await
     }
 
-    /// The stored file list and metadata of `item`, the metadata checked against the
-    /// checksum the file list records.
+    /// The stored file list of `item` (without the entries of its parts) and its metadata,
+    /// checked against the checksum the file list records.
     pub(super) async fn load_stored(
         &self,
         item: &RestoreItem,
     ) -> Result<(crate::repo::records::FileList, Bytes), TableError> {
         let filelist = self
             .repo
-            .load_filelist(&item.key, &item.stored_in)
+            .load_filelist_header(&item.key, &item.stored_in)
             .await
             .map_err(|e| TableError::repo(&e))?;
         let metadata_raw = self
@@ -226,23 +234,27 @@ impl Job<'_> {
             observer: self.observer,
         };
 
-        let files = &filelist.files;
-        let by_kind =
-            |kinds: &'static [FileKind]| files.iter().filter(move |f| kinds.contains(&f.kind));
-        // Verbatim files first, then each level of metadata once the sizes it records are known.
+        // Verbatim files first, a part of the file list at a time (a list is not held whole);
+        // then each level of metadata once the sizes it records are known.
         let started = std::time::Instant::now();
         let phase = |what: &str| {
             tracing::debug!(table = %item.target, elapsed_ms = started.elapsed().as_millis(), "{what}");
         };
-        writer
-            .copy_verbatim(by_kind(&[
-                FileKind::Data,
-                FileKind::EqualityDeletes,
-                FileKind::Statistics,
-                FileKind::PartitionStatistics,
-            ]))
-            .await?;
+        let mut rewritten = Vec::new();
+        let mut parts = std::pin::pin!(self.repo.filelist_parts(
+            &item.key,
+            &item.stored_in,
+            &filelist
+        ));
+        while let Some(part) = parts.try_next().await.map_err(|e| TableError::repo(&e))? {
+            writer
+                .copy_verbatim(part.iter().filter(|f| VERBATIM.contains(&f.kind)))
+                .await?;
+            rewritten.extend(part.iter().filter(|f| !VERBATIM.contains(&f.kind)).cloned());
+        }
         phase("data files copied");
+        let by_kind =
+            |kinds: &'static [FileKind]| rewritten.iter().filter(move |f| kinds.contains(&f.kind));
         let delete_sizes = writer
             .rewrite_all(by_kind(&[FileKind::PositionDeletes]), &HashMap::new())
             .await?;
@@ -284,8 +296,7 @@ impl Job<'_> {
             .map_err(|e| TableError::transfer(&e))?;
         written.push(metadata_location.clone());
         written.complete(&metadata_location, size);
-        // Not needed to read back: a file list holds some 400 bytes a file.
-        drop(filelist);
+        drop(rewritten);
 
         // Step 4: read everything back before the table becomes visible.
         let metadata = TableMetadata::read_from(file_io, &metadata_location)
@@ -410,20 +421,43 @@ async fn check_reachable(
     file_io: &FileIO,
     metadata_location: &str,
 ) -> Result<(), TableError> {
-    let files = table_files(
+    let unreadable = |e: iceberg::Error| {
+        TableError::Damaged(format!(
+            "the restored table {metadata_location} does not read back: {}",
+            error_chain(&e)
+        ))
+    };
+    // A manifest's files are checked as it is read: nothing of the table is held whole.
+    walk(
         metadata,
         file_io,
         SnapshotSelection::All,
         &Walked::default(),
         Content::Drop,
+        |files| check_present(files, file_io),
     )
     .await
-    .map_err(|e| {
-        TableError::Damaged(format!(
-            "the restored table {metadata_location} does not read back: {}",
-            error_chain(&e)
-        ))
-    })?;
+    .map_err(|e| match e {
+        Reached::Walk(e) => unreadable(e),
+        Reached::Table(e) => e,
+    })
+}
+
+/// What stops [`check_reachable`]: metadata that does not read, or a file it reaches that is
+/// not as the metadata records.
+enum Reached {
+    Walk(iceberg::Error),
+    Table(TableError),
+}
+
+impl From<iceberg::Error> for Reached {
+    fn from(e: iceberg::Error) -> Self {
+        Self::Walk(e)
+    }
+}
+
+/// Checks that each of `files` is at the target with the size the metadata records.
+async fn check_present(files: Vec<TableFile>, file_io: &FileIO) -> Result<(), Reached> {
     stream::iter(files.into_iter().map(Ok::<_, TableError>))
         .try_for_each_concurrent(16, |file| async move {
             if matches!(file.kind, FileKind::ManifestList) {
@@ -445,6 +479,7 @@ async fn check_reachable(
             }
         })
         .await
+        .map_err(Reached::Table)
 }
 
 /// The version number for the restored metadata file: one past the source's, so that tools
