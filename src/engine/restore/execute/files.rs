@@ -21,7 +21,10 @@ use crate::engine::restore::RestoreItem;
 /// restore), which is made durable while the next ones are written.
 #[derive(Default)]
 pub(super) struct Written {
+    /// Written metadata files (few: one per manifest and manifest list).
     pub(super) paths: std::sync::Mutex<Vec<String>>,
+    /// Verbatim copies by their index in the file list: 8 bytes a file rather than its path.
+    copied: std::sync::Mutex<Vec<u64>>,
     pub(super) dirs: std::sync::Mutex<BTreeSet<std::path::PathBuf>>,
     pub(super) behind: crate::store::WriteBehind,
 }
@@ -32,6 +35,24 @@ impl Written {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(path);
+    }
+
+    /// The file at `index` in the file list is being copied.
+    fn copying(&self, index: u64) {
+        self.copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(index);
+    }
+
+    /// The indices in the file list of the files copied so far (none after this).
+    pub(super) fn take_copied(&self) -> Vec<u64> {
+        std::mem::take(
+            &mut *self
+                .copied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The file at `path` has its final content (`size` bytes) and name: making it durable
@@ -128,16 +149,17 @@ impl FileWriter<'_> {
         )))
     }
 
+    /// Copies `entries`, each with its index in the file list, as they are stored.
     pub(super) async fn copy_verbatim<'e>(
         &self,
-        entries: impl Iterator<Item = &'e FileEntry>,
+        entries: impl Iterator<Item = (&'e FileEntry, u64)>,
     ) -> Result<(), TableError> {
         stream::iter(entries.map(Ok::<_, TableError>))
-            .try_for_each_concurrent(8, |entry| async move {
+            .try_for_each_concurrent(8, |(entry, index)| async move {
                 let path = self.target_path(entry)?;
                 if self.must_write(&path, entry.size, &entry.sha256).await? {
                     let key = layout::table_file(&self.item.key, &entry.rel);
-                    self.written.push(path.clone());
+                    self.written.copying(index);
                     transfer::store_to_file(
                         self.store,
                         &key,

@@ -128,12 +128,20 @@ impl Job<'_> {
         if item.category == Category::Ephemeral {
             return self.create_empty(item).await;
         }
+        let (filelist, metadata_raw) = self.load_stored(item).await?;
+        let rw = if item.in_place {
+            PathRewriter::in_place(&filelist.location)
+        } else {
+            PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots)
+        };
         let written = Written::default();
-        let result = self.write_table(item, &written).await;
+        let result = self
+            .write_table(item, &filelist, &metadata_raw, &rw, &written)
+            .await;
         let metadata_location = match result {
             Ok(location) => location,
             Err(e) => {
-                written.remove_all(&self.target.file_io).await;
+                self.remove_written(item, &filelist, &rw, &written).await;
                 return Err(e);
             }
         };
@@ -150,12 +158,51 @@ impl Job<'_> {
         match registered {
             Ok(()) => Ok(metadata_location),
             Err(e) => {
-                written.remove_all(&self.target.file_io).await;
+                self.remove_written(item, &filelist, &rw, &written).await;
                 Err(e)
             }
         }
     }
 
+    /// Removes what a failed restore of `item` wrote: the metadata files it rewrote, and
+    /// the verbatim copies it made, found again by their place in the file list.
+    async fn remove_written(
+        &self,
+        item: &RestoreItem,
+        filelist: &crate::repo::records::FileList,
+        rw: &PathRewriter,
+        written: &Written,
+    ) {
+        let file_io = &self.target.file_io;
+        let mut copied = written.take_copied();
+        copied.sort_unstable();
+        let mut index = 0u64;
+        let mut parts = std::pin::pin!(self.repo.filelist_parts(
+            &item.key,
+            &item.stored_in,
+            filelist
+        ));
+        while !copied.is_empty() {
+            let part = match parts.try_next().await {
+                Ok(Some(part)) => part,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(table = %item.target, error = %error_chain(&e), files = copied.len(), "could not read the file list again to remove the files of a failed restore");
+                    break;
+                }
+            };
+            for entry in part.iter() {
+                if copied.binary_search(&index).is_ok()
+                    && let Ok(path) = rw.rewrite(&entry.path)
+                {
+                    written.push(path);
+                }
+                index += 1;
+            }
+            copied.retain(|&i| i >= index);
+        }
+        written.remove_all(file_io).await;
+    }
     /// An ephemeral table: created empty, with the schema, partition spec, sort order and
     /// properties it had, at its new location.
     async fn create_empty(&self, item: &RestoreItem) -> Result<String, TableError> {
@@ -215,19 +262,16 @@ impl Job<'_> {
     async fn write_table(
         &self,
         item: &RestoreItem,
+        filelist: &crate::repo::records::FileList,
+        metadata_raw: &[u8],
+        rw: &PathRewriter,
         written: &Written,
     ) -> Result<String, TableError> {
-        let (filelist, metadata_raw) = self.load_stored(item).await?;
-        let rw = if item.in_place {
-            PathRewriter::in_place(&filelist.location)
-        } else {
-            PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots)
-        };
         let file_io = &self.target.file_io;
         let store = self.repo.store().as_ref();
         let writer = FileWriter {
             item,
-            rw: &rw,
+            rw,
             file_io,
             store,
             written,
@@ -244,12 +288,18 @@ impl Job<'_> {
         let mut parts = std::pin::pin!(self.repo.filelist_parts(
             &item.key,
             &item.stored_in,
-            &filelist
+            filelist
         ));
+        let mut first = 0u64;
         while let Some(part) = parts.try_next().await.map_err(|e| TableError::repo(&e))? {
             writer
-                .copy_verbatim(part.iter().filter(|f| VERBATIM.contains(&f.kind)))
+                .copy_verbatim(
+                    part.iter()
+                        .zip(first..)
+                        .filter(|(f, _)| VERBATIM.contains(&f.kind)),
+                )
                 .await?;
+            first += part.len() as u64;
             rewritten.extend(part.iter().filter(|f| !VERBATIM.contains(&f.kind)).cloned());
         }
         phase("data files copied");
@@ -267,7 +317,7 @@ impl Job<'_> {
             .await?;
         phase("manifest lists written");
 
-        let json = maybe_gunzip(&metadata_raw)
+        let json = maybe_gunzip(metadata_raw)
             .map_err(|e| TableError::Damaged(format!("decompressing stored metadata: {e}")))?;
         let json = if filelist.current_snapshot_only {
             std::borrow::Cow::Owned(
@@ -279,7 +329,7 @@ impl Job<'_> {
         };
         let new_uuid = (!item.keeps_uuid).then(uuid::Uuid::new_v4);
         let (json, warnings) =
-            rewrite::rewrite_table_metadata(&json, &rw, &self.provenance(item), new_uuid)
+            rewrite::rewrite_table_metadata(&json, rw, &self.provenance(item), new_uuid)
                 .map_err(|e| TableError::Damaged(error_chain(&e)))?;
         for warning in warnings {
             tracing::warn!(table = %item.target, %warning, "restored metadata");
