@@ -33,8 +33,8 @@ pub(crate) struct TableFile {
     pub expected_size: Option<u64>,
     /// The content, for metadata files already read while walking.
     pub content: Option<Bytes>,
-    /// For a manifest list or a manifest: the paths of the files it references.
-    pub refs: Vec<String>,
+    /// For a manifest list or a manifest: the files it references, by [`path_digest`].
+    pub refs: Vec<PathDigest>,
 }
 
 impl TableFile {
@@ -127,13 +127,31 @@ pub(crate) async fn table_files(
     content: Content,
 ) -> iceberg::Result<Vec<TableFile>> {
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    // Paths seen, by a digest (16 bytes where a path takes ~100), collision-free in practice.
+    let mut seen: HashSet<PathDigest> = HashSet::new();
     walk(metadata, file_io, selection, walked, content, |files| {
-        out.extend(files.into_iter().filter(|f| seen.insert(f.path.clone())));
+        out.extend(
+            files
+                .into_iter()
+                .filter(|f| seen.insert(path_digest(&f.path))),
+        );
         std::future::ready(Ok::<_, iceberg::Error>(()))
     })
     .await?;
     Ok(out)
+}
+
+/// A path by its digest ([`path_digest`]): 16 bytes where a path takes ~100.
+pub(crate) type PathDigest = [u8; 16];
+
+/// The first 16 bytes of the SHA-256 of `path`: two paths of one table share it with a
+/// chance of about n² / 2¹²⁹ (10⁻²⁷ for a million files).
+pub(crate) fn path_digest(path: &str) -> PathDigest {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(path.as_bytes());
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
 }
 
 /// Walks the metadata and hands `each` what it references a batch at a time: each manifest
@@ -155,7 +173,7 @@ where
 {
     let keep = |bytes: Bytes| (content == Content::Keep).then(|| exact(&bytes));
     let refs = |files: &[TableFile]| match content {
-        Content::Keep => files.iter().map(|f| f.path.clone()).collect(),
+        Content::Keep => files.iter().map(|f| path_digest(&f.path)).collect(),
         Content::Drop => Vec::new(),
     };
     let mut seen = HashSet::new();
@@ -197,7 +215,7 @@ where
                 if let Some(entries) = walked.refs(&path, length) {
                     return Ok((path, length, entries, None));
                 }
-                let bytes = file_io.new_input(&path)?.read().await?;
+                let bytes = read_whole(file_io, &path).await?;
                 let (entries, bytes) =
                     tokio::task::spawn_blocking(move || Ok((manifest_entries(&bytes)?, bytes)))
                         .await
@@ -242,6 +260,21 @@ where
     Ok(())
 }
 
+/// Reads a whole metadata file: a local one into a buffer of its size, any other through
+/// `file_io` (which hands back a 2 MiB buffer for a 220 KiB manifest).
+async fn read_whole(file_io: &FileIO, path: &str) -> iceberg::Result<Bytes> {
+    let Some(local) = crate::engine::transfer::local_path(path) else {
+        return file_io.new_input(path)?.read().await;
+    };
+    tokio::fs::read(&local).await.map(Bytes::from).map_err(|e| {
+        iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            format!("cannot read {path}"),
+        )
+        .with_source(e)
+    })
+}
+
 /// `bytes` in an allocation of their own size: a file read through `FileIO` can sit in a
 /// buffer several times larger (2 MiB for a 220 KiB manifest), and a backup holds the
 /// manifests it walked until it stores them.
@@ -255,7 +288,7 @@ async fn read_manifest_list(
     file_io: &FileIO,
     path: String,
 ) -> iceberg::Result<(TableFile, Vec<(String, Option<u64>)>)> {
-    let bytes = file_io.new_input(&path)?.read().await?;
+    let bytes = read_whole(file_io, &path).await?;
     let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;
     let manifests: Vec<(String, Option<u64>)> = list
         .entries()
@@ -266,7 +299,7 @@ async fn read_manifest_list(
         })
         .collect();
     let file = TableFile {
-        refs: manifests.iter().map(|(p, _)| p.clone()).collect(),
+        refs: manifests.iter().map(|(p, _)| path_digest(p)).collect(),
         content: Some(bytes),
         ..TableFile::new(path, FileKind::ManifestList, None)
     };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::engine::files::{TableFile, Walked};
+use crate::engine::files::{PathDigest, TableFile, Walked, path_digest};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored};
 use crate::engine::{Event, TableError, error_chain};
 use crate::plan::BackupMode;
@@ -48,8 +48,8 @@ impl TableJob<'_> {
         location: &str,
         files: Vec<TableFile>,
         walked: &Walked,
-    ) -> Result<(Vec<FilePlan>, HashMap<String, Vec<String>>), TableError> {
-        let mut refs: HashMap<String, Vec<String>> = HashMap::new();
+    ) -> Result<(Vec<FilePlan>, HashMap<String, Vec<PathDigest>>), TableError> {
+        let mut refs: HashMap<String, Vec<PathDigest>> = HashMap::new();
         let files: Vec<TableFile> = files
             .into_iter()
             .map(|mut file| {
@@ -143,7 +143,7 @@ impl TableJob<'_> {
         key: &str,
         file_io: &iceberg::io::FileIO,
         files: Vec<FilePlan>,
-        refs: &HashMap<String, Vec<String>>,
+        refs: &HashMap<String, Vec<PathDigest>>,
     ) -> Result<(Vec<FileEntry>, Added), TableError> {
         let results: Vec<(FileEntry, Stored)> = stream::iter(files)
             .map(|plan| self.store_file(key, file_io, plan))
@@ -305,7 +305,7 @@ fn entry(file: TableFile, rel: String, size: u64, sha256: String) -> FileEntry {
 /// again); and what was added.
 fn sorted(
     results: Vec<(FileEntry, Stored)>,
-    refs: &HashMap<String, Vec<String>>,
+    refs: &HashMap<String, Vec<PathDigest>>,
 ) -> (Vec<FileEntry>, Added) {
     let mut added = Added::default();
     let mut entries = Vec::with_capacity(results.len());
@@ -320,19 +320,16 @@ fn sorted(
         entries.push(entry);
     }
     entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-    let index: HashMap<&str, u32> = entries
+    let index: HashMap<PathDigest, u32> = entries
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| Some((e.path.as_str(), u32::try_from(i).ok()?)))
+        .filter_map(|(i, e)| Some((path_digest(&e.path), u32::try_from(i).ok()?)))
         .collect();
     let resolved: Vec<Option<Vec<u32>>> = entries
         .iter()
         .map(|e| {
-            let paths = refs.get(&e.path)?;
-            paths
-                .iter()
-                .map(|p| index.get(p.as_str()).copied())
-                .collect()
+            let digests = refs.get(&e.path)?;
+            digests.iter().map(|d| index.get(d).copied()).collect()
         })
         .collect();
     for (entry, refs) in entries.iter_mut().zip(resolved) {

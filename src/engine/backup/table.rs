@@ -96,7 +96,7 @@ pub(super) struct StorePlan {
     /// tables).
     pub(super) files: Vec<FilePlan>,
     /// What each manifest list and manifest references, by path.
-    pub(super) refs: HashMap<String, Vec<String>>,
+    pub(super) refs: HashMap<String, Vec<crate::engine::files::PathDigest>>,
     /// How the table's files are read.
     pub(super) file_io: Option<FileIO>,
 }
