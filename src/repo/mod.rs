@@ -459,10 +459,21 @@ impl Repository {
     /// Reads a table's file list with every entry: since format v2 from its parts, one at a
     /// time, into [`FileList::files`] ([`FileList::parts`] stays, saying which they were).
     pub async fn load_filelist(&self, table_key: &str, pit: &str) -> Result<FileList, RepoError> {
-        let mut list = self.load_filelist_header(table_key, pit).await?;
+        let list = self.load_filelist_header(table_key, pit).await?;
+        self.load_filelist_entries(table_key, pit, list).await
+    }
+
+    /// Fills `list`, read with [`Repository::load_filelist_header`], with the entries of its
+    /// parts.
+    pub async fn load_filelist_entries(
+        &self,
+        table_key: &str,
+        pit: &str,
+        mut list: FileList,
+    ) -> Result<FileList, RepoError> {
         if !list.parts.is_empty() {
-            let total = list.parts.iter().map(|p| p.files).sum::<u64>();
-            let mut files = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+            // Not sized from the counts the list records: a tampered count must not allocate.
+            let mut files = Vec::new();
             for n in 0..list.parts.len() {
                 files.extend(self.load_filelist_part(table_key, pit, &list, n).await?);
             }

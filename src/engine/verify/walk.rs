@@ -87,7 +87,9 @@ impl Walk<'_> {
                     (0..header.parts.len())
                         .map(|n| layout::filelist_part(&table.key, stored_in, n)),
                 );
-                self.repo.load_filelist(&table.key, stored_in).await
+                self.repo
+                    .load_filelist_entries(&table.key, stored_in, header)
+                    .await
             }
             Err(e) => Err(e),
         };

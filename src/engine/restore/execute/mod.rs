@@ -200,9 +200,12 @@ impl Job<'_> {
                 index += 1;
             }
             copied.retain(|&i| i >= index);
+            // A part's files at a time: the paths are not gathered for the whole table.
+            written.remove_all(file_io).await;
         }
         written.remove_all(file_io).await;
     }
+
     /// An ephemeral table: created empty, with the schema, partition spec, sort order and
     /// properties it had, at its new location.
     async fn create_empty(&self, item: &RestoreItem) -> Result<String, TableError> {
