@@ -229,20 +229,105 @@ impl Drop for TempPath {
 /// A new temporary file in the directory of `dest` (created if missing), removed when the
 /// returned guard drops unless it is disarmed after a rename.
 fn temp_beside(dest: &std::path::Path) -> std::io::Result<(TempPath, fs_err::File)> {
-    let dir = dest
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = directory_for(dest)?;
+    let tmp = TempPath(Some(temporary_name(dest)));
+    let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(dir))?;
+    Ok((tmp, file))
+}
+
+/// The directory of `dest`, created if missing.
+fn directory_for(dest: &std::path::Path) -> std::io::Result<&std::path::Path> {
+    let dir = dest.parent().unwrap_or(std::path::Path::new("/"));
     // A `stat` first: `mkdir` of a directory that exists locks it like a new name would, and
     // a restore's copies all write into a few directories.
     if !dir.is_dir() {
-        fs_err::create_dir_all(&dir)?;
+        fs_err::create_dir_all(dir)?;
     }
-    let tmp = TempPath(Some(
-        dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())),
-    ));
-    let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(&dir))?;
-    Ok((tmp, file))
+    Ok(dir)
+}
+
+/// Whether files can be made without a name and named later (`O_TMPFILE`, linked through
+/// `/proc/self/fd`): Linux with `/proc` mounted.
+static UNNAMED: LazyLock<bool> =
+    LazyLock::new(|| cfg!(target_os = "linux") && std::path::Path::new("/proc/self/fd").is_dir());
+
+/// A file being written in the directory of its final name, which it takes only once complete.
+/// Where the filesystem allows, it has no name until then (`O_TMPFILE`): creating it changes no
+/// directory, naming it is one link (many copies into one directory then contend half as much
+/// for its lock as with a temporary name renamed into place), and a killed process leaves
+/// nothing behind. Elsewhere it is a temporary name beside the final one, renamed into place.
+pub(crate) enum Unfinished {
+    /// No name yet.
+    Unnamed(std::fs::File),
+    /// A temporary name, removed on drop unless renamed.
+    Named(TempPath, std::fs::File),
+}
+
+impl Unfinished {
+    /// A new file for `dest`, whose directory is created if missing.
+    pub(crate) fn beside(dest: &std::path::Path) -> std::io::Result<Self> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = directory_for(dest)?;
+        if *UNNAMED {
+            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o666)) {
+                Ok(fd) => return Ok(Self::Unnamed(std::fs::File::from(fd))),
+                // The filesystem has no unnamed files.
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR) => {}
+                Err(e) => return Err(std::io::Error::from(e)),
+            }
+        }
+        let (tmp, file) = temp_beside(dest)?;
+        Ok(Self::Named(tmp, file.into_parts().0))
+    }
+
+    /// The open file.
+    pub(crate) fn file(&mut self) -> &mut std::fs::File {
+        match self {
+            Self::Unnamed(file) | Self::Named(_, file) => file,
+        }
+    }
+
+    /// Gives the complete file its name `dest`, replacing a file there (the caller decided
+    /// that it may).
+    pub(crate) fn finish(self, dest: &std::path::Path) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let link = |file: &std::fs::File, to: &std::path::Path| {
+            let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                fd.as_str(),
+                rustix::fs::CWD,
+                to,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )
+        };
+        let (tmp, file) = match self {
+            Self::Unnamed(file) => match link(&file, dest) {
+                Err(rustix::io::Errno::EXIST) => {
+                    // Replaced: linked under a temporary name, renamed over the old file.
+                    let tmp = TempPath(Some(temporary_name(dest)));
+                    link(&file, tmp.0.as_deref().unwrap_or(dest))?;
+                    (tmp, file)
+                }
+                linked => return linked.map_err(std::io::Error::from),
+            },
+            Self::Named(tmp, file) => (tmp, file),
+        };
+        drop(file);
+        let mut tmp = tmp;
+        let from = tmp.0.take().unwrap_or_default();
+        if let Err(e) = fs_err::rename(&from, dest) {
+            tmp.0 = Some(from);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// A temporary name in the directory of `dest`.
+fn temporary_name(dest: &std::path::Path) -> std::path::PathBuf {
+    dest.with_file_name(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()))
 }
 
 impl TargetWriter {
@@ -477,31 +562,27 @@ async fn local_object_to_file(
     let done = tokio::task::spawn_blocking(move || {
         // Opened before the target, so that a missing object is told apart from a failed write.
         let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
-        let (tmp, file) = temp_beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
-        let mut file = file.into_parts().0;
-        let tmp_path = tmp.0.clone().unwrap_or_default();
+        let mut file = Unfinished::beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
         let (copied, actual) =
-            crate::store::copy_immutable_hashing(&from_path, from, size, &mut file)
+            crate::store::copy_immutable_hashing(&from_path, from, size, file.file())
                 .map_err(|e| Failed::Target("writing", e))?;
-        drop(file);
         if copied != size || actual != expected {
-            // The temporary file goes with `tmp`.
+            // The unfinished file goes with `file`.
             return Err(Failed::Mismatch(copied, actual));
         }
         let waited = still
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*waited {
-            // The temporary file goes with `tmp`.
+            // The unfinished file goes with `file`.
             return Err(Failed::Target(
                 "writing",
                 std::io::Error::other("cancelled"),
             ));
         }
-        fs_err::rename(&tmp_path, &to_path).map_err(|e| Failed::Target("writing", e))?;
+        file.finish(&to_path)
+            .map_err(|e| Failed::Target("writing", e))?;
         drop(waited);
-        let mut tmp = tmp;
-        tmp.0 = None;
         Ok(copied)
     })
     .await

@@ -17,3 +17,53 @@ fn local_paths_are_recognised() {
     assert!(local_path("s3://b/w/t/a").is_none());
     assert!(local_path("file://host/w").is_none());
 }
+
+/// An unfinished file with a temporary name, as on filesystems without unnamed files.
+fn named(dest: &std::path::Path) -> std::io::Result<super::Unfinished> {
+    let (tmp, file) = super::temp_beside(dest)?;
+    Ok(super::Unfinished::Named(tmp, file.into_parts().0))
+}
+
+#[test]
+fn an_unfinished_file_appears_under_its_name_only_when_finished_and_leaves_nothing_else() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let dest = dir.path().join("sub/a.parquet");
+    // Unnamed where the filesystem allows it, and the temporary name everywhere.
+    if let super::Unfinished::Named(..) = super::Unfinished::beside(&dest).unwrap() {
+        eprintln!("this filesystem has no unnamed files: both rounds use temporary names");
+    }
+    let makers: [fn(&std::path::Path) -> std::io::Result<super::Unfinished>; 2] =
+        [super::Unfinished::beside, named];
+    for make in makers {
+        let mut file = make(&dest).unwrap();
+        file.file().write_all(b"first").unwrap();
+        assert!(!dest.exists(), "no name before it is finished");
+        file.finish(&dest).unwrap();
+        assert_eq!(fs_err::read(&dest).unwrap(), b"first");
+        // A second file replaces the first (the caller decided it may).
+        let mut file = make(&dest).unwrap();
+        file.file().write_all(b"second").unwrap();
+        file.finish(&dest).unwrap();
+        assert_eq!(fs_err::read(&dest).unwrap(), b"second");
+        // One dropped unfinished leaves nothing behind.
+        let mut file = make(&dest.with_file_name("b.parquet")).unwrap();
+        file.file().write_all(b"dropped").unwrap();
+        drop(file);
+        assert_eq!(names(), ["sub"]);
+        let inside: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(inside, ["a.parquet"]);
+        fs_err::remove_file(&dest).unwrap();
+    }
+}
