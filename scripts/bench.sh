@@ -72,6 +72,14 @@ measure() { # KEY CMD...: one timed run, appended to results/KEY as "seconds KiB
 median() { cut -d' ' -f1 "$results/$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
 fresh() { rm -rf "$work/out" "$work/scratch"; }
+# For the rows of many small files: set the last run's output aside instead of deleting it
+# (deleted at the end). ext4 allocating an inode looks at the recently deleted ones beside it
+# (`recently_deleted`, in `perf`): a run right after 100,000 files were deleted measures that
+# deletion too, and more for parallel writers than for `cp`. A restore in an emergency writes
+# into space that was not just emptied.
+aside() { local path; for path in "$work/out" "$work/scratch" "$@"; do
+  if [[ -e $path ]]; then mkdir -p "$work/aside"; mv "$path" "$(mktemp -d "$work/aside/XXXXXX")/"; fi
+done; }
 # Commands (GNU time runs programs, not shell functions): each takes SOURCE TARGET.
 cp_sync=(bash -c 'cp -r "$1" "$2" && sync' _)
 cp_sha=(bash -c 'cp -r "$1" "$2" && find "$2" -type f -print0 | xargs -0 sha256sum >/dev/null' _)
@@ -108,10 +116,11 @@ for run in $(seq "$runs"); do
   # Many small tables, nothing changed.
   measure many.nochange "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
   # One table of many small files.
-  fresh; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"
-  rm -rf "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
-  fresh; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
+  aside; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"
+  aside "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+  aside; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
   measure small.nochange "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+  aside
 done
 # Incremental after one appended file, on the table of many small files: restored into the
 # scratch catalog (the fixture stays as it is), backed up once, then one file appended and
