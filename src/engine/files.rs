@@ -31,8 +31,11 @@ pub(crate) struct TableFile {
     pub kind: FileKind,
     /// Size recorded by the referencing metadata, when it records one.
     pub expected_size: Option<u64>,
-    /// The content, for metadata files already read while walking.
-    pub content: Option<Bytes>,
+    /// For a metadata file read while walking, the SHA-256 of the bytes read: the copy a
+    /// backup stores must have it, so that its file list holds exactly what that copy
+    /// references. The bytes themselves are not kept (100 MiB of manifests for a table of a
+    /// million files): the copy reads them again.
+    pub walked_sha256: Option<[u8; 32]>,
     /// For a manifest list or a manifest: the files it references, by [`path_digest`].
     pub refs: Vec<PathDigest>,
 }
@@ -43,7 +46,7 @@ impl TableFile {
             path,
             kind,
             expected_size,
-            content: None,
+            walked_sha256: None,
             refs: Vec::new(),
         }
     }
@@ -110,8 +113,8 @@ const MANIFESTS_AT_ONCE: usize = 8;
 /// What [`table_files`] keeps of the metadata files it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Content {
-    /// Their content ([`TableFile::content`]: a backup stores exactly the bytes it walked)
-    /// and what each references ([`TableFile::refs`], for the file list).
+    /// The SHA-256 of what was read ([`TableFile::walked_sha256`]: a backup stores exactly
+    /// the bytes it walked) and what each references ([`TableFile::refs`], for the file list).
     Keep,
     /// Nothing: only the paths, kinds and sizes of the table's files are wanted.
     Drop,
@@ -171,7 +174,7 @@ where
     E: From<iceberg::Error>,
     Fut: Future<Output = Result<(), E>>,
 {
-    let keep = |bytes: Bytes| (content == Content::Keep).then(|| exact(&bytes));
+    let keep = content == Content::Keep;
     let refs = |files: &[TableFile]| match content {
         Content::Keep => files.iter().map(|f| path_digest(&f.path)).collect(),
         Content::Drop => Vec::new(),
@@ -197,8 +200,8 @@ where
                 .collect()
         } else {
             let (mut list, manifests) = read_manifest_list(metadata, file_io, list_path).await?;
-            list.content = list.content.and_then(keep);
             if content == Content::Drop {
+                list.walked_sha256 = None;
                 list.refs = Vec::new();
             }
             each(vec![list]).await?;
@@ -216,20 +219,25 @@ where
                     return Ok((path, length, entries, None));
                 }
                 let bytes = read_whole(file_io, &path).await?;
-                let (entries, bytes) =
-                    tokio::task::spawn_blocking(move || Ok((manifest_entries(&bytes)?, bytes)))
-                        .await
-                        .map_err(|e| {
-                            iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string())
-                        })
-                        .and_then(|r: iceberg::Result<_>| r)?;
-                Ok::<_, iceberg::Error>((path, length, entries, keep(bytes)))
+                let walked = tokio::task::spawn_blocking(move || {
+                    Ok((
+                        manifest_entries(&bytes)?,
+                        keep.then(|| sha256(&bytes)),
+                        bytes.len() as u64,
+                    ))
+                })
+                .await
+                .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()))
+                .and_then(|r: iceberg::Result<_>| r)?;
+                let (entries, sha256, read) = walked;
+                // The length the manifest list records, else the length read.
+                Ok::<_, iceberg::Error>((path, length.or(Some(read)), entries, sha256))
             })
             .buffered(MANIFESTS_AT_ONCE);
-        while let Some((manifest_path, length, mut entries, bytes)) = read.try_next().await? {
+        while let Some((manifest_path, length, mut entries, sha256)) = read.try_next().await? {
             let refs = refs(&entries);
             entries.push(TableFile {
-                content: bytes,
+                walked_sha256: sha256,
                 refs,
                 ..TableFile::new(manifest_path, FileKind::Manifest, length)
             });
@@ -275,11 +283,10 @@ async fn read_whole(file_io: &FileIO, path: &str) -> iceberg::Result<Bytes> {
     })
 }
 
-/// `bytes` in an allocation of their own size: a file read through `FileIO` can sit in a
-/// buffer several times larger (2 MiB for a 220 KiB manifest), and a backup holds the
-/// manifests it walked until it stores them.
-fn exact(bytes: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(bytes)
+/// The SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// Reads a manifest list: the list as a table file, and its manifests with their lengths.
@@ -300,8 +307,8 @@ async fn read_manifest_list(
         .collect();
     let file = TableFile {
         refs: manifests.iter().map(|(p, _)| path_digest(p)).collect(),
-        content: Some(bytes),
-        ..TableFile::new(path, FileKind::ManifestList, None)
+        walked_sha256: Some(sha256(&bytes)),
+        ..TableFile::new(path, FileKind::ManifestList, Some(bytes.len() as u64))
     };
     Ok((file, manifests))
 }

@@ -654,3 +654,27 @@ fn apply_notifies_verify_failure_when_damage_is_found() {
     let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
     assert_eq!(events.trim(), "verify_failure");
 }
+
+#[test]
+fn a_stored_manifest_that_is_not_the_one_walked_is_copied_again() {
+    // A backup killed before its PIT leaves stored files that no file list names; the next
+    // backup reuses such a metadata file only when it has exactly the bytes it walked.
+    let s = setup();
+    for pit in &s.pits {
+        fs_err::remove_file(s.path(&format!("pits/{pit}.json"))).unwrap();
+    }
+    let manifest = s
+        .stored(|f| f.ends_with(".avro") && !f.rsplit('/').next().unwrap().starts_with("snap-"))
+        .pop()
+        .expect("a stored manifest");
+    let original = s.flip(&manifest);
+    s.ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    assert_eq!(
+        fs_err::read(s.path(&manifest)).unwrap(),
+        original,
+        "{manifest} is the manifest walked again"
+    );
+    let (code, report, stderr) = s.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+}

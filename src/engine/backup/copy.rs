@@ -118,10 +118,9 @@ impl TableJob<'_> {
                         (entry(file, rel, size, String::new()), Stored::Reused)
                     }
                     FilePlan::Copy { file, rel, .. } => {
-                        let size = match (file.expected_size, &file.content) {
-                            (Some(size), _) => size,
-                            (None, Some(content)) => content.len() as u64,
-                            (None, None) => transfer::file_size(file_io, &file.path)
+                        let size = match file.expected_size {
+                            Some(size) => size,
+                            None => transfer::file_size(file_io, &file.path)
                                 .await
                                 .map_err(|e| TableError::io(&e))?
                                 .unwrap_or(0),
@@ -161,14 +160,18 @@ impl TableJob<'_> {
         plan: FilePlan,
     ) -> Result<(FileEntry, Stored), TableError> {
         let store = self.repo.store().as_ref();
-        let (mut file, rel, damaged) = match plan {
+        let (file, rel, damaged) = match plan {
             FilePlan::Known(entry) => return Ok((entry, Stored::Reused)),
             FilePlan::InRepository { file, rel, size } => {
                 let object = layout::table_file(key, &rel);
                 let sha256 = hash_stored(store, &object, size)
                     .await
                     .map_err(|e| TableError::io(&e))?;
-                return Ok((entry(file, rel, size, sha256), Stored::Reused));
+                if file.walked_sha256.is_none_or(|w| hex::encode(w) == sha256) {
+                    return Ok((entry(file, rel, size, sha256), Stored::Reused));
+                }
+                // Not the metadata file walked: copied again (and checked against it).
+                (file, rel, true)
             }
             FilePlan::Copy { file, rel, damaged } => (file, rel, damaged),
         };
@@ -180,11 +183,19 @@ impl TableJob<'_> {
             self.healed(damaged, &object).await;
             return Ok(done);
         }
-        let (size, sha256) =
-            match file_to_store(file_io, &file.path, file.content.take(), store, &object).await {
-                Ok(done) => done,
-                Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
-            };
+        let (size, sha256) = match file_to_store(file_io, &file.path, store, &object).await {
+            Ok(done) => done,
+            Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
+        };
+        if let Some(walked) = file.walked_sha256.map(hex::encode)
+            && walked != sha256
+        {
+            let _ = store.delete(&object).await;
+            return Err(TableError::Damaged(format!(
+                "{} changed after it was read: its SHA-256 is now {sha256}, it was {walked} when the files it references were listed; Iceberg metadata files are never rewritten in place, so the file is damaged or something rewrote it; run the backup again once the table is sound",
+                file.path
+            )));
+        }
         if file.expected_size.is_some_and(|e| e != size) {
             let _ = store.delete(&object).await;
             let e = TransferError::SizeMismatch {
@@ -229,7 +240,8 @@ impl TableJob<'_> {
         /// `CopyObject` copies at most 5 GiB.
         const MAX_COPY: u64 = 5 << 30;
         let on_s3 = file.path.starts_with("s3://") || file.path.starts_with("s3a://");
-        if !on_s3 || file.content.is_some() || file.expected_size.is_none_or(|s| s > MAX_COPY) {
+        if !on_s3 || file.walked_sha256.is_some() || file.expected_size.is_none_or(|s| s > MAX_COPY)
+        {
             return Ok(None);
         }
         let store = self.repo.store().as_ref();

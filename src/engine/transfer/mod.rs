@@ -88,21 +88,13 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Copies one table file into the store under `key`; `content` is used when the caller has
-/// already read the file. Returns the size and SHA-256.
+/// Copies one table file into the store under `key`. Returns the size and SHA-256.
 pub(crate) async fn file_to_store(
     file_io: &FileIO,
     path: &str,
-    content: Option<Bytes>,
     store: &dyn BackupStore,
     key: &str,
 ) -> Result<(u64, String), TransferError> {
-    if let Some(data) = content {
-        let sum = sha256_hex(&data);
-        let size = data.len() as u64;
-        store.put_staged(key, data).await?;
-        return Ok((size, sum));
-    }
     let _slot = copy_slot().await;
     if let Some(local) = local_path(path) {
         return Ok(store.put_file(key, &local).await?);

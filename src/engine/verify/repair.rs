@@ -54,8 +54,7 @@ pub(super) async fn repair(
                 continue;
             }
         }
-        match transfer::file_to_store(&live.file_io, &entry.path, None, repo.store().as_ref(), key)
-            .await
+        match transfer::file_to_store(&live.file_io, &entry.path, repo.store().as_ref(), key).await
         {
             Ok((size, sum)) if sum == entry.sha256 && size == entry.size => {
                 repo.clear_damaged(key).await?;
