@@ -29,11 +29,12 @@ pub(crate) struct TableFile {
     pub path: String,
     /// Kind.
     pub kind: FileKind,
-    /// Size recorded by the referencing metadata, when it records one.
+    /// Size recorded by the referencing metadata, else for a metadata file read while
+    /// walking the size read.
     pub expected_size: Option<u64>,
     /// For a metadata file read while walking, the SHA-256 of the bytes read: the copy a
     /// backup stores must have it, so that its file list holds exactly what that copy
-    /// references. The bytes themselves are not kept (100 MiB of manifests for a table of a
+    /// references. The bytes themselves are not kept (~220 MB of manifests for a table of a
     /// million files): the copy reads them again.
     pub walked_sha256: Option<[u8; 32]>,
     /// For a manifest list or a manifest: the files it references, by [`path_digest`].
