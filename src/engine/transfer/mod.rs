@@ -481,7 +481,19 @@ pub(crate) async fn store_to_file(
 ) -> Result<u64, TransferError> {
     let _slot = copy_slot().await;
     if let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) {
-        return local_object_to_file(store, key, &object, sha256, size, &dest).await;
+        let copy = Local {
+            store,
+            key,
+            object: &object,
+            sha256,
+            size,
+            dest: &dest,
+        };
+        return match copy.run(None).await? {
+            Placed::Copied(copied) => Ok(copied),
+            // Only a claimed copy looks first.
+            Placed::Occupied | Placed::NotLocal => Ok(0),
+        };
     }
     let mut writer = TargetWriter::create(file_io, path).await?;
     let mut hasher = Sha256::new();
@@ -518,94 +530,155 @@ pub(crate) async fn store_to_file(
     Ok(offset)
 }
 
-/// [`store_to_file`] from a store on the local filesystem to a local path: one blocking task,
-/// one buffer, the checksum checked before the file takes its name.
-async fn local_object_to_file(
+/// What [`store_to_absent_file`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// The file was copied: its size.
+    Copied(u64),
+    /// Something is at the path already: nothing was written.
+    Occupied,
+    /// The store or the path is not local: nothing was done.
+    NotLocal,
+}
+
+/// [`store_to_file`] where nothing is expected at `path`, from a local store to a local path,
+/// in one blocking task (one hand-off per file, where a separate `stat` made two): it looks
+/// at `path` first and writes nothing if anything is there ([`Placed::Occupied`]: the caller
+/// decides). Otherwise it calls `claim` (the caller records that it writes `path`, to remove
+/// it if the table fails) before creating anything, then copies.
+pub(crate) async fn store_to_absent_file(
     store: &dyn BackupStore,
     key: &str,
-    object: &std::path::Path,
     sha256: &str,
     size: u64,
-    dest: &std::path::Path,
-) -> Result<u64, TransferError> {
-    /// What went wrong, small enough to leave the blocking task.
-    enum Failed {
-        Object(std::io::Error),
-        Target(&'static str, std::io::Error),
-        Mismatch(u64, String),
+    path: &str,
+    claim: Box<dyn FnOnce() + Send>,
+) -> Result<Placed, TransferError> {
+    let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) else {
+        return Ok(Placed::NotLocal);
+    };
+    let _slot = copy_slot().await;
+    Local {
+        store,
+        key,
+        object: &object,
+        sha256,
+        size,
+        dest: &dest,
     }
-    /// Whether the caller still waits. The blocking task runs on when this future is dropped
-    /// (a sibling copy failed and the table's files are being removed): it must then not
-    /// rename its file into place. The rename happens under the lock, so once the guard has
-    /// dropped it either happened already or never will.
-    struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            *self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        }
-    }
-    let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
-    let still = waiting.0.clone();
-    let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
-    let expected = sha256.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
-        // Opened before the target, so that a missing object is told apart from a failed write.
-        let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
-        let mut file = Unfinished::beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
-        let (copied, actual) =
-            crate::store::copy_immutable_hashing(&from_path, from, size, file.file())
-                .map_err(|e| Failed::Target("writing", e))?;
-        if copied != size || actual != expected {
-            // The unfinished file goes with `file`.
-            return Err(Failed::Mismatch(copied, actual));
-        }
-        let waited = still
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !*waited {
-            // The unfinished file goes with `file`.
-            return Err(Failed::Target(
-                "writing",
-                std::io::Error::other("cancelled"),
-            ));
-        }
-        file.finish(&to_path)
-            .map_err(|e| Failed::Target("writing", e))?;
-        drop(waited);
-        Ok(copied)
-    })
+    .run(Some(claim))
     .await
-    .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
-    drop(waiting);
-    let target_err = |op: &'static str, e: std::io::Error| TransferError::Table {
-        op,
-        path: dest.display().to_string(),
-        source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
-    };
-    let mismatch = |actual_size: u64, actual: String| TransferError::ChecksumMismatch {
-        what: "stored file",
-        key: key.to_owned(),
-        expected: sha256.to_owned(),
-        actual,
-        expected_size: size,
-        actual_size,
-    };
-    match done.and_then(|r| r) {
-        Ok(copied) => Ok(copied),
-        Err(Failed::Object(e)) => {
-            let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                crate::store::StoreErrorKind::NotFound
-            } else {
-                crate::store::StoreErrorKind::Other
-            };
-            let e = StoreError::new(kind, "reading", key, store.url(), Some(Box::new(e)));
-            Err(TransferError::Store(e))
+}
+
+/// One copy from a store on the local filesystem to a local path.
+struct Local<'a> {
+    store: &'a dyn BackupStore,
+    key: &'a str,
+    object: &'a std::path::Path,
+    sha256: &'a str,
+    size: u64,
+    dest: &'a std::path::Path,
+}
+
+impl Local<'_> {
+    /// One blocking task, one buffer, the checksum checked before the file takes its name. With
+    /// `claim`, as [`store_to_absent_file`] says.
+    async fn run(self, claim: Option<Box<dyn FnOnce() + Send>>) -> Result<Placed, TransferError> {
+        /// What went wrong, small enough to leave the blocking task.
+        enum Failed {
+            Object(std::io::Error),
+            Target(&'static str, std::io::Error),
+            Mismatch(u64, String),
         }
-        Err(Failed::Target(op, e)) => Err(target_err(op, e)),
-        Err(Failed::Mismatch(copied, actual)) => Err(mismatch(copied, actual)),
+        /// Whether the caller still waits. The blocking task runs on when this future is dropped
+        /// (a sibling copy failed and the table's files are being removed): it must then not
+        /// rename its file into place. The rename happens under the lock, so once the guard has
+        /// dropped it either happened already or never will.
+        struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                *self
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+            }
+        }
+        let Self {
+            store,
+            key,
+            object,
+            sha256,
+            size,
+            dest,
+        } = self;
+        let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
+        let still = waiting.0.clone();
+        let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
+        let expected = sha256.to_owned();
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some(claim) = claim {
+                match std::fs::symlink_metadata(&to_path) {
+                    Ok(_) => return Ok(Placed::Occupied),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => claim(),
+                    Err(e) => return Err(Failed::Target("reading the size of", e)),
+                }
+            }
+            // Opened before the target, so that a missing object is told apart from a failed write.
+            let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
+            let mut file =
+                Unfinished::beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
+            let (copied, actual) =
+                crate::store::copy_immutable_hashing(&from_path, from, size, file.file())
+                    .map_err(|e| Failed::Target("writing", e))?;
+            if copied != size || actual != expected {
+                // The unfinished file goes with `file`.
+                return Err(Failed::Mismatch(copied, actual));
+            }
+            let waited = still
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !*waited {
+                // The unfinished file goes with `file`.
+                return Err(Failed::Target(
+                    "writing",
+                    std::io::Error::other("cancelled"),
+                ));
+            }
+            file.finish(&to_path)
+                .map_err(|e| Failed::Target("writing", e))?;
+            drop(waited);
+            Ok(Placed::Copied(copied))
+        })
+        .await
+        .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
+        drop(waiting);
+        let target_err = |op: &'static str, e: std::io::Error| TransferError::Table {
+            op,
+            path: dest.display().to_string(),
+            source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+        };
+        let mismatch = |actual_size: u64, actual: String| TransferError::ChecksumMismatch {
+            what: "stored file",
+            key: key.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+            expected_size: size,
+            actual_size,
+        };
+        match done.and_then(|r| r) {
+            Ok(copied) => Ok(copied),
+            Err(Failed::Object(e)) => {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    crate::store::StoreErrorKind::NotFound
+                } else {
+                    crate::store::StoreErrorKind::Other
+                };
+                let e = StoreError::new(kind, "reading", key, store.url(), Some(Box::new(e)));
+                Err(TransferError::Store(e))
+            }
+            Err(Failed::Target(op, e)) => Err(target_err(op, e)),
+            Err(Failed::Mismatch(copied, actual)) => Err(mismatch(copied, actual)),
+        }
     }
 }
 

@@ -24,7 +24,8 @@ pub(super) struct Written {
     /// Written metadata files (few: one per manifest and manifest list).
     pub(super) paths: std::sync::Mutex<Vec<String>>,
     /// Verbatim copies by their index in the file list: 8 bytes a file rather than its path.
-    copied: std::sync::Mutex<Vec<u64>>,
+    /// Shared with the blocking tasks that claim them.
+    copied: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     pub(super) dirs: std::sync::Mutex<BTreeSet<std::path::PathBuf>>,
     pub(super) behind: crate::store::WriteBehind,
 }
@@ -39,10 +40,18 @@ impl Written {
 
     /// The file at `index` in the file list is being copied.
     fn copying(&self, index: u64) {
-        self.copied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(index);
+        self.claim(index)();
+    }
+
+    /// Records that the file at `index` in the file list is being copied, when called.
+    fn claim(&self, index: u64) -> impl FnOnce() + Send + 'static {
+        let copied = self.copied.clone();
+        move || {
+            copied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(index);
+        }
     }
 
     /// The indices in the file list of the files copied so far (none after this).
@@ -157,8 +166,29 @@ impl FileWriter<'_> {
         stream::iter(entries.map(Ok::<_, TableError>))
             .try_for_each_concurrent(8, |(entry, index)| async move {
                 let path = self.target_path(entry)?;
-                if self.must_write(&path, entry.size, &entry.sha256).await? {
-                    let key = layout::table_file(&self.item.key, &entry.rel);
+                let key = layout::table_file(&self.item.key, &entry.rel);
+                // Where nothing is in the way, as when restoring into a new location.
+                let placed = transfer::store_to_absent_file(
+                    self.store,
+                    &key,
+                    &entry.sha256,
+                    entry.size,
+                    &path,
+                    Box::new(self.written.claim(index)),
+                )
+                .await
+                .map_err(|e| TableError::transfer(&e))?;
+                let copied = || {
+                    self.written.complete(&path, entry.size);
+                    self.observer.event(&Event::FileCopied {
+                        table: &self.item.target.to_string(),
+                        bytes: entry.size,
+                    });
+                };
+                if let transfer::Placed::Copied(_) = placed {
+                    copied();
+                } else if self.must_write(&path, entry.size, &entry.sha256).await? {
+                    // Something is there and may be replaced, or the copy is not local.
                     self.written.copying(index);
                     transfer::store_to_file(
                         self.store,
@@ -170,11 +200,7 @@ impl FileWriter<'_> {
                     )
                     .await
                     .map_err(|e| TableError::transfer(&e))?;
-                    self.written.complete(&path, entry.size);
-                    self.observer.event(&Event::FileCopied {
-                        table: &self.item.target.to_string(),
-                        bytes: entry.size,
-                    });
+                    copied();
                 }
                 Ok(())
             })
