@@ -480,15 +480,7 @@ pub(crate) async fn store_to_file(
     path: &str,
 ) -> Result<u64, TransferError> {
     let _slot = copy_slot().await;
-    if let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) {
-        let copy = Local {
-            store,
-            key,
-            object: &object,
-            sha256,
-            size,
-            dest: &dest,
-        };
+    if let Some(copy) = Local::of(store, key, sha256, size, path) {
         return match copy.run(None).await? {
             Placed::Copied(copied) => Ok(copied),
             // Only a claimed copy looks first.
@@ -554,33 +546,42 @@ pub(crate) async fn store_to_absent_file(
     path: &str,
     claim: Box<dyn FnOnce() + Send>,
 ) -> Result<Placed, TransferError> {
-    let (Some(dest), Some(object)) = (local_path(path), store.local_file(key)) else {
+    let Some(copy) = Local::of(store, key, sha256, size, path) else {
         return Ok(Placed::NotLocal);
     };
     let _slot = copy_slot().await;
-    Local {
-        store,
-        key,
-        object: &object,
-        sha256,
-        size,
-        dest: &dest,
-    }
-    .run(Some(claim))
-    .await
+    copy.run(Some(claim)).await
 }
 
 /// One copy from a store on the local filesystem to a local path.
 struct Local<'a> {
     store: &'a dyn BackupStore,
     key: &'a str,
-    object: &'a std::path::Path,
+    object: std::path::PathBuf,
     sha256: &'a str,
     size: u64,
-    dest: &'a std::path::Path,
+    dest: std::path::PathBuf,
 }
 
-impl Local<'_> {
+impl<'a> Local<'a> {
+    /// The copy of `key` to `path`, when both are local.
+    fn of(
+        store: &'a dyn BackupStore,
+        key: &'a str,
+        sha256: &'a str,
+        size: u64,
+        path: &str,
+    ) -> Option<Self> {
+        Some(Self {
+            store,
+            key,
+            object: store.local_file(key)?,
+            sha256,
+            size,
+            dest: local_path(path)?,
+        })
+    }
+
     /// One blocking task, one buffer, the checksum checked before the file takes its name. With
     /// `claim`, as [`store_to_absent_file`] says.
     async fn run(self, claim: Option<Box<dyn FnOnce() + Send>>) -> Result<Placed, TransferError> {
@@ -613,7 +614,7 @@ impl Local<'_> {
         } = self;
         let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
         let still = waiting.0.clone();
-        let (from_path, to_path) = (object.to_path_buf(), dest.to_path_buf());
+        let (from_path, to_path) = (object, dest.clone());
         let expected = sha256.to_owned();
         let done = tokio::task::spawn_blocking(move || {
             if let Some(claim) = claim {
