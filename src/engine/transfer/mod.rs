@@ -593,7 +593,7 @@ impl<'a> Local<'a> {
         }
         /// Whether the caller still waits. The blocking task runs on when this future is dropped
         /// (a sibling copy failed and the table's files are being removed): it must then not
-        /// rename its file into place. The rename happens under the lock, so once the guard has
+        /// give its file its name. The naming happens under the lock, so once the guard has
         /// dropped it either happened already or never will.
         struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
         impl Drop for Waiting {
