@@ -16,10 +16,14 @@ pub fn pit_id_time(id: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Where a run takes its clock from.
+/// Files of one table a backup holds in memory by default: a few MiB of entries.
+pub const FILES_IN_MEMORY: usize = 20_000;
+
+/// Where a run takes its clock from, and how much of a table a backup holds in memory.
 #[derive(Debug, Clone)]
 pub struct Context {
     clock: Clock,
+    files_in_memory: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,7 @@ impl Context {
     pub fn system() -> Self {
         Self {
             clock: Clock::System,
+            files_in_memory: FILES_IN_MEMORY,
         }
     }
 
@@ -47,7 +52,22 @@ impl Context {
     pub fn fixed(start: DateTime<Utc>) -> Self {
         Self {
             clock: Clock::Fixed(Arc::new(AtomicI64::new(start.timestamp()))),
+            files_in_memory: FILES_IN_MEMORY,
         }
+    }
+
+    /// The same, holding `n` files of a table in memory in a backup (see
+    /// [`Context::files_in_memory`]).
+    #[must_use]
+    pub fn with_files_in_memory(mut self, n: usize) -> Self {
+        self.files_in_memory = n.max(1);
+        self
+    }
+
+    /// How many files of one table a backup holds in memory before it sorts and merges the
+    /// rest through temporary files.
+    pub fn files_in_memory(&self) -> usize {
+        self.files_in_memory
     }
 
     /// The current time.

@@ -69,6 +69,10 @@ pub struct GlobalArgs {
     /// tests of intervals and cadences.
     #[arg(long, global = true, hide = true, env = "BCN_NOW", value_name = "TIME")]
     pub now: Option<String>,
+    /// Files of one table a backup holds in memory; the rest are sorted and merged through
+    /// temporary files (TMPDIR). For tests of very large tables.
+    #[arg(long, global = true, hide = true, env = "BCN_FILES_IN_MEMORY", value_name = "N", default_value_t = crate::context::FILES_IN_MEMORY)]
+    pub files_in_memory: usize,
 }
 
 /// Log formats.
@@ -262,7 +266,8 @@ pub async fn run(cli: Cli) -> ExitStatus {
             printer.error(name, &error, ExitStatus::Usage);
             return ExitStatus::Usage;
         }
-    };
+    }
+    .with_files_in_memory(cli.global.files_in_memory);
     // `apply` is told to stop and finishes its report; every other command is dropped.
     let graceful = matches!(cli.command, Command::Apply(_)) || cli.command.is_serve();
     let cancel = tokio_util::sync::CancellationToken::new();

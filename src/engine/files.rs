@@ -37,8 +37,8 @@ pub(crate) struct TableFile {
     /// references. The bytes themselves are not kept (~220 MB of manifests for a table of a
     /// million files): the copy reads them again.
     pub walked_sha256: Option<[u8; 32]>,
-    /// For a manifest list or a manifest: the files it references, by [`path_digest`].
-    pub refs: Vec<PathDigest>,
+    /// For a manifest list or a manifest: the files it references.
+    pub refs: Option<Refs>,
 }
 
 impl TableFile {
@@ -48,70 +48,84 @@ impl TableFile {
             kind,
             expected_size,
             walked_sha256: None,
-            refs: Vec::new(),
+            refs: None,
         }
     }
+}
+
+/// The files a manifest list or manifest references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refs {
+    /// Read now: by [`path_digest`].
+    Paths(Vec<PathDigest>),
+    /// Walked by an earlier backup and not read again: by their indices in its file list.
+    /// The walk does not hand out the files such a manifest references; they are the
+    /// earlier list's entries at these indices.
+    Earlier(Vec<u32>),
 }
 
 /// The manifest lists and manifests an earlier backup walked, with what each references
-/// (from its file list): they are immutable, so they need not be read again.
+/// (from its file list): they are immutable, so they need not be read again. Only these are
+/// held (about one entry in a thousand), not the data files.
 #[derive(Debug, Default)]
 pub(crate) struct Walked {
-    files: Vec<FileEntry>,
-    by_path: HashMap<String, usize>,
+    /// By path.
+    by_path: HashMap<String, Earlier>,
+    /// The paths of the manifests, by index in the earlier list.
+    manifests: HashMap<u32, String>,
+}
+
+/// A manifest list or manifest of an earlier file list.
+#[derive(Debug)]
+struct Earlier {
+    kind: FileKind,
+    size: u64,
+    refs: Vec<u32>,
 }
 
 impl Walked {
-    /// What `files` (an earlier file list of the table) recorded.
-    pub(crate) fn new(mut files: Vec<FileEntry>) -> Self {
-        if !files.is_sorted_by(|a, b| a.rel <= b.rel) {
-            // Lists bcn writes are sorted; indices into another order cannot be trusted.
-            files.sort_by(|a, b| a.rel.cmp(&b.rel));
-            for file in &mut files {
-                file.refs = None;
-            }
+    /// Takes note of entry `index` of an earlier file list of the table, read in order.
+    pub(crate) fn add(&mut self, index: u32, entry: &FileEntry) {
+        let Some(refs) = &entry.refs else { return };
+        if entry.kind == FileKind::Manifest {
+            self.manifests.insert(index, entry.path.clone());
         }
-        let by_path = files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.refs.is_some())
-            .map(|(i, f)| (f.path.clone(), i))
-            .collect();
-        Self { files, by_path }
+        self.by_path.insert(
+            entry.path.clone(),
+            Earlier {
+                kind: entry.kind,
+                size: entry.size,
+                refs: refs.clone(),
+            },
+        );
     }
 
-    /// The entry the earlier list has for the file at `rel` (relative to the table's
-    /// location).
-    pub(crate) fn by_rel(&self, rel: &str) -> Option<&FileEntry> {
-        self.files
-            .binary_search_by(|f| f.rel.as_str().cmp(rel))
-            .ok()
-            .map(|i| &self.files[i])
+    /// What the metadata file at `path` references, when it was walked before (and, for a
+    /// manifest, had `size` bytes).
+    fn refs(&self, path: &str, size: Option<u64>) -> Option<&Earlier> {
+        self.by_path
+            .get(path)
+            .filter(|e| size.is_none_or(|s| s == e.size))
     }
 
-    /// The files the metadata file at `path` references, when it was walked before (and, for
-    /// a manifest, had `size` bytes).
-    fn refs(&self, path: &str, size: Option<u64>) -> Option<Vec<TableFile>> {
-        let walked = &self.files[*self.by_path.get(path)?];
-        if size.is_some_and(|s| s != walked.size) {
-            return None;
-        }
-        walked
-            .refs
-            .as_ref()?
+    /// The manifests (with their lengths) of a manifest list walked before: `None` when the
+    /// earlier list lacks one of them.
+    fn manifests_of(&self, list: &Earlier) -> Option<Vec<(String, Option<u64>)>> {
+        list.refs
             .iter()
-            .map(|&i| {
-                let f = self.files.get(i as usize)?;
-                Some(TableFile::new(f.path.clone(), f.kind, Some(f.size)))
+            .map(|i| {
+                let path = self.manifests.get(i)?;
+                let size = self.by_path.get(path)?.size;
+                Some((path.clone(), Some(size)))
             })
             .collect()
     }
 }
 
-/// Manifests [`table_files`] reads and decodes at once.
+/// Manifests [`walk`] reads and decodes at once.
 const MANIFESTS_AT_ONCE: usize = 8;
 
-/// What [`table_files`] keeps of the metadata files it reads.
+/// What [`walk`] keeps of the metadata files it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Content {
     /// The SHA-256 of what was read ([`TableFile::walked_sha256`]: a backup stores exactly
@@ -119,30 +133,6 @@ pub(crate) enum Content {
     Keep,
     /// Nothing: only the paths, kinds and sizes of the table's files are wanted.
     Drop,
-}
-
-/// Walks the metadata and returns every file it references, each once. A manifest list or
-/// manifest that `walked` records is not read again.
-pub(crate) async fn table_files(
-    metadata: &TableMetadata,
-    file_io: &FileIO,
-    selection: SnapshotSelection,
-    walked: &Walked,
-    content: Content,
-) -> iceberg::Result<Vec<TableFile>> {
-    let mut out = Vec::new();
-    // Paths seen, by a digest (16 bytes where a path takes ~100), collision-free in practice.
-    let mut seen: HashSet<PathDigest> = HashSet::new();
-    walk(metadata, file_io, selection, walked, content, |files| {
-        out.extend(
-            files
-                .into_iter()
-                .filter(|f| seen.insert(path_digest(&f.path))),
-        );
-        std::future::ready(Ok::<_, iceberg::Error>(()))
-    })
-    .await?;
-    Ok(out)
 }
 
 /// A path by its digest ([`path_digest`]): 16 bytes where a path takes ~100.
@@ -161,8 +151,9 @@ pub(crate) fn path_digest(path: &str) -> PathDigest {
 /// Walks the metadata and hands `each` what it references a batch at a time: each manifest
 /// list, each manifest with its live data and delete files, then the statistics files. No
 /// manifest list or manifest is read twice, and one that `walked` records is not read at
-/// all; a data file that several manifests hold comes once with each. Only the manifests
-/// being read are held, so the walk of a table of any size takes the same memory.
+/// all (it comes alone, with [`Refs::Earlier`]); a data file that several manifests hold
+/// comes once with each. Only the manifests being read are held, so the walk of a table of
+/// any size takes the same memory.
 pub(crate) async fn walk<E, Fut>(
     metadata: &TableMetadata,
     file_io: &FileIO,
@@ -177,8 +168,10 @@ where
 {
     let keep = content == Content::Keep;
     let refs = |files: &[TableFile]| match content {
-        Content::Keep => files.iter().map(|f| path_digest(&f.path)).collect(),
-        Content::Drop => Vec::new(),
+        Content::Keep => Some(Refs::Paths(
+            files.iter().map(|f| path_digest(&f.path)).collect(),
+        )),
+        Content::Drop => None,
     };
     let mut seen = HashSet::new();
     let snapshots: Vec<_> = match selection {
@@ -191,19 +184,20 @@ where
             continue;
         }
         // The manifests of the list, each with its length.
-        let manifests = if let Some(manifests) = walked.refs(&list_path, None) {
+        let earlier = walked
+            .refs(&list_path, None)
+            .filter(|e| e.kind == FileKind::ManifestList)
+            .and_then(|e| Some((e, walked.manifests_of(e)?)));
+        let manifests = if let Some((earlier, manifests)) = earlier {
             let mut list = TableFile::new(list_path, FileKind::ManifestList, None);
-            list.refs = refs(&manifests);
+            list.refs = Some(Refs::Earlier(earlier.refs.clone()));
             each(vec![list]).await?;
             manifests
-                .into_iter()
-                .map(|m| (m.path, m.expected_size))
-                .collect()
         } else {
             let (mut list, manifests) = read_manifest_list(metadata, file_io, list_path).await?;
             if content == Content::Drop {
                 list.walked_sha256 = None;
-                list.refs = Vec::new();
+                list.refs = None;
             }
             each(vec![list]).await?;
             manifests
@@ -216,11 +210,18 @@ where
             .collect();
         let mut read = stream::iter(fresh)
             .map(|(path, length)| async move {
-                if let Some(entries) = walked.refs(&path, length) {
-                    return Ok((path, length, entries, None));
+                if let Some(earlier) = walked
+                    .refs(&path, length)
+                    .filter(|e| e.kind == FileKind::Manifest)
+                {
+                    let manifest = TableFile {
+                        refs: Some(Refs::Earlier(earlier.refs.clone())),
+                        ..TableFile::new(path, FileKind::Manifest, Some(earlier.size))
+                    };
+                    return Ok(vec![manifest]);
                 }
                 let bytes = read_whole(file_io, &path).await?;
-                let walked = tokio::task::spawn_blocking(move || {
+                let read = tokio::task::spawn_blocking(move || {
                     Ok((
                         manifest_entries(&bytes)?,
                         keep.then(|| sha256(&bytes)),
@@ -230,18 +231,18 @@ where
                 .await
                 .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()))
                 .and_then(|r: iceberg::Result<_>| r)?;
-                let (entries, sha256, read) = walked;
+                let (mut entries, sha256, read) = read;
+                let refs = refs(&entries);
                 // The length the manifest list records, else the length read.
-                Ok::<_, iceberg::Error>((path, length.or(Some(read)), entries, sha256))
+                entries.push(TableFile {
+                    walked_sha256: sha256,
+                    refs,
+                    ..TableFile::new(path, FileKind::Manifest, length.or(Some(read)))
+                });
+                Ok::<_, iceberg::Error>(entries)
             })
             .buffered(MANIFESTS_AT_ONCE);
-        while let Some((manifest_path, length, mut entries, sha256)) = read.try_next().await? {
-            let refs = refs(&entries);
-            entries.push(TableFile {
-                walked_sha256: sha256,
-                refs,
-                ..TableFile::new(manifest_path, FileKind::Manifest, length)
-            });
+        while let Some(entries) = read.try_next().await? {
             each(entries).await?;
         }
     }
@@ -307,7 +308,9 @@ async fn read_manifest_list(
         })
         .collect();
     let file = TableFile {
-        refs: manifests.iter().map(|(p, _)| path_digest(p)).collect(),
+        refs: Some(Refs::Paths(
+            manifests.iter().map(|(p, _)| path_digest(p)).collect(),
+        )),
         walked_sha256: Some(sha256(&bytes)),
         ..TableFile::new(path, FileKind::ManifestList, Some(bytes.len() as u64))
     };

@@ -529,32 +529,30 @@ impl Repository {
         ))
     }
 
-    /// Stages `list`, the file list of a PIT being written: its entries in parts of
-    /// [`records::PART_FILES`], then the list that records them; durable with the PIT record
-    /// that references them (see [`Repository::commit_pit`]).
+    /// Stages `list`, the file list of a PIT being written, with the entries it holds (see
+    /// [`FileListWriter`]).
     pub async fn stage_filelist(&self, mut list: FileList) -> Result<(), RepoError> {
-        use sha2::Digest as _;
         let entries = std::mem::take(&mut list.files);
-        list.format_version = FORMAT_VERSION;
-        list.parts.clear();
-        for (n, chunk) in entries.chunks(records::PART_FILES).enumerate() {
-            let bytes = records::encode_part(chunk);
-            list.parts.push(records::FileListPart {
-                files: chunk.len() as u64,
-                size: bytes.len() as u64,
-                sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-            });
-            self.store
-                .put_staged(
-                    &layout::filelist_part(&list.table_key, &list.pit, n),
-                    Bytes::from(bytes),
-                )
-                .await?;
+        let mut writer = self.filelist_writer(list);
+        for entry in entries {
+            writer.push(entry).await?;
         }
-        Ok(self
-            .store
-            .put_staged(&layout::filelist(&list.table_key, &list.pit), encode(&list))
-            .await?)
+        writer.finish().await
+    }
+
+    /// Stages the file list `list` (of a PIT being written) with the entries pushed to the
+    /// writer, in `rel` order: in parts of [`records::PART_FILES`], each staged once full,
+    /// then the list that records them; durable with the PIT record that references them
+    /// (see [`Repository::commit_pit`]). A list of any length takes one part of memory.
+    pub fn filelist_writer(&self, mut list: FileList) -> FileListWriter<'_> {
+        list.format_version = FORMAT_VERSION;
+        list.files.clear();
+        list.parts.clear();
+        FileListWriter {
+            repo: self,
+            list,
+            part: Vec::new(),
+        }
     }
 
     /// Reads a table's file list as stored: entries inline (format v1) or only the
@@ -694,6 +692,53 @@ impl Repository {
             .store
             .put_if_absent(&layout::pit(&pit.id), encode(pit))
             .await?)
+    }
+}
+
+/// Stages a file list a part at a time ([`Repository::filelist_writer`]).
+pub struct FileListWriter<'a> {
+    repo: &'a Repository,
+    list: FileList,
+    part: Vec<records::FileEntry>,
+}
+
+impl FileListWriter<'_> {
+    /// Adds the next entry (in `rel` order); stages the part it fills.
+    pub async fn push(&mut self, entry: records::FileEntry) -> Result<(), RepoError> {
+        self.part.push(entry);
+        if self.part.len() >= records::PART_FILES {
+            self.stage_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn stage_part(&mut self) -> Result<(), RepoError> {
+        use sha2::Digest as _;
+        let n = self.list.parts.len();
+        let bytes = records::encode_part(&self.part);
+        self.list.parts.push(records::FileListPart {
+            files: self.part.len() as u64,
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+        });
+        self.part.clear();
+        self.repo
+            .store
+            .put_staged(
+                &layout::filelist_part(&self.list.table_key, &self.list.pit, n),
+                Bytes::from(bytes),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stages the last part and the list.
+    pub async fn finish(mut self) -> Result<(), RepoError> {
+        if !self.part.is_empty() {
+            self.stage_part().await?;
+        }
+        let key = layout::filelist(&self.list.table_key, &self.list.pit);
+        Ok(self.repo.store.put_staged(&key, encode(&self.list)).await?)
     }
 }
 

@@ -1,90 +1,456 @@
-//! The files of a table's backup: which ones the repository holds already (from the
-//! previous file list, or left by an interrupted run) and which to copy ([`FilePlan`]); then
-//! each is reused, copied server-side on one S3 service, or streamed and checksummed.
+//! The files of a table's backup, streamed: the walk's files sorted by relative path
+//! ([`Found`], spilled to temporary files beyond a bound), merged with the earlier file list
+//! read a part at a time; for each file whether the repository holds it already (the earlier
+//! list has it, or an interrupted run left it) or it must be copied ([`FilePlan`]); each
+//! reused, copied server-side on one S3 service, or streamed and checksummed, several at
+//! once; the entries written out in order, and the file list staged a part at a time. A table
+//! of any number of files takes a bounded amount of memory, but for 20 bytes a file for the
+//! references between them.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
 
-use crate::engine::files::{PathDigest, TableFile, Walked, path_digest};
+use crate::engine::files::{PathDigest, Refs, TableFile, path_digest};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored};
 use crate::engine::{Event, TableError, error_chain};
 use crate::plan::BackupMode;
-use crate::repo::layout;
-use crate::repo::records::{FileEntry, FileKind};
+use crate::repo::records::{FileEntry, FileKind, FileList};
+use crate::repo::{FileListWriter, layout};
 
-use super::table::{Added, Stored, TableJob};
+use super::spill::Spill;
+use super::table::{Added, Run, Stored, TableJob};
+
+/// A file the walk found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Found {
+    /// Its path relative to the table's location ([`layout::relative_file_path`]).
+    rel: String,
+    /// Its absolute path.
+    path: String,
+    kind: FileKind,
+    /// The size the metadata records, else for a metadata file the size read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    /// For a metadata file read while walking, the SHA-256 of the bytes read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<[u8; 32]>,
+}
+
+impl Found {
+    /// A file an earlier file list holds, as a manifest not read again references it.
+    fn earlier(entry: &FileEntry) -> Self {
+        Self {
+            rel: entry.rel.clone(),
+            path: entry.path.clone(),
+            kind: entry.kind,
+            size: Some(entry.size),
+            sha256: None,
+        }
+    }
+}
+
+/// The order of a file list: by relative path, then path.
+fn file_order(a: &Found, b: &Found) -> Ordering {
+    a.rel.cmp(&b.rel).then_with(|| a.path.cmp(&b.path))
+}
+
+/// A table's files as its metadata walk hands them out, gathered for storing.
+pub(super) struct WalkedFiles {
+    location: String,
+    /// The files found (a file several manifests hold comes once per manifest).
+    found: Spill<Found>,
+    /// What each manifest list and manifest references, by path.
+    refs: HashMap<String, Refs>,
+    /// The earlier file list whose entries are reused, with its length.
+    earlier: Option<(FileList, u32)>,
+    /// The entries of the earlier list that a manifest not read again references.
+    carried: Bits,
+}
+
+impl WalkedFiles {
+    /// Files of the table at `location`, to be merged with `earlier` (a file list and its
+    /// number of entries), `held` of them held in memory.
+    pub(super) fn new(location: &str, earlier: Option<(FileList, u32)>, held: usize) -> Self {
+        let len = earlier.as_ref().map_or(0, |(_, len)| *len);
+        Self {
+            location: location.to_owned(),
+            found: Spill::sorted(held, file_order),
+            refs: HashMap::new(),
+            earlier,
+            carried: Bits::new(len),
+        }
+    }
+
+    /// Takes a batch of the walk.
+    pub(super) fn add(&mut self, files: Vec<TableFile>) -> std::io::Result<()> {
+        for file in files {
+            match file.refs {
+                Some(Refs::Earlier(ref indices)) => {
+                    for &i in indices {
+                        self.carried.set(i);
+                    }
+                    self.refs
+                        .insert(file.path.clone(), Refs::Earlier(indices.clone()));
+                }
+                Some(ref refs) => {
+                    self.refs.insert(file.path.clone(), refs.clone());
+                }
+                None => {}
+            }
+            self.found.push(Found {
+                rel: layout::relative_file_path(&self.location, &file.path),
+                path: file.path,
+                kind: file.kind,
+                size: file.expected_size,
+                sha256: file.walked_sha256,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of indices below a bound.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: u32) -> Self {
+        Self(vec![0; (len as usize).div_ceil(64)])
+    }
+
+    /// Sets `i`; one beyond the bound (a damaged reference) is left out.
+    fn set(&mut self, i: u32) {
+        if let Some(word) = self.0.get_mut(i as usize / 64) {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    fn contains(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
+}
 
 /// What a backup does with one file of a table.
-pub(super) enum FilePlan {
-    /// The previous file list has it, with this entry.
+enum FilePlan {
+    /// The earlier file list has it, with this entry.
     Known(FileEntry),
     /// The repository holds it (left by an interrupted run): checksummed there.
     InRepository {
         /// The file as the walk found it.
-        file: TableFile,
-        /// Its path relative to the table's location.
-        rel: String,
+        file: Found,
         /// Its size in the repository.
         size: u64,
     },
     /// To be copied.
     Copy {
         /// The file as the walk found it.
-        file: TableFile,
-        /// Its path relative to the table's location.
-        rel: String,
+        file: Found,
         /// `bcn verify` marked the stored copy damaged: it is replaced.
         damaged: bool,
     },
 }
 
-impl TableJob<'_> {
-    /// Decides, for each file the walk found, whether the repository holds it already.
-    /// Returns the plans and what each manifest list and manifest references.
-    pub(super) async fn plan_files(
-        &self,
-        key: &str,
-        location: &str,
-        files: Vec<TableFile>,
-        walked: &Walked,
-    ) -> Result<(Vec<FilePlan>, HashMap<String, Vec<PathDigest>>), TableError> {
-        let mut refs: HashMap<String, Vec<PathDigest>> = HashMap::new();
-        let files: Vec<TableFile> = files
-            .into_iter()
-            .map(|mut file| {
-                if matches!(file.kind, FileKind::Manifest | FileKind::ManifestList) {
-                    refs.insert(file.path.clone(), std::mem::take(&mut file.refs));
+/// One entry of the new file list, at `index`: a file the walk found or one a manifest not
+/// read again references, and the earlier list's entry for it.
+struct Candidate {
+    index: u32,
+    file: Found,
+    earlier: Option<FileEntry>,
+}
+
+/// The files of the new file list in order: the walk's files merged with the entries of the
+/// earlier list that manifests not read again reference. Each is given its index in the new
+/// list, which [`Indices`] records by path and by earlier index.
+struct Candidates<'a, F: Iterator, P> {
+    found: std::iter::Peekable<F>,
+    /// The earlier list's parts, and the entries left of the one being read with their
+    /// indices.
+    parts: Option<P>,
+    earlier: VecDeque<(u32, FileEntry)>,
+    next_earlier: u32,
+    carried: &'a Bits,
+    ready: VecDeque<Candidate>,
+    indices: Indices,
+}
+
+/// Where the entries of the new list went: to resolve what manifests reference.
+struct Indices {
+    next: u32,
+    /// Every entry by its path's digest; sorted once complete.
+    by_digest: Vec<(PathDigest, u32)>,
+    /// The entries taken from the earlier list, by their index there (`u32::MAX`: not taken).
+    by_earlier: Vec<u32>,
+}
+
+impl Indices {
+    /// The new indices of what `refs` names: `None` when one is not in the new list.
+    fn resolve(&self, refs: &Refs) -> Option<Vec<u32>> {
+        match refs {
+            Refs::Paths(digests) => digests
+                .iter()
+                .map(|d| {
+                    let at = self.by_digest.binary_search_by(|(x, _)| x.cmp(d)).ok()?;
+                    Some(self.by_digest[at].1)
+                })
+                .collect(),
+            Refs::Earlier(indices) => indices
+                .iter()
+                .map(|&i| {
+                    self.by_earlier
+                        .get(i as usize)
+                        .copied()
+                        .filter(|&n| n != u32::MAX)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<F, P, E> Candidates<'_, F, P>
+where
+    F: Iterator<Item = std::io::Result<Found>>,
+    P: futures::Stream<Item = Result<E, crate::repo::RepoError>> + Unpin,
+    E: AsRef<[FileEntry]>,
+{
+    /// The first entry of the earlier list not taken yet.
+    async fn earlier_head(&mut self) -> Result<Option<&FileEntry>, TableError> {
+        while self.earlier.is_empty() {
+            let Some(parts) = self.parts.as_mut() else {
+                return Ok(None);
+            };
+            match parts.try_next().await.map_err(|e| TableError::repo(&e))? {
+                Some(part) => {
+                    for entry in part.as_ref() {
+                        self.earlier.push_back((self.next_earlier, entry.clone()));
+                        self.next_earlier += 1;
+                    }
                 }
-                file
-            })
-            .collect();
-        let plans = stream::iter(files)
-            .map(|file| self.plan_file(key, location, file, walked))
-            .buffer_unordered(self.request.options.file_concurrency.max(1))
-            .try_collect()
-            .await?;
-        Ok((plans, refs))
+                None => self.parts = None,
+            }
+        }
+        Ok(self.earlier.front().map(|(_, e)| e))
     }
 
+    async fn next(&mut self) -> Result<Option<Candidate>, TableError> {
+        loop {
+            if let Some(ready) = self.ready.pop_front() {
+                return Ok(Some(ready));
+            }
+            // The least relative path left on either side, and every file at it.
+            let found_rel = match self.found.peek() {
+                Some(Ok(f)) => Some(f.rel.clone()),
+                Some(Err(_)) => {
+                    let e = self.found.next().and_then(Result::err);
+                    return Err(spill_error(e));
+                }
+                None => None,
+            };
+            let earlier_rel = self.earlier_head().await?.map(|e| e.rel.clone());
+            let rel = match (found_rel, earlier_rel) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => return Ok(None),
+            };
+            let mut found: Vec<Found> = Vec::new();
+            while let Some(Ok(f)) = self
+                .found
+                .next_if(|f| f.as_ref().is_ok_and(|f| f.rel == rel))
+            {
+                if found.last().is_none_or(|last| last.path != f.path) {
+                    found.push(f);
+                }
+            }
+            let mut earlier: Vec<(u32, FileEntry)> = Vec::new();
+            while self.earlier_head().await?.is_some_and(|e| e.rel == rel) {
+                earlier.extend(self.earlier.pop_front());
+            }
+            if self.earlier_head().await?.is_some_and(|e| e.rel < rel) {
+                return Err(TableError::Damaged(
+                    "the earlier file list of the table is not in order; run `bcn verify`".into(),
+                ));
+            }
+            // Matched by path (files of one relative path are one, but for odd spellings).
+            earlier.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+            let mut earlier = earlier.into_iter().peekable();
+            let mut found = found.into_iter().peekable();
+            loop {
+                let order = match (found.peek(), earlier.peek()) {
+                    (Some(f), Some((_, e))) => f.path.cmp(&e.path),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => break,
+                };
+                let (f, e) = match order {
+                    Ordering::Less => (found.next(), None),
+                    Ordering::Greater => (None, earlier.next()),
+                    Ordering::Equal => (found.next(), earlier.next()),
+                };
+                let file = match (f, &e) {
+                    (Some(f), _) => f,
+                    (None, Some((i, e))) if self.carried.contains(*i) => Found::earlier(e),
+                    // An earlier entry no manifest of this walk references is not in the
+                    // table any more.
+                    (None, _) => continue,
+                };
+                let index = self.indices.next;
+                self.indices.next += 1;
+                self.indices
+                    .by_digest
+                    .push((path_digest(&file.path), index));
+                if let Some((i, _)) = &e
+                    && let Some(slot) = self.indices.by_earlier.get_mut(*i as usize)
+                {
+                    *slot = index;
+                }
+                self.ready.push_back(Candidate {
+                    index,
+                    file,
+                    earlier: e.map(|(_, e)| e),
+                });
+            }
+        }
+    }
+}
+
+fn spill_error(e: Option<std::io::Error>) -> TableError {
+    let e = e.unwrap_or_else(|| std::io::Error::other("the list ended"));
+    TableError::Io(format!(
+        "reading back the table's file list from a temporary file (TMPDIR): {}",
+        error_chain(&e)
+    ))
+}
+
+impl TableJob<'_> {
+    /// Stores the files of a table the repository lacks (or, for a dry run, says what it
+    /// would store), and stages its file list `list`. Returns the list's number of files and
+    /// bytes, and what was added.
+    pub(super) async fn store_files(
+        &self,
+        file_io: &iceberg::io::FileIO,
+        files: WalkedFiles,
+        list: FileList,
+    ) -> Result<(u64, u64, Added), TableError> {
+        let WalkedFiles {
+            found,
+            refs,
+            earlier,
+            carried,
+            ..
+        } = files;
+        let key = list.table_key.clone();
+        let (earlier_list, earlier_len) = earlier.unzip();
+        let parts = earlier_list
+            .as_ref()
+            .map(|l| Box::pin(self.repo.filelist_parts(&key, &l.pit, l)));
+        let mut candidates = Candidates {
+            found: found.into_iter().peekable(),
+            parts,
+            earlier: VecDeque::new(),
+            next_earlier: 0,
+            carried: &carried,
+            ready: VecDeque::new(),
+            indices: Indices {
+                next: 0,
+                by_digest: Vec::new(),
+                by_earlier: vec![u32::MAX; earlier_len.unwrap_or(0) as usize],
+            },
+        };
+        // The entries in order, without what manifests reference yet: resolved once every
+        // file has its index.
+        let mut entries: Option<Spill<FileEntry>> =
+            (self.run == Run::Store).then(|| Spill::in_order(self.files_in_memory));
+        let mut done: BTreeMap<u32, FileEntry> = BTreeMap::new();
+        let mut next_out = 0;
+        let (mut count, mut bytes, mut added) = (0, 0, Added::default());
+        let mut copying = FuturesUnordered::new();
+        let concurrency = self.request.options.file_concurrency.max(1);
+        let mut exhausted = false;
+        loop {
+            while !exhausted && copying.len() < concurrency {
+                match candidates.next().await? {
+                    Some(c) => copying.push(self.store_candidate(&key, file_io, c)),
+                    None => exhausted = true,
+                }
+            }
+            let Some(result) = copying.next().await else {
+                break;
+            };
+            let (index, entry, stored) = result?;
+            count += 1;
+            bytes += entry.size;
+            if stored != Stored::Reused {
+                added.files += 1;
+                added.bytes += entry.size;
+            }
+            if stored == Stored::ServerSide {
+                added.server_side += 1;
+            }
+            if let Some(entries) = entries.as_mut() {
+                // Out in order: files finish in any order.
+                done.insert(index, entry);
+                while let Some(entry) = done.remove(&next_out) {
+                    entries.push(entry).map_err(|e| spill_write_error(&e))?;
+                    next_out += 1;
+                }
+            }
+        }
+        if let Some(entries) = entries {
+            let mut indices = candidates.indices;
+            indices.by_digest.sort_unstable();
+            let mut writer: FileListWriter<'_> = self.repo.filelist_writer(list);
+            for entry in entries.into_iter() {
+                let mut entry = entry.map_err(|e| spill_error(Some(e)))?;
+                entry.refs = refs.get(&entry.path).and_then(|r| indices.resolve(r));
+                writer.push(entry).await.map_err(|e| TableError::repo(&e))?;
+            }
+            writer.finish().await.map_err(|e| TableError::repo(&e))?;
+        }
+        Ok((count, bytes, added))
+    }
+
+    /// Decides what to do with one file and does it (or, for a dry run, only decides).
+    async fn store_candidate(
+        &self,
+        key: &str,
+        file_io: &iceberg::io::FileIO,
+        candidate: Candidate,
+    ) -> Result<(u32, FileEntry, Stored), TableError> {
+        let Candidate {
+            index,
+            file,
+            earlier,
+        } = candidate;
+        let plan = self.plan_file(key, file, earlier).await?;
+        let (entry, stored) = match self.run {
+            Run::Store => self.store_file(key, file_io, plan).await?,
+            Run::Preview => preview_file(file_io, plan).await?,
+        };
+        Ok((index, entry, stored))
+    }
+
+    /// Decides whether the repository holds `file` already; `earlier` is the earlier list's
+    /// entry for it.
     async fn plan_file(
         &self,
         key: &str,
-        location: &str,
-        file: TableFile,
-        walked: &Walked,
+        file: Found,
+        earlier: Option<FileEntry>,
     ) -> Result<FilePlan, TableError> {
         let full = self.request.options.mode == BackupMode::Full;
-        let rel = layout::relative_file_path(location, &file.path);
-        let object = layout::table_file(key, &rel);
+        let object = layout::table_file(key, &file.rel);
         let damaged = self.damaged.contains(&object);
-        let reusable =
-            |size: u64| !full && !damaged && file.expected_size.is_none_or(|e| e == size);
-        if let Some(entry) = walked.by_rel(&rel).filter(|e| reusable(e.size)) {
+        let reusable = |size: u64| !full && !damaged && file.size.is_none_or(|e| e == size);
+        if let Some(entry) = earlier.filter(|e| reusable(e.size)) {
             return Ok(FilePlan::Known(FileEntry {
                 path: file.path,
                 refs: None,
-                ..entry.clone()
+                ..entry
             }));
         }
         let stored = self
@@ -96,60 +462,10 @@ impl TableJob<'_> {
         Ok(match stored.filter(|m| reusable(m.size)) {
             Some(meta) => FilePlan::InRepository {
                 file,
-                rel,
                 size: meta.size,
             },
-            None => FilePlan::Copy { file, rel, damaged },
+            None => FilePlan::Copy { file, damaged },
         })
-    }
-
-    /// What storing `files` would add, without writing: sizes as the metadata records them
-    /// (or read from the table's storage), no checksums.
-    pub(super) async fn preview_files(
-        &self,
-        file_io: &iceberg::io::FileIO,
-        files: Vec<FilePlan>,
-    ) -> Result<(Vec<FileEntry>, Added), TableError> {
-        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
-            .map(|plan| async move {
-                Ok(match plan {
-                    FilePlan::Known(entry) => (entry, Stored::Reused),
-                    FilePlan::InRepository { file, rel, size } => {
-                        (entry(file, rel, size, String::new()), Stored::Reused)
-                    }
-                    FilePlan::Copy { file, rel, .. } => {
-                        let size = match file.expected_size {
-                            Some(size) => size,
-                            None => transfer::file_size(file_io, &file.path)
-                                .await
-                                .map_err(|e| TableError::io(&e))?
-                                .unwrap_or(0),
-                        };
-                        (entry(file, rel, size, String::new()), Stored::Copied)
-                    }
-                })
-            })
-            .buffer_unordered(self.request.options.file_concurrency.max(1))
-            .try_collect()
-            .await?;
-        Ok(sorted(results, &HashMap::new()))
-    }
-
-    /// Stores the files the repository lacks; returns the file list entries and what was
-    /// added.
-    pub(super) async fn store_files(
-        &self,
-        key: &str,
-        file_io: &iceberg::io::FileIO,
-        files: Vec<FilePlan>,
-        refs: &HashMap<String, Vec<PathDigest>>,
-    ) -> Result<(Vec<FileEntry>, Added), TableError> {
-        let results: Vec<(FileEntry, Stored)> = stream::iter(files)
-            .map(|plan| self.store_file(key, file_io, plan))
-            .buffer_unordered(self.request.options.file_concurrency.max(1))
-            .try_collect()
-            .await?;
-        Ok(sorted(results, refs))
     }
 
     /// Makes sure one file is in the repository. Returns its entry and how it got there.
@@ -160,26 +476,23 @@ impl TableJob<'_> {
         plan: FilePlan,
     ) -> Result<(FileEntry, Stored), TableError> {
         let store = self.repo.store().as_ref();
-        let (file, rel, damaged) = match plan {
+        let (file, damaged) = match plan {
             FilePlan::Known(entry) => return Ok((entry, Stored::Reused)),
-            FilePlan::InRepository { file, rel, size } => {
-                let object = layout::table_file(key, &rel);
+            FilePlan::InRepository { file, size } => {
+                let object = layout::table_file(key, &file.rel);
                 let sha256 = hash_stored(store, &object, size)
                     .await
                     .map_err(|e| TableError::io(&e))?;
-                if file.walked_sha256.is_none_or(|w| hex::encode(w) == sha256) {
-                    return Ok((entry(file, rel, size, sha256), Stored::Reused));
+                if file.sha256.is_none_or(|w| hex::encode(w) == sha256) {
+                    return Ok((entry(file, size, sha256), Stored::Reused));
                 }
                 // Not the metadata file walked: copied again (and checked against it).
-                (file, rel, true)
+                (file, true)
             }
-            FilePlan::Copy { file, rel, damaged } => (file, rel, damaged),
+            FilePlan::Copy { file, damaged } => (file, damaged),
         };
-        let object = layout::table_file(key, &rel);
-        if let Some(done) = self
-            .copy_server_side(key, file_io, &file, &rel, &object)
-            .await?
-        {
+        let object = layout::table_file(key, &file.rel);
+        if let Some(done) = self.copy_server_side(key, file_io, &file, &object).await? {
             self.healed(damaged, &object).await;
             return Ok(done);
         }
@@ -187,7 +500,7 @@ impl TableJob<'_> {
             Ok(done) => done,
             Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
         };
-        if let Some(walked) = file.walked_sha256.map(hex::encode)
+        if let Some(walked) = file.sha256.map(hex::encode)
             && walked != sha256
         {
             let _ = store.delete(&object).await;
@@ -196,11 +509,11 @@ impl TableJob<'_> {
                 file.path
             )));
         }
-        if file.expected_size.is_some_and(|e| e != size) {
+        if file.size.is_some_and(|e| e != size) {
             let _ = store.delete(&object).await;
             let e = TransferError::SizeMismatch {
                 path: file.path,
-                expected: file.expected_size.unwrap_or(0),
+                expected: file.size.unwrap_or(0),
                 actual: size,
             };
             return Err(TableError::Damaged(e.to_string()));
@@ -210,7 +523,7 @@ impl TableJob<'_> {
             bytes: size,
         });
         self.healed(damaged, &object).await;
-        Ok((entry(file, rel, size, sha256), Stored::Copied))
+        Ok((entry(file, size, sha256), Stored::Copied))
     }
 
     /// A damaged object was copied again from the live table: its marker goes.
@@ -233,15 +546,13 @@ impl TableJob<'_> {
         &self,
         key: &str,
         file_io: &iceberg::io::FileIO,
-        file: &TableFile,
-        rel: &str,
+        file: &Found,
         object: &str,
     ) -> Result<Option<(FileEntry, Stored)>, TableError> {
         /// `CopyObject` copies at most 5 GiB.
         const MAX_COPY: u64 = 5 << 30;
         let on_s3 = file.path.starts_with("s3://") || file.path.starts_with("s3a://");
-        if !on_s3 || file.walked_sha256.is_some() || file.expected_size.is_none_or(|s| s > MAX_COPY)
-        {
+        if !on_s3 || file.sha256.is_some() || file.size.is_none_or(|s| s > MAX_COPY) {
             return Ok(None);
         }
         let store = self.repo.store().as_ref();
@@ -255,11 +566,11 @@ impl TableJob<'_> {
                     .await);
             }
         };
-        if file.expected_size != Some(size) {
+        if file.size != Some(size) {
             let _ = store.delete(object).await;
             let e = TransferError::SizeMismatch {
                 path: file.path.clone(),
-                expected: file.expected_size.unwrap_or(0),
+                expected: file.size.unwrap_or(0),
                 actual: size,
             };
             return Err(TableError::Damaged(e.to_string()));
@@ -275,15 +586,10 @@ impl TableJob<'_> {
             table: key,
             bytes: size,
         });
-        let entry = FileEntry {
-            path: file.path.clone(),
-            rel: rel.to_owned(),
-            kind: file.kind,
-            size,
-            sha256,
-            refs: None,
-        };
-        Ok(Some((entry, Stored::ServerSide)))
+        Ok(Some((
+            entry(file.clone(), size, sha256),
+            Stored::ServerSide,
+        )))
     }
 
     /// A copy failed: if the file is gone, the table moved on (retry); else it is fatal.
@@ -300,11 +606,40 @@ impl TableJob<'_> {
     }
 }
 
+/// What storing a file would add, without writing: its size as the metadata records it (or
+/// read from the table's storage), no checksum.
+async fn preview_file(
+    file_io: &iceberg::io::FileIO,
+    plan: FilePlan,
+) -> Result<(FileEntry, Stored), TableError> {
+    Ok(match plan {
+        FilePlan::Known(entry) => (entry, Stored::Reused),
+        FilePlan::InRepository { file, size } => (entry(file, size, String::new()), Stored::Reused),
+        FilePlan::Copy { file, .. } => {
+            let size = match file.size {
+                Some(size) => size,
+                None => transfer::file_size(file_io, &file.path)
+                    .await
+                    .map_err(|e| TableError::io(&e))?
+                    .unwrap_or(0),
+            };
+            (entry(file, size, String::new()), Stored::Copied)
+        }
+    })
+}
+
+pub(super) fn spill_write_error(e: &std::io::Error) -> TableError {
+    TableError::Io(format!(
+        "writing the table's file list to a temporary file (TMPDIR): {}",
+        error_chain(e)
+    ))
+}
+
 /// A file list entry.
-fn entry(file: TableFile, rel: String, size: u64, sha256: String) -> FileEntry {
+fn entry(file: Found, size: u64, sha256: String) -> FileEntry {
     FileEntry {
         path: file.path,
-        rel,
+        rel: file.rel,
         kind: file.kind,
         size,
         sha256,
@@ -312,40 +647,118 @@ fn entry(file: TableFile, rel: String, size: u64, sha256: String) -> FileEntry {
     }
 }
 
-/// The entries sorted by their relative path, with what each manifest list and manifest
-/// references as indices into that order (so that the next backup need not read them
-/// again); and what was added.
-fn sorted(
-    results: Vec<(FileEntry, Stored)>,
-    refs: &HashMap<String, Vec<PathDigest>>,
-) -> (Vec<FileEntry>, Added) {
-    let mut added = Added::default();
-    let mut entries = Vec::with_capacity(results.len());
-    for (entry, stored) in results {
-        if stored != Stored::Reused {
-            added.files += 1;
-            added.bytes += entry.size;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(rel: &str, size: u64) -> Found {
+        Found {
+            rel: rel.to_owned(),
+            path: format!("s3://b/t/{rel}"),
+            kind: FileKind::Data,
+            size: Some(size),
+            sha256: None,
         }
-        if stored == Stored::ServerSide {
-            added.server_side += 1;
+    }
+
+    fn earlier(rel: &str) -> FileEntry {
+        FileEntry {
+            path: format!("s3://b/t/{rel}"),
+            rel: rel.to_owned(),
+            kind: FileKind::Data,
+            size: 1,
+            sha256: "0".repeat(64),
+            refs: None,
         }
-        entries.push(entry);
     }
-    entries.sort_by(|a, b| a.rel.cmp(&b.rel));
-    let index: HashMap<PathDigest, u32> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| Some((path_digest(&e.path), u32::try_from(i).ok()?)))
-        .collect();
-    let resolved: Vec<Option<Vec<u32>>> = entries
-        .iter()
-        .map(|e| {
-            let digests = refs.get(&e.path)?;
-            digests.iter().map(|d| index.get(d).copied()).collect()
-        })
-        .collect();
-    for (entry, refs) in entries.iter_mut().zip(resolved) {
-        entry.refs = refs;
+
+    /// The new list from the walk's files (spilled two at a time) and an earlier list of
+    /// `a c d e g` in parts of two, of which a manifest not read again references `c` and `g`.
+    #[tokio::test]
+    async fn the_walk_and_the_earlier_list_merge_into_one_ordered_list() {
+        let mut walked = Spill::sorted(2, file_order);
+        for rel in ["f", "b", "d", "b", "a"] {
+            walked.push(found(rel, 1)).unwrap();
+        }
+        let parts: Vec<Result<Vec<FileEntry>, crate::repo::RepoError>> = vec![
+            Ok(vec![earlier("a"), earlier("c")]),
+            Ok(vec![earlier("d"), earlier("e")]),
+            Ok(vec![earlier("g")]),
+        ];
+        let mut carried = Bits::new(5);
+        carried.set(1);
+        carried.set(4);
+        carried.set(99);
+        let mut candidates = Candidates {
+            found: walked.into_iter().peekable(),
+            parts: Some(futures::stream::iter(parts)),
+            earlier: VecDeque::new(),
+            next_earlier: 0,
+            carried: &carried,
+            ready: VecDeque::new(),
+            indices: Indices {
+                next: 0,
+                by_digest: Vec::new(),
+                by_earlier: vec![u32::MAX; 5],
+            },
+        };
+        let mut out = Vec::new();
+        while let Some(c) = candidates.next().await.unwrap() {
+            out.push((c.index, c.file.rel, c.earlier.map(|e| e.rel), c.file.size));
+        }
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            out,
+            vec![
+                (0, "a".into(), some("a"), Some(1)),
+                (1, "b".into(), None, Some(1)),
+                (2, "c".into(), some("c"), Some(1)),
+                (3, "d".into(), some("d"), Some(1)),
+                (4, "f".into(), None, Some(1)),
+                (5, "g".into(), some("g"), Some(1)),
+            ],
+            "`e` is not referenced any more; `b`, walked twice, comes once"
+        );
+        let mut indices = candidates.indices;
+        indices.by_digest.sort_unstable();
+        assert_eq!(
+            indices.resolve(&Refs::Earlier(vec![1, 4])),
+            Some(vec![2, 5])
+        );
+        assert_eq!(
+            indices.resolve(&Refs::Earlier(vec![3])),
+            None,
+            "`e` is gone"
+        );
+        let digest = path_digest("s3://b/t/f");
+        assert_eq!(indices.resolve(&Refs::Paths(vec![digest])), Some(vec![4]));
     }
-    (entries, added)
+
+    #[tokio::test]
+    async fn an_earlier_list_out_of_order_is_refused() {
+        let parts: Vec<Result<Vec<FileEntry>, crate::repo::RepoError>> =
+            vec![Ok(vec![earlier("b"), earlier("a")])];
+        let carried = Bits::new(2);
+        let mut candidates = Candidates {
+            found: Spill::sorted(2, file_order).into_iter().peekable(),
+            parts: Some(futures::stream::iter(parts)),
+            earlier: VecDeque::new(),
+            next_earlier: 0,
+            carried: &carried,
+            ready: VecDeque::new(),
+            indices: Indices {
+                next: 0,
+                by_digest: Vec::new(),
+                by_earlier: vec![u32::MAX; 2],
+            },
+        };
+        let e = loop {
+            match candidates.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the disorder went unnoticed"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("not in order"), "{e}");
+    }
 }

@@ -19,6 +19,7 @@
 
 mod copy;
 mod records;
+mod spill;
 mod table;
 pub(crate) mod view;
 
@@ -417,6 +418,7 @@ async fn decide(
         run,
         locations: catalog.table_locations().await,
         parent_by_location: parent_by_location(parent.as_ref()),
+        files_in_memory: ctx.files_in_memory(),
     };
     let objects = idents
         .into_iter()

@@ -11,7 +11,7 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
 use crate::catalog::OpenCatalog;
-use crate::engine::files::{Content, SnapshotSelection, Walked, table_files};
+use crate::engine::files::{Content, SnapshotSelection, Walked, walk};
 use crate::engine::transfer::sha256_hex;
 use crate::engine::{Event, Observer, TableError, error_chain};
 use crate::plan::BackupMode;
@@ -22,7 +22,7 @@ use crate::repo::records::{
 };
 
 use super::BackupRequest;
-use super::copy::FilePlan;
+use super::copy::{WalkedFiles, spill_write_error};
 
 /// How many times a table is read again from fresh metadata when its files change under it.
 const TABLE_ATTEMPTS: usize = 3;
@@ -71,6 +71,8 @@ pub(super) struct TableJob<'a> {
     pub(super) locations: Option<HashMap<TableIdent, String>>,
     /// The parent PIT's live tables by metadata location (locations held by one record only).
     pub(super) parent_by_location: HashMap<&'a str, &'a TableRecord>,
+    /// Files of one table held in memory ([`crate::context::Context::files_in_memory`]).
+    pub(super) files_in_memory: usize,
 }
 
 /// What the backup does with one table or view, decided from the catalog, the parent PIT and
@@ -90,15 +92,11 @@ pub(super) struct StorePlan {
     pub(super) record: TableRecord,
     /// The metadata file, stored as it is.
     pub(super) raw: Bytes,
-    /// The file list, without its entries yet.
+    /// The file list, without its entries.
     pub(super) filelist: FileList,
-    /// Every file of a table and what to do with it (none for views and structure-only
-    /// tables).
-    pub(super) files: Vec<FilePlan>,
-    /// What each manifest list and manifest references, by path.
-    pub(super) refs: HashMap<String, Vec<crate::engine::files::PathDigest>>,
-    /// How the table's files are read.
-    pub(super) file_io: Option<FileIO>,
+    /// A table's files as its walk found them, and how they are read (none for views and
+    /// structure-only tables).
+    pub(super) files: Option<(WalkedFiles, FileIO)>,
 }
 
 impl TableJob<'_> {
@@ -190,40 +188,38 @@ impl TableJob<'_> {
         let StorePlan {
             mut record,
             raw,
-            mut filelist,
+            filelist,
             files,
-            refs,
-            file_io,
         } = plan;
-        let (entries, added) = match (&file_io, self.run) {
-            (None, _) => (Vec::new(), Added::default()),
-            (Some(file_io), Run::Store) => {
-                self.store_files(&record.key, file_io, files, &refs).await?
+        let key = record.key.clone();
+        let stored = if let Some((files, file_io)) = files {
+            Some(self.store_files(&file_io, files, filelist).await?)
+        } else {
+            if self.run == Run::Store {
+                self.repo
+                    .stage_filelist(filelist)
+                    .await
+                    .map_err(|e| TableError::repo(&e))?;
             }
-            (Some(file_io), Run::Preview) => self.preview_files(file_io, files).await?,
+            None
         };
-        filelist.files = entries;
         if record.kind == ObjectKind::Table
             && let Some(state) = record.state.as_mut()
         {
-            state.files = filelist.files.len() as u64;
-            state.bytes = filelist.files.iter().map(|f| f.size).sum();
+            let (files, bytes, added) = stored.unwrap_or_default();
+            state.files = files;
+            state.bytes = bytes;
             state.files_added = added.files;
             state.bytes_added = added.bytes;
             state.files_server_side = added.server_side;
         }
         if self.run == Run::Store {
-            let store = self.repo.store();
-            let key = &record.key;
-            // Durable with the PIT record that references them (see `commit_pit`).
-            store
-                .put_staged(&layout::table_metadata(key, self.pit_id), raw)
+            // Durable with the PIT record that references it (see `commit_pit`).
+            self.repo
+                .store()
+                .put_staged(&layout::table_metadata(&key, self.pit_id), raw)
                 .await
                 .map_err(|e| TableError::io(&e))?;
-            self.repo
-                .stage_filelist(filelist)
-                .await
-                .map_err(|e| TableError::repo(&e))?;
         }
         Ok(record)
     }
@@ -358,36 +354,37 @@ impl TableJob<'_> {
             Status::Changed
         };
 
-        let previous_files = match previous.and_then(|p| p.stored_in.as_deref()) {
-            Some(pit)
-                if incremental && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
-            {
-                // A damaged parent file list only costs re-reading the stored files.
-                match self.repo.load_filelist(&key, pit).await {
-                    Ok(list) => list.files,
-                    Err(e) => {
-                        tracing::warn!(table = %name, error = %error_chain(&e), "the previous file list cannot be read; checksumming the stored files again");
-                        Vec::new()
-                    }
-                }
-            }
-            _ => Vec::new(),
-        };
-        let (files, refs) = if category == Category::Ephemeral {
-            (Vec::new(), HashMap::new())
+        let files = if category == Category::Ephemeral {
+            None
         } else {
-            let walked = Walked::new(previous_files);
-            let files = table_files(
+            let earlier = match previous.and_then(|p| p.stored_in.as_deref()) {
+                Some(pit)
+                    if incremental
+                        && previous.is_some_and(|p| p.category != Category::Ephemeral) =>
+                {
+                    self.earlier_list(&key, pit, name).await
+                }
+                _ => None,
+            };
+            let (earlier, walked) = earlier
+                .map_or((None, Walked::default()), |(list, len, walked)| {
+                    (Some((list, len)), walked)
+                });
+            let mut files = WalkedFiles::new(metadata.location(), earlier, self.files_in_memory);
+            walk(
                 metadata,
                 &file_io,
                 self.request.options.snapshots,
                 &walked,
                 Content::Keep,
+                |batch| std::future::ready(files.add(batch).map_err(Walking::Spill)),
             )
             .await
-            .map_err(|e| TableError::Moved(error_chain(&e)))?;
-            self.plan_files(&key, metadata.location(), files, &walked)
-                .await?
+            .map_err(|e| match e {
+                Walking::Walk(e) => TableError::Moved(error_chain(&e)),
+                Walking::Spill(e) => spill_write_error(&e),
+            })?;
+            Some((files, file_io))
         };
         let filelist = FileList {
             format_version: FORMAT_VERSION,
@@ -423,9 +420,61 @@ impl TableJob<'_> {
             raw,
             filelist,
             files,
-            refs,
-            file_io: (category != Category::Ephemeral).then_some(file_io),
         })))
+    }
+
+    /// The earlier file list of a table, when its entries can be reused: the list, its
+    /// number of entries, and the manifest lists and manifests it records as walked. Read
+    /// through once here (and once more as the files are stored), a part at a time; one that
+    /// cannot be read, or is not in order, only costs checksumming the stored files again.
+    async fn earlier_list(
+        &self,
+        key: &str,
+        pit: &str,
+        name: &TableName,
+    ) -> Option<(FileList, u32, Walked)> {
+        let read = async {
+            let list = self.repo.load_filelist_header(key, pit).await?;
+            let mut walked = Walked::default();
+            let mut len: u32 = 0;
+            let mut previous_rel: Option<String> = None;
+            let mut parts = Box::pin(self.repo.filelist_parts(key, pit, &list));
+            while let Some(part) = futures::TryStreamExt::try_next(&mut parts).await? {
+                for entry in part.iter() {
+                    if previous_rel.as_ref().is_some_and(|r| *r > entry.rel) {
+                        return Ok(None);
+                    }
+                    walked.add(len, entry);
+                    previous_rel = Some(entry.rel.clone());
+                    len = len.saturating_add(1);
+                }
+            }
+            drop(parts);
+            Ok::<_, crate::repo::RepoError>(Some((list, len, walked)))
+        };
+        match read.await {
+            Ok(Some(found)) => Some(found),
+            Ok(None) => {
+                tracing::warn!(table = %name, "the previous file list is not in order; checksumming the stored files again");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(table = %name, error = %error_chain(&e), "the previous file list cannot be read; checksumming the stored files again");
+                None
+            }
+        }
+    }
+}
+
+/// What stops the walk of a table's metadata in a backup.
+enum Walking {
+    Walk(iceberg::Error),
+    Spill(std::io::Error),
+}
+
+impl From<iceberg::Error> for Walking {
+    fn from(e: iceberg::Error) -> Self {
+        Self::Walk(e)
     }
 }
 

@@ -176,9 +176,7 @@ impl TableJob<'_> {
             record,
             raw,
             filelist,
-            files: Vec::new(),
-            refs: std::collections::HashMap::new(),
-            file_io: None,
+            files: None,
         }))))
     }
 }
