@@ -509,30 +509,68 @@ impl From<iceberg::Error> for Reached {
     }
 }
 
-/// Checks that each of `files` is at the target with the size the metadata records.
+/// Checks that each of `files` is at the target with the size the metadata records. Local
+/// files are looked at a few hundred per task of the blocking pool (a hand-off per file cost
+/// more than the `stat` itself: 1.5 s of a restore of 100,000 small files); others by their
+/// storage, 16 at a time.
 async fn check_present(files: Vec<TableFile>, file_io: &FileIO) -> Result<(), Reached> {
-    stream::iter(files.into_iter().map(Ok::<_, TableError>))
-        .try_for_each_concurrent(16, |file| async move {
-            if matches!(file.kind, FileKind::ManifestList) {
-                return Ok(()); // read while walking
-            }
+    /// Local files one blocking task looks at.
+    const LOCAL_BATCH: usize = 256;
+    let (local, remote): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        // Read while walking.
+        .filter(|f| f.kind != FileKind::ManifestList)
+        .partition(|f| transfer::local_path(&f.path).is_some());
+    let mut batches = Vec::new();
+    let mut local = local.into_iter().peekable();
+    while local.peek().is_some() {
+        batches.push(local.by_ref().take(LOCAL_BATCH).collect::<Vec<_>>());
+    }
+    let local = stream::iter(batches.into_iter().map(Ok::<_, TableError>)).try_for_each_concurrent(
+        4,
+        |batch| async move {
+            tokio::task::spawn_blocking(move || {
+                batch.iter().try_for_each(|file| {
+                    let path = transfer::local_path(&file.path).unwrap_or_default();
+                    let found = match fs_err::metadata(&path) {
+                        Ok(meta) => Some(meta.len()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(TableError::io(&e)),
+                    };
+                    present(file, found)
+                })
+            })
+            .await
+            .map_err(|e| TableError::io(&e))?
+        },
+    );
+    let remote = stream::iter(remote.into_iter().map(Ok::<_, TableError>)).try_for_each_concurrent(
+        16,
+        |file| async move {
             let found = transfer::file_size(file_io, &file.path)
                 .await
                 .map_err(|e| TableError::transfer(&e))?;
-            match (found, file.expected_size) {
-                (None, _) => Err(TableError::Damaged(format!(
-                    "the restored metadata references {} ({:?}), which is not at the target; the repository's file list does not match its metadata (damaged repository?)",
-                    file.path, file.kind
-                ))),
-                (Some(found), Some(expected)) if found != expected => Err(TableError::Damaged(format!(
-                    "{} has {found} bytes at the target, but the restored metadata records {expected}",
-                    file.path
-                ))),
-                _ => Ok(()),
-            }
-        })
-        .await
-        .map_err(Reached::Table)
+            present(&file, found)
+        },
+    );
+    futures::try_join!(local, remote).map_err(Reached::Table)?;
+    Ok(())
+}
+
+/// Whether `file`, which has `found` bytes at the target (`None`: it is not there), is as the
+/// restored metadata records it.
+fn present(file: &TableFile, found: Option<u64>) -> Result<(), TableError> {
+    match (found, file.expected_size) {
+        (None, _) => Err(TableError::Damaged(format!(
+            "the restored metadata references {} ({:?}), which is not at the target; the repository's file list does not match its metadata (damaged repository?)",
+            file.path, file.kind
+        ))),
+        (Some(found), Some(expected)) if found != expected => Err(TableError::Damaged(format!(
+            "{} has {found} bytes at the target, but the restored metadata records {expected}",
+            file.path
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The version number for the restored metadata file: one past the source's, so that tools
