@@ -215,7 +215,7 @@ impl<F, P, E> Candidates<'_, F, P>
 where
     F: Iterator<Item = std::io::Result<Found>>,
     P: futures::Stream<Item = Result<E, crate::repo::RepoError>> + Unpin,
-    E: AsRef<[FileEntry]>,
+    E: Into<Vec<FileEntry>>,
 {
     /// The first entry of the earlier list not taken yet.
     async fn earlier_head(&mut self) -> Result<Option<&FileEntry>, TableError> {
@@ -225,8 +225,8 @@ where
             };
             match parts.try_next().await.map_err(|e| TableError::repo(&e))? {
                 Some(part) => {
-                    for entry in part.as_ref() {
-                        self.earlier.push_back((self.next_earlier, entry.clone()));
+                    for entry in part.into() {
+                        self.earlier.push_back((self.next_earlier, entry));
                         self.next_earlier += 1;
                     }
                 }
