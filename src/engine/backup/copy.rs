@@ -211,12 +211,30 @@ impl Indices {
     }
 }
 
-impl<F, P, E> Candidates<'_, F, P>
+impl<'a, F, P, E> Candidates<'a, F, P>
 where
     F: Iterator<Item = std::io::Result<Found>>,
     P: futures::Stream<Item = Result<E, crate::repo::RepoError>> + Unpin,
     E: Into<Vec<FileEntry>>,
 {
+    /// The merge of `found` (sorted) with the earlier list's `parts` (of `earlier_len`
+    /// entries), of which `carried` are still referenced.
+    fn new(found: F, parts: Option<P>, carried: &'a Bits, earlier_len: u32) -> Self {
+        Self {
+            found: found.peekable(),
+            parts,
+            earlier: VecDeque::new(),
+            next_earlier: 0,
+            carried,
+            ready: VecDeque::new(),
+            indices: Indices {
+                next: 0,
+                by_digest: Vec::new(),
+                by_earlier: vec![u32::MAX; earlier_len as usize],
+            },
+        }
+    }
+
     /// The first entry of the earlier list not taken yet.
     async fn earlier_head(&mut self) -> Result<Option<&FileEntry>, TableError> {
         while self.earlier.is_empty() {
@@ -348,19 +366,8 @@ impl TableJob<'_> {
         let parts = earlier_list
             .as_ref()
             .map(|l| Box::pin(self.repo.filelist_parts(&key, &l.pit, l)));
-        let mut candidates = Candidates {
-            found: found.into_iter().peekable(),
-            parts,
-            earlier: VecDeque::new(),
-            next_earlier: 0,
-            carried: &carried,
-            ready: VecDeque::new(),
-            indices: Indices {
-                next: 0,
-                by_digest: Vec::new(),
-                by_earlier: vec![u32::MAX; earlier_len.unwrap_or(0) as usize],
-            },
-        };
+        let mut candidates =
+            Candidates::new(found.into_iter(), parts, &carried, earlier_len.unwrap_or(0));
         // The entries in order, without what manifests reference yet: resolved once every
         // file has its index.
         let mut entries: Option<Spill<FileEntry>> =
@@ -689,19 +696,12 @@ mod tests {
         carried.set(1);
         carried.set(4);
         carried.set(99);
-        let mut candidates = Candidates {
-            found: walked.into_iter().peekable(),
-            parts: Some(futures::stream::iter(parts)),
-            earlier: VecDeque::new(),
-            next_earlier: 0,
-            carried: &carried,
-            ready: VecDeque::new(),
-            indices: Indices {
-                next: 0,
-                by_digest: Vec::new(),
-                by_earlier: vec![u32::MAX; 5],
-            },
-        };
+        let mut candidates = Candidates::new(
+            walked.into_iter(),
+            Some(futures::stream::iter(parts)),
+            &carried,
+            5,
+        );
         let mut out = Vec::new();
         while let Some(c) = candidates.next().await.unwrap() {
             out.push((c.index, c.file.rel, c.earlier.map(|e| e.rel), c.file.size));
@@ -739,19 +739,12 @@ mod tests {
         let parts: Vec<Result<Vec<FileEntry>, crate::repo::RepoError>> =
             vec![Ok(vec![earlier("b"), earlier("a")])];
         let carried = Bits::new(2);
-        let mut candidates = Candidates {
-            found: Spill::sorted(2, file_order).into_iter().peekable(),
-            parts: Some(futures::stream::iter(parts)),
-            earlier: VecDeque::new(),
-            next_earlier: 0,
-            carried: &carried,
-            ready: VecDeque::new(),
-            indices: Indices {
-                next: 0,
-                by_digest: Vec::new(),
-                by_earlier: vec![u32::MAX; 2],
-            },
-        };
+        let mut candidates = Candidates::new(
+            Spill::sorted(2, file_order).into_iter(),
+            Some(futures::stream::iter(parts)),
+            &carried,
+            2,
+        );
         let e = loop {
             match candidates.next().await {
                 Ok(Some(_)) => {}
