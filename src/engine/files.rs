@@ -100,6 +100,14 @@ impl Walked {
         );
     }
 
+    /// Once the whole earlier list (of `len` entries) was added: forgets the metadata files
+    /// that reference an entry beyond it (a damaged list), which are then read again.
+    #[must_use]
+    pub(crate) fn checked(mut self, len: u32) -> Self {
+        self.by_path.retain(|_, e| e.refs.iter().all(|&i| i < len));
+        self
+    }
+
     /// What the metadata file at `path` references, when it was walked before (and, for a
     /// manifest, had `size` bytes).
     fn refs(&self, path: &str, size: Option<u64>) -> Option<&Earlier> {
@@ -490,5 +498,42 @@ mod tests {
         assert!(live_entries(&bytes).is_none(), "an unknown content type");
         assert!(live_entries(b"not avro").is_none());
         assert!(manifest_entries(b"not avro").is_err());
+    }
+}
+
+#[cfg(test)]
+mod walked_tests {
+    use super::*;
+
+    fn entry(path: &str, kind: FileKind, refs: Option<Vec<u32>>) -> FileEntry {
+        FileEntry {
+            path: path.to_owned(),
+            rel: path.to_owned(),
+            kind,
+            size: 1,
+            sha256: "0".repeat(64),
+            refs,
+        }
+    }
+
+    #[test]
+    fn a_manifest_whose_references_go_beyond_the_list_is_read_again() {
+        let mut walked = Walked::default();
+        walked.add(0, &entry("d", FileKind::Data, None));
+        walked.add(1, &entry("m1", FileKind::Manifest, Some(vec![0])));
+        walked.add(2, &entry("m2", FileKind::Manifest, Some(vec![0, 7])));
+        walked.add(3, &entry("l", FileKind::ManifestList, Some(vec![1, 2])));
+        let walked = walked.checked(4);
+        assert!(walked.refs("m1", Some(1)).is_some());
+        assert!(walked.refs("m1", Some(2)).is_none(), "another length");
+        assert!(
+            walked.refs("m2", Some(1)).is_none(),
+            "entry 7 is beyond the list"
+        );
+        let list = walked.refs("l", None).unwrap();
+        assert!(
+            walked.manifests_of(list).is_none(),
+            "the list is read again with its damaged manifest"
+        );
     }
 }

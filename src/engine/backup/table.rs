@@ -450,7 +450,7 @@ impl TableJob<'_> {
                 }
             }
             drop(parts);
-            Ok::<_, crate::repo::RepoError>(Some((list, len, walked)))
+            Ok::<_, crate::repo::RepoError>(Some((list, len, walked.checked(len))))
         };
         match read.await {
             Ok(Some(found)) => Some(found),
