@@ -18,8 +18,8 @@ use crate::engine::files::{PathDigest, Refs, TableFile, path_digest};
 use crate::engine::transfer::{self, TransferError, file_to_store, hash_stored};
 use crate::engine::{Event, TableError, error_chain};
 use crate::plan::BackupMode;
+use crate::repo::layout;
 use crate::repo::records::{FileEntry, FileKind, FileList};
-use crate::repo::{FileListWriter, layout};
 
 use super::spill::Spill;
 use super::table::{Added, Run, Stored, TableJob};
@@ -87,19 +87,14 @@ impl WalkedFiles {
 
     /// Takes a batch of the walk.
     pub(super) fn add(&mut self, files: Vec<TableFile>) -> std::io::Result<()> {
-        for file in files {
-            match file.refs {
-                Some(Refs::Earlier(ref indices)) => {
+        for mut file in files {
+            if let Some(refs) = file.refs.take() {
+                if let Refs::Earlier(indices) = &refs {
                     for &i in indices {
                         self.carried.set(i);
                     }
-                    self.refs
-                        .insert(file.path.clone(), Refs::Earlier(indices.clone()));
                 }
-                Some(ref refs) => {
-                    self.refs.insert(file.path.clone(), refs.clone());
-                }
-                None => {}
+                self.refs.insert(file.path.clone(), refs);
             }
             self.found.push(Found {
                 rel: layout::relative_file_path(&self.location, &file.path),
@@ -259,15 +254,14 @@ where
             if let Some(ready) = self.ready.pop_front() {
                 return Ok(Some(ready));
             }
+            if let Some(Err(e)) = self.found.next_if(Result::is_err) {
+                return Err(spill_error("reading back", &e));
+            }
             // The least relative path left on either side, and every file at it.
-            let found_rel = match self.found.peek() {
-                Some(Ok(f)) => Some(f.rel.clone()),
-                Some(Err(_)) => {
-                    let e = self.found.next().and_then(Result::err);
-                    return Err(spill_error(e));
-                }
-                None => None,
-            };
+            let found_rel = self
+                .found
+                .peek()
+                .and_then(|f| Some(f.as_ref().ok()?.rel.clone()));
             let earlier_rel = self.earlier_head().await?.map(|e| e.rel.clone());
             let rel = match (found_rel, earlier_rel) {
                 (Some(a), Some(b)) => a.min(b),
@@ -336,11 +330,12 @@ where
     }
 }
 
-fn spill_error(e: Option<std::io::Error>) -> TableError {
-    let e = e.unwrap_or_else(|| std::io::Error::other("the list ended"));
+/// A temporary file holding part of a table's file list failed (`doing`: writing, reading
+/// back).
+pub(super) fn spill_error(doing: &str, e: &std::io::Error) -> TableError {
     TableError::Io(format!(
-        "reading back the table's file list from a temporary file (TMPDIR): {}",
-        error_chain(&e)
+        "{doing} the table's file list in a temporary file (TMPDIR): {}",
+        error_chain(e)
     ))
 }
 
@@ -402,7 +397,9 @@ impl TableJob<'_> {
                 // Out in order: files finish in any order.
                 done.insert(index, entry);
                 while let Some(entry) = done.remove(&next_out) {
-                    entries.push(entry).map_err(|e| spill_write_error(&e))?;
+                    entries
+                        .push(entry)
+                        .map_err(|e| spill_error("writing", &e))?;
                     next_out += 1;
                 }
             }
@@ -410,9 +407,9 @@ impl TableJob<'_> {
         if let Some(entries) = entries {
             let mut indices = candidates.indices;
             indices.by_digest.sort_unstable();
-            let mut writer: FileListWriter<'_> = self.repo.filelist_writer(list);
+            let mut writer = self.repo.filelist_writer(list);
             for entry in entries.into_iter() {
-                let mut entry = entry.map_err(|e| spill_error(Some(e)))?;
+                let mut entry = entry.map_err(|e| spill_error("reading back", &e))?;
                 entry.refs = refs.get(&entry.path).and_then(|r| indices.resolve(r));
                 writer.push(entry).await.map_err(|e| TableError::repo(&e))?;
             }
@@ -633,13 +630,6 @@ async fn preview_file(
             (entry(file, size, String::new()), Stored::Copied)
         }
     })
-}
-
-pub(super) fn spill_write_error(e: &std::io::Error) -> TableError {
-    TableError::Io(format!(
-        "writing the table's file list to a temporary file (TMPDIR): {}",
-        error_chain(e)
-    ))
 }
 
 /// A file list entry.

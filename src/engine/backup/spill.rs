@@ -72,13 +72,9 @@ impl<T: Serialize + DeserializeOwned> Spill<T> {
         }
         sources.push(Source::Held(std::mem::take(&mut self.held).into_iter()));
         let order = self.order;
-        let mut heads: Vec<Option<std::io::Result<T>>> = Vec::new();
-        let mut started = false;
+        let mut heads: Vec<Option<std::io::Result<T>>> =
+            sources.iter_mut().map(Iterator::next).collect();
         std::iter::from_fn(move || {
-            if !started {
-                started = true;
-                heads = sources.iter_mut().map(Iterator::next).collect();
-            }
             // The source whose head comes first: the first one left when read in order, else
             // the least (a few dozen runs at most: a scan is enough).
             let mut pick: Option<usize> = None;

@@ -22,7 +22,7 @@ use crate::repo::records::{
 };
 
 use super::BackupRequest;
-use super::copy::{WalkedFiles, spill_write_error};
+use super::copy::{WalkedFiles, spill_error};
 
 /// How many times a table is read again from fresh metadata when its files change under it.
 const TABLE_ATTEMPTS: usize = 3;
@@ -382,7 +382,7 @@ impl TableJob<'_> {
             .await
             .map_err(|e| match e {
                 Walking::Walk(e) => TableError::Moved(error_chain(&e)),
-                Walking::Spill(e) => spill_write_error(&e),
+                Walking::Spill(e) => spill_error("writing", &e),
             })?;
             Some((files, file_io))
         };

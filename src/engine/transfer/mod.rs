@@ -714,20 +714,30 @@ pub(crate) async fn bytes_to_file(
     writer.finish().await
 }
 
+/// The size of the local file `local`, or `None` when it does not exist, in the calling
+/// thread: one `stat`, for callers that look at many files in one task of the blocking pool.
+pub(crate) fn local_file_size(local: &std::path::Path) -> std::io::Result<Option<u64>> {
+    match fs_err::metadata(local) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Size of the file at `path`, or `None` when it does not exist. A local file takes one
 /// `stat` (a restore asks twice per file: before writing it and when reading the table back);
 /// other storage asks `file_io`.
 pub(crate) async fn file_size(file_io: &FileIO, path: &str) -> Result<Option<u64>, TransferError> {
     if let Some(local) = local_path(path) {
-        return match tokio::fs::metadata(&local).await {
-            Ok(meta) => Ok(Some(meta.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TransferError::Table {
+        return tokio::task::spawn_blocking(move || local_file_size(&local))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| TransferError::Table {
                 op: "reading the size of",
                 path: path.to_owned(),
                 source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
-            }),
-        };
+            });
     }
     if !file_io
         .exists(path)

@@ -516,11 +516,18 @@ impl From<iceberg::Error> for Reached {
 async fn check_present(files: Vec<TableFile>, file_io: &FileIO) -> Result<(), Reached> {
     /// Local files one blocking task looks at.
     const LOCAL_BATCH: usize = 256;
-    let (local, remote): (Vec<_>, Vec<_>) = files
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    // Manifest lists were read while walking.
+    for file in files
         .into_iter()
-        // Read while walking.
         .filter(|f| f.kind != FileKind::ManifestList)
-        .partition(|f| transfer::local_path(&f.path).is_some());
+    {
+        match transfer::local_path(&file.path) {
+            Some(path) => local.push((path, file)),
+            None => remote.push(file),
+        }
+    }
     let mut batches = Vec::new();
     let mut local = local.into_iter().peekable();
     while local.peek().is_some() {
@@ -530,13 +537,8 @@ async fn check_present(files: Vec<TableFile>, file_io: &FileIO) -> Result<(), Re
         4,
         |batch| async move {
             tokio::task::spawn_blocking(move || {
-                batch.iter().try_for_each(|file| {
-                    let path = transfer::local_path(&file.path).unwrap_or_default();
-                    let found = match fs_err::metadata(&path) {
-                        Ok(meta) => Some(meta.len()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                        Err(e) => return Err(TableError::io(&e)),
-                    };
+                batch.iter().try_for_each(|(path, file)| {
+                    let found = transfer::local_file_size(path).map_err(|e| TableError::io(&e))?;
                     present(file, found)
                 })
             })
