@@ -37,7 +37,10 @@ pub mod encrypted;
 
 pub use encrypted::EncryptedStore;
 pub use local::LocalStore;
-pub(crate) use local::{WriteBehind, copy_immutable_hashing, sync_dirs_and_above};
+pub(crate) use local::{
+    Access, TempFile, Unfinished, WriteBehind, copy_immutable_hashing, sync_dirs_and_above,
+    temp_beside,
+};
 pub use memory::MemoryStore;
 #[cfg(feature = "store-s3")]
 pub use s3::S3Store;

@@ -6,24 +6,24 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Lake, Workspace, files_under};
 
-/// Starts `bcn ARGS --config PLAN` in the workspace and sends `signal` once `ready()` holds.
+/// Starts `bcn ARGS --config PLAN` in the workspace and sends `signal` once `ready(pid)` holds.
 fn signal_when(
     ws: &Workspace,
     args: &[&str],
     signal: &str,
-    ready: impl Fn() -> bool,
+    ready: impl Fn(u32) -> bool,
 ) -> std::process::Output {
     let mut with_plan = args.to_vec();
     with_plan.extend(["--config", ws.plan.to_str().unwrap()]);
     signal_command(ws, &with_plan, signal, ready)
 }
 
-/// Starts `bcn ARGS` in the workspace and sends `signal` once `ready()` holds.
+/// Starts `bcn ARGS` in the workspace and sends `signal` once `ready(pid)` holds.
 fn signal_command(
     ws: &Workspace,
     args: &[&str],
     signal: &str,
-    ready: impl Fn() -> bool,
+    ready: impl Fn(u32) -> bool,
 ) -> std::process::Output {
     let child = Command::new(env!("CARGO_BIN_EXE_bcn"))
         .current_dir(ws.dir.path())
@@ -33,7 +33,7 @@ fn signal_command(
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !ready() {
+    while !ready(child.id()) {
         assert!(
             started.elapsed() < Duration::from_mins(1),
             "the run never reached the point to interrupt"
@@ -46,6 +46,20 @@ fn signal_command(
         .unwrap();
     assert!(sent.success());
     child.wait_with_output().unwrap()
+}
+
+/// Files the process `pid` holds open without a name under `dir`, each counted once: a
+/// local repository's copies in progress and those waiting for their names (`O_TMPFILE`).
+fn unnamed_open(pid: u32, dir: &std::path::Path) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let dir = dir.to_string_lossy().into_owned();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|link| link.to_string_lossy().into_owned())
+        .filter(|link| link.starts_with(&dir) && link.ends_with(" (deleted)"))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// Files a backup copies at once (its default).
@@ -63,19 +77,21 @@ fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies()
             .filter(|f| f.ends_with(".parquet"))
             .count()
     };
-    // Copies in progress: objects wait under temporary names until they are synced together,
-    // so a name proves nothing; once more names than `FILE_CONCURRENCY` appeared, at least one
-    // copy is complete.
-    let written = || files_under(&ws.path("repo/tables")).len();
+    // Copies in progress: objects wait unnamed (or under temporary names where the filesystem
+    // has no unnamed files) until they are synced together, so neither proves a copy complete;
+    // once more than `FILE_CONCURRENCY` appeared, at least one is.
+    let written = |pid| {
+        files_under(&ws.path("repo/tables")).len() + unnamed_open(pid, &ws.path("repo/tables"))
+    };
     let args = ["backup", "--catalog", "src", "--repo", "repo"];
     for (signal, code) in [("-TERM", 143), ("-INT", 130)] {
-        let before = written();
+        let before = written(0);
         // The first run is stopped once a copy is certainly complete; the second as soon as it
         // holds the lock: the first may have stored nearly every file, leaving it too few new
         // names to wait for (it failed so under load).
         let lock = ws.path("repo/locks/exclusive.json");
-        let out = signal_when(&ws, &args, signal, || match signal {
-            "-TERM" => written() > before + FILE_CONCURRENCY,
+        let out = signal_when(&ws, &args, signal, |pid| match signal {
+            "-TERM" => written(pid) > before + FILE_CONCURRENCY,
             _ => lock.exists(),
         });
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -151,7 +167,7 @@ fn sigterm_stops_a_backup_to_s3_cleanly() {
             .count()
     };
     let args = ["backup", "--catalog", "src", "--repo", "s3repo"];
-    let out = signal_when(&ws, &args, "-TERM", || stored() > 0);
+    let out = signal_when(&ws, &args, "-TERM", |_| stored() > 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     assert!(files_under(&root.join("pits")).is_empty(), "no PIT");
@@ -183,8 +199,9 @@ fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
     let extra = "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\nmetrics: { textfile: bcn.prom }\n";
     fs_err::write(&ws.plan, fs_err::read_to_string(&ws.plan).unwrap() + extra).unwrap();
     let plan = ws.plan.to_str().unwrap();
-    let out = signal_command(&ws, &["apply", plan, "--output", "json"], "-TERM", || {
+    let out = signal_command(&ws, &["apply", plan, "--output", "json"], "-TERM", |pid| {
         !files_under(&ws.path("repo/tables")).is_empty()
+            || unnamed_open(pid, &ws.path("repo/tables")) > 0
     });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");

@@ -358,6 +358,8 @@ impl TableJob<'_> {
         } = files;
         let key = list.table_key.clone();
         let (earlier_list, earlier_len) = earlier.unzip();
+        // A table's first backup, with nothing left by a stopped run: no file needs asking for.
+        let unstored = earlier_list.is_none() && self.holds_none_of(&key).await;
         let parts = earlier_list
             .as_ref()
             .map(|l| Box::pin(self.repo.filelist_parts(&key, &l.pit, l)));
@@ -376,7 +378,7 @@ impl TableJob<'_> {
         loop {
             while !exhausted && copying.len() < concurrency {
                 match candidates.next().await? {
-                    Some(c) => copying.push(self.store_candidate(&key, file_io, c)),
+                    Some(c) => copying.push(self.store_candidate(&key, file_io, c, unstored)),
                     None => exhausted = true,
                 }
             }
@@ -418,19 +420,33 @@ impl TableJob<'_> {
         Ok((count, bytes, added))
     }
 
+    /// Whether the repository holds none of the files of the table `key` (one listing, instead
+    /// of a question per file). Not known — a store that cannot list one table's files — is
+    /// no.
+    async fn holds_none_of(&self, key: &str) -> bool {
+        let prefix = layout::table_file(key, "");
+        self.repo
+            .store()
+            .list(&prefix)
+            .await
+            .is_ok_and(|stored| stored.is_empty())
+    }
+
     /// Decides what to do with one file and does it (or, for a dry run, only decides).
+    /// `unstored`: the repository holds none of the table's files.
     async fn store_candidate(
         &self,
         key: &str,
         file_io: &iceberg::io::FileIO,
         candidate: Candidate,
+        unstored: bool,
     ) -> Result<(u32, FileEntry, Stored), TableError> {
         let Candidate {
             index,
             file,
             earlier,
         } = candidate;
-        let plan = self.plan_file(key, file, earlier).await?;
+        let plan = self.plan_file(key, file, earlier, unstored).await?;
         let (entry, stored) = match self.run {
             Run::Store => self.store_file(key, file_io, plan).await?,
             Run::Preview => preview_file(file_io, plan).await?,
@@ -439,12 +455,13 @@ impl TableJob<'_> {
     }
 
     /// Decides whether the repository holds `file` already; `earlier` is the earlier list's
-    /// entry for it.
+    /// entry for it, `unstored` that the repository holds none of the table's files.
     async fn plan_file(
         &self,
         key: &str,
         file: Found,
         earlier: Option<FileEntry>,
+        unstored: bool,
     ) -> Result<FilePlan, TableError> {
         let full = self.request.options.mode == BackupMode::Full;
         let object = layout::table_file(key, &file.rel);
@@ -456,6 +473,10 @@ impl TableJob<'_> {
                 refs: None,
                 ..entry
             }));
+        }
+        if full || unstored {
+            // Copied whatever the repository holds, or it holds nothing: no need to ask.
+            return Ok(FilePlan::Copy { file, damaged });
         }
         let stored = self
             .repo

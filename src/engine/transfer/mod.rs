@@ -11,7 +11,7 @@ use iceberg::io::FileIO;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::store::{BackupStore, StoreError};
+use crate::store::{Access, BackupStore, StoreError, TempFile, Unfinished, temp_beside};
 
 /// Bytes per read and write of a streaming copy.
 const CHUNK: u64 = 2 << 20;
@@ -184,9 +184,6 @@ pub(crate) fn local_path(path: &str) -> Option<std::path::PathBuf> {
         .then(|| std::path::PathBuf::from(rest))
 }
 
-/// Prefix of the temporary names restore writes under before renaming into place.
-const TMP_PREFIX: &str = ".bcn-tmp-";
-
 /// A file being written at a table location. Nothing appears under its name until
 /// [`TargetWriter::finish`]: on a local filesystem the bytes go to a temporary name in the same
 /// directory, renamed into place at the end (a killed restore leaves no partial file that would
@@ -197,7 +194,7 @@ pub(crate) enum TargetWriter {
         /// The open temporary file.
         file: tokio::fs::File,
         /// Its name; removed on drop unless renamed.
-        tmp: TempPath,
+        tmp: TempFile,
         /// The final name.
         dest: std::path::PathBuf,
         /// The URL, for messages.
@@ -205,121 +202,6 @@ pub(crate) enum TargetWriter {
     },
     /// Any other `FileIO` storage.
     Io(Box<dyn iceberg::io::FileWrite>, String),
-}
-
-/// A temporary file removed when dropped, unless disarmed after its rename.
-pub(crate) struct TempPath(Option<std::path::PathBuf>);
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = fs_err::remove_file(path);
-        }
-    }
-}
-
-/// A new temporary file in the directory of `dest` (created if missing), removed when the
-/// returned guard drops unless it is disarmed after a rename.
-fn temp_beside(dest: &std::path::Path) -> std::io::Result<(TempPath, fs_err::File)> {
-    let dir = directory_for(dest)?;
-    let tmp = TempPath(Some(temporary_name(dest)));
-    let file = fs_err::File::create(tmp.0.as_deref().unwrap_or(dir))?;
-    Ok((tmp, file))
-}
-
-/// The directory of `dest`, created if missing.
-fn directory_for(dest: &std::path::Path) -> std::io::Result<&std::path::Path> {
-    let dir = dest.parent().unwrap_or(std::path::Path::new("/"));
-    // A `stat` first: `mkdir` of a directory that exists locks it like a new name would, and
-    // a restore's copies all write into a few directories.
-    if !dir.is_dir() {
-        fs_err::create_dir_all(dir)?;
-    }
-    Ok(dir)
-}
-
-/// Whether files can be made without a name and named later (`O_TMPFILE`, linked through
-/// `/proc/self/fd`): Linux with `/proc` mounted.
-static UNNAMED: LazyLock<bool> =
-    LazyLock::new(|| cfg!(target_os = "linux") && std::path::Path::new("/proc/self/fd").is_dir());
-
-/// A file being written in the directory of its final name, which it takes only once complete.
-/// Where the filesystem allows, it has no name until then (`O_TMPFILE`): creating it changes no
-/// directory, naming it is one link (many copies into one directory then contend half as much
-/// for its lock as with a temporary name renamed into place), and a killed process leaves
-/// nothing behind. Elsewhere it is a temporary name beside the final one, renamed into place.
-pub(crate) enum Unfinished {
-    /// No name yet.
-    Unnamed(std::fs::File),
-    /// A temporary name, removed on drop unless renamed.
-    Named(TempPath, std::fs::File),
-}
-
-impl Unfinished {
-    /// A new file for `dest`, whose directory is created if missing.
-    pub(crate) fn beside(dest: &std::path::Path) -> std::io::Result<Self> {
-        use rustix::fs::{Mode, OFlags};
-        let dir = directory_for(dest)?;
-        if *UNNAMED {
-            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-            match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o666)) {
-                Ok(fd) => return Ok(Self::Unnamed(std::fs::File::from(fd))),
-                // The filesystem has no unnamed files.
-                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR) => {}
-                Err(e) => return Err(std::io::Error::from(e)),
-            }
-        }
-        let (tmp, file) = temp_beside(dest)?;
-        Ok(Self::Named(tmp, file.into_parts().0))
-    }
-
-    /// The open file.
-    pub(crate) fn file(&mut self) -> &mut std::fs::File {
-        match self {
-            Self::Unnamed(file) | Self::Named(_, file) => file,
-        }
-    }
-
-    /// Gives the complete file its name `dest`, replacing a file there (the caller decided
-    /// that it may).
-    pub(crate) fn finish(self, dest: &std::path::Path) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd as _;
-        let link = |file: &std::fs::File, to: &std::path::Path| {
-            let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                fd.as_str(),
-                rustix::fs::CWD,
-                to,
-                rustix::fs::AtFlags::SYMLINK_FOLLOW,
-            )
-        };
-        let (tmp, file) = match self {
-            Self::Unnamed(file) => match link(&file, dest) {
-                Err(rustix::io::Errno::EXIST) => {
-                    // Replaced: linked under a temporary name, renamed over the old file.
-                    let tmp = TempPath(Some(temporary_name(dest)));
-                    link(&file, tmp.0.as_deref().unwrap_or(dest))?;
-                    (tmp, file)
-                }
-                linked => return linked.map_err(std::io::Error::from),
-            },
-            Self::Named(tmp, file) => (tmp, file),
-        };
-        drop(file);
-        let mut tmp = tmp;
-        let from = tmp.0.take().unwrap_or_default();
-        if let Err(e) = fs_err::rename(&from, dest) {
-            tmp.0 = Some(from);
-            return Err(e);
-        }
-        Ok(())
-    }
-}
-
-/// A temporary name in the directory of `dest`.
-fn temporary_name(dest: &std::path::Path) -> std::path::PathBuf {
-    dest.with_file_name(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()))
 }
 
 impl TargetWriter {
@@ -335,13 +217,10 @@ impl TargetWriter {
             // sibling copy failed), the task still completes and dropping its output removes
             // the file, so no cancellation leaves a temporary file behind.
             let target = dest.clone();
-            let created = tokio::task::spawn_blocking(move || {
-                let (tmp, file) = temp_beside(&target)?;
-                Ok::<_, std::io::Error>((tmp, file.into_parts().0))
-            })
-            .await
-            .map_err(|e| io_err("creating", std::io::Error::other(e)))?
-            .map_err(|e| io_err("creating", e))?;
+            let created = tokio::task::spawn_blocking(move || temp_beside(&target, Access::Umask))
+                .await
+                .map_err(|e| io_err("creating", std::io::Error::other(e)))?
+                .map_err(|e| io_err("creating", e))?;
             let (tmp, file) = created;
             return Ok(Self::Local {
                 file: tokio::fs::File::from_std(file),
@@ -383,7 +262,7 @@ impl TargetWriter {
         match self {
             Self::Local {
                 mut file,
-                mut tmp,
+                tmp,
                 dest,
                 path,
             } => {
@@ -394,14 +273,9 @@ impl TargetWriter {
                 };
                 file.flush().await.map_err(fail)?;
                 drop(file);
-                let from = tmp.0.take().unwrap_or_default();
                 // Not awaited: a future dropped meanwhile (a sibling failed, and the table's
                 // files are being removed) would leave the rename running on without it.
-                if let Err(e) = std::fs::rename(&from, &dest) {
-                    tmp.0 = Some(from);
-                    return Err(fail(e));
-                }
-                Ok(())
+                tmp.rename_to(&dest).map_err(fail)
             }
             Self::Io(mut writer, path) => writer.close().await.map_err(table_err("writing", &path)),
         }
@@ -626,8 +500,8 @@ impl<'a> Local<'a> {
             }
             // Opened before the target, so that a missing object is told apart from a failed write.
             let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
-            let mut file =
-                Unfinished::beside(&to_path).map_err(|e| Failed::Target("creating", e))?;
+            let mut file = Unfinished::beside(&to_path, Access::Umask)
+                .map_err(|e| Failed::Target("creating", e))?;
             let (copied, actual) =
                 crate::store::copy_immutable_hashing(&from_path, from, size, file.file())
                     .map_err(|e| Failed::Target("writing", e))?;

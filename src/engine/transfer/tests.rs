@@ -1,4 +1,5 @@
 use super::local_path;
+use crate::store::{Access, Unfinished, temp_beside};
 
 #[test]
 fn local_paths_are_recognised() {
@@ -19,9 +20,14 @@ fn local_paths_are_recognised() {
 }
 
 /// An unfinished file with a temporary name, as on filesystems without unnamed files.
-fn named(dest: &std::path::Path) -> std::io::Result<super::Unfinished> {
-    let (tmp, file) = super::temp_beside(dest)?;
-    Ok(super::Unfinished::Named(tmp, file.into_parts().0))
+fn named(dest: &std::path::Path) -> std::io::Result<Unfinished> {
+    let (tmp, file) = temp_beside(dest, Access::Umask)?;
+    Ok(Unfinished::Named(tmp, file))
+}
+
+/// An unfinished file, unnamed where the filesystem allows.
+fn beside(dest: &std::path::Path) -> std::io::Result<Unfinished> {
+    Unfinished::beside(dest, Access::Umask)
 }
 
 #[test]
@@ -38,11 +44,10 @@ fn an_unfinished_file_appears_under_its_name_only_when_finished_and_leaves_nothi
     };
     let dest = dir.path().join("sub/a.parquet");
     // Unnamed where the filesystem allows it, and the temporary name everywhere.
-    if let super::Unfinished::Named(..) = super::Unfinished::beside(&dest).unwrap() {
+    if let Unfinished::Named(..) = beside(&dest).unwrap() {
         eprintln!("this filesystem has no unnamed files: both rounds use temporary names");
     }
-    let makers: [fn(&std::path::Path) -> std::io::Result<super::Unfinished>; 2] =
-        [super::Unfinished::beside, named];
+    let makers: [fn(&std::path::Path) -> std::io::Result<Unfinished>; 2] = [beside, named];
     for make in makers {
         let mut file = make(&dest).unwrap();
         file.file().write_all(b"first").unwrap();

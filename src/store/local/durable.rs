@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::sync::{Arc, Mutex};
 
-use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use super::{COPY_BUFFER, TMP_PREFIX};
+use super::COPY_BUFFER;
+use super::unfinished::Unfinished;
 
 /// Threads that fsync at once: fsync waits on the device, not the CPU, and a device takes
 /// many requests together.
@@ -73,6 +73,12 @@ impl Small {
     }
 }
 
+/// Whether a file of `size` bytes is made durable together with the others
+/// ([`SMALL_FILE`]) rather than fsynced on its own in the background.
+pub(crate) fn is_small(size: u64) -> bool {
+    size < SMALL_FILE
+}
+
 impl Default for WriteBehind {
     fn default() -> Self {
         Self {
@@ -95,12 +101,24 @@ impl WriteBehind {
                 .push(path);
             return;
         }
+        // A file replaced or deleted meanwhile has nothing left to make durable (a waiting
+        // object that vanished fails its naming instead).
+        self.in_background(move || fsync_if_present(&path));
+    }
+
+    /// Starts the fsync of `file`, a large file open for writing (a handle of its own, closed
+    /// once synced), in the background. Whether a file is large enough: [`is_small`].
+    pub(crate) fn start_open(&self, file: std::fs::File) {
+        self.in_background(move || file.sync_all());
+    }
+
+    /// Runs `sync` on the blocking pool, at most [`SYNC_THREADS`] at once, until
+    /// [`WriteBehind::wait`].
+    fn in_background(&self, sync: impl FnOnce() -> std::io::Result<()> + Send + 'static) {
         let limit = self.limit.clone();
         let task = tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            // A file replaced or deleted meanwhile has nothing left to make durable (a waiting
-            // object that vanished fails its rename instead).
-            tokio::task::spawn_blocking(move || fsync_if_present(&path))
+            tokio::task::spawn_blocking(sync)
                 .await
                 .map_err(std::io::Error::other)?
         });
@@ -210,72 +228,34 @@ fn syncfs_of<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> std::io::Result<()
     Ok(())
 }
 
-/// A temporary file that is removed when dropped, unless it was renamed into place. Futures
-/// can be cancelled at any `.await`; this keeps cancelled writes from leaving files behind.
-pub(super) struct TempFile(Option<PathBuf>);
-
-impl TempFile {
-    pub(super) fn path(&self) -> &std::path::Path {
-        self.0.as_deref().unwrap_or(std::path::Path::new(""))
-    }
-
-    /// The file was renamed or linked into place (or is gone): nothing to remove.
-    pub(super) fn disarm(mut self) {
-        self.0 = None;
-    }
-
-    /// Keeps the file; its path is returned to whoever removes or renames it.
-    pub(super) fn keep(mut self) -> PathBuf {
-        self.0.take().unwrap_or_default()
-    }
-}
-
-/// Creates `dir` (owner-only, like restic's: a repository holds the tables' data) and a new
-/// temporary file in it, removed when the returned guard drops unless kept.
-pub(super) fn create_temp(dir: &std::path::Path) -> std::io::Result<(TempFile, fs_err::File)> {
-    // A `stat` first: `mkdir` of a directory that exists locks its parent like a new name
-    // would, and a backup's copies all write into a few directories.
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-            })?;
-    }
-    let path = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    Ok((TempFile(Some(path)), file))
-}
-
 /// fsyncs a directory, so that the names in it are durable.
 pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs_err::File::open(dir)?.sync_all()
 }
 
-/// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins.
-fn in_parallel<T: Sync>(
-    items: &[T],
-    work: impl Fn(&T) -> std::io::Result<()> + Sync,
+/// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins (the
+/// items no thread took by then are dropped).
+fn in_parallel<T: Send>(
+    items: impl IntoIterator<Item = T>,
+    work: impl Fn(T) -> std::io::Result<()> + Sync,
 ) -> std::io::Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let items: Vec<T> = items.into_iter().collect();
     let threads = SYNC_THREADS.min(items.len());
+    let queue = Mutex::new(items.into_iter());
+    let next = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next()
+    };
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return Ok(());
-                        };
+                    while let Some(item) = next() {
                         work(item)?;
                     }
+                    Ok(())
                 })
             })
             .collect();
@@ -304,16 +284,33 @@ pub(crate) fn sync_dirs_and_above(dirs: &BTreeSet<PathBuf>) -> std::io::Result<(
     sync_dirs(&all)
 }
 
-/// Moves waiting objects, already fsynced, under their names, then fsyncs every directory on
-/// the way (new directories' entries included).
-pub(super) fn rename_objects(
-    root: &std::path::Path,
-    objects: &[(String, PathBuf)],
+/// Gives complete objects their names under `root`, made durable first: the files whose data
+/// is not known to be durable yet (`synced` false) with an fsync each or, from
+/// [`SYNCFS_FROM`] on, one `syncfs` per filesystem; then every object linked (or renamed)
+/// under its name, a thread per directory (up to [`SYNC_THREADS`]), and every directory on the way
+/// fsynced (new directories' entries included). An object not named because of an error
+/// goes (an unnamed file with its handle, a temporary one removed).
+pub(super) fn name_objects(
+    root: &Path,
+    objects: Vec<(String, Unfinished, bool)>,
 ) -> std::io::Result<()> {
+    let unsynced: Vec<&std::fs::File> = objects
+        .iter()
+        .filter(|(.., synced)| !synced)
+        .map(|(_, file, _)| file.open())
+        .collect();
+    if unsynced.len() < SYNCFS_FROM {
+        in_parallel(unsynced, std::fs::File::sync_all)?;
+    } else {
+        let dirs: BTreeSet<PathBuf> = objects
+            .iter()
+            .map(|(key, ..)| directory_of(&root.join(key)).to_path_buf())
+            .collect();
+        syncfs_of(dirs.iter().map(PathBuf::as_path))?;
+    }
     let mut dirs = BTreeSet::new();
-    for (key, tmp) in objects {
+    for (key, ..) in &objects {
         let target = root.join(key);
-        fs_err::rename(tmp, &target)?;
         let mut dir = target.parent();
         while let Some(d) = dir.filter(|d| d.starts_with(root)) {
             if !dirs.insert(d.to_path_buf()) {
@@ -322,6 +319,22 @@ pub(super) fn rename_objects(
             dir = d.parent();
         }
     }
+    // One thread per directory: names in one directory wait for its lock one at a time
+    // anyway, and threads waiting on it spin.
+    let mut by_dir: std::collections::BTreeMap<PathBuf, Vec<(PathBuf, Unfinished)>> =
+        std::collections::BTreeMap::new();
+    for (key, file, _) in objects {
+        let target = root.join(key);
+        by_dir
+            .entry(directory_of(&target).to_path_buf())
+            .or_default()
+            .push((target, file));
+    }
+    in_parallel(by_dir.into_values(), |files| {
+        files
+            .into_iter()
+            .try_for_each(|(target, file)| file.finish(&target))
+    })?;
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
     sync_dirs(&dirs)
 }
@@ -408,12 +421,4 @@ fn hash_chunks(
         read += n as u64;
     }
     Ok((read, hex::encode(hasher.finalize())))
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = fs_err::remove_file(path);
-        }
-    }
 }

@@ -37,6 +37,20 @@ async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
         store.head("tables/t/files/a").await.unwrap().unwrap().size,
         size
     );
+    // By position, however often and wherever from: its handles share one file offset.
+    for range in [10..20, 2_999_990..3_000_100, 0..5_usize] {
+        let expected = &content[range.start..range.end.min(content.len())];
+        let (start, end) = (range.start as u64, range.end as u64);
+        let got = store
+            .get_range("tables/t/files/a", start..end)
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), expected);
+    }
+    assert_eq!(
+        store.get("tables/t/files/a").await.unwrap().as_ref(),
+        content
+    );
     let listed: Vec<String> = store
         .list("tables/")
         .await
