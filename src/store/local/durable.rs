@@ -1,7 +1,7 @@
 //! Durability primitives of the local store: temporary files, background fsync
 //! (`WriteBehind`), renames and directory syncs, and the hashing copy.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt as _;
 use std::sync::{Arc, Mutex};
@@ -287,31 +287,36 @@ pub(crate) fn sync_dirs_and_above(dirs: &BTreeSet<PathBuf>) -> std::io::Result<(
 /// Gives complete objects their names under `root`, made durable first: the files whose data
 /// is not known to be durable yet (`synced` false) with an fsync each or, from
 /// [`SYNCFS_FROM`] on, one `syncfs` per filesystem; then every object linked (or renamed)
-/// under its name, a thread per directory (up to [`SYNC_THREADS`]), and every directory on the way
-/// fsynced (new directories' entries included). An object not named because of an error
-/// goes (an unnamed file with its handle, a temporary one removed).
+/// under its name, a thread per directory (up to [`SYNC_THREADS`]: names in one directory
+/// wait for its lock one at a time anyway, and threads waiting on it spin), and every
+/// directory on the way fsynced (new directories' entries included). An object not named
+/// because of an error goes (an unnamed file with its handle, a temporary one removed).
 pub(super) fn name_objects(
     root: &Path,
     objects: Vec<(String, Unfinished, bool)>,
 ) -> std::io::Result<()> {
-    let unsynced: Vec<&std::fs::File> = objects
-        .iter()
+    let mut by_dir: BTreeMap<PathBuf, Vec<(PathBuf, Unfinished, bool)>> = BTreeMap::new();
+    for (key, file, synced) in objects {
+        let target = root.join(key);
+        by_dir
+            .entry(directory_of(&target).to_path_buf())
+            .or_default()
+            .push((target, file, synced));
+    }
+    let unsynced: Vec<&std::fs::File> = by_dir
+        .values()
+        .flatten()
         .filter(|(.., synced)| !synced)
         .map(|(_, file, _)| file.open())
         .collect();
     if unsynced.len() < SYNCFS_FROM {
         in_parallel(unsynced, std::fs::File::sync_all)?;
     } else {
-        let dirs: BTreeSet<PathBuf> = objects
-            .iter()
-            .map(|(key, ..)| directory_of(&root.join(key)).to_path_buf())
-            .collect();
-        syncfs_of(dirs.iter().map(PathBuf::as_path))?;
+        syncfs_of(by_dir.keys().map(PathBuf::as_path))?;
     }
     let mut dirs = BTreeSet::new();
-    for (key, ..) in &objects {
-        let target = root.join(key);
-        let mut dir = target.parent();
+    for dir in by_dir.keys() {
+        let mut dir = Some(dir.as_path());
         while let Some(d) = dir.filter(|d| d.starts_with(root)) {
             if !dirs.insert(d.to_path_buf()) {
                 break;
@@ -319,21 +324,10 @@ pub(super) fn name_objects(
             dir = d.parent();
         }
     }
-    // One thread per directory: names in one directory wait for its lock one at a time
-    // anyway, and threads waiting on it spin.
-    let mut by_dir: std::collections::BTreeMap<PathBuf, Vec<(PathBuf, Unfinished)>> =
-        std::collections::BTreeMap::new();
-    for (key, file, _) in objects {
-        let target = root.join(key);
-        by_dir
-            .entry(directory_of(&target).to_path_buf())
-            .or_default()
-            .push((target, file));
-    }
     in_parallel(by_dir.into_values(), |files| {
         files
             .into_iter()
-            .try_for_each(|(target, file)| file.finish(&target))
+            .try_for_each(|(target, file, _)| file.finish(&target))
     })?;
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
     sync_dirs(&dirs)

@@ -70,6 +70,7 @@ fn open_files_limit() -> usize {
     };
     current.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX))
 }
+
 /// Bytes waiting for [`BackupStore::sync`] beyond which they are synced at once.
 const PENDING_BYTES: u64 = 1 << 30;
 /// Buffer of a blocking copy.
@@ -145,7 +146,7 @@ impl Drop for Pending {
     /// The store goes (a run that failed or was stopped by a signal, before its commit): the
     /// complete objects still waiting are made durable under their names, so that the next
     /// run reuses them instead of copying them again. Objects whose writing was cut short
-    /// were never waiting; their temporary files go with their writers.
+    /// were never waiting; their unfinished files go with their writers.
     fn drop(&mut self) {
         // Background fsyncs may not have finished: each file is synced here.
         let objects: Vec<_> = self
