@@ -90,8 +90,13 @@ fn sigterm_and_sigint_stop_a_backup_cleanly_and_the_next_run_reuses_the_copies()
         // holds the lock: the first may have stored nearly every file, leaving it too few new
         // names to wait for (it failed so under load).
         let lock = ws.path("repo/locks/exclusive.json");
+        // The open files are looked at first: cheaper than a walk of the repository, which on
+        // a loaded machine took long enough to miss the whole copy.
         let out = signal_when(&ws, &args, signal, |pid| match signal {
-            "-TERM" => written(pid) > before + FILE_CONCURRENCY,
+            "-TERM" => {
+                unnamed_open(pid, &ws.path("repo/tables")) > FILE_CONCURRENCY
+                    || written(pid) > before + FILE_CONCURRENCY
+            }
             _ => lock.exists(),
         });
         let stderr = String::from_utf8_lossy(&out.stderr);
