@@ -1,5 +1,6 @@
-//! Durability primitives of the local store: temporary files, background fsync
-//! (`WriteBehind`), renames and directory syncs, and the hashing copy.
+//! Durability primitives of the local store: background fsync (`WriteBehind`), naming
+//! waiting objects once durable, directory syncs, and the hashing copy. The files themselves
+//! are `unfinished`'s.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::ErrorKind;

@@ -153,9 +153,10 @@ impl Unfinished {
                 Ok(fd) => return Ok(Self::Unnamed(std::fs::File::from(fd))),
                 // The filesystem has no unnamed files.
                 Err(e)
-                    if [rustix::io::Errno::OPNOTSUPP, rustix::io::Errno::ISDIR]
-                        .map(|n| Some(n.raw_os_error()))
-                        .contains(&e.raw_os_error()) => {}
+                    if matches!(
+                        rustix::io::Errno::from_io_error(&e),
+                        Some(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR)
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
