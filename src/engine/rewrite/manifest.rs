@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use apache_avro::types::Value as AvroValue;
 use iceberg::spec::{DataContentType, ManifestStatus};
 
-use super::avro::{AvroFile, RecordContext, field_mut, union_inner};
+use super::avro::{
+    Edits, Encoded, Fields, Malformed, RecordContext, rewrite_records, write_bytes, write_long,
+};
 use super::{DELETE_FILE_PATH_FIELD_ID, PathRewriter, RewriteError};
 
 /// Content code of position delete files in `data_file.content`.
@@ -25,14 +26,12 @@ pub(crate) fn rewrite_manifest_list<S: BuildHasher>(
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
 ) -> Result<Vec<u8>, RewriteError> {
-    const FILE: &str = "manifest list";
-    let mut list = AvroFile::read(avro, FILE)?;
-    for (index, record) in list.records.iter_mut().enumerate() {
-        let ctx = RecordContext { file: FILE, index };
-        let (_, new_path) = ctx.rewrite_path(record, "manifest_path", rw)?;
-        ctx.update_size(record, "manifest_length", &new_path, new_sizes)?;
-    }
-    list.write(FILE)
+    rewrite_records(avro, "manifest list", |ctx, record, edits| {
+        let fields = ctx.fields(record)?;
+        let (_, new_path) = ctx.rewrite_path(&fields, "manifest_path", rw, edits)?;
+        ctx.update_size(&fields, "manifest_length", &new_path, new_sizes, edits)?;
+        Ok(())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,7 +62,7 @@ pub(crate) struct ManifestFileRef {
 /// path) when it has the file, and, for position delete files, the `lower_bounds` and
 /// `upper_bounds` of the `file_path` column (field id 2147483546) are moved too; a bound that
 /// is not a path under the source location (e.g. truncated) is dropped rather than left wrong.
-/// Everything else is kept as is.
+/// Everything else is kept byte for byte.
 ///
 /// # Errors
 ///
@@ -75,40 +74,44 @@ pub(crate) fn rewrite_manifest<S: BuildHasher>(
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
 ) -> Result<(Vec<u8>, Vec<ManifestFileRef>), RewriteError> {
-    const FILE: &str = "manifest";
-    let mut manifest = AvroFile::read(avro, FILE)?;
-    let refs = manifest
-        .records
-        .iter_mut()
-        .enumerate()
-        .map(|(index, entry)| {
-            rewrite_manifest_entry(RecordContext { file: FILE, index }, entry, rw, new_sizes)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((manifest.write(FILE)?, refs))
+    let mut refs = Vec::new();
+    let rewritten = rewrite_records(avro, "manifest", |ctx, entry, edits| {
+        refs.push(rewrite_manifest_entry(ctx, entry, rw, new_sizes, edits)?);
+        Ok(())
+    })?;
+    Ok((rewritten, refs))
 }
 
 /// Rewrites one `manifest_entry` record.
 fn rewrite_manifest_entry<S: BuildHasher>(
     ctx: RecordContext,
-    entry: &mut AvroValue,
+    entry: Encoded<'_>,
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
+    edits: &mut Edits,
 ) -> Result<ManifestFileRef, RewriteError> {
-    let status = ctx.int_or(entry, "status", -1)?;
+    let entry = ctx.fields(entry)?;
+    let status = ctx.int_or(&entry, "status", -1)?;
     let status = ManifestStatus::try_from(status)
         .map_err(|_| ctx.error("status", "is not a valid status"))?;
-    let data_file =
-        field_mut(entry, "data_file").ok_or_else(|| ctx.error("data_file", "is missing"))?;
-    let content = ctx.int_or(data_file, "content", 0)?;
-    let (old_path, new_path) = ctx.rewrite_path(data_file, "file_path", rw)?;
-    let file_size_in_bytes =
-        ctx.update_size(data_file, "file_size_in_bytes", &new_path, new_sizes)?;
-    rewrite_referenced_data_file(ctx, data_file, rw)?;
+    let data_file = entry
+        .get("data_file")
+        .ok_or_else(|| ctx.error("data_file", "is missing"))?;
+    let data_file = ctx.fields(data_file)?;
+    let content = ctx.int_or(&data_file, "content", 0)?;
+    let (old_path, new_path) = ctx.rewrite_path(&data_file, "file_path", rw, edits)?;
+    let file_size_in_bytes = ctx.update_size(
+        &data_file,
+        "file_size_in_bytes",
+        &new_path,
+        new_sizes,
+        edits,
+    )?;
+    rewrite_referenced_data_file(ctx, &data_file, rw, edits)?;
     if content == POSITION_DELETES {
         for bounds in ["lower_bounds", "upper_bounds"] {
-            if let Some(map) = field_mut(data_file, bounds) {
-                rewrite_path_bounds(map, rw);
+            if let Some(map) = data_file.get(bounds) {
+                rewrite_path_bounds(map, rw, edits).map_err(|problem| ctx.malformed(problem))?;
             }
         }
     }
@@ -117,7 +120,7 @@ fn rewrite_manifest_entry<S: BuildHasher>(
         new_path,
         content: DataContentType::try_from(content)
             .map_err(|_| ctx.error("data_file.content", "is not a valid content type"))?,
-        file_format: file_format(ctx, data_file)?,
+        file_format: file_format(ctx, &data_file)?,
         status,
         file_size_in_bytes,
     })
@@ -126,69 +129,89 @@ fn rewrite_manifest_entry<S: BuildHasher>(
 /// Rewrites the optional `referenced_data_file` of a `data_file` record.
 fn rewrite_referenced_data_file(
     ctx: RecordContext,
-    data_file: &mut AvroValue,
+    data_file: &Fields,
     rw: &PathRewriter,
+    edits: &mut Edits,
 ) -> Result<(), RewriteError> {
-    match field_mut(data_file, "referenced_data_file") {
-        None | Some(AvroValue::Null) => Ok(()),
-        Some(AvroValue::String(path)) => {
-            *path = rw.rewrite(path)?;
-            Ok(())
-        }
-        Some(_) => Err(ctx.error("data_file.referenced_data_file", "is not a string")),
+    let Some(value) = data_file.get("referenced_data_file") else {
+        return Ok(());
+    };
+    if value.is_null() {
+        return Ok(());
     }
+    let path = value
+        .str()
+        .ok_or_else(|| ctx.error("data_file.referenced_data_file", "is not a string"))?;
+    edits.bytes(value, rw.rewrite(path)?.as_bytes());
+    Ok(())
 }
 
 /// The `file_format` of a `data_file` record.
-pub(super) fn file_format(
-    ctx: RecordContext,
-    data_file: &mut AvroValue,
-) -> Result<String, RewriteError> {
-    match field_mut(data_file, "file_format") {
-        Some(AvroValue::String(format) | AvroValue::Enum(_, format)) => Ok(format.clone()),
-        _ => Err(ctx.error("data_file.file_format", "is missing or not a string")),
-    }
+fn file_format(ctx: RecordContext, data_file: &Fields) -> Result<String, RewriteError> {
+    data_file
+        .get("file_format")
+        .and_then(Encoded::str)
+        .map(str::to_owned)
+        .ok_or_else(|| ctx.error("data_file.file_format", "is missing or not a string"))
 }
 
 /// Rewrites the `file_path` bounds of a bounds map, dropping those not under the source.
 ///
 /// Iceberg writes maps with int keys as an array of `{key, value}` records; a real Avro map
-/// (string keys) is handled too. Bounds are single-value serialized: UTF-8 for strings.
-fn rewrite_path_bounds(bounds: &mut AvroValue, rw: &PathRewriter) {
-    match bounds {
-        AvroValue::Array(entries) => entries.retain_mut(|entry| {
-            let is_path_key = matches!(
-                field_mut(entry, "key"),
-                Some(AvroValue::Int(DELETE_FILE_PATH_FIELD_ID))
-            );
-            !is_path_key || field_mut(entry, "value").is_some_and(|value| rewrite_bound(value, rw))
-        }),
-        AvroValue::Map(entries) => {
-            let key = DELETE_FILE_PATH_FIELD_ID.to_string();
-            if let Some(value) = entries.get_mut(&key)
-                && !rewrite_bound(union_inner(value), rw)
-            {
-                entries.remove(&key);
+/// (string keys) is handled too. Bounds are single-value serialized: UTF-8 for strings. The
+/// entries are written again as one block; nothing changes when there is no path bound.
+fn rewrite_path_bounds(
+    bounds: Encoded<'_>,
+    rw: &PathRewriter,
+    edits: &mut Edits,
+) -> Result<(), Malformed> {
+    let path_key = DELETE_FILE_PATH_FIELD_ID.to_string();
+    let mut kept = Vec::new();
+    let mut count = 0;
+    let mut changed = false;
+    for (key, entry) in bounds.entries()? {
+        // The bound of the path column: its value, and the bytes of the entry around it.
+        let value = match key {
+            Some(key) if key.str() == Some(path_key.as_str()) => Some(entry.inner()?),
+            Some(_) => None,
+            None => {
+                let fields = entry.fields()?;
+                let is_path = fields.get("key").and_then(Encoded::long)
+                    == Some(i64::from(DELETE_FILE_PATH_FIELD_ID));
+                if is_path { fields.get("value") } else { None }
+            }
+        };
+        let start = key.map_or(entry.range().start, |key| key.range().start);
+        let whole = start..entry.range().end;
+        let data = entry.block();
+        match value {
+            None => kept.extend_from_slice(&data[whole]),
+            Some(value) => {
+                changed = true;
+                let new = value
+                    .bytes()
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                    .and_then(|path| rw.rewrite(path).ok());
+                let Some(new) = new else {
+                    continue; // dropped: not a whole path under the source
+                };
+                kept.extend_from_slice(&data[start..value.range().start]);
+                write_bytes(&mut kept, new.as_bytes());
+                kept.extend_from_slice(&data[value.range().end..whole.end]);
             }
         }
-        _ => {}
+        count += 1;
     }
-}
-
-/// Rewrites one serialized path bound in place; false when it cannot be (not a full path
-/// under the source location), in which case it must be dropped.
-fn rewrite_bound(value: &mut AvroValue, rw: &PathRewriter) -> bool {
-    let AvroValue::Bytes(bytes) = value else {
-        return false;
-    };
-    let Some(new) = std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|path| rw.rewrite(path).ok())
-    else {
-        return false;
-    };
-    *bytes = new.into_bytes();
-    true
+    if changed {
+        let mut encoded = Vec::with_capacity(kept.len() + 4);
+        if count > 0 {
+            write_long(&mut encoded, count);
+            encoded.extend_from_slice(&kept);
+        }
+        write_long(&mut encoded, 0);
+        edits.replace(bounds, encoded);
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

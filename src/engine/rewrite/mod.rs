@@ -6,13 +6,13 @@
 //! files (Parquet) and deletion vectors (Puffin, see [`puffin`]). Data files and statistics
 //! (Puffin) files are copied verbatim.
 //!
-//! Avro files are rewritten generically, value by value, so that fields this code does not
-//! know about survive. The header of the input (writer schema JSON, codec, user metadata and
-//! sync marker) is copied byte for byte and only the data blocks are encoded again, with the
-//! same codec. The values are decoded with the *physical* form of the writer schema (logical
-//! types removed): apache-avro 0.21 decodes a `fixed(16)` with logical type `uuid` as if it
-//! were a length-prefixed string, which would corrupt manifests of tables partitioned by a
-//! `uuid` column, and a physical decode keeps every value exactly as written.
+//! Avro files are rewritten without decoding their records (see [`avro`]): the header of the
+//! input (writer schema JSON, codec, user metadata and sync marker) is copied byte for byte,
+//! and in the data blocks only the bytes of the fields that change are replaced, so fields
+//! this code does not know about survive exactly. Only the *physical* encoding of the writer
+//! schema drives the walk: apache-avro 0.21 decodes a `fixed(16)` with logical type `uuid` as
+//! if it were a length-prefixed string, which would corrupt manifests of tables partitioned by
+//! a `uuid` column.
 
 mod avro;
 mod deletes;
@@ -67,6 +67,14 @@ pub(crate) enum RewriteError {
         #[source]
         source: apache_avro::Error,
     },
+    /// The data blocks of an Avro file are malformed.
+    #[error("reading avro {file}: {problem}")]
+    AvroData {
+        /// `manifest` or `manifest list`.
+        file: &'static str,
+        /// What is wrong, and where.
+        problem: String,
+    },
     /// The header of an Avro file is malformed or uses an unsupported codec.
     #[error("reading avro {file} header: {problem}")]
     AvroHeader {
@@ -95,6 +103,14 @@ pub(crate) enum RewriteError {
         /// The encoding error.
         #[source]
         source: apache_avro::Error,
+    },
+    /// An Avro block could not be compressed.
+    #[error("writing avro {file}: {problem}")]
+    AvroEncode {
+        /// `manifest` or `manifest list`.
+        file: &'static str,
+        /// What failed.
+        problem: String,
     },
     /// A position delete file could not be read.
     #[error("reading parquet position delete file: {0}")]

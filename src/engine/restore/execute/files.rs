@@ -208,55 +208,64 @@ impl FileWriter<'_> {
     }
 
     /// Writes metadata-level files, rewritten when the location changes; returns the new
-    /// size of each by its new path.
+    /// size of each by its new path. The rewriting runs on the blocking pool, a few files
+    /// at once (it is CPU work: decompressing, walking and compressing every block).
     pub(super) async fn rewrite_all<'e>(
         &self,
         entries: impl Iterator<Item = &'e FileEntry>,
-        sizes: &HashMap<String, i64>,
+        sizes: HashMap<String, i64>,
     ) -> Result<HashMap<String, i64>, TableError> {
+        let sizes = std::sync::Arc::new(sizes);
         let results: Vec<(String, i64)> = stream::iter(entries.map(Ok::<_, TableError>))
-            .map_ok(|entry| async move {
-                let path = self.target_path(entry)?;
-                let key = layout::table_file(&self.item.key, &entry.rel);
-                let data = read_verified(self.store, &key, &entry.sha256)
-                    .await
-                    .map_err(|e: TransferError| TableError::transfer(&e))?;
-                let data = if self.rw.is_identity() {
-                    data
-                } else {
-                    Bytes::from(
-                        match entry.kind {
-                            // Deletion vectors (format v3) are position deletes in Puffin
-                            // files; a file list does not record the format, the bytes do.
-                            FileKind::PositionDeletes if rewrite::is_puffin(&data) => {
-                                rewrite::rewrite_deletion_vectors(&data, self.rw)
-                            }
-                            FileKind::PositionDeletes => {
-                                rewrite::rewrite_position_delete_file(data, self.rw)
-                            }
-                            FileKind::Manifest => {
-                                rewrite::rewrite_manifest(&data, self.rw, sizes).map(|(b, _)| b)
-                            }
-                            _ => rewrite::rewrite_manifest_list(&data, self.rw, sizes),
-                        }
-                        .map_err(|e| {
-                            TableError::Damaged(format!(
-                                "rewriting {}: {}",
-                                entry.path,
-                                error_chain(&e)
-                            ))
-                        })?,
-                    )
-                };
-                let size = data.len() as u64;
-                if self.must_write(&path, size, &sha256_hex(&data)).await? {
-                    self.written.push(path.clone());
-                    transfer::bytes_to_file(self.file_io, &path, data)
+            .map_ok(|entry| {
+                let sizes = sizes.clone();
+                async move {
+                    let path = self.target_path(entry)?;
+                    let key = layout::table_file(&self.item.key, &entry.rel);
+                    let data = read_verified(self.store, &key, &entry.sha256)
                         .await
-                        .map_err(|e| TableError::transfer(&e))?;
-                    self.written.complete(&path, size);
+                        .map_err(|e: TransferError| TableError::transfer(&e))?;
+                    let data = if self.rw.is_identity() {
+                        data
+                    } else {
+                        let rw = self.rw.clone();
+                        let (kind, source) = (entry.kind, entry.path.clone());
+                        let rewritten = tokio::task::spawn_blocking(move || {
+                            match kind {
+                                // Deletion vectors (format v3) are position deletes in Puffin
+                                // files; a file list does not record the format, the bytes do.
+                                FileKind::PositionDeletes if rewrite::is_puffin(&data) => {
+                                    rewrite::rewrite_deletion_vectors(&data, &rw)
+                                }
+                                FileKind::PositionDeletes => {
+                                    rewrite::rewrite_position_delete_file(data, &rw)
+                                }
+                                FileKind::Manifest => {
+                                    rewrite::rewrite_manifest(&data, &rw, &sizes).map(|(b, _)| b)
+                                }
+                                _ => rewrite::rewrite_manifest_list(&data, &rw, &sizes),
+                            }
+                            .map_err(|e| {
+                                TableError::Damaged(format!(
+                                    "rewriting {source}: {}",
+                                    error_chain(&e)
+                                ))
+                            })
+                        })
+                        .await
+                        .map_err(|e| TableError::Io(e.to_string()))??;
+                        Bytes::from(rewritten)
+                    };
+                    let size = data.len() as u64;
+                    if self.must_write(&path, size, &sha256_hex(&data)).await? {
+                        self.written.push(path.clone());
+                        transfer::bytes_to_file(self.file_io, &path, data)
+                            .await
+                            .map_err(|e| TableError::transfer(&e))?;
+                        self.written.complete(&path, size);
+                    }
+                    Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
                 }
-                Ok((path, i64::try_from(size).unwrap_or(i64::MAX)))
             })
             .try_buffer_unordered(8)
             .try_collect()

@@ -309,14 +309,14 @@ impl Job<'_> {
         let by_kind =
             |kinds: &'static [FileKind]| rewritten.iter().filter(move |f| kinds.contains(&f.kind));
         let delete_sizes = writer
-            .rewrite_all(by_kind(&[FileKind::PositionDeletes]), &HashMap::new())
+            .rewrite_all(by_kind(&[FileKind::PositionDeletes]), HashMap::new())
             .await?;
         let manifest_sizes = writer
-            .rewrite_all(by_kind(&[FileKind::Manifest]), &delete_sizes)
+            .rewrite_all(by_kind(&[FileKind::Manifest]), delete_sizes)
             .await?;
         phase("delete files and manifests written");
         writer
-            .rewrite_all(by_kind(&[FileKind::ManifestList]), &manifest_sizes)
+            .rewrite_all(by_kind(&[FileKind::ManifestList]), manifest_sizes)
             .await?;
         phase("manifest lists written");
 
