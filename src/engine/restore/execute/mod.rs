@@ -135,33 +135,20 @@ impl Job<'_> {
             PathRewriter::with_roots(&filelist.location, &item.location, &item.external_roots)
         };
         let written = Written::default();
-        let result = self
+        let result = match self
             .write_table(item, &filelist, &metadata_raw, &rw, &written)
-            .await;
-        let metadata_location = match result {
-            Ok(location) => location,
-            Err(e) => {
-                self.remove_written(item, &filelist, &rw, &written).await;
-                return Err(e);
-            }
-        };
-        let started = std::time::Instant::now();
-        let registered = match written.sync().await {
-            Ok(()) => {
-                tracing::debug!(table = %item.target, elapsed_ms = started.elapsed().as_millis(), "files durable");
-                self.install(item, Install::Register(&metadata_location))
-                    .await
-                    .map(drop)
-            }
+            .await
+        {
+            Ok(location) => self
+                .install(item, Install::Register(&location))
+                .await
+                .map(|_| location),
             Err(e) => Err(e),
         };
-        match registered {
-            Ok(()) => Ok(metadata_location),
-            Err(e) => {
-                self.remove_written(item, &filelist, &rw, &written).await;
-                Err(e)
-            }
+        if result.is_err() {
+            self.remove_written(item, &filelist, &rw, &written).await;
         }
+        result
     }
 
     /// Removes what a failed restore of `item` wrote: the metadata files it rewrote, and
@@ -261,7 +248,8 @@ impl Job<'_> {
         Ok((filelist, metadata_raw))
     }
 
-    /// Steps 1–4: everything but the registration. Returns the new metadata location.
+    /// Steps 1–4: everything but the registration, every file written durable. Returns the
+    /// new metadata location.
     async fn write_table(
         &self,
         item: &RestoreItem,
@@ -351,17 +339,23 @@ impl Job<'_> {
         written.complete(&metadata_location, size);
         drop(rewritten);
 
-        // Step 4: read everything back before the table becomes visible.
-        let metadata = TableMetadata::read_from(file_io, &metadata_location)
-            .await
-            .map_err(|e| {
-                TableError::Damaged(format!(
-                    "the restored metadata {metadata_location} does not read back: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        check_reachable(&metadata, file_io, &metadata_location).await?;
-        phase("metadata written and read back");
+        // Step 4: read everything back before the table becomes visible, while every file
+        // written is made durable (neither changes a file; both must be done first).
+        let read_back = async {
+            let metadata = TableMetadata::read_from(file_io, &metadata_location)
+                .await
+                .map_err(|e| {
+                    TableError::Damaged(format!(
+                        "the restored metadata {metadata_location} does not read back: {}",
+                        error_chain(&e)
+                    ))
+                })?;
+            check_reachable(&metadata, file_io, &metadata_location).await
+        };
+        let (read_back, durable) = tokio::join!(read_back, written.sync());
+        read_back?;
+        durable?;
+        phase("metadata written, read back and durable");
         Ok(metadata_location)
     }
 
