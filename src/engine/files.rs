@@ -326,10 +326,11 @@ async fn read_manifest_list(
 }
 
 /// The live data and delete files of a manifest, with the sizes it records. Entries are
-/// decoded one at a time and only their status, content, path and size kept: a manifest
-/// decoded whole (iceberg's `Manifest::parse_avro`) holds every entry's statistics at once,
-/// ~3 KiB an entry for two columns, 30 MB for a manifest of 10,000 files. One that does not read this way
-/// is parsed whole, for iceberg's error.
+/// walked one at a time over their encoding and only their status, content, path and size
+/// read (no statistics decoded): a manifest decoded whole (iceberg's `Manifest::parse_avro`)
+/// holds every entry's statistics at once, ~3 KiB an entry for two columns, 30 MB for a
+/// manifest of 10,000 files. One that does not read this way is parsed whole, for iceberg's
+/// error.
 fn manifest_entries(bytes: &[u8]) -> iceberg::Result<Vec<TableFile>> {
     match live_entries(bytes) {
         Some(files) => Ok(files),
@@ -351,49 +352,18 @@ fn manifest_entries(bytes: &[u8]) -> iceberg::Result<Vec<TableFile>> {
 
 /// [`manifest_entries`], an entry at a time: `None` for anything unexpected.
 fn live_entries(bytes: &[u8]) -> Option<Vec<TableFile>> {
-    use apache_avro::types::Value;
-    /// The value of field `name` of a record, through a union (an optional field).
-    fn field<'a>(fields: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
-        match fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)? {
-            Value::Union(_, inner) => Some(inner),
-            value => Some(value),
-        }
-    }
-    let mut out = Vec::new();
-    for entry in apache_avro::Reader::new(bytes).ok()? {
-        let Value::Record(entry) = entry.ok()? else {
-            return None;
-        };
-        // 0 EXISTING, 1 ADDED, 2 DELETED.
-        let Value::Int(status) = field(&entry, "status")? else {
-            return None;
-        };
-        if *status == 2 {
-            continue;
-        }
-        let Value::Record(file) = field(&entry, "data_file")? else {
-            return None;
-        };
-        // Format v1 has no content: data.
-        let kind = match field(file, "content") {
-            None | Some(Value::Int(0)) => FileKind::Data,
-            Some(Value::Int(1)) => FileKind::PositionDeletes,
-            Some(Value::Int(2)) => FileKind::EqualityDeletes,
-            Some(_) => return None,
-        };
-        let (Value::String(path), Value::Long(size)) = (
-            field(file, "file_path")?,
-            field(file, "file_size_in_bytes")?,
-        ) else {
-            return None;
-        };
-        out.push(TableFile::new(
-            path.clone(),
-            kind,
-            Some(u64::try_from(*size).ok()?),
-        ));
-    }
-    Some(out)
+    crate::engine::rewrite::live_manifest_files(bytes)
+        .ok()?
+        .into_iter()
+        .map(|(path, content, size)| {
+            let kind = match content {
+                DataContentType::Data => FileKind::Data,
+                DataContentType::PositionDeletes => FileKind::PositionDeletes,
+                DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
+            };
+            Some(TableFile::new(path, kind, Some(u64::try_from(size).ok()?)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -758,6 +758,111 @@ impl Compressor {
     }
 }
 
+/// An Avro container file read a data block at a time.
+struct Container<'a> {
+    avro: &'a [u8],
+    file: &'static str,
+    header_len: usize,
+    codec: Codec,
+    schema: Schema,
+    /// Where the next block starts.
+    pos: usize,
+    /// The index in the file of the next block's first record.
+    index: usize,
+}
+
+impl<'a> Container<'a> {
+    fn open(avro: &'a [u8], file: &'static str) -> Result<Self, RewriteError> {
+        let header = parse_avro_header(avro, file)?;
+        let codec = avro_codec(&header, file)?;
+        let schema = header_bytes(&header, "avro.schema")
+            .ok_or_else(|| RewriteError::AvroHeader {
+                file,
+                problem: "no avro.schema".to_owned(),
+            })
+            .and_then(|json| {
+                Schema::compile(json).map_err(|problem| RewriteError::AvroHeader { file, problem })
+            })?;
+        Ok(Self {
+            avro,
+            file,
+            header_len: header.len,
+            codec,
+            schema,
+            pos: header.len,
+            index: 0,
+        })
+    }
+
+    /// The header, sync marker included.
+    fn header(&self) -> &'a [u8] {
+        &self.avro[..self.header_len]
+    }
+
+    fn marker(&self) -> &'a [u8] {
+        &self.avro[self.header_len - AVRO_MARKER_LEN..self.header_len]
+    }
+
+    /// The next data block, decompressed, with its number of records; `each` gets each of
+    /// them (its index in the file and its value). `None` after the last block.
+    fn next_block(
+        &mut self,
+        mut each: impl FnMut(RecordContext, Encoded<'_>) -> Result<(), RewriteError>,
+    ) -> Result<Option<(Vec<u8>, usize)>, RewriteError> {
+        let (avro, file, marker) = (self.avro, self.file, self.marker());
+        if self.pos >= avro.len() {
+            return Ok(None);
+        }
+        let block_start = self.pos;
+        let framing = |problem: Malformed| RewriteError::AvroData {
+            file,
+            problem: format!("block at byte {block_start}: {problem}"),
+        };
+        let pos = &mut self.pos;
+        let count = read_long(avro, pos).map_err(framing)?;
+        let count = usize::try_from(count).map_err(|_| framing("negative record count"))?;
+        let size = read_len(avro, pos).map_err(framing)?;
+        let mut block = avro[*pos..*pos + size].to_vec();
+        *pos += size;
+        if avro.get(*pos..*pos + AVRO_MARKER_LEN) != Some(marker) {
+            return Err(framing("no sync marker after the block"));
+        }
+        *pos += AVRO_MARKER_LEN;
+
+        self.codec
+            .decompress(&mut block)
+            .map_err(|source| RewriteError::AvroRead { file, source })?;
+        let mut at = 0;
+        for _ in 0..count {
+            let ctx = RecordContext {
+                file,
+                index: self.index,
+            };
+            let record = Encoded::at(&self.schema, self.schema.root, &block, at)
+                .map_err(|p| ctx.malformed(p))?;
+            at = record.range.1;
+            each(ctx, record)?;
+            self.index += 1;
+        }
+        if at != block.len() {
+            return Err(framing("bytes after the block's last record"));
+        }
+        Ok(Some((block, count)))
+    }
+}
+
+/// Reads an Avro container file a record at a time: `each` gets each record (its index in
+/// the file and its value), in order.
+pub(super) fn read_records(
+    avro: &[u8],
+    file: &'static str,
+    mut each: impl FnMut(RecordContext, Encoded<'_>) -> Result<(), RewriteError>,
+) -> Result<(), RewriteError> {
+    let mut container = Container::open(avro, file)?;
+    while container.next_block(&mut each)?.is_some() {}
+    Ok(())
+}
+
 /// Rewrites an Avro container file a record at a time: `edit` gets each record (its index
 /// in the file and its value) and records the ranges to replace. The header and the sync
 /// marker are kept; the records are written in blocks of about [`BLOCK_SIZE`] bytes, compressed
@@ -767,65 +872,25 @@ pub(super) fn rewrite_records(
     file: &'static str,
     mut edit: impl FnMut(RecordContext, Encoded<'_>, &mut Edits) -> Result<(), RewriteError>,
 ) -> Result<Vec<u8>, RewriteError> {
-    let header = parse_avro_header(avro, file)?;
-    let codec = avro_codec(&header, file)?;
-    let schema = header_bytes(&header, "avro.schema")
-        .ok_or_else(|| RewriteError::AvroHeader {
-            file,
-            problem: "no avro.schema".to_owned(),
-        })
-        .and_then(|json| {
-            Schema::compile(json).map_err(|problem| RewriteError::AvroHeader { file, problem })
-        })?;
-    let marker = &avro[header.len - AVRO_MARKER_LEN..header.len];
-    let malformed = |problem: String| RewriteError::AvroData { file, problem };
-
+    let mut container = Container::open(avro, file)?;
     let mut out = Vec::with_capacity(avro.len() + avro.len() / 8);
-    out.extend_from_slice(&avro[..header.len]);
+    out.extend_from_slice(container.header());
     let mut blocks = BlockWriter {
-        compressor: Compressor::new(codec),
-        marker,
+        compressor: Compressor::new(container.codec),
+        marker: container.marker(),
         records: Vec::new(),
         count: 0,
     };
-    let mut pos = header.len;
-    let mut index = 0;
     let mut edits = Edits::default();
-    while pos < avro.len() {
-        let block_start = pos;
-        let framing =
-            |problem: Malformed| malformed(format!("block at byte {block_start}: {problem}"));
-        let count = read_long(avro, &mut pos).map_err(framing)?;
-        let count = usize::try_from(count).map_err(|_| framing("negative record count"))?;
-        let size = read_len(avro, &mut pos).map_err(framing)?;
-        let mut block = avro[pos..pos + size].to_vec();
-        pos += size;
-        if avro.get(pos..pos + AVRO_MARKER_LEN) != Some(marker) {
-            return Err(framing("no sync marker after the block"));
-        }
-        pos += AVRO_MARKER_LEN;
-
-        codec
-            .decompress(&mut block)
-            .map_err(|source| RewriteError::AvroRead { file, source })?;
-        let mut at = 0;
-        for _ in 0..count {
-            let ctx = RecordContext { file, index };
-            let record =
-                Encoded::at(&schema, schema.root, &block, at).map_err(|p| ctx.malformed(p))?;
-            at = record.range.1;
-            edit(ctx, record, &mut edits)?;
-            index += 1;
-        }
-        if at != block.len() {
-            return Err(framing("bytes after the block's last record"));
-        }
+    while let Some((block, count)) =
+        container.next_block(|ctx, record| edit(ctx, record, &mut edits))?
+    {
         edits.apply(&block, &mut blocks.records);
         blocks.count += count;
         if blocks.records.len() >= BLOCK_SIZE {
-            blocks.flush(&mut out, file)?;
+            blocks.flush(&mut out, container.file)?;
         }
     }
-    blocks.flush(&mut out, file)?;
+    blocks.flush(&mut out, container.file)?;
     Ok(out)
 }

@@ -6,7 +6,8 @@ use std::hash::BuildHasher;
 use iceberg::spec::{DataContentType, ManifestStatus};
 
 use super::avro::{
-    Edits, Encoded, Fields, Malformed, RecordContext, rewrite_records, write_bytes, write_long,
+    Edits, Encoded, Fields, Malformed, RecordContext, read_records, rewrite_records, write_bytes,
+    write_long,
 };
 use super::{DELETE_FILE_PATH_FIELD_ID, PathRewriter, RewriteError};
 
@@ -80,6 +81,45 @@ pub(crate) fn rewrite_manifest<S: BuildHasher>(
         Ok(())
     })?;
     Ok((rewritten, refs))
+}
+
+/// The files a manifest's live entries (added or existing, not deleted) reference: path,
+/// content and the size the manifest records, read a record at a time without decoding the
+/// records (a manifest decoded whole holds every entry's statistics at once).
+///
+/// # Errors
+///
+/// As [`rewrite_manifest`], for the fields read.
+pub(crate) fn live_manifest_files(
+    avro: &[u8],
+) -> Result<Vec<(String, DataContentType, i64)>, RewriteError> {
+    let mut files = Vec::new();
+    read_records(avro, "manifest", |ctx, entry| {
+        let entry = ctx.fields(entry)?;
+        let status = ManifestStatus::try_from(ctx.int_or(&entry, "status", -1)?)
+            .map_err(|_| ctx.error("status", "is not a valid status"))?;
+        if status == ManifestStatus::Deleted {
+            return Ok(());
+        }
+        let data_file = entry
+            .get("data_file")
+            .ok_or_else(|| ctx.error("data_file", "is missing"))?;
+        let data_file = ctx.fields(data_file)?;
+        // Format v1 has no content: data.
+        let content = DataContentType::try_from(ctx.int_or(&data_file, "content", 0)?)
+            .map_err(|_| ctx.error("data_file.content", "is not a valid content type"))?;
+        let path = data_file
+            .get("file_path")
+            .and_then(Encoded::str)
+            .ok_or_else(|| ctx.error("data_file.file_path", "is missing or not a string"))?;
+        let size = data_file
+            .get("file_size_in_bytes")
+            .and_then(Encoded::long)
+            .ok_or_else(|| ctx.error("data_file.file_size_in_bytes", "is missing or not a long"))?;
+        files.push((path.to_owned(), content, size));
+        Ok(())
+    })?;
+    Ok(files)
 }
 
 /// Rewrites one `manifest_entry` record.

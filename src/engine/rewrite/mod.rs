@@ -26,7 +26,7 @@ mod tests;
 use parquet::errors::ParquetError;
 
 pub(crate) use deletes::rewrite_position_delete_file;
-pub(crate) use manifest::{rewrite_manifest, rewrite_manifest_list};
+pub(crate) use manifest::{live_manifest_files, rewrite_manifest, rewrite_manifest_list};
 pub(crate) use metadata::{path_properties, rewrite_table_metadata};
 pub(crate) use paths::{PathRewriter, RootMapping};
 pub(crate) use puffin::{is_puffin, rewrite_deletion_vectors};
