@@ -339,12 +339,11 @@ fn manifest_entries(bytes: &[u8]) -> iceberg::Result<Vec<TableFile>> {
             .iter()
             .filter(|e| e.status() != ManifestStatus::Deleted)
             .map(|e| {
-                let kind = match e.content_type() {
-                    DataContentType::Data => FileKind::Data,
-                    DataContentType::PositionDeletes => FileKind::PositionDeletes,
-                    DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
-                };
-                TableFile::new(e.file_path().to_owned(), kind, Some(e.file_size_in_bytes()))
+                TableFile::new(
+                    e.file_path().to_owned(),
+                    kind_of(e.content_type()),
+                    Some(e.file_size_in_bytes()),
+                )
             })
             .collect()),
     }
@@ -356,14 +355,22 @@ fn live_entries(bytes: &[u8]) -> Option<Vec<TableFile>> {
         .ok()?
         .into_iter()
         .map(|(path, content, size)| {
-            let kind = match content {
-                DataContentType::Data => FileKind::Data,
-                DataContentType::PositionDeletes => FileKind::PositionDeletes,
-                DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
-            };
-            Some(TableFile::new(path, kind, Some(u64::try_from(size).ok()?)))
+            Some(TableFile::new(
+                path,
+                kind_of(content),
+                Some(u64::try_from(size).ok()?),
+            ))
         })
         .collect()
+}
+
+/// The kind of file a manifest entry's content names.
+fn kind_of(content: DataContentType) -> FileKind {
+    match content {
+        DataContentType::Data => FileKind::Data,
+        DataContentType::PositionDeletes => FileKind::PositionDeletes,
+        DataContentType::EqualityDeletes => FileKind::EqualityDeletes,
+    }
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ enum Node {
 }
 
 /// A compiled writer schema.
-pub(super) struct Schema {
+struct Schema {
     nodes: Vec<Node>,
     root: usize,
 }

@@ -11,9 +11,6 @@ use super::avro::{
 };
 use super::{DELETE_FILE_PATH_FIELD_ID, PathRewriter, RewriteError};
 
-/// Content code of position delete files in `data_file.content`.
-const POSITION_DELETES: i32 = 1;
-
 /// Rewrites a manifest list (Avro, any format version): `manifest_path` of every entry is
 /// moved to the target location, and `manifest_length` is set from `new_sizes` (keyed by the
 /// new path) when it has the manifest, else kept. Everything else is kept as is.
@@ -95,19 +92,10 @@ pub(crate) fn live_manifest_files(
 ) -> Result<Vec<(String, DataContentType, i64)>, RewriteError> {
     let mut files = Vec::new();
     read_records(avro, "manifest", |ctx, entry| {
-        let entry = ctx.fields(entry)?;
-        let status = ManifestStatus::try_from(ctx.int_or(&entry, "status", -1)?)
-            .map_err(|_| ctx.error("status", "is not a valid status"))?;
+        let (status, data_file, content) = entry_head(ctx, entry)?;
         if status == ManifestStatus::Deleted {
             return Ok(());
         }
-        let data_file = entry
-            .get("data_file")
-            .ok_or_else(|| ctx.error("data_file", "is missing"))?;
-        let data_file = ctx.fields(data_file)?;
-        // Format v1 has no content: data.
-        let content = DataContentType::try_from(ctx.int_or(&data_file, "content", 0)?)
-            .map_err(|_| ctx.error("data_file.content", "is not a valid content type"))?;
         let path = data_file
             .get("file_path")
             .and_then(Encoded::str)
@@ -122,6 +110,24 @@ pub(crate) fn live_manifest_files(
     Ok(files)
 }
 
+/// What every reader of a `manifest_entry` record needs first: its status, the fields of its
+/// `data_file` and their content (format v1 has none: data).
+fn entry_head(
+    ctx: RecordContext,
+    entry: Encoded<'_>,
+) -> Result<(ManifestStatus, Fields<'_>, DataContentType), RewriteError> {
+    let entry = ctx.fields(entry)?;
+    let status = ManifestStatus::try_from(ctx.int_or(&entry, "status", -1)?)
+        .map_err(|_| ctx.error("status", "is not a valid status"))?;
+    let data_file = entry
+        .get("data_file")
+        .ok_or_else(|| ctx.error("data_file", "is missing"))?;
+    let data_file = ctx.fields(data_file)?;
+    let content = DataContentType::try_from(ctx.int_or(&data_file, "content", 0)?)
+        .map_err(|_| ctx.error("data_file.content", "is not a valid content type"))?;
+    Ok((status, data_file, content))
+}
+
 /// Rewrites one `manifest_entry` record.
 fn rewrite_manifest_entry<S: BuildHasher>(
     ctx: RecordContext,
@@ -130,15 +136,7 @@ fn rewrite_manifest_entry<S: BuildHasher>(
     new_sizes: &HashMap<String, i64, S>,
     edits: &mut Edits,
 ) -> Result<ManifestFileRef, RewriteError> {
-    let entry = ctx.fields(entry)?;
-    let status = ctx.int_or(&entry, "status", -1)?;
-    let status = ManifestStatus::try_from(status)
-        .map_err(|_| ctx.error("status", "is not a valid status"))?;
-    let data_file = entry
-        .get("data_file")
-        .ok_or_else(|| ctx.error("data_file", "is missing"))?;
-    let data_file = ctx.fields(data_file)?;
-    let content = ctx.int_or(&data_file, "content", 0)?;
+    let (status, data_file, content) = entry_head(ctx, entry)?;
     let (old_path, new_path) = ctx.rewrite_path(&data_file, "file_path", rw, edits)?;
     let file_size_in_bytes = ctx.update_size(
         &data_file,
@@ -148,7 +146,7 @@ fn rewrite_manifest_entry<S: BuildHasher>(
         edits,
     )?;
     rewrite_referenced_data_file(ctx, &data_file, rw, edits)?;
-    if content == POSITION_DELETES {
+    if content == DataContentType::PositionDeletes {
         for bounds in ["lower_bounds", "upper_bounds"] {
             if let Some(map) = data_file.get(bounds) {
                 rewrite_path_bounds(map, rw, edits).map_err(|problem| ctx.malformed(problem))?;
@@ -158,8 +156,7 @@ fn rewrite_manifest_entry<S: BuildHasher>(
     Ok(ManifestFileRef {
         old_path,
         new_path,
-        content: DataContentType::try_from(content)
-            .map_err(|_| ctx.error("data_file.content", "is not a valid content type"))?,
+        content,
         file_format: file_format(ctx, &data_file)?,
         status,
         file_size_in_bytes,
