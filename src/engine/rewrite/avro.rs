@@ -336,6 +336,16 @@ fn read_len(data: &[u8], pos: &mut usize) -> Result<usize, Malformed> {
     Ok(len)
 }
 
+/// Refuses a count of items (or records) larger than the bytes left to hold them: every value
+/// of a table's metadata takes at least a byte (an array of nulls would not), so a damaged or
+/// hostile count is refused here instead of being counted through.
+fn check_count(count: u64, data: &[u8], pos: usize) -> Result<(), Malformed> {
+    if count > (data.len() - pos) as u64 {
+        return Err("more items than bytes left");
+    }
+    Ok(())
+}
+
 /// One value inside a decompressed block: where its bytes are and what type they encode.
 #[derive(Clone, Copy)]
 pub(super) struct Encoded<'a> {
@@ -418,6 +428,7 @@ impl<'a> Encoded<'a> {
             if count < 0 {
                 read_long(self.data, &mut pos)?; // the block's size in bytes
             }
+            check_count(count.unsigned_abs(), self.data, pos)?;
             for _ in 0..count.unsigned_abs() {
                 let key = if keyed {
                     let key = Self::at(self.schema, STRING_NODE, self.data, pos)?;
@@ -531,6 +542,7 @@ fn skip(
                     advance(pos, size)?;
                     continue;
                 }
+                check_count(count.unsigned_abs(), data, *pos)?;
                 for _ in 0..count {
                     if keyed {
                         skip(schema, STRING_NODE, data, pos, depth + 1)?;
@@ -832,6 +844,7 @@ impl<'a> Container<'a> {
         self.codec
             .decompress(&mut block)
             .map_err(|source| RewriteError::AvroRead { file, source })?;
+        check_count(u64::try_from(count).unwrap_or(u64::MAX), &block, 0).map_err(framing)?;
         let mut at = 0;
         for _ in 0..count {
             let ctx = RecordContext {

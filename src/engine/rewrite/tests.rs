@@ -1212,6 +1212,20 @@ fn damaged_blocks_are_refused_with_where() {
     assert!(err.to_string().contains("no sync marker"), "{err}");
 
     // Bytes left over after the block's records.
+    // A count of records no block could hold (each takes bytes): refused, not counted through.
+    let mut huge = walk_container(&[vec![record.clone()]]);
+    let block_start = huge.len() - 16 - record.len() - 3; // count (1 byte), size (2 bytes)
+    assert_eq!(huge[block_start], 2, "one record, zig-zag encoded");
+    huge.splice(
+        block_start..=block_start,
+        [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+    );
+    let err = rewrite_manifest_list(&huge, &rewriter(), &HashMap::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("more items than bytes left"),
+        "{err}"
+    );
+
     let trailing = walk_container(&[vec![[record.as_slice(), &[0]].concat()]]);
     let err = rewrite_manifest_list(&trailing, &rewriter(), &HashMap::new()).unwrap_err();
     assert!(
