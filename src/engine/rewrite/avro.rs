@@ -770,12 +770,36 @@ impl Compressor {
     }
 }
 
+/// Inflates one raw `deflate` block through `stream`, reset first.
+fn inflate(stream: &mut flate2::Decompress, data: &[u8]) -> Result<Vec<u8>, Malformed> {
+    stream.reset(false);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).max(256));
+    loop {
+        let (read, wrote) = (stream.total_in(), stream.total_out());
+        let done = usize::try_from(read).unwrap_or(data.len()).min(data.len());
+        let status = stream
+            .decompress_vec(&data[done..], &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|_| "damaged deflate data")?;
+        if status == flate2::Status::StreamEnd {
+            return Ok(out);
+        }
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity());
+        } else if stream.total_in() == read && stream.total_out() == wrote {
+            return Err("deflate data ends early");
+        }
+    }
+}
+
 /// An Avro container file read a data block at a time.
 struct Container<'a> {
     avro: &'a [u8],
     file: &'static str,
     header_len: usize,
     codec: Codec,
+    /// `deflate` blocks are inflated through one stream for the whole file (apache-avro sets
+    /// one up, and builds its tables, for every block; pyiceberg writes a block per record).
+    inflate: Option<flate2::Decompress>,
     schema: Schema,
     /// Where the next block starts.
     pos: usize,
@@ -799,6 +823,7 @@ impl<'a> Container<'a> {
             avro,
             file,
             header_len: header.len,
+            inflate: matches!(codec, Codec::Deflate(_)).then(|| flate2::Decompress::new(false)),
             codec,
             schema,
             pos: header.len,
@@ -834,16 +859,22 @@ impl<'a> Container<'a> {
         let count = read_long(avro, pos).map_err(framing)?;
         let count = usize::try_from(count).map_err(|_| framing("negative record count"))?;
         let size = read_len(avro, pos).map_err(framing)?;
-        let mut block = avro[*pos..*pos + size].to_vec();
+        let stored = &avro[*pos..*pos + size];
         *pos += size;
         if avro.get(*pos..*pos + AVRO_MARKER_LEN) != Some(marker) {
             return Err(framing("no sync marker after the block"));
         }
         *pos += AVRO_MARKER_LEN;
 
-        self.codec
-            .decompress(&mut block)
-            .map_err(|source| RewriteError::AvroRead { file, source })?;
+        let block = if let Some(stream) = &mut self.inflate {
+            inflate(stream, stored).map_err(framing)?
+        } else {
+            let mut block = stored.to_vec();
+            self.codec
+                .decompress(&mut block)
+                .map_err(|source| RewriteError::AvroRead { file, source })?;
+            block
+        };
         check_count(u64::try_from(count).unwrap_or(u64::MAX), &block, 0).map_err(framing)?;
         let mut at = 0;
         for _ in 0..count {

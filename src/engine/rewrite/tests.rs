@@ -1145,18 +1145,47 @@ fn walk_record(path: &str, length: i64) -> Vec<u8> {
 
 /// An uncompressed Avro container of [`WALK_SCHEMA`] with `blocks` of records.
 fn walk_container(blocks: &[Vec<Vec<u8>>]) -> Vec<u8> {
+    walk_container_coded(blocks, "null")
+}
+
+/// [`walk_container`] with its blocks stored by `codec` (`null` or `deflate`).
+fn walk_container_coded(blocks: &[Vec<Vec<u8>>], codec: &str) -> Vec<u8> {
+    let stored = blocks.iter().map(|records| {
+        let data = records.concat();
+        let data = match codec {
+            "null" => data,
+            "deflate" => deflated(&data),
+            other => panic!("no codec {other} here"),
+        };
+        (records.len(), data)
+    });
+    walk_container_stored(codec, &stored.collect::<Vec<_>>())
+}
+
+/// `data` compressed as Avro's `deflate` codec stores it (raw deflate, zlib's default level).
+fn deflated(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut deflate =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate.write_all(data).unwrap();
+    deflate.finish().unwrap()
+}
+
+/// A container of [`WALK_SCHEMA`] records whose blocks (a count of records and the bytes
+/// stored) are given as they are stored.
+fn walk_container_stored(codec: &str, blocks: &[(usize, Vec<u8>)]) -> Vec<u8> {
     use super::avro::{write_bytes, write_long};
     let mut out = b"Obj\x01".to_vec();
     write_long(&mut out, 2); // the metadata map, in one order
-    for (key, value) in [("avro.schema", WALK_SCHEMA), ("avro.codec", "null")] {
+    for (key, value) in [("avro.schema", WALK_SCHEMA), ("avro.codec", codec)] {
         write_bytes(&mut out, key.as_bytes());
         write_bytes(&mut out, value.as_bytes());
     }
     write_long(&mut out, 0);
     out.extend_from_slice(&WALK_MARKER);
-    for records in blocks {
-        write_long(&mut out, i64::try_from(records.len()).unwrap());
-        write_bytes(&mut out, &records.concat());
+    for (count, stored) in blocks {
+        write_long(&mut out, i64::try_from(*count).unwrap());
+        write_bytes(&mut out, stored);
         out.extend_from_slice(&WALK_MARKER);
     }
     out
@@ -1188,6 +1217,60 @@ fn records_are_rewritten_in_place_across_blocks_and_value_kinds() {
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     assert_eq!(records.len(), 3);
+}
+
+#[test]
+fn deflate_blocks_are_read_through_one_stream_and_written_again() {
+    // A block per record, as pyiceberg writes them: each inflated through the same stream.
+    let records: Vec<Vec<u8>> = (0..5)
+        .map(|i| walk_record(&format!("{OLD}/metadata/m{i}.avro"), 100 + i))
+        .collect();
+    let input = walk_container_coded(
+        &records.iter().map(|r| vec![r.clone()]).collect::<Vec<_>>(),
+        "deflate",
+    );
+    let output = rewrite_manifest_list(&input, &rewriter(), &HashMap::new()).unwrap();
+    let expected: Vec<Vec<u8>> = (0..5)
+        .map(|i| walk_record(&format!("{NEW}/metadata/m{i}.avro"), 100 + i))
+        .collect();
+    // Written again as one block, and read back by another reader record for record.
+    assert_eq!(
+        output,
+        walk_container_coded(std::slice::from_ref(&expected), "deflate"),
+        "one block, compressed the way zlib does by default"
+    );
+    let read = AvroReader::new(output.as_slice())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let plain = AvroReader::new(walk_container(&[expected]).as_slice())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(read, plain);
+
+    // Compressed data cut short, or not deflate at all: named with the block.
+    let header = walk_container_stored("deflate", &[]).len();
+    let compressed = deflated(&records[0]);
+    let cut = walk_container_stored(
+        "deflate",
+        &[(1, compressed[..compressed.len() - 4].to_vec())],
+    );
+    let err = rewrite_manifest_list(&cut, &rewriter(), &HashMap::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("block at byte {header}: deflate data ends early")),
+        "{err}"
+    );
+    let mut garbled = compressed.clone();
+    garbled[0] = 0xff; // the last block, of the reserved type
+    let garbled = walk_container_stored("deflate", &[(1, garbled)]);
+    let err = rewrite_manifest_list(&garbled, &rewriter(), &HashMap::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("block at byte {header}: damaged deflate data")),
+        "{err}"
+    );
 }
 
 #[test]
