@@ -38,8 +38,8 @@ pub mod encrypted;
 pub use encrypted::EncryptedStore;
 pub use local::LocalStore;
 pub(crate) use local::{
-    Access, TempFile, Unfinished, WriteBehind, copy_immutable_hashing, sync_dirs_and_above,
-    temp_beside,
+    Access, TempFile, Unfinished, WriteBehind, copy_immutable_hashing, is_small,
+    sync_dirs_and_above, temp_beside,
 };
 pub use memory::MemoryStore;
 #[cfg(feature = "store-s3")]

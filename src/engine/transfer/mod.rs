@@ -355,10 +355,10 @@ pub(crate) async fn store_to_file(
 ) -> Result<u64, TransferError> {
     let _slot = copy_slot().await;
     if let Some(copy) = Local::of(store, key, sha256, size, path) {
-        return match copy.run(None).await? {
-            Placed::Copied(copied) => Ok(copied),
-            // Only a claimed copy looks first.
-            Placed::Occupied | Placed::NotLocal => Ok(0),
+        return match run_local(store, vec![Some(copy)], None).await?.pop() {
+            Some(Placed::Copied(copied)) => Ok(copied),
+            // Only a claimed copy looks, or can find its name taken.
+            _ => Ok(0),
         };
     }
     let mut writer = TargetWriter::create(file_io, path).await?;
@@ -396,7 +396,7 @@ pub(crate) async fn store_to_file(
     Ok(offset)
 }
 
-/// What [`store_to_absent_file`] did.
+/// What happened to one copy of [`store_to_absent_files`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Placed {
     /// The file was copied: its size.
@@ -407,153 +407,198 @@ pub(crate) enum Placed {
     NotLocal,
 }
 
-/// [`store_to_file`] where nothing is expected at `path`, from a local store to a local path,
-/// in one blocking task (one hand-off per file, where a separate `stat` made two): it looks
-/// at `path` first and writes nothing if anything is there ([`Placed::Occupied`]: the caller
-/// decides). Otherwise it calls `claim` (the caller records that it writes `path`, to remove
-/// it if the table fails) before creating anything, then copies.
-pub(crate) async fn store_to_absent_file(
-    store: &dyn BackupStore,
-    key: &str,
-    sha256: &str,
-    size: u64,
-    path: &str,
-    claim: Box<dyn FnOnce() + Send>,
-) -> Result<Placed, TransferError> {
-    let Some(copy) = Local::of(store, key, sha256, size, path) else {
-        return Ok(Placed::NotLocal);
-    };
-    let _slot = copy_slot().await;
-    copy.run(Some(claim)).await
+/// One file for [`store_to_absent_files`]: the stored object `key` (of `size` bytes and
+/// SHA-256 `sha256`) to `path`.
+pub(crate) struct Absent<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) sha256: &'a str,
+    pub(crate) size: u64,
+    pub(crate) path: &'a str,
 }
 
-/// One copy from a store on the local filesystem to a local path.
-struct Local<'a> {
-    store: &'a dyn BackupStore,
-    key: &'a str,
+/// [`store_to_file`] where nothing is expected at the paths, from a local store to local
+/// paths, all in one blocking task (one hand-off for many small files, where each had its
+/// own). Nothing is overwritten: a file takes its name by a link, which refuses an existing
+/// one ([`Placed::Occupied`]: the caller decides; a large file is looked for first, to spare
+/// copying it in vain). Once a file has its name, `claim` is called with its position in
+/// `copies` (the caller records that it wrote it, to remove it if the table fails). Returns
+/// what happened to each file, in order; the first failure ends the batch.
+pub(crate) async fn store_to_absent_files(
+    store: &dyn BackupStore,
+    copies: &[Absent<'_>],
+    claim: impl Fn(usize) + Send + 'static,
+) -> Result<Vec<Placed>, TransferError> {
+    let local: Vec<Option<Local>> = copies
+        .iter()
+        .map(|c| Local::of(store, c.key, c.sha256, c.size, c.path))
+        .collect();
+    if local.iter().all(Option::is_none) {
+        return Ok(copies.iter().map(|_| Placed::NotLocal).collect());
+    }
+    let _slot = copy_slot().await;
+    run_local(store, local, Some(Box::new(claim))).await
+}
+
+/// One copy from a store on the local filesystem to a local path (owned: it runs on the
+/// blocking pool).
+struct Local {
+    key: String,
     object: std::path::PathBuf,
-    sha256: &'a str,
+    sha256: String,
     size: u64,
     dest: std::path::PathBuf,
 }
 
-impl<'a> Local<'a> {
+/// What went wrong with one local copy, small enough to leave the blocking task.
+enum Failed {
+    Object(std::io::Error),
+    Target(&'static str, std::io::Error),
+    Mismatch(u64, String),
+}
+
+impl Local {
     /// The copy of `key` to `path`, when both are local.
-    fn of(
-        store: &'a dyn BackupStore,
-        key: &'a str,
-        sha256: &'a str,
-        size: u64,
-        path: &str,
-    ) -> Option<Self> {
+    fn of(store: &dyn BackupStore, key: &str, sha256: &str, size: u64, path: &str) -> Option<Self> {
         Some(Self {
-            store,
-            key,
+            key: key.to_owned(),
             object: store.local_file(key)?,
-            sha256,
+            sha256: sha256.to_owned(),
             size,
             dest: local_path(path)?,
         })
     }
 
-    /// One blocking task, one buffer, the checksum checked before the file takes its name. With
-    /// `claim`, as [`store_to_absent_file`] says.
-    async fn run(self, claim: Option<Box<dyn FnOnce() + Send>>) -> Result<Placed, TransferError> {
-        /// What went wrong, small enough to leave the blocking task.
-        enum Failed {
-            Object(std::io::Error),
-            Target(&'static str, std::io::Error),
-            Mismatch(u64, String),
-        }
-        /// Whether the caller still waits. The blocking task runs on when this future is dropped
-        /// (a sibling copy failed and the table's files are being removed): it must then not
-        /// give its file its name. The naming happens under the lock, so once the guard has
-        /// dropped it either happened already or never will.
-        struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
-        impl Drop for Waiting {
-            fn drop(&mut self) {
-                *self
-                    .0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+    /// Copies the object into an unfinished file beside the destination, one buffer, the
+    /// checksum checked before the file takes its name. Without `claim` it replaces whatever
+    /// is at the destination (the caller decided that it may); with it, it never does, and
+    /// `claim` is called once the file has its name. The naming happens under `still`'s
+    /// lock and only while it holds `true` (the caller still waits).
+    fn copy(
+        &self,
+        claim: Option<&dyn Fn()>,
+        still: &std::sync::Mutex<bool>,
+    ) -> Result<Placed, Failed> {
+        if claim.is_some() && !crate::store::is_small(self.size) {
+            match std::fs::symlink_metadata(&self.dest) {
+                Ok(_) => return Ok(Placed::Occupied),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Failed::Target("reading the size of", e)),
             }
         }
-        let Self {
-            store,
-            key,
-            object,
-            sha256,
-            size,
-            dest,
-        } = self;
-        let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
-        let still = waiting.0.clone();
-        let (from_path, to_path) = (object, dest.clone());
-        let expected = sha256.to_owned();
-        let done = tokio::task::spawn_blocking(move || {
-            if let Some(claim) = claim {
-                match std::fs::symlink_metadata(&to_path) {
-                    Ok(_) => return Ok(Placed::Occupied),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => claim(),
-                    Err(e) => return Err(Failed::Target("reading the size of", e)),
-                }
-            }
-            // Opened before the target, so that a missing object is told apart from a failed write.
-            let from = std::fs::File::open(&from_path).map_err(Failed::Object)?;
-            let mut file = Unfinished::beside(&to_path, Access::Umask)
-                .map_err(|e| Failed::Target("creating", e))?;
-            let (copied, actual) =
-                crate::store::copy_immutable_hashing(&from_path, from, size, file.file())
-                    .map_err(|e| Failed::Target("writing", e))?;
-            if copied != size || actual != expected {
-                // The unfinished file goes with `file`.
-                return Err(Failed::Mismatch(copied, actual));
-            }
-            let waited = still
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !*waited {
-                // The unfinished file goes with `file`.
-                return Err(Failed::Target(
-                    "writing",
-                    std::io::Error::other("cancelled"),
-                ));
-            }
-            file.finish(&to_path)
+        // Opened before the target, so that a missing object is told apart from a failed write.
+        let from = std::fs::File::open(&self.object).map_err(Failed::Object)?;
+        let mut file = Unfinished::beside(&self.dest, Access::Umask)
+            .map_err(|e| Failed::Target("creating", e))?;
+        let (copied, actual) =
+            crate::store::copy_immutable_hashing(&self.object, from, self.size, file.file())
                 .map_err(|e| Failed::Target("writing", e))?;
-            drop(waited);
-            Ok(Placed::Copied(copied))
-        })
-        .await
-        .map_err(|e| Failed::Target("writing", std::io::Error::other(e)));
-        drop(waiting);
-        let target_err = |op: &'static str, e: std::io::Error| TransferError::Table {
-            op,
-            path: dest.display().to_string(),
-            source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+        if copied != self.size || actual != self.sha256 {
+            // The unfinished file goes with `file`.
+            return Err(Failed::Mismatch(copied, actual));
+        }
+        let waited = still
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*waited {
+            // The unfinished file goes with `file`.
+            return Err(Failed::Target(
+                "writing",
+                std::io::Error::other("cancelled"),
+            ));
+        }
+        let Some(claim) = claim else {
+            file.finish(&self.dest)
+                .map_err(|e| Failed::Target("writing", e))?;
+            return Ok(Placed::Copied(copied));
         };
-        let mismatch = |actual_size: u64, actual: String| TransferError::ChecksumMismatch {
-            what: "stored file",
-            key: key.to_owned(),
-            expected: sha256.to_owned(),
-            actual,
-            expected_size: size,
-            actual_size,
-        };
-        match done.and_then(|r| r) {
-            Ok(copied) => Ok(copied),
-            Err(Failed::Object(e)) => {
+        if !file
+            .finish_new(&self.dest)
+            .map_err(|e| Failed::Target("writing", e))?
+        {
+            return Ok(Placed::Occupied);
+        }
+        claim();
+        Ok(Placed::Copied(copied))
+    }
+
+    fn error(&self, store: &dyn BackupStore, failed: Failed) -> TransferError {
+        match failed {
+            Failed::Object(e) => {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound {
                     crate::store::StoreErrorKind::NotFound
                 } else {
                     crate::store::StoreErrorKind::Other
                 };
-                let e = StoreError::new(kind, "reading", key, store.url(), Some(Box::new(e)));
-                Err(TransferError::Store(e))
+                let e = StoreError::new(kind, "reading", &self.key, store.url(), Some(Box::new(e)));
+                TransferError::Store(e)
             }
-            Err(Failed::Target(op, e)) => Err(target_err(op, e)),
-            Err(Failed::Mismatch(copied, actual)) => Err(mismatch(copied, actual)),
+            Failed::Target(op, e) => TransferError::Table {
+                op,
+                path: self.dest.display().to_string(),
+                source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+            },
+            Failed::Mismatch(actual_size, actual) => TransferError::ChecksumMismatch {
+                what: "stored file",
+                key: self.key.clone(),
+                expected: self.sha256.clone(),
+                actual,
+                expected_size: self.size,
+                actual_size,
+            },
         }
+    }
+}
+
+/// Runs `copies` (`None`: not local, left alone) one after the other in one blocking task,
+/// as [`Local::copy`] says; with `claim`, it is told the position of each file named.
+async fn run_local(
+    store: &dyn BackupStore,
+    copies: Vec<Option<Local>>,
+    claim: Option<Box<dyn Fn(usize) + Send>>,
+) -> Result<Vec<Placed>, TransferError> {
+    /// Whether the caller still waits. The blocking task runs on when this future is dropped
+    /// (a sibling copy failed and the table's files are being removed): it must then not
+    /// give a file its name. The naming happens under the lock, so once the guard has
+    /// dropped it either happened already or never will.
+    struct Waiting(std::sync::Arc<std::sync::Mutex<bool>>);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        }
+    }
+    let waiting = Waiting(std::sync::Arc::new(std::sync::Mutex::new(true)));
+    let still = waiting.0.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut placed = Vec::with_capacity(copies.len());
+        for (at, copy) in copies.iter().enumerate() {
+            let Some(copy) = copy else {
+                placed.push(Placed::NotLocal);
+                continue;
+            };
+            let claimed = claim.as_ref().map(|claim| move || claim(at));
+            match copy.copy(claimed.as_ref().map(|c| c as &dyn Fn()), &still) {
+                Ok(one) => placed.push(one),
+                Err(failed) => return (copies, Err((at, failed))),
+            }
+        }
+        (copies, Ok(placed))
+    })
+    .await;
+    drop(waiting);
+    match done {
+        Ok((_, Ok(placed))) => Ok(placed),
+        Ok((copies, Err((at, failed)))) => Err(copies[at]
+            .as_ref()
+            .map(|copy| copy.error(store, failed))
+            .expect("only local copies fail")),
+        Err(e) => Err(TransferError::Table {
+            op: "writing",
+            path: "a restored file".to_owned(),
+            source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+        }),
     }
 }
 

@@ -37,8 +37,10 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 mod durable;
 mod unfinished;
 
-pub(crate) use durable::{WriteBehind, copy_hashing, copy_immutable_hashing, sync_dirs_and_above};
-use durable::{is_small, name_objects, sync_dir};
+pub(crate) use durable::{
+    WriteBehind, copy_hashing, copy_immutable_hashing, is_small, sync_dirs_and_above,
+};
+use durable::{name_objects, sync_dir};
 pub(crate) use unfinished::{Access, TempFile, Unfinished, temp_beside};
 
 /// Prefix of in-flight temporary files; `list` skips them.

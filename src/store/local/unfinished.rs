@@ -181,23 +181,12 @@ impl Unfinished {
     /// Gives the complete file its name `dest`, replacing a file there (the caller decided
     /// that it may).
     pub(crate) fn finish(self, dest: &Path) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd as _;
-        let link = |file: &std::fs::File, to: &Path| {
-            let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                fd.as_str(),
-                rustix::fs::CWD,
-                to,
-                rustix::fs::AtFlags::SYMLINK_FOLLOW,
-            )
-        };
         let (tmp, file) = match self {
-            Self::Unnamed(file) => match link(&file, dest) {
+            Self::Unnamed(file) => match link_unnamed(&file, dest) {
                 Err(rustix::io::Errno::EXIST) => {
                     // Replaced: linked under a temporary name, renamed over the old file.
                     let tmp = TempFile(Some(temporary_name(dest)));
-                    link(&file, tmp.path())?;
+                    link_unnamed(&file, tmp.path())?;
                     (tmp, file)
                 }
                 linked => return linked.map_err(std::io::Error::from),
@@ -207,4 +196,45 @@ impl Unfinished {
         drop(file);
         tmp.rename_to(dest)
     }
+
+    /// Gives the complete file its name `dest` unless that name is taken: whether it did (a
+    /// link, which never replaces; the file goes when it did not).
+    pub(crate) fn finish_new(self, dest: &Path) -> std::io::Result<bool> {
+        let linked = match &self {
+            Self::Unnamed(file) => link_unnamed(file, dest).map_err(std::io::Error::from),
+            // The temporary name goes with the guard.
+            Self::Named(tmp, _) => std::fs::hard_link(tmp.path(), dest),
+        };
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("naming {}: {e}", dest.display()),
+            )),
+        }
+    }
+}
+
+/// Whether an unnamed file can be linked by its descriptor alone (`AT_EMPTY_PATH`), which
+/// older kernels allow only with `CAP_DAC_READ_SEARCH`; until refused once.
+static LINK_BY_FD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Gives the unnamed `file` the name `to` (never replacing one): by its descriptor where the
+/// kernel allows, through `/proc/self/fd` elsewhere (a path to resolve on every call).
+fn link_unnamed(file: &std::fs::File, to: &Path) -> rustix::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, linkat};
+    use std::os::fd::AsRawFd as _;
+    use std::sync::atomic::Ordering;
+    if LINK_BY_FD.load(Ordering::Relaxed) {
+        match linkat(file, "", CWD, to, AtFlags::EMPTY_PATH) {
+            // How the kernel refuses a link by descriptor to a process without the capability.
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {
+                LINK_BY_FD.store(false, Ordering::Relaxed);
+            }
+            linked => return linked,
+        }
+    }
+    let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+    linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
 }

@@ -40,17 +40,18 @@ impl Written {
 
     /// The file at `index` in the file list is being copied.
     fn copying(&self, index: u64) {
-        self.claim(index)();
+        self.claims(vec![index])(0);
     }
 
-    /// Records that the file at `index` in the file list is being copied, when called.
-    fn claim(&self, index: u64) -> impl FnOnce() + Send + 'static {
+    /// Records, when called with a position in `indices`, that the file at that index in the
+    /// file list was written.
+    fn claims(&self, indices: Vec<u64>) -> impl Fn(usize) + Send + 'static {
         let copied = self.copied.clone();
-        move || {
+        move |at| {
             copied
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(index);
+                .push(indices[at]);
         }
     }
 
@@ -114,6 +115,10 @@ impl Written {
     }
 }
 
+/// Small files copied by one task of the blocking pool: one hand-off between the runtime and
+/// the pool for them all, where each had its own.
+const BATCH: usize = 32;
+
 pub(super) struct FileWriter<'a> {
     pub(super) item: &'a RestoreItem,
     pub(super) rw: &'a PathRewriter,
@@ -158,53 +163,85 @@ impl FileWriter<'_> {
         )))
     }
 
-    /// Copies `entries`, each with its index in the file list, as they are stored.
+    /// Copies `entries`, each with its index in the file list, as they are stored: small
+    /// ones several at a time in one task of the blocking pool (see [`BATCH`]).
     pub(super) async fn copy_verbatim<'e>(
         &self,
         entries: impl Iterator<Item = (&'e FileEntry, u64)>,
     ) -> Result<(), TableError> {
-        stream::iter(entries.map(Ok::<_, TableError>))
-            .try_for_each_concurrent(8, |(entry, index)| async move {
-                let path = self.target_path(entry)?;
-                let key = layout::table_file(&self.item.key, &entry.rel);
-                // Where nothing is in the way, as when restoring into a new location.
-                let placed = transfer::store_to_absent_file(
+        let mut entries = entries.peekable();
+        let batches = std::iter::from_fn(move || {
+            let first = entries.next()?;
+            let mut batch = vec![first];
+            if crate::store::is_small(first.0.size) {
+                while batch.len() < BATCH
+                    && let Some(next) = entries.next_if(|(e, _)| crate::store::is_small(e.size))
+                {
+                    batch.push(next);
+                }
+            }
+            Some(batch)
+        });
+        stream::iter(batches.map(Ok::<_, TableError>))
+            .try_for_each_concurrent(8, |batch| self.copy_batch(batch))
+            .await
+    }
+
+    /// Copies `batch` where nothing is in the way (as when restoring into a new location),
+    /// then each file that found something there, or is not local, one by one.
+    async fn copy_batch(&self, batch: Vec<(&FileEntry, u64)>) -> Result<(), TableError> {
+        let paths = batch
+            .iter()
+            .map(|(entry, _)| self.target_path(entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|(entry, _)| layout::table_file(&self.item.key, &entry.rel))
+            .collect();
+        let copies: Vec<transfer::Absent> = batch
+            .iter()
+            .zip(&paths)
+            .zip(&keys)
+            .map(|(((entry, _), path), key)| transfer::Absent {
+                key,
+                sha256: &entry.sha256,
+                size: entry.size,
+                path,
+            })
+            .collect();
+        let claims = self
+            .written
+            .claims(batch.iter().map(|(_, index)| *index).collect());
+        let placed = transfer::store_to_absent_files(self.store, &copies, claims)
+            .await
+            .map_err(|e| TableError::transfer(&e))?;
+        for ((((entry, index), path), key), placed) in
+            batch.into_iter().zip(&paths).zip(&keys).zip(placed)
+        {
+            if !matches!(placed, transfer::Placed::Copied(_)) {
+                if !self.must_write(path, entry.size, &entry.sha256).await? {
+                    continue;
+                }
+                // Something is there and may be replaced, or the copy is not local.
+                self.written.copying(index);
+                transfer::store_to_file(
                     self.store,
-                    &key,
+                    key,
                     &entry.sha256,
                     entry.size,
-                    &path,
-                    Box::new(self.written.claim(index)),
+                    self.file_io,
+                    path,
                 )
                 .await
                 .map_err(|e| TableError::transfer(&e))?;
-                let copied = || {
-                    self.written.complete(&path, entry.size);
-                    self.observer.event(&Event::FileCopied {
-                        table: &self.item.target.to_string(),
-                        bytes: entry.size,
-                    });
-                };
-                if let transfer::Placed::Copied(_) = placed {
-                    copied();
-                } else if self.must_write(&path, entry.size, &entry.sha256).await? {
-                    // Something is there and may be replaced, or the copy is not local.
-                    self.written.copying(index);
-                    transfer::store_to_file(
-                        self.store,
-                        &key,
-                        &entry.sha256,
-                        entry.size,
-                        self.file_io,
-                        &path,
-                    )
-                    .await
-                    .map_err(|e| TableError::transfer(&e))?;
-                    copied();
-                }
-                Ok(())
-            })
-            .await
+            }
+            self.written.complete(path, entry.size);
+            self.observer.event(&Event::FileCopied {
+                table: &self.item.target.to_string(),
+                bytes: entry.size,
+            });
+        }
+        Ok(())
     }
 
     /// Writes metadata-level files, rewritten when the location changes; returns the new
