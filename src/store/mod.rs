@@ -245,6 +245,25 @@ pub trait BackupStore: Debug + Send + Sync {
         Ok((size, hex::encode(hasher.finalize())))
     }
 
+    /// [`BackupStore::put_file`] for each of `files` (a key and a local path), in order, until
+    /// one fails: the results of those done, the failure last. Stores on a local filesystem
+    /// copy them all in one blocking task (for many small files: one hand-off, not one each).
+    async fn put_files(
+        &self,
+        files: &[(String, std::path::PathBuf)],
+    ) -> Vec<StoreResult<(u64, String)>> {
+        let mut done = Vec::with_capacity(files.len());
+        for (key, path) in files {
+            let result = self.put_file(key, path).await;
+            let failed = result.is_err();
+            done.push(result);
+            if failed {
+                break;
+            }
+        }
+        done
+    }
+
     /// Makes every object written with [`BackupStore::writer`] or [`BackupStore::put_file`]
     /// durable and visible to every reader. Called before a commit point references them.
     async fn sync(&self) -> StoreResult<()> {

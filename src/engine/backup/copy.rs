@@ -24,6 +24,10 @@ use crate::repo::records::{FileEntry, FileKind, FileList};
 use super::spill::Spill;
 use super::table::{Added, Run, Stored, TableJob};
 
+/// Small local files copied into the repository by one task of the blocking pool: one
+/// hand-off between the runtime and the pool for them all, where each had its own.
+const BATCH: usize = 32;
+
 /// A file the walk found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Found {
@@ -375,34 +379,63 @@ impl TableJob<'_> {
         let mut copying = FuturesUnordered::new();
         let concurrency = self.request.options.file_concurrency.max(1);
         let mut exhausted = false;
+        // Small local files go to the store several at a time ([`BATCH`]); the candidate that
+        // ended a batch waits here for the next.
+        let batched = |c: &Candidate| {
+            self.run == Run::Store
+                && c.file.size.is_some_and(crate::store::is_small)
+                && transfer::local_path(&c.file.path).is_some()
+        };
+        let mut held: Option<Candidate> = None;
         loop {
             while !exhausted && copying.len() < concurrency {
-                match candidates.next().await? {
-                    Some(c) => copying.push(self.store_candidate(&key, file_io, c, unstored)),
-                    None => exhausted = true,
+                let next = if held.is_some() {
+                    held.take()
+                } else {
+                    candidates.next().await?
+                };
+                let Some(first) = next else {
+                    exhausted = true;
+                    break;
+                };
+                let mut batch = vec![first];
+                while batch.len() < BATCH && batched(&batch[0]) {
+                    match candidates.next().await? {
+                        Some(c) if batched(&c) => batch.push(c),
+                        Some(c) => {
+                            held = Some(c);
+                            break;
+                        }
+                        None => {
+                            exhausted = true;
+                            break;
+                        }
+                    }
                 }
+                copying.push(self.store_candidates(&key, file_io, batch, unstored));
             }
             let Some(result) = copying.next().await else {
                 break;
             };
-            let (index, entry, stored) = result?;
-            count += 1;
-            bytes += entry.size;
-            if stored != Stored::Reused {
-                added.files += 1;
-                added.bytes += entry.size;
-            }
-            if stored == Stored::ServerSide {
-                added.server_side += 1;
-            }
-            if let Some(entries) = entries.as_mut() {
-                // Out in order: files finish in any order.
-                done.insert(index, entry);
-                while let Some(entry) = done.remove(&next_out) {
-                    entries
-                        .push(entry)
-                        .map_err(|e| spill_error("writing", &e))?;
-                    next_out += 1;
+            for (index, entry, stored) in result? {
+                count += 1;
+                bytes += entry.size;
+                if stored != Stored::Reused {
+                    added.files += 1;
+                    added.bytes += entry.size;
+                }
+                if stored == Stored::ServerSide {
+                    added.server_side += 1;
+                }
+                if let Some(entries) = entries.as_mut() {
+                    // Out in order: files finish in any order.
+                    done.insert(index, entry);
+                    while let Some(entry) = done.remove(&next_out) {
+                        entries
+                            .push(entry)
+                            .map_err(|e| spill_error("writing", &e))?;
+                        next_out += 1;
+                    }
                 }
             }
         }
@@ -434,24 +467,57 @@ impl TableJob<'_> {
 
     /// Decides what to do with one file and does it (or, for a dry run, only decides).
     /// `unstored`: the repository holds none of the table's files.
-    async fn store_candidate(
+    /// The local files among them to copy go to the store together, in one blocking task.
+    async fn store_candidates(
         &self,
         key: &str,
         file_io: &iceberg::io::FileIO,
-        candidate: Candidate,
+        batch: Vec<Candidate>,
         unstored: bool,
-    ) -> Result<(u32, FileEntry, Stored), TableError> {
-        let Candidate {
+    ) -> Result<Vec<(u32, FileEntry, Stored)>, TableError> {
+        let mut done = Vec::with_capacity(batch.len());
+        // The files to copy: their keys and local paths, and what the table says of them.
+        let (mut files, mut walked) = (Vec::new(), Vec::new());
+        for Candidate {
             index,
             file,
             earlier,
-        } = candidate;
-        let plan = self.plan_file(key, file, earlier, unstored).await?;
-        let (entry, stored) = match self.run {
-            Run::Store => self.store_file(key, file_io, plan).await?,
-            Run::Preview => preview_file(file_io, plan).await?,
-        };
-        Ok((index, entry, stored))
+        } in batch
+        {
+            let plan = self.plan_file(key, file, earlier, unstored).await?;
+            let (entry, stored) = match (self.run, plan) {
+                (Run::Preview, plan) => preview_file(file_io, plan).await?,
+                (Run::Store, FilePlan::Copy { file, damaged })
+                    if let Some(local) = transfer::local_path(&file.path) =>
+                {
+                    files.push((layout::table_file(key, &file.rel), local));
+                    walked.push((index, file, damaged));
+                    continue;
+                }
+                (Run::Store, plan) => self.store_file(key, file_io, plan).await?,
+            };
+            done.push((index, entry, stored));
+        }
+        if walked.is_empty() {
+            return Ok(done);
+        }
+        let stored = transfer::files_to_store(self.repo.store().as_ref(), &files).await;
+        for (((index, file, damaged), (object, _)), result) in
+            walked.into_iter().zip(&files).zip(stored)
+        {
+            let (size, sha256) = match result {
+                Ok(copied) => copied,
+                Err(e) => {
+                    let e = TransferError::Store(e);
+                    return Err(self.classify(file_io, &file.path, &e).await);
+                }
+            };
+            let entry = self
+                .check_copy(key, file, damaged, object, size, sha256)
+                .await?;
+            done.push((index, entry, Stored::Copied));
+        }
+        Ok(done)
     }
 
     /// Decides whether the repository holds `file` already; `earlier` is the earlier list's
@@ -525,17 +591,35 @@ impl TableJob<'_> {
             Ok(done) => done,
             Err(e) => return Err(self.classify(file_io, &file.path, &e).await),
         };
+        let entry = self
+            .check_copy(key, file, damaged, &object, size, sha256)
+            .await?;
+        Ok((entry, Stored::Copied))
+    }
+
+    /// A file was copied into the repository as `object` (`size` bytes with SHA-256 `sha256`):
+    /// checked against what the walk read of it, its entry.
+    async fn check_copy(
+        &self,
+        key: &str,
+        file: Found,
+        damaged: bool,
+        object: &str,
+        size: u64,
+        sha256: String,
+    ) -> Result<FileEntry, TableError> {
+        let store = self.repo.store().as_ref();
         if let Some(walked) = file.sha256.map(hex::encode)
             && walked != sha256
         {
-            let _ = store.delete(&object).await;
+            let _ = store.delete(object).await;
             return Err(TableError::Damaged(format!(
                 "{} changed after it was read: its SHA-256 is now {sha256}, it was {walked} when the files it references were listed; Iceberg metadata files are never rewritten in place, so the file is damaged or something rewrote it; run the backup again once the table is sound",
                 file.path
             )));
         }
         if file.size.is_some_and(|e| e != size) {
-            let _ = store.delete(&object).await;
+            let _ = store.delete(object).await;
             let e = TransferError::SizeMismatch {
                 path: file.path,
                 expected: file.size.unwrap_or(0),
@@ -547,8 +631,8 @@ impl TableJob<'_> {
             table: key,
             bytes: size,
         });
-        self.healed(damaged, &object).await;
-        Ok((entry(file, size, sha256), Stored::Copied))
+        self.healed(damaged, object).await;
+        Ok(entry(file, size, sha256))
     }
 
     /// A damaged object was copied again from the live table: its marker goes.

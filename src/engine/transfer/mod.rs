@@ -130,6 +130,16 @@ pub(crate) async fn file_to_store(
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// [`file_to_store`] for local files (a key and a path each), small ones: in order until
+/// one fails (see [`BackupStore::put_files`]), taking one of the [`COPY_SLOTS`] for them all.
+pub(crate) async fn files_to_store(
+    store: &dyn BackupStore,
+    files: &[(String, std::path::PathBuf)],
+) -> Vec<Result<(u64, String), StoreError>> {
+    let _slot = copy_slot().await;
+    store.put_files(files).await
+}
+
 /// Size and SHA-256 of an object already in the store (reused after an interrupted run).
 pub(crate) async fn hash_stored(
     store: &dyn BackupStore,

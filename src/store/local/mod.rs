@@ -390,19 +390,60 @@ impl BackupStore for LocalStore {
         let source = path.to_path_buf();
         // One blocking task and one buffer per file: no hand-offs per chunk. Its output owns
         // the unfinished file, which goes if the caller is gone meanwhile.
-        let (file, copied) = tokio::task::spawn_blocking(move || {
-            let mut from = fs_err::File::open(&source)?;
-            let size = from.metadata()?.len();
-            let mut file = Unfinished::beside(&target, Access::Owner)?;
-            let copied = copy_hashing(&mut from, size, file.file())?;
-            Ok::<_, std::io::Error>((file, copied))
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r)
-        .map_err(|e| self.err("copying a file into", key, e))?;
+        let (file, copied) = tokio::task::spawn_blocking(move || copy_into(&source, &target))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| self.err("copying a file into", key, e))?;
         self.add_pending(key, file, copied.0).await?;
         Ok(copied)
+    }
+
+    async fn put_files(&self, files: &[(String, PathBuf)]) -> Vec<StoreResult<(u64, String)>> {
+        let mut jobs = Vec::with_capacity(files.len());
+        let mut refused = None;
+        for (key, path) in files {
+            match self.path(key) {
+                Ok(target) => jobs.push((path.clone(), target)),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        // One blocking task and one buffer per file, for them all; its output owns the
+        // unfinished files, which go if the caller is gone meanwhile.
+        let results = tokio::task::spawn_blocking(move || {
+            let mut results = Vec::with_capacity(jobs.len());
+            for (source, target) in jobs {
+                let one = copy_into(&source, &target);
+                let failed = one.is_err();
+                results.push(one);
+                if failed {
+                    break;
+                }
+            }
+            results
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(std::io::Error::other(e))]);
+        let mut done = Vec::with_capacity(files.len());
+        for ((key, _), one) in files.iter().zip(results) {
+            let stored = match one {
+                Ok((file, (size, sha256))) => self
+                    .add_pending(key, file, size)
+                    .await
+                    .map(|()| (size, sha256)),
+                Err(e) => Err(self.err("copying a file into", key, e)),
+            };
+            let failed = stored.is_err();
+            done.push(stored);
+            if failed {
+                return done;
+            }
+        }
+        done.extend(refused.map(Err));
+        done
     }
 
     async fn sync(&self) -> StoreResult<()> {
@@ -611,6 +652,19 @@ impl ObjectWriter for LocalWriter {
     async fn abort(self: Box<Self>) -> StoreResult<()> {
         Ok(())
     }
+}
+
+/// Copies the local file `source` into an unfinished object file for `target`: the file,
+/// and the size and SHA-256 of what was read.
+fn copy_into(
+    source: &std::path::Path,
+    target: &std::path::Path,
+) -> std::io::Result<(Unfinished, (u64, String))> {
+    let mut from = fs_err::File::open(source)?;
+    let size = from.metadata()?.len();
+    let mut file = Unfinished::beside(target, Access::Owner)?;
+    let copied = copy_hashing(&mut from, size, file.file())?;
+    Ok((file, copied))
 }
 
 #[cfg(test)]

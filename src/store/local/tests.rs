@@ -218,3 +218,35 @@ fn small_files_past_the_syncfs_threshold_keep_only_their_directories() {
     assert_eq!(small.dirs.iter().cloned().collect::<Vec<_>>(), dirs);
     small.sync().unwrap();
 }
+
+#[tokio::test]
+async fn files_put_together_are_stored_in_order_until_one_fails() {
+    let (dir, root, store) = new_store();
+    let source = |name: &str, content: &[u8]| {
+        let path = dir.path().join(name);
+        fs_err::write(&path, content).unwrap();
+        path
+    };
+    let files = vec![
+        ("tables/t/files/a".to_owned(), source("a", b"aaa")),
+        ("tables/t/files/b".to_owned(), source("b", b"bb")),
+        ("tables/t/files/gone".to_owned(), dir.path().join("gone")),
+        ("tables/t/files/c".to_owned(), source("c", b"c")),
+    ];
+    let results = store.put_files(&files).await;
+    assert_eq!(results.len(), 3, "nothing after the failure is copied");
+    let sha = |data: &[u8]| {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(data))
+    };
+    assert_eq!(results[0].as_ref().unwrap(), &(3, sha(b"aaa")));
+    assert_eq!(results[1].as_ref().unwrap(), &(2, sha(b"bb")));
+    let err = results[2].as_ref().unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("tables/t/files/gone"), "{err}");
+    // The copies are the store's at once, and take their names when synced.
+    assert_eq!(store.get("tables/t/files/b").await.unwrap().as_ref(), b"bb");
+    store.sync().await.unwrap();
+    assert!(named(&root, "tables/t/files/a") && named(&root, "tables/t/files/b"));
+    assert!(!named(&root, "tables/t/files/c"));
+}
