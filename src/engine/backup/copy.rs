@@ -381,6 +381,7 @@ impl TableJob<'_> {
         let mut exhausted = false;
         // Small local files go to the store several at a time ([`BATCH`]); the candidate that
         // ended a batch waits here for the next.
+        let batch_size = if concurrency == 1 { 1 } else { BATCH };
         let batched = |c: &Candidate| {
             self.run == Run::Store
                 && c.file.size.is_some_and(crate::store::is_small)
@@ -399,7 +400,7 @@ impl TableJob<'_> {
                     break;
                 };
                 let mut batch = vec![first];
-                while batch.len() < BATCH && batched(&batch[0]) {
+                while batch.len() < batch_size && batched(&batch[0]) {
                     match candidates.next().await? {
                         Some(c) if batched(&c) => batch.push(c),
                         Some(c) => {

@@ -57,7 +57,8 @@ pub struct BackupOptions {
     pub mode: BackupMode,
     /// Tables backed up at once.
     pub table_concurrency: usize,
-    /// Files copied at once per table.
+    /// Files copied at once per table; small local ones go several to a task, except at 1,
+    /// where each file is copied (and reported) before the next starts.
     pub file_concurrency: usize,
     /// Lock TTL in seconds.
     pub lock_ttl_seconds: u64,

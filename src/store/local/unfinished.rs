@@ -208,10 +208,7 @@ impl Unfinished {
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(std::io::Error::new(
-                e.kind(),
-                format!("naming {}: {e}", dest.display()),
-            )),
+            Err(e) => Err(e),
         }
     }
 }

@@ -173,7 +173,8 @@ impl FileWriter<'_> {
         let batches = std::iter::from_fn(move || {
             let first = entries.next()?;
             let mut batch = vec![first];
-            if crate::store::is_small(first.0.size) {
+            // Remote copies overlap their latencies: they go one by one, 8 at once.
+            if crate::store::is_small(first.0.size) && self.copies_locally(first.0) {
                 while batch.len() < BATCH
                     && let Some(next) = entries.next_if(|(e, _)| crate::store::is_small(e.size))
                 {
@@ -185,6 +186,16 @@ impl FileWriter<'_> {
         stream::iter(batches.map(Ok::<_, TableError>))
             .try_for_each_concurrent(8, |batch| self.copy_batch(batch))
             .await
+    }
+
+    /// Whether `entry` is copied from a file of the repository to a local file.
+    fn copies_locally(&self, entry: &FileEntry) -> bool {
+        self.target_path(entry)
+            .is_ok_and(|path| transfer::local_path(&path).is_some())
+            && self
+                .store
+                .local_file(&layout::table_file(&self.item.key, &entry.rel))
+                .is_some()
     }
 
     /// Copies `batch` where nothing is in the way (as when restoring into a new location),
