@@ -40,7 +40,10 @@ impl Written {
 
     /// The file at `index` in the file list is being copied.
     fn copying(&self, index: u64) {
-        self.claims(vec![index])(0);
+        self.copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(index);
     }
 
     /// Records, when called with a position in `indices`, that the file at that index in the
