@@ -77,14 +77,17 @@ pub fn is_contained_relative(rel: &str) -> bool {
 /// or after percent-decoding: a `.` or `..` segment, a `\`, or a control character. Empty
 /// segments (`a//b`) do not climb and are allowed here.
 pub fn may_escape(rest: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
-    [rest, decoded.as_ref()].iter().any(|form| {
+    let climbs = |form: &str| {
         form.contains('\\')
             || form.chars().any(char::is_control)
             || form
                 .split('/')
                 .any(|segment| segment == "." || segment == "..")
-    })
+    };
+    // Checked for every path a restore rewrites: decoded only when there is something to decode.
+    climbs(rest)
+        || (rest.contains('%')
+            && climbs(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy()))
 }
 
 #[cfg(test)]

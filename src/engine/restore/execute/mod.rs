@@ -350,12 +350,19 @@ impl Job<'_> {
                         error_chain(&e)
                     ))
                 })?;
-            check_reachable(&metadata, file_io, &metadata_location).await
+            check_reachable(&metadata, file_io, &metadata_location).await?;
+            phase("read back");
+            Ok::<_, TableError>(())
         };
-        let (read_back, durable) = tokio::join!(read_back, written.sync());
+        let durable = async {
+            written.sync().await?;
+            phase("durable");
+            Ok(())
+        };
+        // Both to the end, even when one fails: nothing is removed while it is being synced.
+        let (read_back, durable) = tokio::join!(read_back, durable);
         read_back?;
         durable?;
-        phase("metadata written, read back and durable");
         Ok(metadata_location)
     }
 
