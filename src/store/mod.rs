@@ -165,6 +165,28 @@ pub struct Protection {
     pub object_lock: Option<String>,
 }
 
+/// Bytes of CPU work (hashing, sealing, opening) that go to the blocking pool rather than
+/// being done where the future runs.
+const OFF_THREAD_BYTES: usize = 128 * 1024;
+
+/// Runs `work`, CPU or blocking work over `len` bytes, on the blocking pool when `len` is
+/// [`OFF_THREAD_BYTES`] or more, else right here. The futures of one run are polled on one
+/// thread: checksums or encryption done there would make every copy of a backup or restore
+/// share one core. An error only when the runtime is shutting down; a panic is passed on.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    if len < OFF_THREAD_BYTES {
+        return Ok(work());
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Ok(done),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
 /// Storage for a backup repository. See the module documentation for the contract.
 #[async_trait]
 pub trait BackupStore: Debug + Send + Sync {
@@ -206,7 +228,8 @@ pub trait BackupStore: Debug + Send + Sync {
     /// a local filesystem copy in one blocking task.
     async fn put_file(&self, key: &str, path: &std::path::Path) -> StoreResult<(u64, String)> {
         use sha2::Digest as _;
-        use tokio::io::AsyncReadExt as _;
+        use std::io::Read as _;
+        const PIECE: usize = 1 << 20;
         let io = |e: std::io::Error| {
             StoreError::new(
                 StoreErrorKind::Other,
@@ -216,24 +239,38 @@ pub trait BackupStore: Debug + Send + Sync {
                 Some(Box::new(e)),
             )
         };
-        let mut file = fs_err::tokio::File::open(path).await.map_err(io)?;
+        let source = path.to_owned();
+        let mut file = off_thread(usize::MAX, move || fs_err::File::open(source))
+            .await
+            .and_then(|opened| opened)
+            .map_err(io)?;
         let mut writer = self.writer(key).await?;
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         loop {
-            let mut chunk = bytes::BytesMut::with_capacity(1 << 20);
-            while chunk.len() < chunk.capacity() {
-                if file.read_buf(&mut chunk).await.map_err(io)? == 0 {
-                    break;
+            // Read and hashed on the blocking pool, a piece at a time.
+            let piece = off_thread(usize::MAX, move || {
+                let mut chunk = Vec::with_capacity(PIECE);
+                (&mut file).take(PIECE as u64).read_to_end(&mut chunk)?;
+                hasher.update(&chunk);
+                Ok::<_, std::io::Error>((file, hasher, chunk))
+            })
+            .await
+            .and_then(|read| read);
+            let chunk;
+            (file, hasher, chunk) = match piece {
+                Ok(piece) => piece,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(io(e));
                 }
-            }
+            };
             if chunk.is_empty() {
                 break;
             }
-            hasher.update(&chunk);
             size += chunk.len() as u64;
-            let full = chunk.len() == chunk.capacity();
-            if let Err(e) = writer.write(chunk.freeze()).await {
+            let full = chunk.len() == PIECE;
+            if let Err(e) = writer.write(Bytes::from(chunk)).await {
                 let _ = writer.abort().await;
                 return Err(e);
             }

@@ -382,7 +382,17 @@ pub(crate) async fn store_to_file(
             break;
         }
         offset += chunk.len() as u64;
-        hasher.update(&chunk);
+        let piece = chunk.clone();
+        hasher = crate::store::off_thread(piece.len(), move || {
+            hasher.update(&piece);
+            hasher
+        })
+        .await
+        .map_err(|e| TransferError::Table {
+            op: "checking",
+            path: path.to_owned(),
+            source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()),
+        })?;
         writer.write(chunk).await?;
     }
     let actual = hex::encode(hasher.finalize());

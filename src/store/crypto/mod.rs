@@ -396,11 +396,19 @@ impl MasterKeys {
             let position = first + i as u64;
             let counter =
                 u32::try_from(position).map_err(|_| CryptoError::Format("too many chunks"))?;
-            let mut buffer = sealed.to_vec();
+            let start = out.len();
+            out.extend_from_slice(sealed);
             stream
-                .decrypt_in_place(counter, position + 1 == total, key.as_bytes(), &mut buffer)
+                .decrypt_in_place(
+                    counter,
+                    position + 1 == total,
+                    key.as_bytes(),
+                    &mut Tail {
+                        vec: &mut out,
+                        start,
+                    },
+                )
                 .map_err(|_| CryptoError::Damaged("an object"))?;
-            out.extend_from_slice(&buffer);
         }
         Ok(out)
     }
@@ -544,15 +552,48 @@ impl Sealer {
         }
         let start = out.len();
         out.extend_from_slice(chunk);
-        let mut buffer = out.split_off(start);
         self.stream
-            .encrypt_in_place(self.position, last, &self.aad, &mut buffer)
+            .encrypt_in_place(
+                self.position,
+                last,
+                &self.aad,
+                &mut Tail { vec: out, start },
+            )
             .expect("a chunk of at most 64 KiB always seals");
-        out.extend_from_slice(&buffer);
         self.position = self
             .position
             .checked_add(1)
             .expect("fewer than 2^32 chunks");
+    }
+}
+
+/// The bytes of a vector from `start` on: the buffer a chunk is sealed or opened in, where it
+/// lands in the output (no buffer of its own, no copy back).
+struct Tail<'a> {
+    vec: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Tail<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..]
+    }
+}
+
+impl chacha20poly1305::aead::Buffer for Tail<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> chacha20poly1305::aead::Result<()> {
+        self.vec.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.vec.truncate(self.start + len);
     }
 }
 

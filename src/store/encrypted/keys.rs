@@ -1,7 +1,7 @@
 //! The keys of an encrypted repository: unlocking it with a user key (creating its master
 //! keys when it is new) and managing its key files.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -47,7 +47,7 @@ impl EncryptedStore {
                     match MasterKeys::unwrap(file, &self.user) {
                         Ok(keys) => {
                             return Ok(Unlocked {
-                                keys,
+                                keys: Arc::new(keys),
                                 key_id: file.id.clone(),
                                 pending: Mutex::new(None),
                             });
@@ -84,7 +84,7 @@ impl EncryptedStore {
                     serde_json::to_vec_pretty(&Marker::current()).map_err(|e| e.to_string())?;
                 let key_json = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
                 Ok(Unlocked {
-                    keys,
+                    keys: Arc::new(keys),
                     key_id: file.id.clone(),
                     pending: Mutex::new(Some(vec![
                         (

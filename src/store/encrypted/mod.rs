@@ -68,7 +68,8 @@ impl Marker {
 
 /// What the first operation found out.
 struct Unlocked {
-    keys: MasterKeys,
+    /// Shared with the blocking tasks that seal and open objects.
+    keys: Arc<MasterKeys>,
     /// The key file the user key opened (or will write, for a new repository).
     key_id: String,
     /// For a new repository: the marker and key file, written before its first object.
@@ -219,9 +220,9 @@ impl BackupStore for EncryptedStore {
             .get(&Self::stored(unlocked, key))
             .await
             .map_err(|e| self.rename("accessing", e, key))?;
-        unlocked
-            .keys
-            .open(key, &sealed)
+        let (keys, name) = (unlocked.keys.clone(), key.to_owned());
+        off_thread(sealed.len(), move || keys.open(&name, &sealed))
+            .await
             .map(Bytes::from)
             .map_err(|e| self.damaged("reading", key, &e))
     }
@@ -262,10 +263,16 @@ impl BackupStore for EncryptedStore {
                 self.inner.get_range(&stored, body_start..body_end).await?,
             )
         };
-        let plain = unlocked
-            .keys
-            .open_chunks(key, &head, &body, first, crypto::chunk_count(size))
-            .map_err(|e| self.damaged("reading", key, &e))?;
+        let (keys, name, total) = (
+            unlocked.keys.clone(),
+            key.to_owned(),
+            crypto::chunk_count(size),
+        );
+        let plain = off_thread(body.len(), move || {
+            keys.open_chunks(&name, &head, &body, first, total)
+        })
+        .await
+        .map_err(|e| self.damaged("reading", key, &e))?;
         let offset = usize::try_from(start - first * chunk).unwrap_or(usize::MAX);
         let len = usize::try_from(end - start).unwrap_or(usize::MAX);
         Ok(Bytes::from(plain).slice(offset..offset + len))
@@ -310,9 +317,10 @@ impl BackupStore for EncryptedStore {
         let inner = self.inner.writer(&Self::stored(unlocked, key)).await?;
         Ok(Box::new(SealingWriter {
             inner,
-            sealer: unlocked.keys.sealer(key),
-            pending: Vec::with_capacity(2 * crypto::CHUNK),
-            out: Vec::with_capacity(crypto::CHUNK + crypto::HEADER + crypto::TAG),
+            sealer: Some(unlocked.keys.sealer(key)),
+            pending: Vec::with_capacity(crypto::CHUNK),
+            key: key.to_owned(),
+            url: self.inner.url().to_owned(),
         }))
     }
 
@@ -393,35 +401,100 @@ impl BackupStore for EncryptedStore {
     }
 }
 
+/// [`super::off_thread`] for sealing and opening.
+async fn off_thread<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> Result<T, CryptoError> + Send + 'static,
+) -> Result<T, CryptoError> {
+    super::off_thread(len, work)
+        .await
+        .unwrap_or(Err(CryptoError::Format("the runtime stopped")))
+}
+
 /// Seals a stream chunk by chunk; a chunk is sealed once the next byte shows it is not the last.
 struct SealingWriter {
     inner: Box<dyn ObjectWriter>,
-    sealer: crypto::Sealer,
+    /// `None` only while a write seals on the blocking pool, or after that failed.
+    sealer: Option<crypto::Sealer>,
+    /// The last bytes written, at most a chunk, not sealed yet.
     pending: Vec<u8>,
-    out: Vec<u8>,
+    /// The object's key and the store's URL, for messages.
+    key: String,
+    url: String,
+}
+
+/// Seals every whole chunk of `pending` followed by `data` but the last (it may end the
+/// object); returns the sealed bytes and leaves the rest, at most a chunk, in `pending`.
+fn seal_all_but_last(sealer: &mut crypto::Sealer, pending: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        data.len() + crypto::HEADER + crypto::TAG * (data.len() / crypto::CHUNK + 2),
+    );
+    let mut data = data;
+    while !data.is_empty() {
+        if pending.len() == crypto::CHUNK {
+            sealer.seal_into(pending, false, &mut out);
+            pending.clear();
+        }
+        if pending.is_empty() && data.len() > crypto::CHUNK {
+            // Sealed from where it is, not copied to `pending` first.
+            sealer.seal_into(&data[..crypto::CHUNK], false, &mut out);
+            data = &data[crypto::CHUNK..];
+            continue;
+        }
+        let take = (crypto::CHUNK - pending.len()).min(data.len());
+        pending.extend_from_slice(&data[..take]);
+        data = &data[take..];
+    }
+    out
 }
 
 #[async_trait]
 impl ObjectWriter for SealingWriter {
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
-        self.pending.extend_from_slice(&chunk);
-        while self.pending.len() > crypto::CHUNK {
-            self.out.clear();
-            self.sealer
-                .seal_into(&self.pending[..crypto::CHUNK], false, &mut self.out);
-            self.pending.drain(..crypto::CHUNK);
-            let sealed = Bytes::copy_from_slice(&self.out);
-            self.inner.write(sealed).await?;
+        let Some(mut sealer) = self.sealer.take() else {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "writing",
+                &self.key,
+                &self.url,
+                Some("an earlier write of this object failed".into()),
+            ));
+        };
+        let mut pending = std::mem::take(&mut self.pending);
+        let (sealer, pending, out) = off_thread(chunk.len(), move || {
+            let out = seal_all_but_last(&mut sealer, &mut pending, &chunk);
+            Ok((sealer, pending, out))
+        })
+        .await
+        .map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                "writing",
+                &self.key,
+                &self.url,
+                Some(Box::new(e)),
+            )
+        })?;
+        (self.sealer, self.pending) = (Some(sealer), pending);
+        if out.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.inner.write(Bytes::from(out)).await
     }
 
     async fn finish(mut self: Box<Self>) -> StoreResult<()> {
-        self.out.clear();
-        let pending = std::mem::take(&mut self.pending);
-        self.sealer.seal_into(&pending, true, &mut self.out);
-        let sealed = Bytes::copy_from_slice(&self.out);
-        self.inner.write(sealed).await?;
+        let Some(mut sealer) = self.sealer.take() else {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "writing",
+                &self.key,
+                &self.url,
+                Some("an earlier write of this object failed".into()),
+            ));
+        };
+        let mut out = Vec::with_capacity(self.pending.len() + crypto::HEADER + crypto::TAG);
+        sealer.seal_into(&self.pending, true, &mut out);
+        self.inner.write(Bytes::from(out)).await?;
         self.inner.finish().await
     }
 

@@ -151,3 +151,60 @@ async fn a_damaged_object_is_named() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_written_in_pieces_of_any_size_read_back_the_same() {
+    let inner: Arc<dyn BackupStore> = Arc::new(MemoryStore::new());
+    let enc = store(&inner, "passphrase one");
+    let chunk = crypto::CHUNK;
+    let data: Vec<u8> = (0..u32::try_from(5 * chunk + 123).unwrap())
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
+        .collect();
+    // Pieces below, at and around a chunk, and large ones sealed on the blocking pool.
+    let patterns: [&[usize]; 7] = [
+        &[1, chunk - 1, 1, chunk],
+        &[chunk],
+        &[chunk + 1],
+        &[2 * chunk],
+        &[1 << 20],
+        &[7, 3 * chunk, 5],
+        &[chunk, chunk, chunk, chunk, chunk],
+    ];
+    for (n, pattern) in patterns.iter().enumerate() {
+        for len in [0, 1, chunk, chunk + 1, 3 * chunk, data.len()] {
+            let plain = &data[..len];
+            let key = format!("tables/k/files/data/{n}-{len}.parquet");
+            let mut w = enc.writer(&key).await.unwrap();
+            let mut rest = plain;
+            for &size in pattern.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, after) = rest.split_at(size.min(rest.len()));
+                w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+                rest = after;
+            }
+            w.finish().await.unwrap();
+            assert_eq!(
+                enc.get(&key).await.unwrap().as_ref(),
+                plain,
+                "{pattern:?} {len}"
+            );
+            let beneath = EncryptedStore::stored(enc.unlocked().await.unwrap(), &key);
+            let sealed = inner.head(&beneath).await.unwrap().map(|o| o.size);
+            assert_eq!(
+                sealed,
+                Some(crypto::sealed_size(len as u64)),
+                "{pattern:?} {len}"
+            );
+            if len > chunk {
+                let range = (chunk as u64 - 3)..(len as u64 - 1);
+                assert_eq!(
+                    enc.get_range(&key, range.clone()).await.unwrap().as_ref(),
+                    &plain[chunk - 3..len - 1],
+                    "{pattern:?} {len}"
+                );
+            }
+        }
+    }
+}
