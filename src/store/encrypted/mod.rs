@@ -448,33 +448,36 @@ fn seal_all_but_last(sealer: &mut crypto::Sealer, pending: &mut Vec<u8>, data: &
     out
 }
 
+impl SealingWriter {
+    fn failed(&self, why: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Other,
+            "writing",
+            &self.key,
+            &self.url,
+            Some(why),
+        )
+    }
+
+    /// The sealer, taken while a write seals: gone only after a write failed while sealing.
+    fn take_sealer(&mut self) -> StoreResult<crypto::Sealer> {
+        self.sealer
+            .take()
+            .ok_or_else(|| self.failed("an earlier write of this object failed".into()))
+    }
+}
+
 #[async_trait]
 impl ObjectWriter for SealingWriter {
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
-        let Some(mut sealer) = self.sealer.take() else {
-            return Err(StoreError::new(
-                StoreErrorKind::Other,
-                "writing",
-                &self.key,
-                &self.url,
-                Some("an earlier write of this object failed".into()),
-            ));
-        };
+        let mut sealer = self.take_sealer()?;
         let mut pending = std::mem::take(&mut self.pending);
         let (sealer, pending, out) = off_thread(chunk.len(), move || {
             let out = seal_all_but_last(&mut sealer, &mut pending, &chunk);
             Ok((sealer, pending, out))
         })
         .await
-        .map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Other,
-                "writing",
-                &self.key,
-                &self.url,
-                Some(Box::new(e)),
-            )
-        })?;
+        .map_err(|e| self.failed(Box::new(e)))?;
         (self.sealer, self.pending) = (Some(sealer), pending);
         if out.is_empty() {
             return Ok(());
@@ -483,15 +486,7 @@ impl ObjectWriter for SealingWriter {
     }
 
     async fn finish(mut self: Box<Self>) -> StoreResult<()> {
-        let Some(mut sealer) = self.sealer.take() else {
-            return Err(StoreError::new(
-                StoreErrorKind::Other,
-                "writing",
-                &self.key,
-                &self.url,
-                Some("an earlier write of this object failed".into()),
-            ));
-        };
+        let mut sealer = self.take_sealer()?;
         let mut out = Vec::with_capacity(self.pending.len() + crypto::HEADER + crypto::TAG);
         sealer.seal_into(&self.pending, true, &mut out);
         self.inner.write(Bytes::from(out)).await?;
