@@ -383,7 +383,8 @@ impl<'a> Encoded<'a> {
         self.data
     }
 
-    /// The value inside a union (any other value as is).
+    /// The value inside a union (any other value as is). It ends where the union does: an
+    /// encoded union is the branch's index, then the branch's value.
     pub(super) fn inner(self) -> Result<Self, Malformed> {
         let Node::Union(branches) = &self.schema.nodes[self.node] else {
             return Ok(self);
@@ -393,22 +394,20 @@ impl<'a> Encoded<'a> {
             .ok()
             .and_then(|index| branches.get(index))
             .ok_or("union branch out of range")?;
-        Self::at(self.schema, *branch, self.data, pos)?.inner()
+        Self {
+            node: *branch,
+            range: (pos, self.range.1),
+            ..self
+        }
+        .inner()
     }
 
     /// The fields of a record, each looked at through its union (empty for any other value).
     pub(super) fn fields(self) -> Result<Fields<'a>, Malformed> {
-        let Node::Record(fields) = &self.schema.nodes[self.node] else {
+        if !matches!(self.schema.nodes[self.node], Node::Record(_)) {
             return Ok(Fields(Vec::new()));
-        };
-        let mut pos = self.range.0;
-        let mut found = Vec::with_capacity(fields.len());
-        for (name, node) in fields {
-            let value = Self::at(self.schema, *node, self.data, pos)?;
-            pos = value.range.1;
-            found.push((name.as_str(), value.inner()?));
         }
-        Ok(Fields(found))
+        Fields::walk(self.schema, self.node, self.data, self.range.0).map(|(fields, _)| fields)
     }
 
     /// The entries of an array (keys `None`) or a map; empty for any other value.
@@ -482,6 +481,28 @@ impl<'a> Encoded<'a> {
 pub(super) struct Fields<'a>(Vec<(&'a str, Encoded<'a>)>);
 
 impl<'a> Fields<'a> {
+    /// The fields of the record of type `node` that starts at `start`, and where it ends: each
+    /// field's bytes are walked once (walking the record first, to find its end, walked them
+    /// twice; its unions, three times: 5 % of a restore's CPU).
+    fn walk(
+        schema: &'a Schema,
+        node: usize,
+        data: &'a [u8],
+        start: usize,
+    ) -> Result<(Self, usize), Malformed> {
+        let Node::Record(fields) = &schema.nodes[node] else {
+            return Err("a record is expected");
+        };
+        let mut pos = start;
+        let mut found = Vec::with_capacity(fields.len());
+        for (name, node) in fields {
+            let value = Encoded::at(schema, *node, data, pos)?;
+            pos = value.range.1;
+            found.push((name.as_str(), value.inner()?));
+        }
+        Ok((Self(found), pos))
+    }
+
     pub(super) fn get(&self, name: &str) -> Option<Encoded<'a>> {
         self.0
             .iter()
@@ -844,7 +865,7 @@ impl<'a> Container<'a> {
     /// them (its index in the file and its value). `None` after the last block.
     fn next_block(
         &mut self,
-        mut each: impl FnMut(RecordContext, Encoded<'_>) -> Result<(), RewriteError>,
+        mut each: impl FnMut(RecordContext, Fields<'_>) -> Result<(), RewriteError>,
     ) -> Result<Option<(Vec<u8>, usize)>, RewriteError> {
         let (avro, file, marker) = (self.avro, self.file, self.marker());
         if self.pos >= avro.len() {
@@ -882,9 +903,9 @@ impl<'a> Container<'a> {
                 file,
                 index: self.index,
             };
-            let record = Encoded::at(&self.schema, self.schema.root, &block, at)
+            let (record, end) = Fields::walk(&self.schema, self.schema.root, &block, at)
                 .map_err(|p| ctx.malformed(p))?;
-            at = record.range.1;
+            at = end;
             each(ctx, record)?;
             self.index += 1;
         }
@@ -896,11 +917,11 @@ impl<'a> Container<'a> {
 }
 
 /// Reads an Avro container file a record at a time: `each` gets each record (its index in
-/// the file and its value), in order.
+/// the file and its fields), in order.
 pub(super) fn read_records(
     avro: &[u8],
     file: &'static str,
-    mut each: impl FnMut(RecordContext, Encoded<'_>) -> Result<(), RewriteError>,
+    mut each: impl FnMut(RecordContext, Fields<'_>) -> Result<(), RewriteError>,
 ) -> Result<(), RewriteError> {
     let mut container = Container::open(avro, file)?;
     while container.next_block(&mut each)?.is_some() {}
@@ -908,13 +929,13 @@ pub(super) fn read_records(
 }
 
 /// Rewrites an Avro container file a record at a time: `edit` gets each record (its index
-/// in the file and its value) and records the ranges to replace. The header and the sync
+/// in the file and its fields) and records the ranges to replace. The header and the sync
 /// marker are kept; the records are written in blocks of about [`BLOCK_SIZE`] bytes, compressed
 /// with the file's codec.
 pub(super) fn rewrite_records(
     avro: &[u8],
     file: &'static str,
-    mut edit: impl FnMut(RecordContext, Encoded<'_>, &mut Edits) -> Result<(), RewriteError>,
+    mut edit: impl FnMut(RecordContext, Fields<'_>, &mut Edits) -> Result<(), RewriteError>,
 ) -> Result<Vec<u8>, RewriteError> {
     let mut container = Container::open(avro, file)?;
     let mut out = Vec::with_capacity(avro.len() + avro.len() / 8);

@@ -24,8 +24,7 @@ pub(crate) fn rewrite_manifest_list<S: BuildHasher>(
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
 ) -> Result<Vec<u8>, RewriteError> {
-    rewrite_records(avro, "manifest list", |ctx, record, edits| {
-        let fields = ctx.fields(record)?;
+    rewrite_records(avro, "manifest list", |ctx, fields, edits| {
         let (_, new_path) = ctx.rewrite_path(&fields, "manifest_path", rw, edits)?;
         ctx.update_size(&fields, "manifest_length", &new_path, new_sizes, edits)?;
         Ok(())
@@ -74,7 +73,7 @@ pub(crate) fn rewrite_manifest<S: BuildHasher>(
 ) -> Result<(Vec<u8>, Vec<ManifestFileRef>), RewriteError> {
     let mut refs = Vec::new();
     let rewritten = rewrite_records(avro, "manifest", |ctx, entry, edits| {
-        refs.push(rewrite_manifest_entry(ctx, entry, rw, new_sizes, edits)?);
+        refs.push(rewrite_manifest_entry(ctx, &entry, rw, new_sizes, edits)?);
         Ok(())
     })?;
     Ok((rewritten, refs))
@@ -92,7 +91,7 @@ pub(crate) fn live_manifest_files(
 ) -> Result<Vec<(String, DataContentType, i64)>, RewriteError> {
     let mut files = Vec::new();
     read_records(avro, "manifest", |ctx, entry| {
-        let (status, data_file, content) = entry_head(ctx, entry)?;
+        let (status, data_file, content) = entry_head(ctx, &entry)?;
         if status == ManifestStatus::Deleted {
             return Ok(());
         }
@@ -112,12 +111,11 @@ pub(crate) fn live_manifest_files(
 
 /// What every reader of a `manifest_entry` record needs first: its status, the fields of its
 /// `data_file` and their content (format v1 has none: data).
-fn entry_head(
+fn entry_head<'a>(
     ctx: RecordContext,
-    entry: Encoded<'_>,
-) -> Result<(ManifestStatus, Fields<'_>, DataContentType), RewriteError> {
-    let entry = ctx.fields(entry)?;
-    let status = ManifestStatus::try_from(ctx.int_or(&entry, "status", -1)?)
+    entry: &Fields<'a>,
+) -> Result<(ManifestStatus, Fields<'a>, DataContentType), RewriteError> {
+    let status = ManifestStatus::try_from(ctx.int_or(entry, "status", -1)?)
         .map_err(|_| ctx.error("status", "is not a valid status"))?;
     let data_file = entry
         .get("data_file")
@@ -131,7 +129,7 @@ fn entry_head(
 /// Rewrites one `manifest_entry` record.
 fn rewrite_manifest_entry<S: BuildHasher>(
     ctx: RecordContext,
-    entry: Encoded<'_>,
+    entry: &Fields<'_>,
     rw: &PathRewriter,
     new_sizes: &HashMap<String, i64, S>,
     edits: &mut Edits,
