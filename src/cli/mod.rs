@@ -302,10 +302,14 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 // notification, metrics) and starts no other; a second signal ends it at once.
                 cancel.cancel();
                 let _ = work.await;
+                crate::repo::lock::settle(std::time::Duration::from_secs(5)).await;
                 return status;
             }
-            // The work future is dropped here: in-flight copies are cancelled (temporary files
-            // and multipart uploads go with them) and a held lock is removed by its guard.
+            // The work future is dropped: in-flight copies are cancelled (temporary files and
+            // multipart uploads go with them) and a held lock is removed by its guard; one
+            // being taken is removed once its creation lands.
+            drop(work);
+            crate::repo::lock::settle(std::time::Duration::from_secs(5)).await;
             let error = anyhow::anyhow!(
                 "stopped by {}; nothing was committed or registered after the signal (a backup commits its PIT last, a restore registers each table last), and the next run picks up from there",
                 if status == ExitStatus::Interrupted { "SIGINT" } else { "SIGTERM" }

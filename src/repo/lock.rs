@@ -9,18 +9,19 @@
 //! by itself, saying whose it was, so that unattended runs never stall on a dead holder;
 //! `bcn unlock` stays for people. A live holder is never displaced.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::layout::EXCLUSIVE_LOCK;
 use super::records::{FORMAT_VERSION, LockRecord, decode, encode};
 use super::{RepoError, Repository};
 use crate::context::{Context, hostname};
-use crate::store::StoreErrorKind;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// Default seconds after the last heartbeat at which a lock is stale.
 pub const DEFAULT_TTL_SECONDS: u64 = 300;
@@ -89,12 +90,66 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<(), RepoError> {
         self.released = true;
         self.cancel.cancel();
-        if let Some(current) = read_lock(&self.repo).await?
-            && current.run_id == self.run_id
-        {
-            self.repo.store().delete(EXCLUSIVE_LOCK).await?;
+        remove_if_ours(&self.repo, &self.run_id).await
+    }
+}
+
+/// Removes the lock if it is the one run `run_id` took.
+async fn remove_if_ours(repo: &Repository, run_id: &str) -> Result<(), RepoError> {
+    if let Some(current) = read_lock(repo).await?
+        && current.run_id == run_id
+    {
+        repo.store().delete(EXCLUSIVE_LOCK).await?;
+    }
+    Ok(())
+}
+
+/// Lock creations in flight, each in a task of its own: when its caller is gone by the time
+/// the creation lands (a run stopped by a signal, or a job cancelled, while it took the
+/// lock), the task removes the lock again, since nobody holds it. Without that, the lock of
+/// a stopped run stayed until it was judged stale: at once for a command (its process is
+/// gone), after the TTL in `bcn serve` (its process lives on).
+static CREATIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+
+/// Creates `record` as the lock if there is none (see [`CREATIONS`]).
+async fn create(repo: &Repository, record: &LockRecord) -> Result<(), StoreError> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (owned, run_id) = (repo.clone(), record.run_id.clone());
+    let bytes = encode(record);
+    CREATIONS.spawn(async move {
+        let created = owned.store().put_if_absent(EXCLUSIVE_LOCK, bytes).await;
+        if let Err(Ok(())) = sender.send(created) {
+            tracing::debug!(repo = owned.url(), "removing a lock its stopped run took");
+            if let Err(e) = remove_if_ours(&owned, &run_id).await {
+                tracing::warn!(
+                    repo = owned.url(),
+                    error = %crate::error::error_chain(&e),
+                    "could not remove the lock of a stopped run; the next run takes it over"
+                );
+            }
         }
-        Ok(())
+    });
+    receiver.await.unwrap_or_else(|_| {
+        Err(StoreError::new(
+            StoreErrorKind::Other,
+            "creating the lock",
+            EXCLUSIVE_LOCK,
+            repo.url(),
+            Some("the task creating it failed".into()),
+        ))
+    })
+}
+
+/// Waits, at most `limit`, for lock creations in flight to settle (each runs in a task of its
+/// own, which removes the lock again if its caller is gone): a command stopped by a signal
+/// calls it before its process ends, so that a lock its run was taking is removed rather than
+/// left for the next run to take over.
+pub async fn settle(limit: Duration) {
+    CREATIONS.close();
+    if tokio::time::timeout(limit, CREATIONS.wait()).await.is_err() {
+        tracing::warn!(
+            "a lock being taken when the run stopped may be left; the next run takes it over"
+        );
     }
 }
 
@@ -117,13 +172,7 @@ impl Drop for LockGuard {
                 return;
             };
             runtime.block_on(async move {
-                let remove = async {
-                    if let Ok(Some(current)) = read_lock(&repo).await
-                        && current.run_id == run_id
-                    {
-                        let _ = repo.store().delete(EXCLUSIVE_LOCK).await;
-                    }
-                };
+                let remove = remove_if_ours(&repo, &run_id);
                 let _ = tokio::time::timeout(Duration::from_secs(5), remove).await;
             });
         });
@@ -158,11 +207,7 @@ pub async fn acquire(
         heartbeat_at: now,
         ttl_seconds,
     };
-    match repo
-        .store()
-        .put_if_absent(EXCLUSIVE_LOCK, encode(&record))
-        .await
-    {
+    match create(repo, &record).await {
         Ok(()) => {}
         Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
             let holder = read_lock(repo).await?;
@@ -223,11 +268,7 @@ async fn take_over(
         "taking over a stale repository lock (its holder is gone)"
     );
     repo.store().delete(EXCLUSIVE_LOCK).await?;
-    match repo
-        .store()
-        .put_if_absent(EXCLUSIVE_LOCK, encode(record))
-        .await
-    {
+    match create(repo, record).await {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == StoreErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.into()),

@@ -111,3 +111,59 @@ async fn a_file_list_is_stored_in_parts_and_read_back_whole_or_a_part_at_a_time(
         "{e}"
     );
 }
+
+/// A run stopped while it takes the lock (its future dropped after the creation started, as
+/// a signal or a cancelled job does) leaves no lock once the creation lands: the local store
+/// creates it in a blocking task that completes whatever its caller does. One thread for the
+/// runtime, so that nothing else runs between the first poll and the drop.
+#[tokio::test]
+async fn a_lock_being_taken_by_a_stopped_run_is_removed_when_its_creation_lands() {
+    use futures::FutureExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BackupStore> =
+        Arc::new(crate::store::LocalStore::new(dir.path().to_path_buf()));
+    let scope = Scope {
+        catalog: "c".into(),
+        database: None,
+        table: None,
+    };
+    let ctx = crate::context::Context::system();
+    let repo = Repository::planned(store.clone(), &scope, ctx.now());
+    for _ in 0..20 {
+        let taking = lock::acquire(&repo, &ctx, "backup", 300);
+        // Polled once: the creation is started (it runs when this task yields); then the run
+        // is gone.
+        assert!(taking.now_or_never().is_none());
+        lock::settle(std::time::Duration::from_secs(30)).await;
+        // The creation's temporary file is gone too: what it did is done.
+        let locks = dir.path().join("locks");
+        let creating = || {
+            std::fs::read_dir(&locks).is_ok_and(|mut d| {
+                d.any(|e| {
+                    e.unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(".bcn-tmp-")
+                })
+            })
+        };
+        let started = std::time::Instant::now();
+        while creating() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the lock's creation never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            lock::read_lock(&repo).await.unwrap().is_none(),
+            "the lock of the stopped run is left"
+        );
+    }
+    // A lock taken and held is not touched by that.
+    let held = lock::acquire(&repo, &ctx, "backup", 300).await.unwrap();
+    lock::settle(std::time::Duration::from_secs(30)).await;
+    assert!(lock::read_lock(&repo).await.unwrap().is_some());
+    held.release().await.unwrap();
+    assert!(lock::read_lock(&repo).await.unwrap().is_none());
+}
