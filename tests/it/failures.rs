@@ -134,7 +134,7 @@ fn a_locked_repository_refuses_a_second_backup_with_75_and_stale_locks_can_be_re
     assert!(ws.path("repo/locks/exclusive.json").exists());
 
     // A dead holder: reported as stale and removed by --stale-only ...
-    write_lock(&ws, 4_000_000, &now);
+    write_lock(&ws, 4_194_304, &now);
     let removed = ws
         .bcn_no_plan(&["unlock", "--repo", "repo", "--stale-only"])
         .ok();
@@ -143,7 +143,7 @@ fn a_locked_repository_refuses_a_second_backup_with_75_and_stale_locks_can_be_re
         (Value::Bool(true), Value::Bool(true))
     );
     // ... or taken over by the next writer, which says whose lock it was.
-    write_lock(&ws, 4_000_000, &now);
+    write_lock(&ws, 4_194_304, &now);
     let next = ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"]);
     assert_eq!(next.code, 0, "{}", next.stderr);
     assert!(

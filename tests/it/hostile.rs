@@ -646,7 +646,7 @@ fn a_closed_output_stream_never_panics_and_a_dead_holders_lock_is_taken_over() {
         .to_owned();
     let now = bcn::context::Context::system().now().to_rfc3339();
     let lock = serde_json::json!({
-        "format_version": 1, "run_id": "killed-run", "host": host, "pid": 4_000_000,
+        "format_version": 1, "run_id": "killed-run", "host": host, "pid": 4_194_304,
         "command": "backup", "created_at": now, "heartbeat_at": now, "ttl_seconds": 300
     });
     fs_err::write(b.ws.path("repo/locks/exclusive.json"), lock.to_string()).unwrap();

@@ -487,7 +487,8 @@ fn hooks_run_around_an_entry_with_its_outcome_and_keep_their_secrets() {
     let ws = Workspace::new(&[&src], &plan("[\"sleep\", \"30\"]", "1s"));
     let started = std::time::Instant::now();
     let run = apply(&ws, &[], &[]);
-    assert!(started.elapsed().as_secs() < 20);
+    // Under the hook's 30 s even on a loaded machine: it was killed.
+    assert!(started.elapsed().as_secs() < 29, "{:?}", started.elapsed());
     assert!(
         run.json()["entries"][0]["error"]
             .as_str()
