@@ -109,7 +109,7 @@ async fn remove_if_ours(repo: &Repository, run_id: &str) -> Result<(), RepoError
 /// lock), the task removes the lock again, since nobody holds it. Without that, the lock of
 /// a stopped run stayed until it was judged stale: at once for a command (its process is
 /// gone), after the TTL in `bcn serve` (its process lives on).
-static CREATIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+pub(super) static CREATIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
 
 /// Creates `record` as the lock if there is none (see [`CREATIONS`]).
 async fn create(repo: &Repository, record: &LockRecord) -> Result<(), StoreError> {
@@ -119,17 +119,22 @@ async fn create(repo: &Repository, record: &LockRecord) -> Result<(), StoreError
     CREATIONS.spawn(async move {
         let created = owned.store().put_if_absent(EXCLUSIVE_LOCK, bytes).await;
         if let Err(Ok(())) = sender.send(created) {
-            tracing::debug!(repo = owned.url(), "removing a lock its stopped run took");
-            if let Err(e) = remove_if_ours(&owned, &run_id).await {
-                tracing::warn!(
-                    repo = owned.url(),
-                    error = %crate::error::error_chain(&e),
-                    "could not remove the lock of a stopped run; the next run takes it over"
-                );
-            }
+            remove_unheld(&owned, &run_id).await;
         }
     });
-    receiver.await.unwrap_or_else(|_| {
+    let mut waiting = Waiting {
+        receiver: Some(receiver),
+        repo: repo.clone(),
+        run_id: record.run_id.clone(),
+    };
+    let result = waiting
+        .receiver
+        .as_mut()
+        .expect("taken only here and on drop")
+        .await;
+    // Received: the caller has the result (nothing awaits between here and its guard).
+    waiting.receiver = None;
+    result.unwrap_or_else(|_| {
         Err(StoreError::new(
             StoreErrorKind::Other,
             "creating the lock",
@@ -138,6 +143,44 @@ async fn create(repo: &Repository, record: &LockRecord) -> Result<(), StoreError
             Some("the task creating it failed".into()),
         ))
     })
+}
+
+/// Removes the lock a stopped run took, which nobody holds.
+async fn remove_unheld(repo: &Repository, run_id: &str) {
+    tracing::debug!(repo = repo.url(), "removing a lock its stopped run took");
+    if let Err(e) = remove_if_ours(repo, run_id).await {
+        tracing::warn!(
+            repo = repo.url(),
+            error = %crate::error::error_chain(&e),
+            "could not remove the lock of a stopped run; the next run takes it over"
+        );
+    }
+}
+
+/// The caller's end of a lock creation. Dropped before it received the result (its run
+/// stopped), it closes the channel: a creation that lands later finds nobody to send to and
+/// removes the lock itself, and one that landed meanwhile (sent, but not received: the
+/// caller was woken, then dropped before it ran) is removed from here. Exactly one of the
+/// two, whatever the order.
+struct Waiting {
+    receiver: Option<tokio::sync::oneshot::Receiver<Result<(), StoreError>>>,
+    repo: Repository,
+    run_id: String,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else {
+            return;
+        };
+        receiver.close();
+        if let Ok(Ok(())) = receiver.try_recv()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (repo, run_id) = (self.repo.clone(), std::mem::take(&mut self.run_id));
+            CREATIONS.spawn_on(async move { remove_unheld(&repo, &run_id).await }, &runtime);
+        }
+    }
 }
 
 /// Waits, at most `limit`, for lock creations in flight to settle (each runs in a task of its

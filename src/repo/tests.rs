@@ -114,8 +114,9 @@ async fn a_file_list_is_stored_in_parts_and_read_back_whole_or_a_part_at_a_time(
 
 /// A run stopped while it takes the lock (its future dropped after the creation started, as
 /// a signal or a cancelled job does) leaves no lock once the creation lands: the local store
-/// creates it in a blocking task that completes whatever its caller does. One thread for the
-/// runtime, so that nothing else runs between the first poll and the drop.
+/// creates it in a blocking task that completes whatever its caller does. Both orders: the
+/// run dropped before the creation lands, and after it sent its result but before the run
+/// received it. One thread for the runtime, so that nothing runs between a poll and a drop.
 #[tokio::test]
 async fn a_lock_being_taken_by_a_stopped_run_is_removed_when_its_creation_lands() {
     use futures::FutureExt as _;
@@ -158,6 +159,27 @@ async fn a_lock_being_taken_by_a_stopped_run_is_removed_when_its_creation_lands(
         assert!(
             lock::read_lock(&repo).await.unwrap().is_none(),
             "the lock of the stopped run is left"
+        );
+    }
+    // The creation lands and sends its result, but the run is dropped before it runs again
+    // (woken, then stopped by a `select!` that picked the signal).
+    for _ in 0..20 {
+        let mut taking = Box::pin(lock::acquire(&repo, &ctx, "backup", 300));
+        assert!(futures::poll!(&mut taking).is_pending());
+        let started = std::time::Instant::now();
+        while !lock::CREATIONS.is_empty() {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the lock's creation never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(lock::read_lock(&repo).await.unwrap().is_some());
+        drop(taking);
+        lock::settle(std::time::Duration::from_secs(30)).await;
+        assert!(
+            lock::read_lock(&repo).await.unwrap().is_none(),
+            "the lock created for a run dropped before it received it is left"
         );
     }
     // A lock taken and held is not touched by that.
