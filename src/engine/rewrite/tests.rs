@@ -1316,4 +1316,26 @@ fn damaged_blocks_are_refused_with_where() {
             .contains("bytes after the block's last record"),
         "{err}"
     );
+
+    // A file whose records are not records (its schema a bare `long`).
+    let longs = {
+        use super::avro::{write_bytes, write_long};
+        let mut out = b"Obj\x01".to_vec();
+        write_long(&mut out, 2);
+        for (key, value) in [("avro.schema", "\"long\""), ("avro.codec", "null")] {
+            write_bytes(&mut out, key.as_bytes());
+            write_bytes(&mut out, value.as_bytes());
+        }
+        write_long(&mut out, 0);
+        out.extend_from_slice(&WALK_MARKER);
+        write_long(&mut out, 1);
+        write_bytes(&mut out, &[10]);
+        out.extend_from_slice(&WALK_MARKER);
+        out
+    };
+    let err = rewrite_manifest_list(&longs, &rewriter(), &HashMap::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("record 0: a record is expected"),
+        "{err}"
+    );
 }
