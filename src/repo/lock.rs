@@ -106,9 +106,10 @@ async fn remove_if_ours(repo: &Repository, run_id: &str) -> Result<(), RepoError
 
 /// Lock creations in flight, each in a task of its own: when its caller is gone by the time
 /// the creation lands (a run stopped by a signal, or a job cancelled, while it took the
-/// lock), the task removes the lock again, since nobody holds it. Without that, the lock of
-/// a stopped run stayed until it was judged stale: at once for a command (its process is
-/// gone), after the TTL in `bcn serve` (its process lives on).
+/// lock), the task removes the lock again, since nobody holds it (see [`Waiting`] for a run
+/// dropped after the result was sent). Without that, the lock of a stopped run stayed until
+/// it was judged stale: at once for a command on the same host (its process is gone), after
+/// the TTL in `bcn serve` (its process lives on) or from another host.
 pub(super) static CREATIONS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
 
 /// Creates `record` as the lock if there is none (see [`CREATIONS`]).
