@@ -59,6 +59,9 @@ pub struct ObjectMeta {
 /// Maps a key to the name [`BackupStore::list`] gives its object.
 pub type ListedNames = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
+/// Pages of a listing ([`BackupStore::list_pages`]).
+pub type ListPages<'a> = futures::stream::BoxStream<'a, StoreResult<Vec<ObjectMeta>>>;
+
 /// What went wrong in a store operation, coarse enough for callers to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -315,6 +318,17 @@ pub trait BackupStore: Debug + Send + Sync {
     }
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
+
+    /// Every object whose key starts with `prefix`, as [`BackupStore::list`] gives them but a
+    /// page at a time and in no order: for callers that look at each object once and keep
+    /// less of it than the listing holds (a repository of a million files lists ~200 MB of
+    /// keys). The default is one page, the whole listing.
+    fn list_pages(&self, prefix: &str) -> ListPages<'_> {
+        let prefix = prefix.to_owned();
+        Box::pin(futures::stream::once(
+            async move { self.list(&prefix).await },
+        ))
+    }
     /// Deletes an object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> StoreResult<()>;
 

@@ -315,8 +315,13 @@ async fn partly_written(
     writer
 }
 
+/// The listing of `prefix`, checked to be the same a page at a time.
 async fn listed(store: &dyn BackupStore, prefix: &str) -> Vec<(String, usize)> {
+    use futures::TryStreamExt as _;
     let metas = store.list(prefix).await.unwrap();
+    let mut paged: Vec<_> = store.list_pages(prefix).try_concat().await.unwrap();
+    paged.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(paged, metas, "pages of {prefix:?} in {}", store.url());
     metas
         .into_iter()
         .map(|m| (m.key, usize::try_from(m.size).unwrap()))

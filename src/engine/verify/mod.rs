@@ -16,7 +16,6 @@
 //! Verify only reads committed PITs and never takes the lock, so it may run beside a backup;
 //! while one runs, unreferenced objects are not counted (they may be that backup's).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -227,24 +226,17 @@ async fn verify_open(
     let started = std::time::Instant::now();
     let mut problems = Vec::new();
     let pits = select_pits(repo, request.pit.as_ref(), &mut problems).await?;
-    let unreadable = !problems.is_empty();
-    let mut walk = Walk {
+    let objects = walk::Objects::list(repo.store().as_ref()).await?;
+    let reading = request
+        .read_data
+        .map(|subset| walk::Reading::new(subset, ctx.new_run_id(), request.concurrency, observer));
+    let mut walk = Walk::new(
         repo,
-        objects: repo
-            .store()
-            .list(layout::TABLES_PREFIX)
-            .await?
-            .into_iter()
-            .map(|o| (o.key, o.size))
-            .collect(),
-        names: repo.store().listed_names().await?,
-        referenced: HashMap::new(),
-        records: HashSet::new(),
-        parsed: HashMap::new(),
+        objects,
+        repo.store().listed_names().await?,
         problems,
-        tables_checked: 0,
-        unreadable,
-    };
+        reading,
+    );
     for pit in &pits {
         observer.event(&super::Event::TableStarted {
             table: &format!("PIT {}", pit.id),
@@ -253,21 +245,19 @@ async fn verify_open(
             walk.check_table(pit, table).await;
         }
     }
+    walk.read_queued(true).await;
     let reclaimable = walk.reclaimable(request.pit.is_none()).await?;
-    let (files_read, bytes_read) = match request.read_data {
-        Some(subset) => {
-            walk.read_data(subset, &ctx.new_run_id(), request.concurrency, observer)
-                .await
-        }
-        None => (0, 0),
-    };
+    let manifests_read = walk.manifests_read();
     let Walk {
-        referenced,
-        parsed,
+        files_checked,
+        bytes_checked,
+        damaged,
         mut problems,
         tables_checked,
+        reading,
         ..
     } = walk;
+    let (files_read, bytes_read) = reading.map_or((0, 0), |r| (r.files, r.bytes));
     let restore_test = match (&request.restore_test, pits.last()) {
         (Some(tables), Some(pit)) => {
             Some(restore_test::run(repo, pit, tables, ctx, &mut problems).await?)
@@ -285,24 +275,15 @@ async fn verify_open(
             tracing::warn!(key, error = %crate::error::error_chain(&e), "could not mark a damaged object");
         }
     }
-    let damaged_files = problems
-        .iter()
-        .filter_map(|p| p.key.as_ref())
-        .filter_map(|k| {
-            referenced
-                .get(k)
-                .map(|(entry, _)| (k.clone(), entry.clone()))
-        })
-        .collect();
     Ok(VerifyReport {
-        damaged_files,
+        damaged_files: damaged.into_iter().collect(),
         restore_test,
         repository: repo.url().to_owned(),
         pits: pits.iter().map(|p| p.id.clone()).collect(),
         tables_checked,
-        files_checked: referenced.len(),
-        bytes_checked: referenced.values().map(|(e, _)| e.size).sum(),
-        manifests_read: parsed.len(),
+        files_checked,
+        bytes_checked,
+        manifests_read,
         read_data: request.read_data.map(|s| s.to_string()),
         files_read,
         bytes_read,

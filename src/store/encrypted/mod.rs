@@ -345,6 +345,32 @@ impl BackupStore for EncryptedStore {
         Ok(out)
     }
 
+    fn list_pages(&self, prefix: &str) -> super::ListPages<'_> {
+        use futures::TryStreamExt as _;
+        let prefix = prefix.to_owned();
+        let pages = futures::stream::once(async move {
+            let unlocked = self.unlocked().await?;
+            if prefix.len() > layout::TABLES_PREFIX.len()
+                && prefix.starts_with(layout::TABLES_PREFIX)
+            {
+                return Err(self.error(
+                    "listing",
+                    &prefix,
+                    "an encrypted repository lists the objects of tables only all together",
+                ));
+            }
+            let inner = self.inner.list_pages(&Self::stored(unlocked, &prefix));
+            Ok(inner.map_ok(move |page| {
+                page.iter()
+                    .filter_map(|meta| Self::plain_meta(unlocked, meta))
+                    .filter(|meta| meta.key.starts_with(prefix.as_str()))
+                    .collect()
+            }))
+        })
+        .try_flatten();
+        Box::pin(pages)
+    }
+
     async fn sync(&self) -> StoreResult<()> {
         self.inner.sync().await
     }

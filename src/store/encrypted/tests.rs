@@ -56,6 +56,15 @@ async fn objects_and_names_are_sealed_and_read_back() {
     assert_eq!(listed[0].size, big.len() as u64);
     assert_eq!(enc.list("pits/").await.unwrap()[0].key, "pits/p1.json");
     assert!(enc.list("tables/k/").await.is_err());
+    let paged = futures::TryStreamExt::try_concat(enc.list_pages("tables/"))
+        .await
+        .unwrap();
+    assert_eq!(paged, listed, "a page at a time as whole");
+    assert!(
+        futures::TryStreamExt::try_concat(enc.list_pages("tables/k/"))
+            .await
+            .is_err()
+    );
     // A listed name reads, and deletes, the object it names.
     assert_eq!(
         enc.head(&listed[0].key).await.unwrap().unwrap().size,

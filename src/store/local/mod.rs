@@ -485,30 +485,34 @@ impl BackupStore for LocalStore {
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
         let mut listed = self.walk(prefix, false).await?;
-        // Objects waiting for a sync are this store's already.
-        let waiting: Vec<(String, std::io::Result<std::fs::Metadata>)> = self
-            .pending
-            .lock()
-            .map_err(|_| self.err("listing", prefix, std::io::Error::other("poisoned lock")))?
-            .objects
-            .iter()
-            .filter(|(key, _)| key.starts_with(prefix))
-            .map(|(k, w)| (k.clone(), w.file.open().metadata()))
-            .collect();
+        let waiting = self.waiting(prefix)?;
         if waiting.is_empty() {
             return Ok(listed);
         }
-        for (key, meta) in waiting {
-            let meta = meta.map_err(|e| self.err("listing", &key, e))?;
-            listed.retain(|o| o.key != key);
-            listed.push(ObjectMeta {
-                key,
-                size: meta.len(),
-                modified: meta.modified().ok().map(Into::into),
-            });
-        }
+        let keys: std::collections::HashSet<&str> =
+            waiting.iter().map(|o| o.key.as_str()).collect();
+        listed.retain(|o| !keys.contains(o.key.as_str()));
+        listed.extend(waiting);
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(listed)
+    }
+
+    fn list_pages(&self, prefix: &str) -> super::ListPages<'_> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        let waiting = match self.waiting(prefix) {
+            Ok(waiting) => waiting,
+            Err(e) => return Box::pin(futures::stream::once(async { Err(e) })),
+        };
+        let keys: std::collections::HashSet<String> =
+            waiting.iter().map(|o| o.key.clone()).collect();
+        let walked = self.walk_pages(prefix, false).map_ok(move |mut page| {
+            if !keys.is_empty() {
+                page.retain(|o| !keys.contains(&o.key));
+            }
+            page
+        });
+        let first = (!waiting.is_empty()).then_some(Ok(waiting));
+        Box::pin(futures::stream::iter(first).chain(walked))
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {
@@ -554,52 +558,133 @@ impl BackupStore for LocalStore {
 impl LocalStore {
     /// Every file under `prefix`: the objects, or with `temporaries` only the temporary files
     /// of unfinished writes.
+    /// Objects under `prefix` waiting for a sync: this store's already, listed with the rest.
+    fn waiting(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let waiting: Vec<(String, std::io::Result<std::fs::Metadata>)> = self
+            .pending
+            .lock()
+            .map_err(|_| self.err("listing", prefix, std::io::Error::other("poisoned lock")))?
+            .objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(k, w)| (k.clone(), w.file.open().metadata()))
+            .collect();
+        waiting
+            .into_iter()
+            .map(|(key, meta)| match meta {
+                Ok(meta) => Ok(ObjectMeta {
+                    key,
+                    size: meta.len(),
+                    modified: meta.modified().ok().map(Into::into),
+                }),
+                Err(e) => Err(self.err("listing", &key, e)),
+            })
+            .collect()
+    }
+
     async fn walk(&self, prefix: &str, temporaries: bool) -> StoreResult<Vec<ObjectMeta>> {
+        use futures::TryStreamExt as _;
+        let mut out: Vec<ObjectMeta> = self.walk_pages(prefix, temporaries).try_concat().await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// The objects (or with `temporaries` the leftover temporary files) under `prefix`, in
+    /// pages of at most [`PAGE_OBJECTS`], each read in one blocking task.
+    fn walk_pages(&self, prefix: &str, temporaries: bool) -> super::ListPages<'_> {
+        let walker = Walker::new(&self.root, prefix, temporaries);
+        Box::pin(futures::stream::try_unfold(walker, move |mut walker| async move {
+            let (walker, page) = tokio::task::spawn_blocking(move || {
+                let page = walker.next_page();
+                (walker, page)
+            })
+            .await
+            .map_err(|e| self.err("listing", "", std::io::Error::other(e)))?;
+            match page {
+                Ok(Some(page)) => Ok(Some((page, walker))),
+                Ok(None) => Ok(None),
+                Err((key, e)) => Err(self.err("listing", &key, e)),
+            }
+        }))
+    }
+}
+
+/// Objects in a page of a local listing: one directory of a million files does not take a
+/// million keys of memory at once (~170 MB).
+const PAGE_OBJECTS: usize = 1000;
+
+/// A walk of the directories under a prefix, a page at a time.
+struct Walker {
+    prefix: String,
+    temporaries: bool,
+    /// Directories still to read, each with the key prefix of what it holds.
+    stack: Vec<(PathBuf, String)>,
+    /// The directory being read.
+    open: Option<(std::fs::ReadDir, String)>,
+}
+
+impl Walker {
+    fn new(root: &std::path::Path, prefix: &str, temporaries: bool) -> Self {
         // Walk from the deepest directory the prefix names, then filter by the full prefix.
         let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
-        let mut out = Vec::new();
-        let mut stack = vec![(self.root.join(dir_part), dir_part.to_owned())];
-        while let Some((dir, rel)) = stack.pop() {
-            let mut entries = match fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.err("listing", prefix, e)),
-            };
-            while let Some(entry) = entries
-                .next_entry()
-                .await
-                .map_err(|e| self.err("listing", prefix, e))?
-            {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let is_temporary = name.starts_with(TMP_PREFIX);
-                let key = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
+        Self {
+            prefix: prefix.to_owned(),
+            temporaries,
+            stack: vec![(root.join(dir_part), dir_part.to_owned())],
+            open: None,
+        }
+    }
+
+    /// The next objects (or temporary files), at most [`PAGE_OBJECTS`]; `None` at the end;
+    /// on a failure, the key it concerns.
+    fn next_page(&mut self) -> Result<Option<Vec<ObjectMeta>>, (String, std::io::Error)> {
+        let mut page = Vec::new();
+        while page.len() < PAGE_OBJECTS {
+            let Some((entries, rel)) = &mut self.open else {
+                let Some((dir, rel)) = self.stack.pop() else {
+                    break;
                 };
-                let file_type = entry
-                    .file_type()
-                    .await
-                    .map_err(|e| self.err("listing", prefix, e))?;
-                if file_type.is_dir() {
-                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
-                        stack.push((entry.path(), key));
-                    }
-                } else if key.starts_with(prefix) && is_temporary == temporaries {
-                    let size = entry
-                        .metadata()
-                        .await
-                        .map_err(|e| self.err("listing", &key, e))?;
-                    out.push(ObjectMeta {
+                match std::fs::read_dir(&dir) {
+                    Ok(entries) => self.open = Some((entries, rel)),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err((self.prefix.clone(), e)),
+                }
+                continue;
+            };
+            let Some(entry) = entries.next() else {
+                self.open = None;
+                continue;
+            };
+            let entry = entry.map_err(|e| (self.prefix.clone(), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_temporary = name.starts_with(TMP_PREFIX);
+            let key = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) => return Err((key, e)),
+            };
+            if file_type.is_dir() {
+                if key.starts_with(&self.prefix) || self.prefix.starts_with(&format!("{key}/")) {
+                    self.stack.push((entry.path(), key));
+                }
+            } else if key.starts_with(&self.prefix) && is_temporary == self.temporaries {
+                match entry.metadata() {
+                    Ok(meta) => page.push(ObjectMeta {
                         key,
-                        size: size.len(),
-                        modified: size.modified().ok().map(Into::into),
-                    });
+                        size: meta.len(),
+                        modified: meta.modified().ok().map(Into::into),
+                    }),
+                    // Gone since the directory was read (a gc, a replaced temporary file).
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err((key, e)),
                 }
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok((!page.is_empty()).then_some(page))
     }
 }
 

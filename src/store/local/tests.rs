@@ -59,6 +59,15 @@ async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
         .map(|o| o.key)
         .collect();
     assert_eq!(listed, ["tables/t/files/a", "tables/t/files/b"]);
+    // A page at a time too: the waiting objects once each, whatever is on disk.
+    let mut paged: Vec<String> = futures::TryStreamExt::try_concat(store.list_pages("tables/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    paged.sort();
+    assert_eq!(paged, listed);
     assert!(!named(&root, "tables/t/files/a"));
     // A record written with `put` is durable and named at once.
     store
@@ -249,4 +258,34 @@ async fn files_put_together_are_stored_in_order_until_one_fails() {
     store.sync().await.unwrap();
     assert!(named(&root, "tables/t/files/a") && named(&root, "tables/t/files/b"));
     assert!(!named(&root, "tables/t/files/c"));
+}
+
+#[tokio::test]
+async fn a_directory_of_many_objects_is_listed_in_bounded_pages() {
+    use futures::TryStreamExt as _;
+    let (_dir, root, store) = new_store();
+    let files = root.join("tables/t/files/data");
+    fs_err::create_dir_all(files.join("part=1")).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..2_500 {
+        fs_err::write(files.join(format!("{i:05}.parquet")), [1u8; 3]).unwrap();
+        expected.push(format!("tables/t/files/data/{i:05}.parquet"));
+    }
+    fs_err::write(files.join("part=1/x.parquet"), b"xy").unwrap();
+    expected.push("tables/t/files/data/part=1/x.parquet".to_owned());
+    // A leftover of a killed write is no object.
+    fs_err::write(files.join(format!("{TMP_PREFIX}left")), b"z").unwrap();
+    fs_err::write(root.join("pits.json"), b"{}").unwrap();
+    expected.sort();
+
+    let pages: Vec<Vec<ObjectMeta>> = store.list_pages("tables/").try_collect().await.unwrap();
+    assert!(pages.len() >= 3, "{} pages", pages.len());
+    assert!(pages.iter().all(|p| !p.is_empty() && p.len() <= PAGE_OBJECTS));
+    let mut paged: Vec<ObjectMeta> = pages.into_iter().flatten().collect();
+    paged.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = paged.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(paged, store.list("tables/").await.unwrap());
+    let left = store.list_incomplete("tables/").await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
 }

@@ -325,29 +325,47 @@ impl BackupStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        let mut pages = self
-            .client()
-            .await
-            .list_objects_v2()
-            .bucket(&self.place.bucket)
-            .prefix(self.full_key(prefix))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.place.err("listing", prefix, &e))?;
-            for object in page.contents() {
-                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.root)) {
-                    out.push(ObjectMeta {
-                        key: key.to_owned(),
-                        size: size(object.size()),
-                        modified: modified(object.last_modified()),
-                    });
-                }
-            }
-        }
+        use futures::TryStreamExt as _;
+        let mut out: Vec<ObjectMeta> = self.list_pages(prefix).try_concat().await?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    fn list_pages(&self, prefix: &str) -> crate::store::ListPages<'_> {
+        let prefix = prefix.to_owned();
+        Box::pin(futures::stream::try_unfold(None, move |pages| {
+            let prefix = prefix.clone();
+            async move {
+                let mut pages = match pages {
+                    Some(pages) => pages,
+                    None => self
+                        .client()
+                        .await
+                        .list_objects_v2()
+                        .bucket(&self.place.bucket)
+                        .prefix(self.full_key(&prefix))
+                        .into_paginator()
+                        .send(),
+                };
+                let Some(page) = pages.next().await else {
+                    return Ok(None);
+                };
+                let page = page.map_err(|e| self.place.err("listing", &prefix, &e))?;
+                let objects = page
+                    .contents()
+                    .iter()
+                    .filter_map(|object| {
+                        let key = object.key()?.strip_prefix(&self.root)?;
+                        Some(ObjectMeta {
+                            key: key.to_owned(),
+                            size: size(object.size()),
+                            modified: modified(object.last_modified()),
+                        })
+                    })
+                    .collect();
+                Ok(Some((objects, Some(pages))))
+            }
+        }))
     }
 
     async fn copy_from_s3(
