@@ -40,14 +40,14 @@ impl RepositoryState {
             PitEntry::Readable(pit) => Some(pit),
             PitEntry::Damaged { .. } => None,
         });
-        let bytes = repo
-            .store()
-            .list(layout::TABLES_PREFIX)
-            .await
-            .ok()?
-            .iter()
-            .map(|o| o.size)
-            .sum();
+        // A page at a time: a repository of a million files lists ~200 MB of keys.
+        let bytes = futures::TryStreamExt::try_fold(
+            repo.store().list_pages(layout::TABLES_PREFIX),
+            0u64,
+            |sum, page| async move { Ok(sum + page.iter().map(|o| o.size).sum::<u64>()) },
+        )
+        .await
+        .ok()?;
         let last_verification = repo
             .verifications()
             .await

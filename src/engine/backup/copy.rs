@@ -454,16 +454,14 @@ impl TableJob<'_> {
         Ok((count, bytes, added))
     }
 
-    /// Whether the repository holds none of the files of the table `key` (one listing, instead
-    /// of a question per file). Not known — a store that cannot list one table's files — is
-    /// no.
+    /// Whether the repository holds none of the files of the table `key` (the first page of
+    /// a listing, instead of a question per file). Not known — a store that cannot list one
+    /// table's files — is no.
     async fn holds_none_of(&self, key: &str) -> bool {
+        use futures::TryStreamExt as _;
         let prefix = layout::table_file(key, "");
-        self.repo
-            .store()
-            .list(&prefix)
-            .await
-            .is_ok_and(|stored| stored.is_empty())
+        let first = self.repo.store().list_pages(&prefix).try_next().await;
+        matches!(first, Ok(None))
     }
 
     /// Decides what to do with one file and does it (or, for a dry run, only decides).

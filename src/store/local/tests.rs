@@ -280,12 +280,16 @@ async fn a_directory_of_many_objects_is_listed_in_bounded_pages() {
 
     let pages: Vec<Vec<ObjectMeta>> = store.list_pages("tables/").try_collect().await.unwrap();
     assert!(pages.len() >= 3, "{} pages", pages.len());
-    assert!(pages.iter().all(|p| !p.is_empty() && p.len() <= PAGE_OBJECTS));
-    let mut paged: Vec<ObjectMeta> = pages.into_iter().flatten().collect();
-    paged.sort_by(|a, b| a.key.cmp(&b.key));
-    let keys: Vec<&str> = paged.iter().map(|o| o.key.as_str()).collect();
+    assert!(
+        pages
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= PAGE_OBJECTS)
+    );
+    let mut objects: Vec<ObjectMeta> = pages.into_iter().flatten().collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(keys, expected);
-    assert_eq!(paged, store.list("tables/").await.unwrap());
+    assert_eq!(objects, store.list("tables/").await.unwrap());
     let left = store.list_incomplete("tables/").await.unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
 }
