@@ -322,7 +322,8 @@ pub trait BackupStore: Debug + Send + Sync {
     /// Every object whose key starts with `prefix`, as [`BackupStore::list`] gives them but a
     /// page at a time and in no order: for callers that look at each object once and keep
     /// less of it than the listing holds (a repository of a million files lists ~200 MB of
-    /// keys). The default is one page, the whole listing.
+    /// keys). A page may be empty (S3 answers an empty listing with one). The default is one
+    /// page, the whole listing.
     fn list_pages(&self, prefix: &str) -> ListPages<'_> {
         let prefix = prefix.to_owned();
         Box::pin(futures::stream::once(

@@ -460,8 +460,14 @@ impl TableJob<'_> {
     async fn holds_none_of(&self, key: &str) -> bool {
         use futures::TryStreamExt as _;
         let prefix = layout::table_file(key, "");
-        let first = self.repo.store().list_pages(&prefix).try_next().await;
-        matches!(first, Ok(None))
+        let mut pages = self.repo.store().list_pages(&prefix);
+        loop {
+            match pages.try_next().await {
+                Ok(Some(page)) if page.is_empty() => {}
+                Ok(None) => return true,
+                Ok(Some(_)) | Err(_) => return false,
+            }
+        }
     }
 
     /// Decides what to do with one file and does it (or, for a dry run, only decides).

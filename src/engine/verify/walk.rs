@@ -240,6 +240,45 @@ impl<'a> Walk<'a> {
             self.reach(&part);
             self.records.insert(part);
         }
+        // The list a part at a time (as the whole list was read before the metadata): each
+        // file checked, its path kept as a digest, and the manifest lists, manifests and
+        // statistics files (few) kept whole for the walk.
+        let mut paths: Vec<PathDigest> = Vec::new();
+        let mut metadata_files: HashMap<PathDigest, FileEntry> = HashMap::new();
+        let mut parts = std::pin::pin!(repo.filelist_parts(&table.key, stored_in, &list));
+        while let Some(part) = parts.next().await {
+            let part = match part {
+                Ok(part) => part,
+                Err(e) => {
+                    self.unreadable = true;
+                    self.problem(
+                        &origin,
+                        Some(&list_key),
+                        crate::error::error_chain(&e),
+                        REPAIR,
+                    );
+                    return;
+                }
+            };
+            for entry in part.iter() {
+                self.check_file(&origin, &table.key, entry);
+                self.read_queued(false).await;
+                let digest = path_digest(&entry.path);
+                paths.push(digest);
+                if !matches!(
+                    entry.kind,
+                    FileKind::Data | FileKind::PositionDeletes | FileKind::EqualityDeletes
+                ) {
+                    metadata_files.insert(
+                        digest,
+                        FileEntry {
+                            refs: None,
+                            ..entry.clone()
+                        },
+                    );
+                }
+            }
+        }
         let metadata = match repo.load_table_metadata(&table.key, stored_in).await {
             Ok(raw) if sha256_hex(&raw) == list.metadata_sha256 => raw,
             Ok(_) => {
@@ -266,44 +305,6 @@ impl<'a> Walk<'a> {
                 self.problem(&origin, Some(&metadata_key), problem, REPAIR);
             }
             return;
-        }
-        // The list a part at a time: each file checked, its path kept as a digest, and the
-        // manifest lists, manifests and statistics files (few) kept whole for the walk.
-        let mut paths: Vec<PathDigest> = Vec::new();
-        let mut metadata_files: HashMap<PathDigest, FileEntry> = HashMap::new();
-        let mut parts = std::pin::pin!(repo.filelist_parts(&table.key, stored_in, &list));
-        while let Some(part) = parts.next().await {
-            let part = match part {
-                Ok(part) => part,
-                Err(e) => {
-                    self.unreadable = true;
-                    self.problem(
-                        &origin,
-                        Some(&list_key),
-                        crate::error::error_chain(&e),
-                        REPAIR,
-                    );
-                    return;
-                }
-            };
-            for entry in part.iter() {
-                self.check_file(&origin, &table.key, entry);
-                let digest = path_digest(&entry.path);
-                paths.push(digest);
-                if !matches!(
-                    entry.kind,
-                    FileKind::Data | FileKind::PositionDeletes | FileKind::EqualityDeletes
-                ) {
-                    metadata_files.insert(
-                        digest,
-                        FileEntry {
-                            refs: None,
-                            ..entry.clone()
-                        },
-                    );
-                }
-            }
-            self.read_queued(false).await;
         }
         paths.sort_unstable();
         let files = ListedFiles {
@@ -391,6 +392,8 @@ impl<'a> Walk<'a> {
         let version = metadata.format_version();
         // Snapshots share manifests: each is looked at once per table state.
         let mut walked: HashSet<PathDigest> = HashSet::new();
+        // What references unlisted files that could not be named: (kind, path, why).
+        let mut unnamed: Vec<(&str, String, String)> = Vec::new();
         for snapshot in snapshots {
             let Some(list_entry) = files.metadata.get(&path_digest(snapshot.manifest_list()))
             else {
@@ -416,17 +419,27 @@ impl<'a> Walk<'a> {
                     continue;
                 };
                 if !referenced.iter().all(|path| files.holds(path)) {
-                    for path in self.unlisted(table_key, entry, None, files).await {
-                        missing.insert(path, "data or delete file");
+                    match self.unlisted(table_key, entry, None, files).await {
+                        Ok(paths) => {
+                            for path in paths {
+                                missing.insert(path, "data or delete file");
+                            }
+                        }
+                        Err(why) => unnamed.push(("manifest", entry.path.clone(), why)),
                     }
                 }
             }
             if lacking {
-                for path in self
+                match self
                     .unlisted(table_key, list_entry, Some(version), files)
                     .await
                 {
-                    missing.insert(path, "manifest");
+                    Ok(paths) => {
+                        for path in paths {
+                            missing.insert(path, "manifest");
+                        }
+                    }
+                    Err(why) => unnamed.push(("manifest list", list_entry.path.clone(), why)),
                 }
             }
         }
@@ -449,6 +462,12 @@ impl<'a> Walk<'a> {
         for (path, kind) in missing {
             let problem = format!(
                 "the stored metadata references {kind} {path}, which file list {list_key} does not hold"
+            );
+            self.problem(origin, Some(&list_key), problem, REPAIR_LIST);
+        }
+        for (kind, path, why) in unnamed {
+            let problem = format!(
+                "the stored {kind} {path} references files that file list {list_key} does not hold; reading it again to name them failed: {why}"
             );
             self.problem(origin, Some(&list_key), problem, REPAIR_LIST);
         }
@@ -485,22 +504,26 @@ impl<'a> Walk<'a> {
     }
 
     /// The paths the manifest list or manifest `entry` references that `files` does not
-    /// hold: read again, to name them (only when some are missing).
+    /// hold: read again, to name them (only when some are missing); why they cannot be named
+    /// when it does not read again.
     async fn unlisted(
         &mut self,
         table_key: &str,
         entry: &FileEntry,
         list_version: Option<FormatVersion>,
         files: &ListedFiles,
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, String> {
         let key = layout::table_file(table_key, &entry.rel);
         match self.read_references(&key, entry, list_version).await {
-            Some(Ok(paths)) => paths
+            Some(Ok(paths)) => Ok(paths
                 .into_iter()
                 .filter(|path| !files.holds(&path_digest(path)))
-                .collect(),
-            // Read and parsed a moment ago: a store that stopped answering is not named twice.
-            _ => Vec::new(),
+                .collect()),
+            Some(Err((why, _))) => Err(why),
+            None => Err(format!(
+                "{key} is not stored with the {} bytes this file list records",
+                entry.size
+            )),
         }
     }
 

@@ -593,22 +593,23 @@ impl LocalStore {
     /// pages of at most [`PAGE_OBJECTS`], each read in one blocking task.
     fn walk_pages(&self, prefix: &str, temporaries: bool) -> super::ListPages<'_> {
         let walker = Walker::new(&self.root, prefix, temporaries);
-        Box::pin(futures::stream::try_unfold(
-            walker,
-            move |mut walker| async move {
+        let prefix = prefix.to_owned();
+        Box::pin(futures::stream::try_unfold(walker, move |mut walker| {
+            let prefix = prefix.clone();
+            async move {
                 let (walker, page) = tokio::task::spawn_blocking(move || {
                     let page = walker.next_page();
                     (walker, page)
                 })
                 .await
-                .map_err(|e| self.err("listing", "", std::io::Error::other(e)))?;
+                .map_err(|e| self.err("listing", &prefix, std::io::Error::other(e)))?;
                 match page {
                     Ok(Some(page)) => Ok(Some((page, walker))),
                     Ok(None) => Ok(None),
                     Err((key, e)) => Err(self.err("listing", &key, e)),
                 }
-            },
-        ))
+            }
+        }))
     }
 }
 
