@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod backup;
 pub(crate) mod files;
+pub mod finish;
 mod hooks;
 pub mod inspect;
 pub mod maintenance;

@@ -277,14 +277,25 @@ pub async fn execute(
         Ok(_) => guard.still_held().await.map_err(EngineError::from),
         Err(_) => Ok(true),
     };
-    let result = match (result, held) {
-        (Ok(_), Ok(false)) => Err(EngineError::LockLost(repo.url().to_owned())),
-        (Ok(outcome), Ok(true)) => repo
-            .commit_pit(&outcome.pit)
-            .await
-            .map(|()| outcome)
-            .map_err(EngineError::from),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    let (result, guard) = match (result, held) {
+        (Ok(_), Ok(false)) => (Err(EngineError::LockLost(repo.url().to_owned())), guard),
+        (Ok(outcome), Ok(true)) => {
+            // The commit runs to its end even when the run is stopped meanwhile (see
+            // `finish`), and the lock goes only after it: no gc comes between.
+            let done = format!("PIT {} was committed to {}", outcome.pit.id, repo.url());
+            let (owned, pit) = (repo.clone(), outcome.pit.clone());
+            let commit = async move {
+                match owned.commit_pit(&pit).await {
+                    Ok(()) => Ok(guard),
+                    Err(e) => Err((e, guard)),
+                }
+            };
+            match crate::engine::finish::to_the_end(done, commit).await {
+                Ok(guard) => (Ok(outcome), guard),
+                Err((e, guard)) => (Err(EngineError::from(e)), guard),
+            }
+        }
+        (Err(e), _) | (Ok(_), Err(e)) => (Err(e), guard),
     };
     // Retention runs under the lock that committed the PIT, so no other run comes between.
     let retention = match (&result, &options.retention) {

@@ -9,6 +9,7 @@ use serde_json::{Map as JsonMap, Value as JsonValue};
 
 use super::execute::{Job, next_metadata_version};
 use super::{RestoreItem, ident};
+use crate::catalog::OpenCatalog;
 use crate::engine::backup::view::ViewFacts;
 use crate::engine::rewrite::PathRewriter;
 use crate::engine::transfer::{self, maybe_gunzip};
@@ -53,7 +54,7 @@ impl Job<'_> {
             .await
             .map_err(|e| TableError::transfer(&e))?;
         let registered = match transfer::sync_local_file(&metadata_location).await {
-            Ok(()) => self.register_view(item, &metadata_location, &doc).await,
+            Ok(()) => self.register_view(item, &metadata_location, doc).await,
             Err(e) => Err(TableError::Io(e)),
         };
         if let Err(e) = registered {
@@ -66,70 +67,90 @@ impl Job<'_> {
     }
 
     /// Registers the view, replacing the one there (with `--replace`) and putting it back when
-    /// the new one cannot be registered.
+    /// the new one cannot be registered; to its end even when the restore is stopped meanwhile
+    /// (see [`crate::engine::finish`]).
     async fn register_view(
         &self,
         item: &RestoreItem,
         metadata_location: &str,
-        doc: &JsonValue,
+        doc: JsonValue,
     ) -> Result<(), TableError> {
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
         let ident = ident(&item.target).map_err(|e| TableError::Unsupported(e.to_string()))?;
-        let target = self.target;
-        let previous = if item.action == "replace" {
-            match target
-                .load_view(&ident)
-                .await
-                .map_err(|e| TableError::catalog(&e))?
-            {
-                Some(old) => {
-                    let old_doc = self.read_json(&old.metadata_location).await;
-                    target.drop_view(&ident).await.map_err(|e| {
-                        TableError::catalog(&e).context("dropping the view to replace")
-                    })?;
-                    Some((old.metadata_location, old_doc))
-                }
-                None => None,
+        let replace = item.action == "replace";
+        let done = format!(
+            "view {} was {} in catalog `{}`",
+            item.target,
+            if replace { "replaced" } else { "registered" },
+            self.target.name
+        );
+        let swap = swap_view(
+            self.target.clone(),
+            ident,
+            replace,
+            metadata_location.to_owned(),
+            doc,
+        );
+        crate::engine::finish::to_the_end(done, swap).await
+    }
+}
+
+/// The catalog side of registering a view, in a task of its own.
+async fn swap_view(
+    target: OpenCatalog,
+    ident: iceberg::TableIdent,
+    replace: bool,
+    metadata_location: String,
+    doc: JsonValue,
+) -> Result<(), TableError> {
+    let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    let previous = if replace {
+        match target
+            .load_view(&ident)
+            .await
+            .map_err(|e| TableError::catalog(&e))?
+        {
+            Some(old) => {
+                let old_doc = read_json(&target, &old.metadata_location).await;
+                target
+                    .drop_view(&ident)
+                    .await
+                    .map_err(|e| TableError::catalog(&e).context("dropping the view to replace"))?;
+                Some((old.metadata_location, old_doc))
             }
-        } else {
-            None
-        };
-        match target.register_view(&ident, metadata_location, doc).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let mut message = chain(&e);
-                if let Some((old, old_doc)) = previous {
-                    match target
-                        .register_view(&ident, &old, &old_doc.unwrap_or_default())
-                        .await
-                    {
-                        Ok(()) => message.push_str("; the replaced view was put back"),
-                        Err(e2) => {
-                            let _ = write!(
-                                message,
-                                "; putting the replaced view back failed too ({}); its metadata is {old}",
-                                chain(&e2)
-                            );
-                        }
+            None => None,
+        }
+    } else {
+        None
+    };
+    match target.register_view(&ident, &metadata_location, &doc).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut message = chain(&e);
+            if let Some((old, old_doc)) = previous {
+                match target
+                    .register_view(&ident, &old, &old_doc.unwrap_or_default())
+                    .await
+                {
+                    Ok(()) => message.push_str("; the replaced view was put back"),
+                    Err(e2) => {
+                        let _ = write!(
+                            message,
+                            "; putting the replaced view back failed too ({}); its metadata is {old}",
+                            chain(&e2)
+                        );
                     }
                 }
-                Err(TableError::Catalog(message))
             }
+            Err(TableError::Catalog(message))
         }
     }
+}
 
-    async fn read_json(&self, location: &str) -> Option<JsonValue> {
-        let raw = self
-            .target
-            .file_io
-            .new_input(location)
-            .ok()?
-            .read()
-            .await
-            .ok()?;
-        let json = maybe_gunzip(&raw).ok()?;
-        serde_json::from_slice(&json).ok()
-    }
+/// The JSON document at `location` in `target`'s storage, if it reads.
+async fn read_json(target: &OpenCatalog, location: &str) -> Option<JsonValue> {
+    let raw = target.file_io.new_input(location).ok()?.read().await.ok()?;
+    let json = maybe_gunzip(&raw).ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
 /// Moves view metadata to `location`: its `location`, a `write.metadata.path` under the old

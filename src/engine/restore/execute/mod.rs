@@ -140,7 +140,7 @@ impl Job<'_> {
             .await
         {
             Ok(location) => self
-                .install(item, Install::Register(&location))
+                .install(item, Install::Register(location.clone()))
                 .await
                 .map(|_| location),
             Err(e) => Err(e),
@@ -390,64 +390,88 @@ impl Job<'_> {
     /// Step 5, for data and structure-only tables alike: puts the table in the catalog. A
     /// table it replaces is dropped first (catalogs cannot swap a table's metadata) and
     /// registered back when the new one cannot be put in place, so a failed replace loses
-    /// nothing. Returns the table's metadata location.
-    async fn install(
-        &self,
-        item: &RestoreItem,
-        install: Install<'_>,
-    ) -> Result<String, TableError> {
-        let catalog = &self.target.catalog;
+    /// nothing. The swap runs to its end even when the restore is stopped meanwhile (a
+    /// signal, a cancelled job: see [`crate::engine::finish`]), so that a stop never leaves
+    /// the old table dropped and the new one not registered. Returns the table's metadata
+    /// location.
+    async fn install(&self, item: &RestoreItem, install: Install) -> Result<String, TableError> {
         let ident = ident(&item.target).map_err(|e| TableError::Unsupported(e.to_string()))?;
-        let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
-        let previous = if item.action == "replace"
-            && catalog
-                .table_exists(&ident)
-                .await
-                .map_err(|e| TableError::catalog(&e))?
-        {
-            let old = catalog
-                .load_table(&ident)
-                .await
-                .map_err(|e| TableError::catalog(&e))?;
-            let old_location = old.metadata_location().map(str::to_owned);
-            catalog
-                .drop_table(&ident)
-                .await
-                .map_err(|e| TableError::catalog(&e).context("dropping the table to replace"))?;
-            old_location
-        } else {
-            None
-        };
-        let installed = match install {
-            Install::Register(location) => self
-                .target
-                .register(&ident, location)
-                .await
-                .map(|()| location.to_owned())
-                .map_err(|e| chain(&e)),
-            Install::CreateEmpty(creation) => catalog
-                .create_table(ident.namespace(), *creation)
-                .await
-                .map(|table| table.metadata_location().unwrap_or_default().to_owned())
-                .map_err(|e| format!("creating empty table {ident}: {}", chain(&e))),
-        };
-        let Err(mut message) = installed else {
-            return installed.map_err(TableError::Catalog);
-        };
-        if let Some(old) = previous {
-            match self.target.register(&ident, &old).await {
-                Ok(()) => message.push_str("; the replaced table was put back"),
-                Err(e2) => {
-                    let _ = write!(
-                        message,
-                        "; putting the replaced table back failed too ({}); its metadata is {old}",
-                        chain(&e2)
-                    );
-                }
+        let done = format!(
+            "table {} was {} in catalog `{}`",
+            item.target,
+            if item.action == "replace" {
+                "replaced"
+            } else {
+                "registered"
+            },
+            self.target.name
+        );
+        let swap = swap(
+            self.target.clone(),
+            ident,
+            item.action == "replace",
+            install,
+        );
+        crate::engine::finish::to_the_end(done, swap).await
+    }
+}
+
+/// The catalog side of a table's install (step 5), in a task of its own.
+async fn swap(
+    target: OpenCatalog,
+    ident: iceberg::TableIdent,
+    replace: bool,
+    install: Install,
+) -> Result<String, TableError> {
+    let catalog = &target.catalog;
+    let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
+    let previous = if replace
+        && catalog
+            .table_exists(&ident)
+            .await
+            .map_err(|e| TableError::catalog(&e))?
+    {
+        let old = catalog
+            .load_table(&ident)
+            .await
+            .map_err(|e| TableError::catalog(&e))?;
+        let old_location = old.metadata_location().map(str::to_owned);
+        catalog
+            .drop_table(&ident)
+            .await
+            .map_err(|e| TableError::catalog(&e).context("dropping the table to replace"))?;
+        old_location
+    } else {
+        None
+    };
+    let installed = match install {
+        Install::Register(location) => target
+            .register(&ident, &location)
+            .await
+            .map(|()| location)
+            .map_err(|e| chain(&e)),
+        Install::CreateEmpty(creation) => catalog
+            .create_table(ident.namespace(), *creation)
+            .await
+            .map(|table| table.metadata_location().unwrap_or_default().to_owned())
+            .map_err(|e| format!("creating empty table {ident}: {}", chain(&e))),
+    };
+    let Err(mut message) = installed else {
+        return installed.map_err(TableError::Catalog);
+    };
+    if let Some(old) = previous {
+        match target.register(&ident, &old).await {
+            Ok(()) => message.push_str("; the replaced table was put back"),
+            Err(e2) => {
+                let _ = write!(
+                    message,
+                    "; putting the replaced table back failed too ({}); its metadata is {old}",
+                    chain(&e2)
+                );
             }
         }
-        Err(TableError::Catalog(message))
     }
+    Err(TableError::Catalog(message))
 }
 
 /// Reads stored table metadata (gzipped or not).
@@ -459,9 +483,9 @@ fn stored_metadata(raw: &[u8]) -> Result<TableMetadata, TableError> {
 }
 
 /// How a restored table is put in the catalog.
-enum Install<'a> {
+enum Install {
     /// Register the written metadata file.
-    Register(&'a str),
+    Register(String),
     /// Create the table empty (structure-only tables).
     CreateEmpty(Box<iceberg::TableCreation>),
 }
