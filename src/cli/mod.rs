@@ -303,7 +303,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 cancel.cancel();
                 let _ = work.await;
                 crate::repo::lock::settle(std::time::Duration::from_secs(5)).await;
-                crate::engine::finish::settle(FINISH_LIMIT).await;
+                crate::engine::finish::settle(crate::engine::finish::LIMIT).await;
                 return status;
             }
             // The work future is dropped: in-flight copies are cancelled (temporary files and
@@ -311,7 +311,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             // being taken is removed once its creation lands. A PIT commit or a catalog swap
             // under way ends first, and is said.
             drop(work);
-            let settled = crate::engine::finish::settle(FINISH_LIMIT).await;
+            let settled = crate::engine::finish::settle(crate::engine::finish::LIMIT).await;
             crate::repo::lock::settle(std::time::Duration::from_secs(5)).await;
             let error = anyhow::anyhow!(stopped_message(
                 if status == ExitStatus::Interrupted { "SIGINT" } else { "SIGTERM" },
@@ -331,29 +331,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
     }
 }
 
-/// How long a stopped command waits for a PIT commit or a catalog swap under way to end.
-const FINISH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// What a command stopped by `signal` says: what was committed or registered as it stopped
 /// (a commit or a swap under way ends first), else that nothing was.
 fn stopped_message(signal: &str, settled: &crate::engine::finish::Settled) -> String {
-    let mut message = format!("stopped by {signal}; ");
-    if settled.landed.is_empty() {
-        message.push_str("nothing was committed or registered after the signal (a backup commits its PIT last, a restore registers each table last)");
-    } else {
-        message.push_str(&settled.landed.join(", "));
-        message.push_str(
-            " as the signal came (complete: every file was durable before), and nothing else after it",
-        );
-    }
-    if !settled.unfinished.is_empty() {
-        message
-            .push_str("; still under way when the process ended, and not known to have happened: ");
-        message.push_str(&settled.unfinished.join(", "));
-        message.push_str(" (look before the next run)");
-    }
-    message.push_str("; the next run picks up from there");
-    message
+    format!(
+        "stopped by {signal}; {}; the next run picks up from there",
+        settled.said()
+    )
 }
 
 /// Waits for SIGINT or SIGTERM and returns the matching exit status; from then on a second

@@ -4,40 +4,75 @@
 //! commit (a store write that, once sent, may land whatever its caller does) and a restore's
 //! swap of a table in its catalog (the old table dropped, then the new one registered or the
 //! old one put back). A run stopped by a signal drops its work; a job cancelled in `bcn serve`
-//! is dropped too. So each such step runs in a task of its own ([`to_the_end`]): dropped, its
+//! is dropped too. So each such step runs in a task of its own (`to_the_end`): dropped, its
 //! caller no longer waits, but the step still ends in one of its whole outcomes. A stopped
-//! command waits for them ([`settle`]) before its process ends, and says what they did, so
+//! command waits for them ([`settle`]) before its process ends, and an `apply` entry or a
+//! `bcn serve` job for its own ([`scoped`], [`settle_scope`]), and says what they did, so
 //! that its message ("nothing was committed after the signal", or what was) is true.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio_util::task::TaskTracker;
 
-/// The steps in flight: a command waits for them before it exits.
-static STEPS: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+tokio::task_local! {
+    /// The run whose steps these are (an `apply` entry, a `bcn serve` job), if one said so.
+    static SCOPE: u64;
+}
 
-/// What steps did after their callers were gone (each said once, by [`settle`]).
-static LANDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// A step in flight.
+struct Running {
+    /// What it did once done ("PIT … was committed to …").
+    done: String,
+    scope: Option<u64>,
+}
 
-/// The steps in flight, by number, with what each does once done.
-static RUNNING: Mutex<BTreeMap<u64, String>> = Mutex::new(BTreeMap::new());
+/// The steps in flight, by number.
+static RUNNING: Mutex<BTreeMap<u64, Running>> = Mutex::new(BTreeMap::new());
+
+/// What steps did after their callers were gone, with their scopes (each said once).
+static LANDED: Mutex<Vec<(Option<u64>, String)>> = Mutex::new(Vec::new());
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-fn landed(what: String) {
+/// How long a stopped run waits for its steps under way to end.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+fn landed(scope: Option<u64>, done: String) {
     LANDED
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(what);
+        .push((scope, done));
+}
+
+/// A new scope, for [`scoped`].
+pub fn new_scope() -> u64 {
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs `work` with its steps in `scope`: [`settle_scope`] then waits for those alone.
+pub async fn scoped<F: Future>(scope: u64, work: F) -> F::Output {
+    SCOPE.scope(scope, work).await
+}
+
+/// Removes its step from [`RUNNING`] however the step's task ends (a panic, a runtime
+/// shutting down under it).
+struct Ended(u64);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
 }
 
 /// Runs `step` to its end in a task of its own and returns its outcome. When the caller is
 /// dropped first, the step goes on; if it succeeds, `done` (what it did, "PIT … was
-/// committed") is said by [`settle`].
+/// committed to …") is said by [`settle`] or [`settle_scope`].
 ///
 /// # Panics
 ///
@@ -51,25 +86,31 @@ where
     E: Send + 'static,
 {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let scope = SCOPE.try_with(|s| *s).ok();
     RUNNING
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id, done.clone());
+        .insert(
+            id,
+            Running {
+                done: done.clone(),
+                scope,
+            },
+        );
     let (sender, receiver) = oneshot::channel::<Result<T, E>>();
     let what = done.clone();
-    let mut task = STEPS.spawn(async move {
+    let mut task = tokio::spawn(async move {
+        let _ended = Ended(id);
         let result = step.await;
-        RUNNING
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-        // The caller is gone (it closed the channel first): say what was done.
+        // The caller is gone (it closed the channel first): say what was done, before the
+        // step stops counting as running.
         if let Err(Ok(_)) = sender.send(result) {
-            landed(what);
+            landed(scope, what);
         }
     });
     let mut waiting = Waiting {
         receiver: Some(receiver),
+        scope,
         done,
     };
     let outcome = match waiting.receiver.as_mut() {
@@ -87,10 +128,11 @@ where
 }
 
 /// The caller's end of a step: dropped before the outcome was read (a signal, a cancelled
-/// job), it closes the channel, and a success that had already arrived is said by [`settle`];
-/// one that arrives later is said by the step's task. Exactly one of the two.
+/// job), it closes the channel, and a success that had already arrived is said; one that
+/// arrives later is said by the step's task. Exactly one of the two.
 struct Waiting<T, E> {
     receiver: Option<oneshot::Receiver<Result<T, E>>>,
+    scope: Option<u64>,
     done: String,
 }
 
@@ -99,13 +141,26 @@ impl<T, E> Drop for Waiting<T, E> {
         if let Some(mut receiver) = self.receiver.take() {
             receiver.close();
             if let Ok(Ok(_)) = receiver.try_recv() {
-                landed(std::mem::take(&mut self.done));
+                landed(self.scope, std::mem::take(&mut self.done));
             }
         }
     }
 }
 
-/// What the steps whose callers were gone did, once [`settle`] waited for them.
+/// Holds `key` (a catalog and a table) until dropped: steps on one thing wait for each other.
+pub(crate) async fn one_at_a_time(key: String) -> tokio::sync::OwnedMutexGuard<()> {
+    static HELD: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Mutex::default);
+    let lock = HELD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .clone();
+    lock.lock_owned().await
+}
+
+/// What the steps whose callers were gone did, once waited for.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Settled {
     /// What they did ("PIT … was committed to …").
@@ -114,20 +169,66 @@ pub struct Settled {
     pub unfinished: Vec<String>,
 }
 
-/// Waits, at most `limit`, for the steps in flight to end (a command stopped by a signal calls
-/// it before its process ends), and takes what those whose callers were gone did.
+impl Settled {
+    /// What it says after "stopped by SIGTERM; " or "cancelled; ": what was committed or
+    /// registered as the run stopped, else that nothing was.
+    pub fn said(&self) -> String {
+        let mut said = if self.landed.is_empty() {
+            "nothing was committed or registered after that (a backup commits its PIT last, a restore registers each table last)".to_owned()
+        } else {
+            format!(
+                "{} as it stopped (complete: every file was durable before){}",
+                self.landed.join(", "),
+                if self.unfinished.is_empty() {
+                    ", and nothing else after that"
+                } else {
+                    ""
+                }
+            )
+        };
+        if !self.unfinished.is_empty() {
+            said.push_str(
+                "; still under way when bcn stopped waiting, and not known to have happened: ",
+            );
+            said.push_str(&self.unfinished.join(", "));
+            said.push_str(" (look before the next run)");
+        }
+        said
+    }
+}
+
+/// Waits, at most `limit`, for every step in flight to end (a command stopped by a signal
+/// calls it before its process ends), and takes what those whose callers were gone did.
 pub async fn settle(limit: Duration) -> Settled {
-    STEPS.close();
-    let _ = tokio::time::timeout(limit, STEPS.wait()).await;
-    STEPS.reopen();
-    Settled {
-        landed: std::mem::take(&mut *LANDED.lock().unwrap_or_else(PoisonError::into_inner)),
-        unfinished: RUNNING
+    settle_where(limit, |_| true).await
+}
+
+/// [`settle`] for the steps of `scope` alone (a cancelled `apply` entry or `bcn serve` job).
+pub async fn settle_scope(scope: u64, limit: Duration) -> Settled {
+    settle_where(limit, |s| s == Some(scope)).await
+}
+
+async fn settle_where(limit: Duration, ours: impl Fn(Option<u64>) -> bool) -> Settled {
+    let deadline = tokio::time::Instant::now() + limit;
+    let running = || {
+        RUNNING
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
-            .collect(),
+            .filter(|r| ours(r.scope))
+            .map(|r| r.done.clone())
+            .collect::<Vec<_>>()
+    };
+    while !running().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut all = LANDED.lock().unwrap_or_else(PoisonError::into_inner);
+    let (mine, others): (Vec<_>, Vec<_>) = all.drain(..).partition(|(s, _)| ours(*s));
+    *all = others;
+    drop(all);
+    Settled {
+        landed: mine.into_iter().map(|(_, done)| done).collect(),
+        unfinished: running(),
     }
 }
 
@@ -135,44 +236,47 @@ pub async fn settle(limit: Duration) -> Settled {
 mod tests {
     use super::*;
 
-    /// The steps of these tests, told apart from other tests' by their names.
-    fn ours(settled: &Settled, tag: &str) -> Vec<String> {
-        settled
-            .landed
-            .iter()
-            .filter(|s| s.contains(tag))
-            .cloned()
-            .collect()
-    }
-
     #[tokio::test]
     async fn a_step_whose_caller_is_dropped_still_ends_and_says_what_it_did() {
+        let scope = new_scope();
         let (tx, rx) = oneshot::channel::<()>();
         let step = async move {
             let _ = rx.await;
             Ok::<_, String>(7)
         };
         // The caller gives up before the step can end (a signal dropping the run).
-        let caller = to_the_end("dropped-step committed".into(), step);
+        let caller = scoped(scope, to_the_end("PIT p was committed".into(), step));
         let gave_up = tokio::time::timeout(Duration::from_millis(50), caller).await;
         assert!(gave_up.is_err(), "the step cannot end before it is let go");
+        let settled = settle_scope(scope, Duration::from_millis(20)).await;
+        assert_eq!(settled.unfinished, ["PIT p was committed"]);
+        assert!(settled.said().contains("not known to have happened: PIT p"));
         tx.send(()).unwrap();
-        let settled = settle(Duration::from_secs(5)).await;
-        assert_eq!(ours(&settled, "dropped-step"), ["dropped-step committed"]);
+        let settled = settle_scope(scope, Duration::from_secs(5)).await;
+        assert_eq!(settled.landed, ["PIT p was committed"]);
+        assert!(settled.unfinished.is_empty(), "{settled:?}");
         assert!(
-            !settled
-                .unfinished
-                .iter()
-                .any(|s| s.contains("dropped-step"))
+            settled
+                .said()
+                .starts_with("PIT p was committed as it stopped")
+        );
+        // Said once.
+        assert_eq!(
+            settle_scope(scope, Duration::ZERO).await,
+            Settled::default()
         );
     }
 
     #[tokio::test]
     async fn a_step_that_ended_before_its_dropped_caller_read_it_is_said_once() {
         use std::task::Poll;
-        let mut caller = Box::pin(to_the_end("unread-step committed".into(), async {
-            Ok::<_, String>(())
-        }));
+        let scope = new_scope();
+        let mut caller = Box::pin(scoped(
+            scope,
+            to_the_end("table t was registered".into(), async {
+                Ok::<_, String>(())
+            }),
+        ));
         // Polled once: the step's task is spawned and the caller waits for it.
         assert!(matches!(futures::poll!(caller.as_mut()), Poll::Pending));
         // The step runs and sends its outcome (this runtime has one thread: the caller is
@@ -181,44 +285,74 @@ mod tests {
             tokio::task::yield_now().await;
         }
         drop(caller);
-        let settled = settle(Duration::from_secs(5)).await;
-        assert_eq!(ours(&settled, "unread-step"), ["unread-step committed"]);
+        let settled = settle_scope(scope, Duration::from_secs(5)).await;
+        assert_eq!(settled.landed, ["table t was registered"]);
     }
 
     #[tokio::test]
-    async fn a_failed_step_or_one_waited_for_is_not_said_by_settle() {
-        assert_eq!(
-            to_the_end("waited-step done".into(), async { Ok::<_, String>(1) }).await,
-            Ok(1)
+    async fn a_failed_step_or_one_waited_for_is_not_said() {
+        let scope = new_scope();
+        let waited = scoped(
+            scope,
+            to_the_end("waited".into(), async { Ok::<_, String>(1) }),
         );
-        let failing = to_the_end("failed-step done".into(), async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Err::<(), _>("refused".to_owned())
-        });
+        assert_eq!(waited.await, Ok(1));
+        let failing = scoped(
+            scope,
+            to_the_end("failed".into(), async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err::<(), _>("refused".to_owned())
+            }),
+        );
         assert!(
             tokio::time::timeout(Duration::from_millis(10), failing)
                 .await
                 .is_err()
         );
-        let settled = settle(Duration::from_secs(5)).await;
-        assert!(ours(&settled, "waited-step").is_empty(), "{settled:?}");
-        assert!(ours(&settled, "failed-step").is_empty(), "{settled:?}");
+        let settled = settle_scope(scope, Duration::from_secs(5)).await;
+        assert_eq!(settled, Settled::default());
+        assert!(settled.said().starts_with("nothing was committed"));
     }
 
     #[tokio::test]
-    async fn a_step_still_running_when_the_time_is_up_is_named() {
-        let never = to_the_end("stuck-step done".into(), async {
-            std::future::pending::<Result<(), ()>>().await
-        });
+    async fn steps_of_other_scopes_are_neither_waited_for_nor_taken() {
+        let (mine, other) = (new_scope(), new_scope());
+        let stuck = scoped(
+            other,
+            to_the_end("other done".into(), async {
+                std::future::pending::<Result<(), ()>>().await
+            }),
+        );
         assert!(
-            tokio::time::timeout(Duration::from_millis(10), never)
+            tokio::time::timeout(Duration::from_millis(10), stuck)
                 .await
                 .is_err()
         );
-        let settled = settle(Duration::from_millis(50)).await;
-        assert!(
-            settled.unfinished.iter().any(|s| s == "stuck-step done"),
-            "{settled:?}"
+        let started = std::time::Instant::now();
+        assert_eq!(
+            settle_scope(mine, Duration::from_secs(5)).await,
+            Settled::default()
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let settled = settle(Duration::from_millis(20)).await;
+        assert!(settled.unfinished.iter().any(|s| s == "other done"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_step_panics_its_caller_and_is_no_longer_running() {
+        let scope = new_scope();
+        let caller = tokio::spawn(scoped(
+            scope,
+            to_the_end("never".into(), async {
+                let fail = std::hint::black_box(true);
+                assert!(!fail, "the step failed");
+                Ok::<(), ()>(())
+            }),
+        ));
+        assert!(caller.await.unwrap_err().is_panic());
+        assert_eq!(
+            settle_scope(scope, Duration::from_secs(1)).await,
+            Settled::default()
         );
     }
 }

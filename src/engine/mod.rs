@@ -250,11 +250,12 @@ pub enum EngineError {
         /// How many tables were restored.
         restored: usize,
     },
-    /// Stopped by a signal: the running work was cancelled, nothing was committed after it.
+    /// Stopped by a signal: the running work was cancelled; a PIT commit under way ended
+    /// first, and the message says whether it landed.
     #[error(
-        "interrupted by a signal: the backup was stopped, no PIT was committed and the lock was released; the next run reuses what was copied"
+        "interrupted by a signal: the backup was stopped; {0}; the lock was released and the next run reuses what was copied"
     )]
-    Interrupted,
+    Interrupted(String),
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
     LockLost(String),

@@ -86,7 +86,7 @@ impl<'a> EntryRun<'a> {
     /// repository that cannot be opened: credentials refused, a bucket gone, a damaged
     /// record) — is a failed entry like any other: reported, written and notified.
     pub(super) async fn run(mut self, observer: &dyn Observer) -> EntryReport {
-        let ending = match self.steps(observer).await {
+        let ending = match Box::pin(self.steps(observer)).await {
             Ok(ending) => ending,
             Err(e) => {
                 self.report.status = if e.kind() == crate::error::ErrorKind::Locked {
@@ -200,13 +200,19 @@ impl<'a> EntryRun<'a> {
             }
         };
         // The backup applies the retention policy under its own lock, after the commit.
-        let run = async {
+        let scope = crate::engine::finish::new_scope();
+        let run = Box::pin(crate::engine::finish::scoped(scope, async {
             let plan = backup::prepare_with(request, repo, self.ctx).await?;
             backup::execute(plan, self.ctx, observer).await
-        };
+        }));
         let mut backup = tokio::select! {
             outcome = run => outcome?,
-            () = cancelled => return Err(EngineError::Interrupted),
+            () = cancelled => {
+                // A commit under way ends first (and releases the lock): say whether it landed.
+                let settled =
+                    crate::engine::finish::settle_scope(scope, crate::engine::finish::LIMIT).await;
+                return Err(EngineError::Interrupted(settled.said()));
+            }
         };
         self.report.status = if backup.failed.is_empty() {
             EntryStatus::Succeeded

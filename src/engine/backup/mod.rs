@@ -279,9 +279,13 @@ pub async fn execute(
     };
     let (result, guard) = match (result, held) {
         (Ok(_), Ok(false)) => (Err(EngineError::LockLost(repo.url().to_owned())), guard),
-        (Ok(outcome), Ok(true)) => {
-            // The commit runs to its end even when the run is stopped meanwhile (see
-            // `finish`), and the lock goes only after it: no gc comes between.
+        (Ok(outcome), Ok(true)) => 'commit: {
+            // What the record references is made durable first (this may be stopped), then
+            // the record is created: that runs to its end even when the run is stopped
+            // meanwhile (see `finish`), and the lock goes only after it: no gc comes between.
+            if let Err(e) = repo.store().sync().await {
+                break 'commit (Err(EngineError::from(RepoError::from(e))), guard);
+            }
             let done = format!("PIT {} was committed to {}", outcome.pit.id, repo.url());
             let (owned, pit) = (repo.clone(), outcome.pit.clone());
             let commit = async move {

@@ -80,7 +80,11 @@ impl Job<'_> {
         let done = format!(
             "view {} was {} in catalog `{}`",
             item.target,
-            if replace { "replaced" } else { "registered" },
+            if replace {
+                "restored (replacing any view of that name)"
+            } else {
+                "registered"
+            },
             self.target.name
         );
         let swap = swap_view(
@@ -102,6 +106,7 @@ async fn swap_view(
     metadata_location: String,
     doc: JsonValue,
 ) -> Result<(), TableError> {
+    let _one = crate::engine::finish::one_at_a_time(format!("{}/{ident}", target.name)).await;
     let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
     let previous = if replace {
         match target

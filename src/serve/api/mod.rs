@@ -162,10 +162,20 @@ where
             if let Err(e) = jobs.started(&id, ctx.now()).await {
                 tracing::warn!(job = %id, error = %e, "could not record the job's start");
             }
-            // A cancelled job's work is dropped: copies stop, a held lock goes with its guard.
+            // A cancelled job's work is dropped: copies stop, a held lock goes with its guard;
+            // a PIT commit or a catalog swap under way ends first, and is said.
+            let scope = crate::engine::finish::new_scope();
             let (state, report, error) = tokio::select! {
-                outcome = work(shared) => outcome,
-                () = cancel.cancelled() => (JobState::Cancelled, None, Some("cancelled on request".to_owned())),
+                outcome = crate::engine::finish::scoped(scope, work(shared)) => outcome,
+                () = cancel.cancelled() => {
+                    let settled = crate::engine::finish::settle_scope(
+                        scope,
+                        crate::engine::finish::LIMIT,
+                    )
+                    .await;
+                    let said = format!("cancelled on request; {}", settled.said());
+                    (JobState::Cancelled, None, Some(said))
+                }
             };
             tracing::info!(job = %id, state = ?state, "job ended");
             if let Err(e) = jobs

@@ -399,10 +399,10 @@ impl Job<'_> {
         let done = format!(
             "table {} was {} in catalog `{}`",
             item.target,
-            if item.action == "replace" {
-                "replaced"
-            } else {
-                "registered"
+            match (&install, item.action == "replace") {
+                (Install::CreateEmpty(_), _) => "created empty",
+                (Install::Register(_), true) => "restored (replacing any table of that name)",
+                (Install::Register(_), false) => "registered",
             },
             self.target.name
         );
@@ -416,13 +416,15 @@ impl Job<'_> {
     }
 }
 
-/// The catalog side of a table's install (step 5), in a task of its own.
+/// The catalog side of a table's install (step 5), in a task of its own; one at a time for
+/// a table (a cancelled job's swap ends before another job's swap of that table begins).
 async fn swap(
     target: OpenCatalog,
     ident: iceberg::TableIdent,
     replace: bool,
     install: Install,
 ) -> Result<String, TableError> {
+    let _one = crate::engine::finish::one_at_a_time(format!("{}/{ident}", target.name)).await;
     let catalog = &target.catalog;
     let chain = |e: &(dyn std::error::Error + 'static)| error_chain(e);
     let previous = if replace
