@@ -223,16 +223,7 @@ impl<'a> Walk<'a> {
         let repo = self.repo;
         let list = match repo.load_filelist_header(&table.key, stored_in).await {
             Ok(header) => header,
-            Err(e) => {
-                self.unreadable = true;
-                self.problem(
-                    &origin,
-                    Some(&list_key),
-                    crate::error::error_chain(&e),
-                    REPAIR,
-                );
-                return;
-            }
+            Err(e) => return self.unreadable_list(&origin, &list_key, &e),
         };
         // The parts of the list are its objects too, reachable even when one is damaged.
         for n in 0..list.parts.len() {
@@ -249,16 +240,7 @@ impl<'a> Walk<'a> {
         while let Some(part) = parts.next().await {
             let part = match part {
                 Ok(part) => part,
-                Err(e) => {
-                    self.unreadable = true;
-                    self.problem(
-                        &origin,
-                        Some(&list_key),
-                        crate::error::error_chain(&e),
-                        REPAIR,
-                    );
-                    return;
-                }
+                Err(e) => return self.unreadable_list(&origin, &list_key, &e),
             };
             for entry in part.iter() {
                 self.check_file(&origin, &table.key, entry);
@@ -313,6 +295,13 @@ impl<'a> Walk<'a> {
         };
         self.walk_metadata(&origin, &table.key, &list, &files, &metadata)
             .await;
+    }
+
+    /// The file list `list_key` (or one of its parts) does not read: what it references is
+    /// not known.
+    fn unreadable_list(&mut self, origin: &Origin, list_key: &str, e: &crate::repo::RepoError) {
+        self.unreadable = true;
+        self.problem(origin, Some(list_key), crate::error::error_chain(e), REPAIR);
     }
 
     /// Marks the object `key` reached, if it is stored.
