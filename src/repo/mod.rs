@@ -456,29 +456,24 @@ impl Repository {
         }
     }
 
-    /// Reads a table's file list with every entry: since format v2 from its parts, one at a
-    /// time, into [`FileList::files`] ([`FileList::parts`] stays, saying which they were).
-    pub async fn load_filelist(&self, table_key: &str, pit: &str) -> Result<FileList, RepoError> {
-        let list = self.load_filelist_header(table_key, pit).await?;
-        self.load_filelist_entries(table_key, pit, list).await
-    }
-
-    /// Fills `list`, read with [`Repository::load_filelist_header`], with the entries of its
-    /// parts.
-    pub async fn load_filelist_entries(
+    /// Reads a table's file list with every entry held at once (its parts into
+    /// [`FileList::files`]): for tests. bcn reads a list a part at a time
+    /// ([`Repository::filelist_parts`]), so that a list of any length takes one part of memory.
+    #[cfg(test)]
+    pub(crate) async fn load_filelist(
         &self,
         table_key: &str,
         pit: &str,
-        mut list: FileList,
     ) -> Result<FileList, RepoError> {
-        if !list.parts.is_empty() {
-            // Not sized from the counts the list records: a tampered count must not allocate.
-            let mut files = Vec::new();
-            for n in 0..list.parts.len() {
-                files.extend(self.load_filelist_part(table_key, pit, &list, n).await?);
-            }
-            list.files = files;
-        }
+        use futures::TryStreamExt as _;
+        let mut list = self.load_filelist_header(table_key, pit).await?;
+        // Not sized from the counts the list records: a tampered count must not allocate.
+        let files: Vec<records::FileEntry> = self
+            .filelist_parts(table_key, pit, &list)
+            .map_ok(std::borrow::Cow::into_owned)
+            .try_concat()
+            .await?;
+        list.files = files;
         Ok(list)
     }
 

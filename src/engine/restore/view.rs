@@ -2,12 +2,10 @@
 //! (plain JSON, which every catalog reads), then registered in the target catalog — REST
 //! through `register-view` (else a create from the metadata), SQL as a `VIEW` row.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use serde_json::{Map as JsonMap, Value as JsonValue};
 
-use super::execute::{Job, next_metadata_version};
+use super::execute::{Job, next_metadata_version, said_put_back};
 use super::{RestoreItem, ident};
 use crate::catalog::OpenCatalog;
 use crate::engine::backup::view::ViewFacts;
@@ -132,19 +130,10 @@ async fn swap_view(
         Err(e) => {
             let mut message = chain(&e);
             if let Some((old, old_doc)) = previous {
-                match target
+                let put_back = target
                     .register_view(&ident, &old, &old_doc.unwrap_or_default())
-                    .await
-                {
-                    Ok(()) => message.push_str("; the replaced view was put back"),
-                    Err(e2) => {
-                        let _ = write!(
-                            message,
-                            "; putting the replaced view back failed too ({}); its metadata is {old}",
-                            chain(&e2)
-                        );
-                    }
-                }
+                    .await;
+                said_put_back(&mut message, "view", &old, put_back);
             }
             Err(TableError::Catalog(message))
         }

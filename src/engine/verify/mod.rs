@@ -247,13 +247,12 @@ async fn verify_open(
     }
     walk.read_queued(true).await;
     let reclaimable = walk.reclaimable(request.pit.is_none()).await?;
-    let manifests_read = walk.manifests_read();
+    let (manifests_read, tables_checked) = (walk.manifests_read(), walk.tables_checked());
     let Walk {
         files_checked,
         bytes_checked,
         damaged,
         mut problems,
-        tables_checked,
         reading,
         ..
     } = walk;

@@ -4,7 +4,7 @@
 //! Its memory does not hold what it walks: the listing is kept as a digest and a size per
 //! object, file lists are read a part at a time, a parsed manifest is remembered by the
 //! digests of the paths it references, and the files to read wait in a queue of bounded
-//! length. A repository of a million files takes ~60 MB.
+//! length: ~65 bytes a file (measured between 20,040 and 100,200 files).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -68,10 +68,10 @@ impl Objects {
 
 /// `--read-data`: which files to read, and those waiting to be.
 pub(super) struct Reading<'a> {
-    pub(super) subset: Subset,
-    pub(super) salt: String,
-    pub(super) concurrency: usize,
-    pub(super) observer: &'a dyn crate::engine::Observer,
+    subset: Subset,
+    salt: String,
+    concurrency: usize,
+    observer: &'a dyn crate::engine::Observer,
     queue: Vec<(String, FileEntry, Arc<Origin>)>,
     pub(super) files: usize,
     pub(super) bytes: u64,
@@ -98,11 +98,11 @@ impl<'a> Reading<'a> {
 
 /// State of one verification run.
 pub(super) struct Walk<'a> {
-    pub(super) repo: &'a Repository,
+    repo: &'a Repository,
     /// Every object under `tables/`.
-    pub(super) objects: Objects,
+    objects: Objects,
     /// How the listing names an object.
-    pub(super) names: ListedNames,
+    names: ListedNames,
     /// Referenced stored files that are not stored, by the digest of their listed names.
     missing: HashSet<PathDigest>,
     /// Distinct stored files referenced, and their bytes.
@@ -111,13 +111,12 @@ pub(super) struct Walk<'a> {
     /// The file-list entry of each stored file a problem names (the first one seen), for
     /// `--repair`.
     pub(super) damaged: HashMap<String, FileEntry>,
-    /// File lists and metadata keys of the table states checked.
-    records: HashSet<String>,
+    /// The file lists of the table states checked (each is checked once).
+    lists: HashSet<String>,
     /// Manifests and manifest lists parsed so far, by the digest of their keys, with the
     /// digests of the paths each references.
     parsed: HashMap<PathDigest, Arc<Vec<PathDigest>>>,
     pub(super) problems: Vec<Problem>,
-    pub(super) tables_checked: usize,
     /// A PIT record or file list could not be read: what is referenced is not known.
     unreadable: bool,
     /// `--read-data`.
@@ -141,10 +140,9 @@ impl<'a> Walk<'a> {
             files_checked: 0,
             bytes_checked: 0,
             damaged: HashMap::new(),
-            records: HashSet::new(),
+            lists: HashSet::new(),
             parsed: HashMap::new(),
             problems,
-            tables_checked: 0,
             unreadable,
             reading,
         }
@@ -153,6 +151,11 @@ impl<'a> Walk<'a> {
     /// Manifests and manifest lists parsed.
     pub(super) fn manifests_read(&self) -> usize {
         self.parsed.len()
+    }
+
+    /// Distinct table states checked.
+    pub(super) fn tables_checked(&self) -> usize {
+        self.lists.len()
     }
 
     /// The index of the stored object `key`, if it is stored.
@@ -208,14 +211,12 @@ impl<'a> Walk<'a> {
             return;
         };
         let list_key = layout::filelist(&table.key, stored_in);
-        if !self.records.insert(list_key.clone()) {
+        if !self.lists.insert(list_key.clone()) {
             return;
         }
         let metadata_key = layout::table_metadata(&table.key, stored_in);
-        self.records.insert(metadata_key.clone());
         self.reach(&list_key);
         self.reach(&metadata_key);
-        self.tables_checked += 1;
         let origin = Arc::new(Origin {
             pit: pit.id.clone(),
             table: crate::names::escape_control(&table.name.to_string()).into_owned(),
@@ -227,9 +228,7 @@ impl<'a> Walk<'a> {
         };
         // The parts of the list are its objects too, reachable even when one is damaged.
         for n in 0..list.parts.len() {
-            let part = layout::filelist_part(&table.key, stored_in, n);
-            self.reach(&part);
-            self.records.insert(part);
+            self.reach(&layout::filelist_part(&table.key, stored_in, n));
         }
         // The list a part at a time (as the whole list was read before the metadata): each
         // file checked, its path kept as a digest, and the manifest lists, manifests and

@@ -484,15 +484,8 @@ impl BackupStore for LocalStore {
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        let mut listed = self.walk(prefix, false).await?;
-        let waiting = self.waiting(prefix)?;
-        if waiting.is_empty() {
-            return Ok(listed);
-        }
-        let keys: std::collections::HashSet<&str> =
-            waiting.iter().map(|o| o.key.as_str()).collect();
-        listed.retain(|o| !keys.contains(o.key.as_str()));
-        listed.extend(waiting);
+        use futures::TryStreamExt as _;
+        let mut listed: Vec<ObjectMeta> = self.list_pages(prefix).try_concat().await?;
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(listed)
     }

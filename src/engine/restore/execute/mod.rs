@@ -139,10 +139,7 @@ impl Job<'_> {
             .write_table(item, &filelist, &metadata_raw, &rw, &written)
             .await
         {
-            Ok(location) => self
-                .install(item, Install::Register(location.clone()))
-                .await
-                .map(|_| location),
+            Ok(location) => self.install(item, Install::Register(location)).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -462,18 +459,32 @@ async fn swap(
         return installed.map_err(TableError::Catalog);
     };
     if let Some(old) = previous {
-        match target.register(&ident, &old).await {
-            Ok(()) => message.push_str("; the replaced table was put back"),
-            Err(e2) => {
-                let _ = write!(
-                    message,
-                    "; putting the replaced table back failed too ({}); its metadata is {old}",
-                    chain(&e2)
-                );
-            }
-        }
+        let put_back = target.register(&ident, &old).await;
+        said_put_back(&mut message, "table", &old, put_back);
     }
     Err(TableError::Catalog(message))
+}
+
+/// Adds to `message` (why a replacement could not be put in place) what became of the
+/// replaced table or view (`what`), whose metadata `old` was registered back.
+pub(super) fn said_put_back(
+    message: &mut String,
+    what: &str,
+    old: &str,
+    put_back: Result<(), crate::catalog::CatalogError>,
+) {
+    match put_back {
+        Ok(()) => {
+            let _ = write!(message, "; the replaced {what} was put back");
+        }
+        Err(e) => {
+            let _ = write!(
+                message,
+                "; putting the replaced {what} back failed too ({}); its metadata is {old}",
+                error_chain(&e)
+            );
+        }
+    }
 }
 
 /// Reads stored table metadata (gzipped or not).
