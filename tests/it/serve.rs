@@ -438,7 +438,20 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
         "the second job started only after the first ended: {a}\n{b}"
     );
 
-    // Cancelling a running job stops it cleanly: cancelled, and the lock is gone.
+    // Cancelling a running job stops it cleanly: cancelled, and the lock is gone; its report
+    // says whether its PIT landed, and the repository agrees.
+    let big2_pits = || {
+        fs_err::read_dir(ws.dir.path().join("repo-big2/pits"))
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let pits_before = big2_pits();
     big.py("mutate", &["--table", "db1.big", "--op", "append"]);
     let (_, running, _) = c(
         Method::POST,
@@ -474,6 +487,14 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
     let cancelled = wait_job(&client, &server, &id).await;
     if status == StatusCode::ACCEPTED {
         assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+        let landed = cancelled["report"]["landed"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a cancelled job reports what landed: {cancelled}"));
+        assert_eq!(
+            big2_pits(),
+            pits_before + landed.len(),
+            "the PITs in the repository are those before and what the report says landed: {cancelled}"
+        );
     }
     // The stopped backup first makes the copies it completed durable (fsyncs, which a disk
     // shared with the rest of the suite can take seconds over), then removes its lock.

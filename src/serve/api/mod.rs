@@ -174,7 +174,13 @@ where
                     )
                     .await;
                     let said = format!("cancelled on request; {}", settled.said());
-                    (JobState::Cancelled, None, Some(said))
+                    // What did happen, for a client to act on without parsing the message: a
+                    // PIT committed or a table registered as the work stopped is complete.
+                    let report = json!({
+                        "landed": settled.landed,
+                        "unfinished": settled.unfinished,
+                    });
+                    (JobState::Cancelled, Some(report), Some(said))
                 }
             };
             tracing::info!(job = %id, state = ?state, "job ended");
