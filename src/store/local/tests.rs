@@ -184,6 +184,23 @@ async fn many_small_objects_are_made_durable_together_and_named_when_synced() {
     assert!((0..count).all(|i| named(&root, &format!("tables/u/files/{i}"))));
 }
 
+#[tokio::test]
+async fn a_sync_asked_for_by_a_full_list_that_another_took_leaves_the_rest_to_grow() {
+    let (_dir, root, store) = new_store();
+    store
+        .put_staged("tables/t/files/a", Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    // What a copy that found the list full does once the sync before it took the list.
+    store.sync_waiting(true).await.unwrap();
+    assert!(
+        !named(&root, "tables/t/files/a"),
+        "a short list waits for more instead of a sync of its own"
+    );
+    store.sync().await.unwrap();
+    assert!(named(&root, "tables/t/files/a"));
+}
+
 #[test]
 fn syncing_many_paths_skips_those_gone_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
