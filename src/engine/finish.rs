@@ -8,7 +8,9 @@
 //! caller no longer waits, but the step still ends in one of its whole outcomes. A stopped
 //! command waits for them ([`settle`]) before its process ends, and an `apply` entry or a
 //! `bcn serve` job for its own ([`scoped`], [`settle_scope`]), and says what they did, so
-//! that its message ("nothing was committed after the signal", or what was) is true.
+//! that its message ("nothing was committed after the signal", or what was) is true. Scopes
+//! nest (a `bcn serve` job runs `apply`, whose entries have scopes of their own): a step
+//! belongs to every scope around it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,43 +20,90 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 tokio::task_local! {
-    /// The run whose steps these are (an `apply` entry, a `bcn serve` job), if one said so.
-    static SCOPE: u64;
+    /// The runs whose steps these are (an `apply` entry, a `bcn serve` job), if one said so.
+    static SCOPE: Arc<Within>;
+}
+
+/// A run whose steps are waited for together ([`scoped`], [`settle_scope`]), and what they
+/// completed.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    id: u64,
+    /// What its steps did, whether their callers waited or not (each step once).
+    completed: Arc<Mutex<Vec<String>>>,
+}
+
+/// A scope and the scopes around it.
+struct Within {
+    scope: Scope,
+    outer: Option<Arc<Within>>,
+}
+
+impl Within {
+    fn scopes(&self) -> impl Iterator<Item = &Scope> {
+        std::iter::successors(Some(self), |w| w.outer.as_deref()).map(|w| &w.scope)
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.scopes().any(|s| s.id == id)
+    }
+
+    fn completed(&self, done: &str) {
+        for scope in self.scopes() {
+            scope
+                .completed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(done.to_owned());
+        }
+    }
 }
 
 /// A step in flight.
 struct Running {
     /// What it did once done ("PIT … was committed to …").
     done: String,
-    scope: Option<u64>,
+    within: Option<Arc<Within>>,
 }
 
 /// The steps in flight, by number.
 static RUNNING: Mutex<BTreeMap<u64, Running>> = Mutex::new(BTreeMap::new());
 
 /// What steps did after their callers were gone, with their scopes (each said once).
-static LANDED: Mutex<Vec<(Option<u64>, String)>> = Mutex::new(Vec::new());
+static LANDED: Mutex<Vec<(Option<Arc<Within>>, String)>> = Mutex::new(Vec::new());
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// How long a stopped run waits for its steps under way to end.
 pub const LIMIT: Duration = Duration::from_secs(30);
 
-fn landed(scope: Option<u64>, done: String) {
+fn landed(within: Option<Arc<Within>>, done: String) {
     LANDED
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push((scope, done));
+        .push((within, done));
 }
 
 /// A new scope, for [`scoped`].
-pub fn new_scope() -> u64 {
-    NEXT.fetch_add(1, Ordering::Relaxed)
+pub fn new_scope() -> Scope {
+    Scope {
+        id: NEXT.fetch_add(1, Ordering::Relaxed),
+        completed: Arc::default(),
+    }
 }
 
-/// Runs `work` with its steps in `scope`: [`settle_scope`] then waits for those alone.
-pub async fn scoped<F: Future>(scope: u64, work: F) -> F::Output {
-    SCOPE.scope(scope, work).await
+/// Runs `work` with its steps in `scope` (and in the scopes around it where it runs):
+/// [`settle_scope`] then waits for those alone.
+pub fn scoped<F: Future>(scope: &Scope, work: F) -> impl Future<Output = F::Output> + use<F> {
+    let scope = scope.clone();
+    async move {
+        // The scopes around are those where it is first polled, not where it was made.
+        let within = Within {
+            scope,
+            outer: SCOPE.try_with(Arc::clone).ok(),
+        };
+        SCOPE.scope(Arc::new(within), work).await
+    }
 }
 
 /// Removes its step from [`RUNNING`] however the step's task ends (a panic, a runtime
@@ -86,7 +135,7 @@ where
     E: Send + 'static,
 {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let scope = SCOPE.try_with(|s| *s).ok();
+    let within = SCOPE.try_with(Arc::clone).ok();
     RUNNING
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -94,23 +143,26 @@ where
             id,
             Running {
                 done: done.clone(),
-                scope,
+                within: within.clone(),
             },
         );
     let (sender, receiver) = oneshot::channel::<Result<T, E>>();
-    let what = done.clone();
+    let (what, its) = (done.clone(), within.clone());
     let mut task = tokio::spawn(async move {
         let _ended = Ended(id);
         let result = step.await;
+        if let (Ok(_), Some(within)) = (&result, &its) {
+            within.completed(&what);
+        }
         // The caller is gone (it closed the channel first): say what was done, before the
         // step stops counting as running.
         if let Err(Ok(_)) = sender.send(result) {
-            landed(scope, what);
+            landed(its, what);
         }
     });
     let mut waiting = Waiting {
         receiver: Some(receiver),
-        scope,
+        within,
         done,
     };
     let outcome = match waiting.receiver.as_mut() {
@@ -132,7 +184,7 @@ where
 /// arrives later is said by the step's task. Exactly one of the two.
 struct Waiting<T, E> {
     receiver: Option<oneshot::Receiver<Result<T, E>>>,
-    scope: Option<u64>,
+    within: Option<Arc<Within>>,
     done: String,
 }
 
@@ -141,7 +193,7 @@ impl<T, E> Drop for Waiting<T, E> {
         if let Some(mut receiver) = self.receiver.take() {
             receiver.close();
             if let Ok(Ok(_)) = receiver.try_recv() {
-                landed(self.scope, std::mem::take(&mut self.done));
+                landed(self.within.take(), std::mem::take(&mut self.done));
             }
         }
     }
@@ -167,6 +219,9 @@ pub struct Settled {
     pub landed: Vec<String>,
     /// Those still running when the time was up: what each does once done.
     pub unfinished: Vec<String>,
+    /// For [`settle_scope`]: what every step of the scope did, before the run stopped or as
+    /// it stopped (`landed` is among them).
+    pub completed: Vec<String>,
 }
 
 impl Settled {
@@ -203,19 +258,27 @@ pub async fn settle(limit: Duration) -> Settled {
     settle_where(limit, |_| true).await
 }
 
-/// [`settle`] for the steps of `scope` alone (a cancelled `apply` entry or `bcn serve` job).
-pub async fn settle_scope(scope: u64, limit: Duration) -> Settled {
-    settle_where(limit, |s| s == Some(scope)).await
+/// [`settle`] for the steps of `scope` alone (a cancelled `apply` entry or `bcn serve` job),
+/// with what all its steps completed (taken: said once).
+pub async fn settle_scope(scope: &Scope, limit: Duration) -> Settled {
+    let mut settled = settle_where(limit, |w| w.is_some_and(|w| w.contains(scope.id))).await;
+    settled.completed = std::mem::take(
+        &mut *scope
+            .completed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    settled
 }
 
-async fn settle_where(limit: Duration, ours: impl Fn(Option<u64>) -> bool) -> Settled {
+async fn settle_where(limit: Duration, ours: impl Fn(Option<&Within>) -> bool) -> Settled {
     let deadline = tokio::time::Instant::now() + limit;
     let running = || {
         RUNNING
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .filter(|r| ours(r.scope))
+            .filter(|r| ours(r.within.as_deref()))
             .map(|r| r.done.clone())
             .collect::<Vec<_>>()
     };
@@ -223,12 +286,13 @@ async fn settle_where(limit: Duration, ours: impl Fn(Option<u64>) -> bool) -> Se
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut all = LANDED.lock().unwrap_or_else(PoisonError::into_inner);
-    let (mine, others): (Vec<_>, Vec<_>) = all.drain(..).partition(|(s, _)| ours(*s));
+    let (mine, others): (Vec<_>, Vec<_>) = all.drain(..).partition(|(w, _)| ours(w.as_deref()));
     *all = others;
     drop(all);
     Settled {
         landed: mine.into_iter().map(|(_, done)| done).collect(),
         unfinished: running(),
+        completed: Vec::new(),
     }
 }
 
@@ -245,14 +309,14 @@ mod tests {
             Ok::<_, String>(7)
         };
         // The caller gives up before the step can end (a signal dropping the run).
-        let caller = scoped(scope, to_the_end("PIT p was committed".into(), step));
+        let caller = scoped(&scope, to_the_end("PIT p was committed".into(), step));
         let gave_up = tokio::time::timeout(Duration::from_millis(50), caller).await;
         assert!(gave_up.is_err(), "the step cannot end before it is let go");
-        let settled = settle_scope(scope, Duration::from_millis(20)).await;
+        let settled = settle_scope(&scope, Duration::from_millis(20)).await;
         assert_eq!(settled.unfinished, ["PIT p was committed"]);
         assert!(settled.said().contains("not known to have happened: PIT p"));
         tx.send(()).unwrap();
-        let settled = settle_scope(scope, Duration::from_secs(5)).await;
+        let settled = settle_scope(&scope, Duration::from_secs(5)).await;
         assert_eq!(settled.landed, ["PIT p was committed"]);
         assert!(settled.unfinished.is_empty(), "{settled:?}");
         assert!(
@@ -262,7 +326,7 @@ mod tests {
         );
         // Said once.
         assert_eq!(
-            settle_scope(scope, Duration::ZERO).await,
+            settle_scope(&scope, Duration::ZERO).await,
             Settled::default()
         );
     }
@@ -272,7 +336,7 @@ mod tests {
         use std::task::Poll;
         let scope = new_scope();
         let mut caller = Box::pin(scoped(
-            scope,
+            &scope,
             to_the_end("table t was registered".into(), async {
                 Ok::<_, String>(())
             }),
@@ -285,7 +349,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         drop(caller);
-        let settled = settle_scope(scope, Duration::from_secs(5)).await;
+        let settled = settle_scope(&scope, Duration::from_secs(5)).await;
         assert_eq!(settled.landed, ["table t was registered"]);
     }
 
@@ -293,12 +357,12 @@ mod tests {
     async fn a_failed_step_or_one_waited_for_is_not_said() {
         let scope = new_scope();
         let waited = scoped(
-            scope,
+            &scope,
             to_the_end("waited".into(), async { Ok::<_, String>(1) }),
         );
         assert_eq!(waited.await, Ok(1));
         let failing = scoped(
-            scope,
+            &scope,
             to_the_end("failed".into(), async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Err::<(), _>("refused".to_owned())
@@ -309,8 +373,14 @@ mod tests {
                 .await
                 .is_err()
         );
-        let settled = settle_scope(scope, Duration::from_secs(5)).await;
-        assert_eq!(settled, Settled::default());
+        let settled = settle_scope(&scope, Duration::from_secs(5)).await;
+        assert_eq!(
+            settled,
+            Settled {
+                completed: vec!["waited".to_owned()],
+                ..Settled::default()
+            }
+        );
         assert!(settled.said().starts_with("nothing was committed"));
     }
 
@@ -318,7 +388,7 @@ mod tests {
     async fn steps_of_other_scopes_are_neither_waited_for_nor_taken() {
         let (mine, other) = (new_scope(), new_scope());
         let stuck = scoped(
-            other,
+            &other,
             to_the_end("other done".into(), async {
                 std::future::pending::<Result<(), ()>>().await
             }),
@@ -330,7 +400,7 @@ mod tests {
         );
         let started = std::time::Instant::now();
         assert_eq!(
-            settle_scope(mine, Duration::from_secs(5)).await,
+            settle_scope(&mine, Duration::from_secs(5)).await,
             Settled::default()
         );
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -342,7 +412,7 @@ mod tests {
     async fn a_panicking_step_panics_its_caller_and_is_no_longer_running() {
         let scope = new_scope();
         let caller = tokio::spawn(scoped(
-            scope,
+            &scope,
             to_the_end("never".into(), async {
                 let fail = std::hint::black_box(true);
                 assert!(!fail, "the step failed");
@@ -351,8 +421,51 @@ mod tests {
         ));
         assert!(caller.await.unwrap_err().is_panic());
         assert_eq!(
-            settle_scope(scope, Duration::from_secs(1)).await,
+            settle_scope(&scope, Duration::from_secs(1)).await,
             Settled::default()
         );
+    }
+
+    #[tokio::test]
+    async fn a_step_in_a_scope_within_a_scope_belongs_to_both() {
+        let (job, entry) = (new_scope(), new_scope());
+        // A job runs an entry with its own scope; the entry's step ends before the job is
+        // cancelled, a second one after.
+        let first = scoped(
+            &job,
+            scoped(
+                &entry,
+                to_the_end("PIT a was committed".into(), async { Ok::<_, ()>(()) }),
+            ),
+        );
+        assert_eq!(first.await, Ok(()));
+        let (tx, rx) = oneshot::channel::<()>();
+        let second = scoped(
+            &job,
+            scoped(
+                &entry,
+                to_the_end("PIT b was committed".into(), async move {
+                    let _ = rx.await;
+                    Ok::<_, ()>(())
+                }),
+            ),
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), second)
+                .await
+                .is_err()
+        );
+        tx.send(()).unwrap();
+        let settled = settle_scope(&job, Duration::from_secs(5)).await;
+        assert_eq!(settled.landed, ["PIT b was committed"]);
+        assert_eq!(
+            settled.completed,
+            ["PIT a was committed", "PIT b was committed"]
+        );
+        assert!(settled.unfinished.is_empty(), "{settled:?}");
+        // The entry's scope has what it completed too; what landed was said once.
+        let settled = settle_scope(&entry, Duration::ZERO).await;
+        assert!(settled.landed.is_empty(), "{settled:?}");
+        assert_eq!(settled.completed.len(), 2);
     }
 }

@@ -439,17 +439,15 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
     );
 
     // Cancelling a running job stops it cleanly: cancelled, and the lock is gone; its report
-    // says whether its PIT landed, and the repository agrees.
+    // says whether it committed its PIT, and the repository agrees.
     let big2_pits = || {
-        fs_err::read_dir(ws.dir.path().join("repo-big2/pits"))
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                })
-                .count()
+        fs_err::read_dir(ws.dir.path().join("repo-big2/pits")).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
             })
-            .unwrap_or(0)
+            .count()
+        })
     };
     let pits_before = big2_pits();
     big.py("mutate", &["--table", "db1.big", "--op", "append"]);
@@ -487,13 +485,14 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
     let cancelled = wait_job(&client, &server, &id).await;
     if status == StatusCode::ACCEPTED {
         assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
-        let landed = cancelled["report"]["landed"]
+        let completed = cancelled["report"]["completed"]
             .as_array()
-            .unwrap_or_else(|| panic!("a cancelled job reports what landed: {cancelled}"));
+            .unwrap_or_else(|| panic!("a cancelled job reports what it completed: {cancelled}"));
+        assert_eq!(cancelled["report"]["unfinished"], json!([]), "{cancelled}");
         assert_eq!(
             big2_pits(),
-            pits_before + landed.len(),
-            "the PITs in the repository are those before and what the report says landed: {cancelled}"
+            pits_before + completed.len(),
+            "the PITs in the repository are those before and those the report says the job committed: {cancelled}"
         );
     }
     // The stopped backup first makes the copies it completed durable (fsyncs, which a disk

@@ -201,7 +201,7 @@ impl<'a> EntryRun<'a> {
         };
         // The backup applies the retention policy under its own lock, after the commit.
         let scope = crate::engine::finish::new_scope();
-        let run = Box::pin(crate::engine::finish::scoped(scope, async {
+        let run = Box::pin(crate::engine::finish::scoped(&scope, async {
             let plan = backup::prepare_with(request, repo, self.ctx).await?;
             backup::execute(plan, self.ctx, observer).await
         }));
@@ -210,7 +210,7 @@ impl<'a> EntryRun<'a> {
             () = cancelled => {
                 // A commit under way ends first (and releases the lock): say whether it landed.
                 let settled =
-                    crate::engine::finish::settle_scope(scope, crate::engine::finish::LIMIT).await;
+                    crate::engine::finish::settle_scope(&scope, crate::engine::finish::LIMIT).await;
                 return Err(EngineError::Interrupted(settled.said()));
             }
         };

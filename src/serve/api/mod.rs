@@ -166,18 +166,19 @@ where
             // a PIT commit or a catalog swap under way ends first, and is said.
             let scope = crate::engine::finish::new_scope();
             let (state, report, error) = tokio::select! {
-                outcome = crate::engine::finish::scoped(scope, work(shared)) => outcome,
+                outcome = crate::engine::finish::scoped(&scope, work(shared)) => outcome,
                 () = cancel.cancelled() => {
                     let settled = crate::engine::finish::settle_scope(
-                        scope,
+                        &scope,
                         crate::engine::finish::LIMIT,
                     )
                     .await;
                     let said = format!("cancelled on request; {}", settled.said());
-                    // What did happen, for a client to act on without parsing the message: a
-                    // PIT committed or a table registered as the work stopped is complete.
+                    // What did happen, a line per step: every PIT the job committed and every
+                    // table it registered, before the cancel or as it stopped (each complete),
+                    // and what was still under way when the server stopped waiting.
                     let report = json!({
-                        "landed": settled.landed,
+                        "completed": settled.completed,
                         "unfinished": settled.unfinished,
                     });
                     (JobState::Cancelled, Some(report), Some(said))
