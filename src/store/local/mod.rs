@@ -119,6 +119,9 @@ struct Pending {
     root: PathBuf,
     objects: HashMap<String, Waiting>,
     bytes: u64,
+    /// What a sync that failed said: the objects it took may be lost, so every later sync
+    /// fails too (the copies that added them were told they were stored).
+    failed: Option<String>,
 }
 
 /// A complete object waiting for its name.
@@ -174,6 +177,7 @@ impl LocalStore {
             root: root.clone(),
             objects: HashMap::new(),
             bytes: 0,
+            failed: None,
         }));
         Self {
             root,
@@ -243,13 +247,40 @@ impl LocalStore {
     /// first takes them all, the others find a short list and leave it to grow (a sync of a
     /// few dozen objects was an fsync each and a sync of their directories, ~45 of them in a
     /// backup of 100,000 small files).
+    ///
+    /// It runs in a task of its own, to its end whoever stops waiting for it (a copy dropped
+    /// because another failed): no object is taken and then dropped without its name, no
+    /// background fsync is left unawaited, and the next sync waits until these names are
+    /// durable.
     async fn sync_waiting(&self, if_full: bool) -> StoreResult<()> {
+        let store = self.handle();
+        tokio::spawn(async move { store.sync_now(if_full).await })
+            .await
+            .unwrap_or_else(|e| Err(self.err("syncing", "", std::io::Error::other(e))))
+    }
+
+    /// Another handle on this store: the same waiting objects, syncs and background fsyncs.
+    fn handle(&self) -> Self {
+        LocalStore {
+            root: self.root.clone(),
+            url: self.url.clone(),
+            pending: self.pending.clone(),
+            behind: self.behind.clone(),
+            syncing: self.syncing.clone(),
+        }
+    }
+
+    async fn sync_now(&self, if_full: bool) -> StoreResult<()> {
         let _one = self.syncing.lock().await;
         let objects = {
             let mut pending = self
                 .pending
                 .lock()
                 .map_err(|_| self.err("syncing", "", std::io::Error::other("poisoned lock")))?;
+            if let Some(failed) = &pending.failed {
+                let e = std::io::Error::other(format!("an earlier sync failed: {failed}"));
+                return Err(self.err("syncing", "", e));
+            }
             if if_full && !pending.is_full() {
                 return Ok(());
             }
@@ -269,11 +300,11 @@ impl LocalStore {
             Err(e) => Err(e),
         };
         renamed.map_err(|e| {
-            self.err(
-                "syncing",
-                "",
-                std::io::Error::new(e.kind(), format!("{count} objects written: {e}")),
-            )
+            let said = format!("{count} objects written: {e}");
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.failed = Some(said.clone());
+            }
+            self.err("syncing", "", std::io::Error::new(e.kind(), said))
         })
     }
 
@@ -419,13 +450,7 @@ impl BackupStore for LocalStore {
             unfinished,
             key: key.to_owned(),
             written: 0,
-            store: LocalStore {
-                root: self.root.clone(),
-                url: self.url.clone(),
-                pending: self.pending.clone(),
-                behind: self.behind.clone(),
-                syncing: self.syncing.clone(),
-            },
+            store: self.handle(),
         }))
     }
 

@@ -201,6 +201,40 @@ async fn a_sync_asked_for_by_a_full_list_that_another_took_leaves_the_rest_to_gr
     assert!(named(&root, "tables/t/files/a"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_that_find_the_list_full_behind_a_sync_leave_every_object_named() {
+    let (_dir, root, store) = new_store();
+    let store = Arc::new(store);
+    let count = *PENDING_OBJECTS + 3;
+    // A sync under way: the copies that add objects past the limit queue behind it.
+    let held = store.syncing.clone().lock_owned().await;
+    let puts: Vec<_> = (0..count)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .put_staged(&format!("tables/t/files/{i}"), Bytes::from(i.to_string()))
+                    .await
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while store.pending.lock().unwrap().objects.len() < count {
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(1),
+            "the copies did not all add their objects"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(held);
+    for put in puts {
+        put.await.unwrap().unwrap();
+    }
+    // The first in the queue took the full list; nothing is left waiting or unnamed.
+    assert!(store.pending.lock().unwrap().objects.is_empty());
+    assert!((0..count).all(|i| named(&root, &format!("tables/t/files/{i}"))));
+}
+
 #[test]
 fn syncing_many_paths_skips_those_gone_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
