@@ -9,6 +9,8 @@
 #   BENCH_FILES=1000 BENCH_FILE_MIB=1   the large table: ~1 GiB in ~1,000 Parquet files
 #   BENCH_TABLES=1000                   a catalog of small tables (no-change backup)
 #   BENCH_SMALL_FILES=100000            one table of that many small files
+#   BENCH_HUGE_FILES=1000000            one table of that many hard-linked one-row files, run
+#                                       once (memory at a million files); 0 leaves it out
 #   BENCH_SERVICES=DIR                  a running scripts/services/start.sh DIR: adds S3 rows
 #                                       (server-side copies on moto, streaming to s3s-fs)
 #   BENCH_S3_FILES=2000                 small files copied server-side on moto
@@ -179,6 +181,26 @@ PLAN
 | server-side copies on moto ($s3_files small files) | $(median s3.server_side) s | $(awk -v n="$s3_files" -v s="$(median s3.server_side)" 'BEGIN { printf "%.0f objects/s", n / s }') | | | $(peak s3.server_side) MiB |"
 fi
 
+# A million files, once each (the memory goals; a run takes minutes): backup, restore, verify
+# of the structure and of every byte, gc (of a repository with nothing to delete: its walk).
+# Last, as deleting them slows what is written next.
+huge_files=${BENCH_HUGE_FILES:-1000000}
+if (( huge_files > 0 )); then
+  huge_per=$(( huge_files < 10000 ? huge_files : 10000 ))
+  huge_files=$(( huge_files / huge_per * huge_per ))
+  huge=$(fixture "linked-$huge_files" make-linked --table bench.huge \
+    --snapshots $(( huge_files / huge_per )) --files-per-snapshot "$huge_per")
+  huge_plan=$(plan "$huge")
+  echo "measuring the table of $huge_files files once..." >&2
+  aside; rm -rf "$work/repo-huge"
+  measure huge.backup "${backup[@]}" --config "$huge_plan" --repo "$work/repo-huge"
+  measure huge.restore "${restore[@]}" --config "$huge_plan" --repo "$work/repo-huge"
+  measure huge.verify "$bcn" -q verify --repo "$work/repo-huge"
+  measure huge.verify_data "$bcn" -q verify --repo "$work/repo-huge" --read-data
+  measure huge.gc "$bcn" -q gc --repo "$work/repo-huge" --yes
+  rm -rf "$work/repo-huge"; fresh
+fi
+
 # --- the table ------------------------------------------------------------------------------
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 big_mib=$(du -sm "$big/warehouse" | cut -f1); big_n=$(find "$big/warehouse" -type f | wc -l)
@@ -201,6 +223,13 @@ row "backup, one table of $small_n small files" small.backup "\`cp -r && sync\`"
 row "restore of it" small.restore "\`cp -r && sync\`" small.cp_sync
 row "no-change backup of it" small.nochange
 row "incremental backup of it after one appended file" small.incremental
+if (( huge_files > 0 )); then
+  row "backup, one table of $huge_files files (once)" huge.backup
+  row "restore of it" huge.restore
+  row "\`verify\` of it" huge.verify
+  row "\`verify --read-data\`" huge.verify_data
+  row "\`gc --yes\` (nothing to delete)" huge.gc
+fi
 [[ -n $s3_rows ]] && echo "$s3_rows"
 echo
 echo "Peers on the $big_mib MiB table: \`cp -r\` $(median big.cp) s, \`cp -r && sync\` $(median big.cp_sync) s, \`cp -r\` + \`sha256sum\` $(median big.cp_sha) s$([[ $has_rclone == yes ]] && echo ", \`rclone copy --checksum\` $(median big.rclone) s"). Machine: $(nproc) cores, $(uname -sr)."

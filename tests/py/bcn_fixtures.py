@@ -32,6 +32,7 @@ import importlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -49,7 +50,7 @@ from pyiceberg.conversions import from_bytes, to_bytes
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
 from pyiceberg.io import FileIO, OutputFile, load_file_io
-from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
+from pyiceberg.io.pyarrow import _dataframe_to_data_files, parquet_file_to_data_file, schema_to_pyarrow
 from pyiceberg.manifest import (
     DATA_FILE_TYPE,
     MANIFEST_ENTRY_SCHEMAS,
@@ -1282,6 +1283,52 @@ def cmd_make_bench(args: argparse.Namespace) -> Any:
     return {"table": args.table, "rows": next_id, "snapshots": len(table.metadata.snapshots)}
 
 
+def cmd_make_linked(args: argparse.Namespace) -> Any:
+    """A table of `--snapshots` appends of `--files-per-snapshot` one-row Parquet files, for
+    measuring bcn at a million files: each snapshot writes one file and hard-links it under the
+    other names, and registers them all with the metadata read from the one (as `add_files`
+    does, without reading a million footers), one manifest per snapshot."""
+    catalog = open_catalog(args)
+    namespace, _ = split_ident(args.table)
+    ensure_namespace(catalog, namespace)
+    if catalog.table_exists(args.table):
+        catalog.drop_table(args.table)
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("payload", pa.binary())])
+    table = catalog.create_table(args.table, schema=schema)
+    location = table.location()
+    local = location.removeprefix("file://")
+    if not local.startswith("/"):
+        raise FixtureError(f"make-linked needs a local table location, not {location}")
+    data = os.path.join(local, "data")
+    # The dropped table's files (drop_table does not purge them) would be in the way.
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    file_schema = schema_to_pyarrow(table.schema())
+    for s in range(args.snapshots):
+        first = os.path.join(data, f"s{s:05d}-{0:07d}.parquet")
+        # With the table's field ids, as a writer of the table writes them.
+        rows = pa.Table.from_pydict({"id": [s], "payload": [os.urandom(64)]}, schema=file_schema)
+        pq.write_table(rows, first)
+        template = parquet_file_to_data_file(table.io, table.metadata, f"{location}/data/{os.path.basename(first)}")
+        files = [template]
+        for n in range(1, args.files_per_snapshot):
+            name = f"s{s:05d}-{n:07d}.parquet"
+            os.link(first, os.path.join(data, name))
+            linked = DataFile(*template._data)
+            linked[1] = f"{location}/data/{name}"
+            files.append(linked)
+        with table.transaction() as tx:
+            with tx.update_snapshot().fast_append() as append:
+                for data_file in files:
+                    append.append_data_file(data_file)
+        table = catalog.load_table(args.table)
+    return {
+        "table": args.table,
+        "files": args.snapshots * args.files_per_snapshot,
+        "snapshots": len(table.metadata.snapshots),
+    }
+
+
 def cmd_make_many_tables(args: argparse.Namespace) -> Any:
     """`--tables` small tables in `--namespace` (one snapshot of a few rows each), for the
     no-change backup of a large catalog."""
@@ -1925,6 +1972,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files-per-snapshot", type=int, default=10)
     p.add_argument("--file-mib", type=float, default=1.0)
     p.add_argument("--commit-per-file", action="store_true", help="one snapshot per file")
+
+    p = add("make-linked", cmd_make_linked, "create a table of many hard-linked one-row files (benchmarks)")
+    p.add_argument("--table", required=True)
+    p.add_argument("--snapshots", type=int, default=100)
+    p.add_argument("--files-per-snapshot", type=int, default=10000)
 
     p = add("make-many-tables", cmd_make_many_tables, "create many small tables (benchmarks)")
     p.add_argument("--namespace", required=True)
