@@ -173,6 +173,23 @@ where
                         crate::engine::finish::LIMIT,
                     )
                     .await;
+                    if !settled.unfinished.is_empty() {
+                        // Said in the log when they end, and no longer held for anyone.
+                        let (scope, id) = (scope.clone(), id.clone());
+                        tokio::spawn(async move {
+                            let late = crate::engine::finish::settle_scope(
+                                &scope,
+                                Duration::from_hours(24),
+                            )
+                            .await;
+                            for done in &late.landed {
+                                tracing::warn!(job = %id, step = %done, "a step of the cancelled job completed after the job was recorded");
+                            }
+                            for done in &late.unfinished {
+                                tracing::warn!(job = %id, step = %done, "a step of the cancelled job has still not ended a day after the cancel");
+                            }
+                        });
+                    }
                     let said = format!("cancelled on request; {}", settled.said());
                     // What did happen, a line per step: every PIT the job committed and every
                     // table it registered, before the cancel or as it stopped (each complete),

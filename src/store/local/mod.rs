@@ -254,9 +254,15 @@ impl LocalStore {
     /// durable.
     async fn sync_waiting(&self, if_full: bool) -> StoreResult<()> {
         let store = self.handle();
-        tokio::spawn(async move { store.sync_now(if_full).await })
-            .await
-            .unwrap_or_else(|e| Err(self.err("syncing", "", std::io::Error::other(e))))
+        tokio::spawn(async move {
+            let synced = store.sync_now(if_full).await;
+            // The last handle may be this one (its run was dropped meanwhile): the objects
+            // still waiting are then named as it drops, which blocks.
+            tokio::task::spawn_blocking(move || drop(store));
+            synced
+        })
+        .await
+        .unwrap_or_else(|e| Err(self.err("syncing", "", std::io::Error::other(e))))
     }
 
     /// Another handle on this store: the same waiting objects, syncs and background fsyncs.

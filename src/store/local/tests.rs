@@ -235,6 +235,30 @@ async fn copies_that_find_the_list_full_behind_a_sync_leave_every_object_named()
     assert!((0..count).all(|i| named(&root, &format!("tables/t/files/{i}"))));
 }
 
+#[tokio::test]
+async fn a_sync_whose_caller_stops_waiting_still_ends() {
+    let (_dir, root, store) = new_store();
+    store
+        .put_staged("tables/t/files/a", Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    // The caller gives up while its sync waits for its turn (a copy dropped because another
+    // failed); the sync goes on in a task of its own, and the store is still open.
+    let held = store.syncing.clone().lock_owned().await;
+    let sync = tokio::time::timeout(std::time::Duration::from_millis(50), store.sync());
+    assert!(sync.await.is_err());
+    drop(held);
+    let started = std::time::Instant::now();
+    while !named(&root, "tables/t/files/a") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the dropped sync did not go on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(store.pending.lock().unwrap().objects.is_empty());
+}
+
 #[test]
 fn syncing_many_paths_skips_those_gone_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
