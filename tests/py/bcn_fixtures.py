@@ -1238,22 +1238,26 @@ def cmd_drop(args: argparse.Namespace) -> Any:
     return {"dropped": args.table}
 
 
-def cmd_make_bench(args: argparse.Namespace) -> Any:
-    """A table for benchmarks: `--snapshots` appends of `--files-per-snapshot` files, each of
-    about `--file-mib` MiB of incompressible data. Each append is one snapshot with one
-    manifest, as a writer committing a batch makes (the target file size splits the batch);
-    with `--commit-per-file`, every file is a snapshot of its own (many manifests and long
-    manifest lists: slow to back up, which tests that interrupt a backup rely on)."""
+def _new_bench_table(args: argparse.Namespace, properties: dict[str, str]) -> tuple[Catalog, Table, pa.Schema]:
+    """`--table` created anew (dropped first if it exists, without its files) with the
+    benchmark schema: an id and an opaque payload."""
     catalog = open_catalog(args)
     namespace, _ = split_ident(args.table)
     ensure_namespace(catalog, namespace)
     if catalog.table_exists(args.table):
         catalog.drop_table(args.table)
     schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("payload", pa.binary())])
+    return catalog, catalog.create_table(args.table, schema=schema, properties=properties), schema
+
+
+def cmd_make_bench(args: argparse.Namespace) -> Any:
+    """A table for benchmarks: `--snapshots` appends of `--files-per-snapshot` files, each of
+    about `--file-mib` MiB of incompressible data. Each append is one snapshot with one
+    manifest, as a writer committing a batch makes (the target file size splits the batch);
+    with `--commit-per-file`, every file is a snapshot of its own (many manifests and long
+    manifest lists: slow to back up, which tests that interrupt a backup rely on)."""
     target = int(args.file_mib * 1024 * 1024)
-    table = catalog.create_table(
-        args.table, schema=schema, properties={"write.target-file-size-bytes": str(target)}
-    )
+    catalog, table, schema = _new_bench_table(args, {"write.target-file-size-bytes": str(target)})
     rows = max(1, int(args.file_mib * 1024))  # ~1 KiB per row
     next_id = 0
     if args.commit_per_file:
@@ -1288,13 +1292,7 @@ def cmd_make_linked(args: argparse.Namespace) -> Any:
     measuring bcn at a million files: each snapshot writes one file and hard-links it under the
     other names, and registers them all with the metadata read from the one (as `add_files`
     does, without reading a million footers), one manifest per snapshot."""
-    catalog = open_catalog(args)
-    namespace, _ = split_ident(args.table)
-    ensure_namespace(catalog, namespace)
-    if catalog.table_exists(args.table):
-        catalog.drop_table(args.table)
-    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("payload", pa.binary())])
-    table = catalog.create_table(args.table, schema=schema)
+    catalog, table, _ = _new_bench_table(args, {})
     location = table.location()
     local = location.removeprefix("file://")
     if not local.startswith("/"):
