@@ -11,6 +11,18 @@ fn named(root: &std::path::Path, key: &str) -> bool {
     root.join(key).is_file()
 }
 
+/// Waits until `done` holds, at most a minute; fails saying `failed` after that.
+async fn eventually(failed: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(1),
+            "{failed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn written_objects_read_back_at_once_and_take_their_names_when_synced() {
     let (dir, root, store) = new_store();
@@ -218,14 +230,10 @@ async fn copies_that_find_the_list_full_behind_a_sync_leave_every_object_named()
             })
         })
         .collect();
-    let started = std::time::Instant::now();
-    while store.pending.lock().unwrap().objects.len() < count {
-        assert!(
-            started.elapsed() < std::time::Duration::from_mins(1),
-            "the copies did not all add their objects"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually("the copies did not all add their objects", || {
+        store.pending.lock().unwrap().objects.len() >= count
+    })
+    .await;
     drop(held);
     for put in puts {
         put.await.unwrap().unwrap();
@@ -248,14 +256,10 @@ async fn a_sync_whose_caller_stops_waiting_still_ends() {
     let sync = tokio::time::timeout(std::time::Duration::from_millis(50), store.sync());
     assert!(sync.await.is_err());
     drop(held);
-    let started = std::time::Instant::now();
-    while !named(&root, "tables/t/files/a") {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "the dropped sync did not go on"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually("the dropped sync did not go on", || {
+        named(&root, "tables/t/files/a")
+    })
+    .await;
     assert!(store.pending.lock().unwrap().objects.is_empty());
 }
 
