@@ -509,9 +509,8 @@ impl Local {
         let from = std::fs::File::open(&self.object).map_err(Failed::Object)?;
         let mut file = Unfinished::beside(&self.dest, Access::Umask)
             .map_err(|e| Failed::Target("creating", e))?;
-        let (copied, actual) =
-            crate::store::copy_immutable_hashing(&self.object, from, self.size, file.file())
-                .map_err(|e| Failed::Target("writing", e))?;
+        let (copied, actual) = crate::store::copy_hashing_the_copy(from, self.size, file.file())
+            .map_err(|e| Failed::Target("writing", e))?;
         if copied != self.size || actual != self.sha256 {
             // The unfinished file goes with `file`.
             return Err(Failed::Mismatch(copied, actual));

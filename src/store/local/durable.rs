@@ -392,45 +392,48 @@ impl Drop for CopyBuffer {
 }
 
 /// Files up to this size are copied through the buffer they are hashed in: one read and one
-/// write, where the kernel's copy would take a second open of the source and its own calls.
+/// write, where the kernel's copy would take calls of its own for each chunk.
 const SMALL_COPY: u64 = 64 * 1024;
 
-/// Copies the file at `source`, which nothing else writes (a repository object), into `to`:
-/// the size and SHA-256 of what was copied. Each chunk is read once, for the checksum, and
-/// copied by the kernel from a second handle on the same file (`copy_file_range`, as `cp`
-/// does), so the bytes never pass through a buffer of ours on their way out: writing from a
-/// user buffer into the page cache was 40 % of a restore's CPU, against a quarter of that for
-/// the kernel's copy. Where the kernel cannot, `std::io::copy` falls back to reading and
-/// writing.
+/// Copies `from` into `to` (a new file, opened for reading too): the size and SHA-256 of what
+/// `to` then holds. Each chunk is copied by the kernel (`copy_file_range`, as `cp` does), so
+/// the bytes never pass through a buffer of ours on their way out — writing from a user buffer
+/// into the page cache was 40 % of a restore's CPU, against a quarter of that for the
+/// kernel's copy — and then read back from `to` for the checksum while it is still in the
+/// CPU's cache. The checksum is the copy's own: a source changed while it was copied cannot
+/// leave a copy whose checksum describes other bytes, and the caller, which compares size and
+/// checksum with what it expects, sees the difference. Where the kernel cannot copy,
+/// `std::io::copy` falls back to reading and writing.
 ///
-/// Only for sources nothing writes meanwhile: a file that changed between the read and the
-/// copy would be stored with the checksum of its earlier content (a backup's live table files
-/// go through [`copy_hashing`]).
-///
-/// `reader` is `source` opened by the caller, `size` what it is expected to hold. Files of up
-/// to [`SMALL_COPY`] bytes go through the buffer instead.
-pub(crate) fn copy_immutable_hashing(
-    source: &Path,
-    mut reader: std::fs::File,
+/// `size` is what `from` is expected to hold: files of up to [`SMALL_COPY`] bytes go through
+/// the buffer instead (one read, one write).
+pub(crate) fn copy_hashing_the_copy(
+    mut from: std::fs::File,
     size: u64,
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
     use std::io::Read as _;
+    use std::os::unix::fs::FileExt as _;
     if size <= SMALL_COPY {
-        return copy_hashing(&mut reader, size, to);
+        return copy_hashing(&mut from, size, to);
     }
-    let mut second = fs_err::File::open(source)?.into_parts().0;
-    hash_chunks(&mut reader, size, |chunk| {
-        let length = chunk.len() as u64;
-        if std::io::copy(&mut (&mut second).take(length), to)? == length {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "{} changed while it was copied",
-                source.display()
-            )))
+    let mut pooled = CopyBuffer::for_size(size);
+    let buffer = pooled.as_mut();
+    let mut hasher = sha2::Sha256::new();
+    let mut copied = 0u64;
+    loop {
+        let n = std::io::copy(&mut (&mut from).take(buffer.len() as u64), to)?;
+        if n == 0 {
+            break;
         }
-    })
+        // At most the buffer's length.
+        let chunk = &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?];
+        to.read_exact_at(chunk, copied)?;
+        hasher.update(&*chunk);
+        copied += n;
+    }
+    Ok((copied, hex::encode(hasher.finalize())))
 }
 
 /// Copies `from` into `to` through one reused buffer, hashing on the way: the size and SHA-256.

@@ -37,9 +37,7 @@ use super::{BackupStore, ObjectMeta, ObjectWriter, StoreError, StoreErrorKind, S
 mod durable;
 mod unfinished;
 
-pub(crate) use durable::{
-    WriteBehind, copy_hashing, copy_immutable_hashing, is_small, sync_dirs_and_above,
-};
+pub(crate) use durable::{WriteBehind, copy_hashing_the_copy, is_small, sync_dirs_and_above};
 use durable::{name_objects, sync_dir};
 pub(crate) use unfinished::{Access, TempFile, Unfinished, temp_beside};
 
@@ -787,15 +785,15 @@ impl ObjectWriter for LocalWriter {
 }
 
 /// Copies the local file `source` into an unfinished object file for `target`: the file,
-/// and the size and SHA-256 of what was read.
+/// and the size and SHA-256 of what it holds.
 fn copy_into(
     source: &std::path::Path,
     target: &std::path::Path,
 ) -> std::io::Result<(Unfinished, (u64, String))> {
-    let mut from = fs_err::File::open(source)?;
+    let from = fs_err::File::open(source)?;
     let size = from.metadata()?.len();
     let mut file = Unfinished::beside(target, Access::Owner)?;
-    let copied = copy_hashing(&mut from, size, file.file())?;
+    let copied = copy_hashing_the_copy(from.into_parts().0, size, file.file())?;
     Ok((file, copied))
 }
 
