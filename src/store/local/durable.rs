@@ -395,16 +395,18 @@ impl Drop for CopyBuffer {
 /// write, where the kernel's copy would take calls of its own for each chunk.
 const SMALL_COPY: u64 = 64 * 1024;
 
-/// Copies `from` into `to` (a new file, opened for reading too): the size and SHA-256 of what
-/// `to` then holds. Each chunk is copied by the kernel (`copy_file_range`, as `cp` does), so
-/// the bytes never pass through a buffer of ours on their way out — writing from a user buffer
-/// into the page cache was 40 % of a restore's CPU, against a quarter of that for the
-/// kernel's copy — and then read back from `to` for the checksum while it is still in the
-/// CPU's cache. The checksum is the copy's own: a source changed while it was copied cannot
-/// leave a copy whose checksum describes other bytes, and the caller, which compares size and
-/// checksum with what it expects, sees the difference. Where the kernel cannot copy,
-/// `std::io::copy` falls back to reading and writing.
+/// Copies `from` into `to` (opened for reading too) from its position: the size and SHA-256
+/// of what `to` then holds past it, for a caller that compares them with a checksum it already
+/// has (a restore, with the record of the stored object). Files of over [`SMALL_COPY`] bytes
+/// are copied a chunk of up to [`COPY_BUFFER`] at a time by the kernel (`copy_file_range`, as
+/// `cp` does; `sendfile`, then reading and writing, where it cannot), so the bytes never pass
+/// through a buffer of ours on their way out — writing from a user buffer into the page cache
+/// was 40 % of a restore's CPU, against a quarter of that for the kernel's copy — and each
+/// chunk is then read back from `to` for the checksum (from the page cache, where the
+/// filesystem copied it; where it shares blocks instead, from the disk). Checking the copy
+/// itself also catches a copy the kernel or filesystem got wrong.
 ///
+/// Not for backups: their checksum must come from the source's bytes (see `copy_into`).
 /// `size` is what `from` is expected to hold: files of up to [`SMALL_COPY`] bytes go through
 /// the buffer instead (one read, one write).
 pub(crate) fn copy_hashing_the_copy(
@@ -413,7 +415,7 @@ pub(crate) fn copy_hashing_the_copy(
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
     use sha2::Digest as _;
-    use std::io::Read as _;
+    use std::io::{Read as _, Seek as _};
     use std::os::unix::fs::FileExt as _;
     if size <= SMALL_COPY {
         return copy_hashing(&mut from, size, to);
@@ -421,6 +423,7 @@ pub(crate) fn copy_hashing_the_copy(
     let mut pooled = CopyBuffer::for_size(size);
     let buffer = pooled.as_mut();
     let mut hasher = sha2::Sha256::new();
+    let start = to.stream_position()?;
     let mut copied = 0u64;
     loop {
         let n = std::io::copy(&mut (&mut from).take(buffer.len() as u64), to)?;
@@ -429,7 +432,7 @@ pub(crate) fn copy_hashing_the_copy(
         }
         // At most the buffer's length.
         let chunk = &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?];
-        to.read_exact_at(chunk, copied)?;
+        to.read_exact_at(chunk, start + copied)?;
         hasher.update(&*chunk);
         copied += n;
     }
