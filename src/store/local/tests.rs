@@ -147,29 +147,34 @@ fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
     // Empty, small (through the buffer), over two copy buffers and not a multiple of one
     // (copied by the kernel), and a source that holds more than expected (it grew): the size
     // and checksum are always those of the copy, which the caller compares with what it
-    // expected.
-    for (i, (length, expected)) in [(0, 0), (1_000, 1_000), (large, large), (large, 100_000)]
+    // expected. The copy goes after what the target already holds (its position), which the
+    // checksum leaves out.
+    for (case, (length, expected)) in [(0, 0), (1_000, 1_000), (large, large), (large, 100_000)]
         .into_iter()
         .enumerate()
     {
-        let source = dir.path().join(format!("source-{i}"));
+        let source = dir.path().join(format!("source-{case}"));
         let content: Vec<u8> = (0..length)
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         fs_err::write(&source, &content).unwrap();
-        let target = dir.path().join(format!("target-{i}"));
+        let target = dir.path().join(format!("target-{case}"));
         let mut file = std::fs::File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&target)
             .unwrap();
+        std::io::Write::write_all(&mut file, b"before").unwrap();
         let reader = std::fs::File::open(&source).unwrap();
         let (size, sha256) = copy_hashing_the_copy(reader, expected as u64, &mut file).unwrap();
         drop(file);
         assert_eq!(size, content.len() as u64);
         assert_eq!(sha256, hex::encode(sha2::Sha256::digest(&content)));
-        assert_eq!(fs_err::read(&target).unwrap(), content);
+        assert_eq!(
+            fs_err::read(&target).unwrap(),
+            [b"before".as_slice(), &content].concat()
+        );
     }
 }
 
