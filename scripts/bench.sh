@@ -71,14 +71,18 @@ measure() { # KEY CMD...: one timed run, appended to results/KEY as "seconds KiB
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   cat "$work/time" >>"$results/$key"
 }
-median() { cut -d' ' -f1 "$results/$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The median of numbers on stdin, then their range in brackets when there are several.
+spread() { sort -g | awk -v f="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+  printf f, v[int((NR + 1) / 2)]; if (NR > 1) printf " (" f "–" f ")", v[1], v[NR] }'; }
+median() { cut -d' ' -f1 "$results/$1" | spread %.2f | cut -d' ' -f1; }
 peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
 fresh() { rm -rf "$work/out" "$work/scratch"; }
-# For the rows of many small files: set the last run's output aside instead of deleting it
-# (deleted at the end). ext4 allocating an inode looks at the recently deleted ones beside it
-# (`recently_deleted`, in `perf`): a run right after 100,000 files were deleted measures that
-# deletion too, and more for parallel writers than for `cp`. A restore in an emergency writes
-# into space that was not just emptied.
+settle() { rm -rf "$work/aside"; sync; sleep 35; } # deletes what was set aside, then waits
+# Outputs are set aside instead of deleted, and deleted together between runs, followed by a
+# pause: ext4 allocating an inode looks at the inodes deleted in the last 30 s beside it
+# (`recently_deleted`, in `perf`), so a copy right after another's output was deleted measures
+# that deletion too, and more for parallel writers than for `cp`. A restore in an emergency
+# writes into space that was not just emptied.
 aside() { local path; for path in "$work/out" "$work/scratch" "$@"; do
   if [[ -e $path ]]; then mkdir -p "$work/aside"; mv "$path" "$(mktemp -d "$work/aside/XXXXXX")/"; fi
 done; }
@@ -93,28 +97,35 @@ backup=("$bcn" -q backup --catalog lake)
 restore=("$bcn" -q restore --target-catalog scratch --target-location "$work/out")
 enc=(env "BCN_REPOSITORY_KEY=bench passphrase, not a secret")
 
-# The 1,000-table catalog's first backup, once: the runs measure backups that find no change.
-"${backup[@]}" --config "$many_plan" --repo "$work/repo-many" >/dev/null
+# The 1,000-table catalog's first backup and its restore, once each, at the default `--jobs`
+# and at 64 (peak RSS must stay flat as --jobs grows); the runs measure backups that find no
+# change.
+measure many.backup "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
+measure many.backup_wide "${backup[@]}" --config "$many_plan" --repo "$work/repo-many-wide" --jobs 64
+rm -rf "$work/repo-many-wide"
+aside; measure many.restore "${restore[@]}" --config "$many_plan" --repo "$work/repo-many"
+aside; measure many.restore_wide "${restore[@]}" --config "$many_plan" --repo "$work/repo-many" --jobs 64
+aside; settle
 
 echo "measuring $runs interleaved runs..." >&2
 for run in $(seq "$runs"); do
   echo "run $run" >&2
   # ~1 GiB in ~1,000 files.
-  fresh; measure big.cp cp -r "$big/warehouse" "$work/out"
-  fresh; measure big.cp_sync "${cp_sync[@]}" "$big/warehouse" "$work/out"
-  fresh; measure big.cp_sha "${cp_sha[@]}" "$big/warehouse" "$work/out"
+  aside; measure big.cp cp -r "$big/warehouse" "$work/out"
+  aside; measure big.cp_sync "${cp_sync[@]}" "$big/warehouse" "$work/out"
+  aside; measure big.cp_sha "${cp_sha[@]}" "$big/warehouse" "$work/out"
   if [[ $has_rclone == yes ]]; then
-    fresh; measure big.rclone rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
+    aside; measure big.rclone rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
   fi
-  rm -rf "$work/repo-big"; measure big.backup "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
-  fresh; measure big.restore "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
-  fresh; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"
+  aside "$work/repo-big"; measure big.backup "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
+  aside; measure big.restore "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
+  aside; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"
   stored=$(find "$work/repo-big/tables" -path '*/files/*' -type f | wc -l)
   measure big.sha256sum bash -c "find '$work/repo-big/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n $(( stored / $(nproc) + 1 )) sha256sum"
   measure big.verify "$bcn" -q verify --repo "$work/repo-big" --read-data
-  rm -rf "$work/repo-enc"; measure big.backup_enc "${enc[@]}" "${backup[@]}" --config "$big_plan" --repo "$work/repo-enc"
-  fresh; measure big.restore_enc "${enc[@]}" "${restore[@]}" --config "$big_plan" --repo "$work/repo-enc"
-  rm -rf "$work/repo-enc"
+  aside "$work/repo-enc"; measure big.backup_enc "${enc[@]}" "${backup[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  aside; measure big.restore_enc "${enc[@]}" "${restore[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  aside "$work/repo-enc"
   # Many small tables, nothing changed.
   measure many.nochange "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
   # One table of many small files.
@@ -122,7 +133,7 @@ for run in $(seq "$runs"); do
   aside "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
   aside; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
   measure small.nochange "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
-  aside
+  aside; settle
 done
 # Incremental after one appended file, on the table of many small files: restored into the
 # scratch catalog (the fixture stays as it is), backed up once, then one file appended and
@@ -202,22 +213,34 @@ if (( huge_files > 0 )); then
 fi
 
 # --- the table ------------------------------------------------------------------------------
-ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# Paired: each run's bcn time over the same run's peer time (runs are interleaved, so a pair
+# shares the hour's speed), then the median of those ratios and their range. This machine's
+# speed drifts 2–3× within minutes; a ratio of two medians mixes different minutes.
+ratio() { paste -d' ' <(cut -d' ' -f1 "$results/$1") <(cut -d' ' -f1 "$results/$2") \
+  | awk '$2 > 0 { print $1 / $2 }' | spread %.2f; }
 big_mib=$(du -sm "$big/warehouse" | cut -f1); big_n=$(find "$big/warehouse" -type f | wc -l)
 small_n=$(find "$small/warehouse" -type f | wc -l)
 row() { # LABEL KEY PEER_LABEL PEER_KEY
   local peer_time="" r=""
-  if [[ -n ${4:-} ]]; then peer_time="$(median "$4") s"; r="**$(ratio "$2" "$4")**"; fi
-  printf '| %s | %s s | %s | %s | %s | %s MiB |\n' "$1" "$(median "$2")" "${3:-}" "$peer_time" "$r" "$(peak "$2")"
+  if [[ -n ${4:-} ]]; then
+    peer_time="$(cut -d' ' -f1 "$results/$4" | spread %.2f) s"
+    r=$(ratio "$2" "$4"); r="**${r%% *}**${r#"${r%% *}"}"
+  fi
+  printf '| %s | %s s | %s | %s | %s | %s MiB |\n' "$1" "$(cut -d' ' -f1 "$results/$2" | spread %.2f)" \
+    "${3:-}" "$peer_time" "$r" "$(peak "$2")"
 }
 echo
-echo "| bcn ($runs runs, medians) | bcn | peer | peer | bcn / peer | bcn peak RSS |"
+echo "| bcn ($runs runs: median (range)) | bcn | peer | peer | bcn / peer, run by run | bcn peak RSS |"
 echo "|---|---:|---|---:|---:|---:|"
 row "backup, $big_mib MiB in $big_n files" big.backup "\`cp -r && sync\`" big.cp_sync
 row "restore of it (paths rewritten)" big.restore "\`cp -r && sync\` of the stored files" big.restore_peer
 row "backup into an encrypted repository" big.backup_enc "plain backup" big.backup
 row "restore from the encrypted repository" big.restore_enc "plain restore" big.restore
 row "\`verify --read-data\`" big.verify "\`sha256sum\` on $(nproc) cores" big.sha256sum
+row "first backup of $tables tables (once)" many.backup
+row "the same at \`--jobs 64\`" many.backup_wide "default \`--jobs\` (4)" many.backup
+row "restore of them (once)" many.restore
+row "the same at \`--jobs 64\`" many.restore_wide "default \`--jobs\` (2)" many.restore
 row "no-change backup of $tables tables" many.nochange
 row "backup, one table of $small_n small files" small.backup "\`cp -r && sync\`" small.cp_sync
 row "restore of it" small.restore "\`cp -r && sync\`" small.cp_sync
