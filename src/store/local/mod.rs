@@ -38,7 +38,7 @@ mod durable;
 mod unfinished;
 
 pub(crate) use durable::{
-    WriteBehind, copy_hashing, copy_hashing_the_copy, is_small, sync_dirs_and_above,
+    WriteBehind, copy_hashing_the_copy, copy_hashing_the_source, is_small, sync_dirs_and_above,
 };
 use durable::{name_objects, sync_dir};
 pub(crate) use unfinished::{Access, TempFile, Unfinished, temp_beside};
@@ -789,19 +789,20 @@ impl ObjectWriter for LocalWriter {
 /// Copies the local file `source` into an unfinished object file for `target`: the file,
 /// and the size and SHA-256 of what was read.
 ///
-/// Through one buffer, the checksum taken of the source's bytes on their way in, not of the
-/// copy (as [`copy_hashing_the_copy`] does for restores): a copy the kernel or the
-/// filesystem got wrong (such bugs have shipped: the block cloning of `OpenZFS` 2.2.0) then
-/// disagrees with its recorded checksum, and `bcn verify` finds it, where a checksum of the
-/// copy would vouch for it.
+/// The checksum is taken of the source's bytes as they are read, not of the copy (as
+/// [`copy_hashing_the_copy`] does for restores), and the kernel copies them
+/// ([`copy_hashing_the_source`]): a copy the kernel or the filesystem got wrong (such bugs
+/// have shipped: the block cloning of `OpenZFS` 2.2.0) then disagrees with its recorded
+/// checksum, and `bcn verify` finds it, where a checksum of the copy would vouch for it.
 fn copy_into(
     source: &std::path::Path,
     target: &std::path::Path,
 ) -> std::io::Result<(Unfinished, (u64, String))> {
-    let mut from = fs_err::File::open(source)?;
+    let from = fs_err::File::open(source)?;
     let size = from.metadata()?.len();
     let mut file = Unfinished::beside(target, Access::Owner)?;
-    let copied = copy_hashing(&mut from, size, file.file())?;
+    let copied = copy_hashing_the_source(from.into_parts().0, size, file.file())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("copying {}: {e}", source.display())))?;
     Ok((file, copied))
 }
 

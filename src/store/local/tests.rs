@@ -146,11 +146,16 @@ fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
     let large = COPY_BUFFER * 2 + 12_345;
     // Empty, small (through the buffer), over two copy buffers and not a multiple of one
     // (copied by the kernel), and a source that holds more than expected (it grew): the size
-    // and checksum are always those of the copy, which the caller compares with what it
-    // expected. The copy goes after what the target already holds (its position), which the
-    // checksum leaves out.
-    for (case, (length, expected)) in [(0, 0), (1_000, 1_000), (large, large), (large, 100_000)]
+    // and checksum are always those of what was copied, which a restore compares with what
+    // it expected. The copy goes after what the target already holds (its position), which
+    // the checksum leaves out. Both ways: the checksum of the copy (restores) and of the
+    // source as read (backups).
+    type Copy = fn(std::fs::File, u64, &mut std::fs::File) -> std::io::Result<(u64, String)>;
+    let cases = [(0, 0), (1_000, 1_000), (large, large), (large, 100_000)];
+    let ways: [Copy; 2] = [copy_hashing_the_copy, copy_hashing_the_source];
+    for (case, (way, (length, expected))) in ways
         .into_iter()
+        .flat_map(|way| cases.map(|case| (way, case)))
         .enumerate()
     {
         let source = dir.path().join(format!("source-{case}"));
@@ -167,7 +172,7 @@ fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
             .unwrap();
         std::io::Write::write_all(&mut file, b"before").unwrap();
         let reader = std::fs::File::open(&source).unwrap();
-        let (size, sha256) = copy_hashing_the_copy(reader, expected as u64, &mut file).unwrap();
+        let (size, sha256) = way(reader, expected as u64, &mut file).unwrap();
         drop(file);
         assert_eq!(size, content.len() as u64);
         assert_eq!(sha256, hex::encode(sha2::Sha256::digest(&content)));
