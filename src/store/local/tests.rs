@@ -142,6 +142,7 @@ async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
 #[test]
 fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
     use sha2::Digest as _;
+    type Copy = fn(std::fs::File, u64, &mut std::fs::File) -> std::io::Result<(u64, String)>;
     let dir = tempfile::tempdir().unwrap();
     let large = COPY_BUFFER * 2 + 12_345;
     // Empty, small (through the buffer), over two copy buffers and not a multiple of one
@@ -150,7 +151,6 @@ fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
     // it expected. The copy goes after what the target already holds (its position), which
     // the checksum leaves out. Both ways: the checksum of the copy (restores) and of the
     // source as read (backups).
-    type Copy = fn(std::fs::File, u64, &mut std::fs::File) -> std::io::Result<(u64, String)>;
     let cases = [(0, 0), (1_000, 1_000), (large, large), (large, 100_000)];
     let ways: [Copy; 2] = [copy_hashing_the_copy, copy_hashing_the_source];
     for (case, (way, (length, expected))) in ways
