@@ -445,7 +445,9 @@ pub(crate) fn copy_hashing_the_copy(
 /// read from `from` for the checksum (without moving its position), then copied by the kernel
 /// from that same range (`copy_file_range`, as `cp` does). Writing a user buffer into the page
 /// cache took three to four times the system CPU of the kernel's copy here (`perf`: 65 % of a
-/// backup's samples when it wrote into memory not used since boot). A copy the kernel or the
+/// backup's samples when earlier outputs were kept, as the benchmark keeps them). Where the
+/// filesystem shares blocks (`XFS`, `Btrfs`), the kernel's copy is a reflink, as `cp`'s is.
+/// A copy the kernel or the
 /// filesystem gets wrong then disagrees with the recorded checksum, and `bcn verify` finds it.
 /// A source that shrinks meanwhile fails the copy; one rewritten in place between the read
 /// and the copy (Iceberg's files are written once) is also found by `bcn verify`. `size` is
