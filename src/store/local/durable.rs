@@ -410,33 +410,11 @@ const SMALL_COPY: u64 = 64 * 1024;
 /// `size` is what `from` is expected to hold: files of up to [`SMALL_COPY`] bytes go through
 /// the buffer instead (one read, one write).
 pub(crate) fn copy_hashing_the_copy(
-    mut from: std::fs::File,
+    from: std::fs::File,
     size: u64,
     to: &mut std::fs::File,
 ) -> std::io::Result<(u64, String)> {
-    use sha2::Digest as _;
-    use std::io::{Read as _, Seek as _};
-    use std::os::unix::fs::FileExt as _;
-    if size <= SMALL_COPY {
-        return copy_hashing(&mut from, size, to);
-    }
-    let mut pooled = CopyBuffer::for_size(size);
-    let buffer = pooled.as_mut();
-    let mut hasher = sha2::Sha256::new();
-    let start = to.stream_position()?;
-    let mut copied = 0u64;
-    loop {
-        let n = std::io::copy(&mut (&mut from).take(buffer.len() as u64), to)?;
-        if n == 0 {
-            break;
-        }
-        // At most the buffer's length.
-        let chunk = &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?];
-        to.read_exact_at(chunk, start + copied)?;
-        hasher.update(&*chunk);
-        copied += n;
-    }
-    Ok((copied, hex::encode(hasher.finalize())))
+    kernel_copy_hashing(from, size, to, Hashed::Copy)
 }
 
 /// Copies `from` into `to` from their positions: the size and SHA-256 of the source's bytes,
@@ -454,9 +432,29 @@ pub(crate) fn copy_hashing_the_copy(
 /// what `from` is expected to hold: files of up to [`SMALL_COPY`] bytes go through the
 /// buffer instead (one read, one write).
 pub(crate) fn copy_hashing_the_source(
+    from: std::fs::File,
+    size: u64,
+    to: &mut std::fs::File,
+) -> std::io::Result<(u64, String)> {
+    kernel_copy_hashing(from, size, to, Hashed::Source)
+}
+
+/// Which bytes a kernel copy's checksum is taken of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hashed {
+    /// Read back from the copy after each chunk ([`copy_hashing_the_copy`]).
+    Copy,
+    /// Read from the source before each chunk is copied ([`copy_hashing_the_source`]).
+    Source,
+}
+
+/// [`copy_hashing_the_copy`] and [`copy_hashing_the_source`]: chunks of up to
+/// [`COPY_BUFFER`] copied by the kernel, each hashed from the side `checksum_of` names.
+fn kernel_copy_hashing(
     mut from: std::fs::File,
     size: u64,
     to: &mut std::fs::File,
+    checksum_of: Hashed,
 ) -> std::io::Result<(u64, String)> {
     use sha2::Digest as _;
     use std::io::{Read as _, Seek as _};
@@ -467,29 +465,49 @@ pub(crate) fn copy_hashing_the_source(
     let mut pooled = CopyBuffer::for_size(size);
     let buffer = pooled.as_mut();
     let mut hasher = sha2::Sha256::new();
-    let start = from.stream_position()?;
+    // A handle of its own on the side hashed (the copy moves the positions of both).
+    let (read_from, start) = match checksum_of {
+        Hashed::Copy => (to.try_clone()?, to.stream_position()?),
+        Hashed::Source => (from.try_clone()?, from.stream_position()?),
+    };
     let mut copied = 0u64;
     loop {
-        // The chunk, read in full unless the file ends first.
-        let mut len = 0;
-        while len < buffer.len() {
-            match from.read_at(&mut buffer[len..], start + copied + len as u64) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let len = if checksum_of == Hashed::Source {
+            // The chunk, read in full unless the file ends first (the position stays).
+            let mut len = 0;
+            while len < buffer.len() {
+                match read_from.read_at(&mut buffer[len..], start + copied + len as u64) {
+                    Ok(0) => break,
+                    Ok(n) => len += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
+            len as u64
+        } else {
+            buffer.len() as u64
+        };
         if len == 0 {
-            break;
+            break; // The source's end, read.
         }
-        hasher.update(&buffer[..len]);
-        let n = std::io::copy(&mut (&mut from).take(len as u64), to)?;
-        if n != len as u64 {
-            return Err(std::io::Error::other(format!(
-                "the file changed while it was copied: {n} bytes copied where {len} were read"
-            )));
+        let n = std::io::copy(&mut (&mut from).take(len), to)?;
+        if n == 0 && checksum_of == Hashed::Copy {
+            break; // The source's end, copied.
         }
+        match checksum_of {
+            Hashed::Source if n != len => {
+                return Err(std::io::Error::other(format!(
+                    "the file changed while it was copied: {n} bytes copied where {len} were read"
+                )));
+            }
+            Hashed::Source => {}
+            // At most the buffer's length.
+            Hashed::Copy => read_from.read_exact_at(
+                &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?],
+                start + copied,
+            )?,
+        }
+        hasher.update(&buffer[..usize::try_from(n).map_err(std::io::Error::other)?]);
         copied += n;
     }
     Ok((copied, hex::encode(hasher.finalize())))
