@@ -425,12 +425,11 @@ pub(crate) fn copy_hashing_the_copy(
 /// cache took three to four times the system CPU of the kernel's copy here (`perf`: 65 % of a
 /// backup's samples when earlier outputs were kept, as the benchmark keeps them). Where the
 /// filesystem shares blocks (`XFS`, `Btrfs`), the kernel's copy is a reflink, as `cp`'s is.
-/// A copy the kernel or the
-/// filesystem gets wrong then disagrees with the recorded checksum, and `bcn verify` finds it.
-/// A source that shrinks meanwhile fails the copy; one rewritten in place between the read
-/// and the copy (Iceberg's files are written once) is also found by `bcn verify`. `size` is
-/// what `from` is expected to hold: files of up to [`SMALL_COPY`] bytes go through the
-/// buffer instead (one read, one write).
+/// A copy the kernel or the filesystem gets wrong then disagrees with the recorded checksum,
+/// and `bcn verify` finds it. A source that shrinks meanwhile fails the copy; one rewritten
+/// in place between the read and the copy (Iceberg's files are written once) is also found
+/// by `bcn verify`. `size` is what `from` is expected to hold: files of up to [`SMALL_COPY`]
+/// bytes go through the buffer instead (one read, one write).
 pub(crate) fn copy_hashing_the_source(
     from: std::fs::File,
     size: u64,
@@ -465,10 +464,10 @@ fn kernel_copy_hashing(
     let mut pooled = CopyBuffer::for_size(size);
     let buffer = pooled.as_mut();
     let mut hasher = sha2::Sha256::new();
-    // A handle of its own on the side hashed (the copy moves the positions of both).
-    let (read_from, start) = match checksum_of {
-        Hashed::Copy => (to.try_clone()?, to.stream_position()?),
-        Hashed::Source => (from.try_clone()?, from.stream_position()?),
+    // Where the hashed side's bytes start (the copy moves the positions of both).
+    let start = match checksum_of {
+        Hashed::Copy => to.stream_position()?,
+        Hashed::Source => from.stream_position()?,
     };
     let mut copied = 0u64;
     loop {
@@ -476,7 +475,7 @@ fn kernel_copy_hashing(
             // The chunk, read in full unless the file ends first (the position stays).
             let mut len = 0;
             while len < buffer.len() {
-                match read_from.read_at(&mut buffer[len..], start + copied + len as u64) {
+                match from.read_at(&mut buffer[len..], start + copied + len as u64) {
                     Ok(0) => break,
                     Ok(n) => len += n,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -494,6 +493,8 @@ fn kernel_copy_hashing(
         if n == 0 && checksum_of == Hashed::Copy {
             break; // The source's end, copied.
         }
+        // At most the buffer's length.
+        let chunk = &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?];
         match checksum_of {
             Hashed::Source if n != len => {
                 return Err(std::io::Error::other(format!(
@@ -501,13 +502,9 @@ fn kernel_copy_hashing(
                 )));
             }
             Hashed::Source => {}
-            // At most the buffer's length.
-            Hashed::Copy => read_from.read_exact_at(
-                &mut buffer[..usize::try_from(n).map_err(std::io::Error::other)?],
-                start + copied,
-            )?,
+            Hashed::Copy => to.read_exact_at(chunk, start + copied)?,
         }
-        hasher.update(&buffer[..usize::try_from(n).map_err(std::io::Error::other)?]);
+        hasher.update(&*chunk);
         copied += n;
     }
     Ok((copied, hex::encode(hasher.finalize())))
