@@ -141,9 +141,35 @@ async fn deleting_or_replacing_a_waiting_object_leaves_nothing_behind() {
 
 #[test]
 fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    copies_are_exact_and_checksummed(dir.path(), dir.path());
+}
+
+/// The same copies from another filesystem (a tmpfs) into the temporary directory's: the
+/// kernel refuses `copy_file_range` across filesystems (EXDEV), and the copy falls back to
+/// reading and writing, as a restore from a repository on another disk does.
+#[test]
+fn copies_across_filesystems_are_exact_and_checksummed() {
+    use std::os::unix::fs::MetadataExt as _;
+    let target = tempfile::tempdir().unwrap();
+    let shm = std::path::Path::new("/dev/shm");
+    let other = shm.is_dir()
+        && fs_err::metadata(shm).unwrap().dev() != fs_err::metadata(target.path()).unwrap().dev();
+    assert!(
+        other || std::env::var_os("BCN_TEST_NO_SECOND_FILESYSTEM").is_some(),
+        "no second filesystem: /dev/shm is missing or on the temporary directory's \
+         (set BCN_TEST_NO_SECOND_FILESYSTEM=1 to leave this test out)"
+    );
+    if other {
+        let source = tempfile::tempdir_in(shm).unwrap();
+        copies_are_exact_and_checksummed(source.path(), target.path());
+    }
+}
+
+/// Copies files of several sizes from `sources` into `targets` both ways and checks each.
+fn copies_are_exact_and_checksummed(sources: &std::path::Path, targets: &std::path::Path) {
     use sha2::Digest as _;
     type Copy = fn(std::fs::File, u64, &mut std::fs::File) -> std::io::Result<(u64, String)>;
-    let dir = tempfile::tempdir().unwrap();
     let large = COPY_BUFFER * 2 + 12_345;
     // Empty, small (through the buffer), over two copy buffers and not a multiple of one
     // (copied by the kernel), and a source that holds more than expected (it grew): the size
@@ -158,12 +184,12 @@ fn copies_are_exact_and_checksummed_small_and_over_several_chunks() {
         .flat_map(|way| cases.map(|case| (way, case)))
         .enumerate()
     {
-        let source = dir.path().join(format!("source-{case}"));
+        let source = sources.join(format!("source-{case}"));
         let content: Vec<u8> = (0..length)
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         fs_err::write(&source, &content).unwrap();
-        let target = dir.path().join(format!("target-{case}"));
+        let target = targets.join(format!("target-{case}"));
         let mut file = std::fs::File::options()
             .read(true)
             .write(true)
