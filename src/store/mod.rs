@@ -38,7 +38,7 @@ pub mod encrypted;
 pub use encrypted::EncryptedStore;
 pub use local::LocalStore;
 pub(crate) use local::{
-    Access, TempFile, Unfinished, WriteBehind, copy_hashing_the_copy, is_small,
+    Access, TempFile, Unfinished, WriteBehind, copy_hashing_the_copy, durably, is_small,
     sync_dirs_and_above, temp_beside,
 };
 pub use memory::MemoryStore;

@@ -307,10 +307,7 @@ impl TableJob<'_> {
     ) -> Result<ObjectPlan, TableError> {
         let metadata_location = metadata_location.to_owned();
         let file_io = table.file_io().clone();
-        let raw = file_io
-            .new_input(&metadata_location)
-            .map_err(|e| TableError::io(&e))?
-            .read()
+        let raw = crate::engine::files::read_whole(&file_io, &metadata_location)
             .await
             .map_err(|e| {
                 TableError::Moved(format!("reading {metadata_location}: {}", error_chain(&e)))

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::store::{Access, BackupStore, StoreError, TempFile, Unfinished, temp_beside};
 
@@ -28,6 +28,34 @@ async fn copy_slot() -> SemaphorePermit<'static> {
         .acquire()
         .await
         .expect("the copy slots are never closed")
+}
+
+/// Bytes of whole metadata files (manifests, manifest lists, position-delete files) held at
+/// once in the process, whatever `--jobs`: read to be decoded or rewritten, and what was
+/// decoded from them until it is handed on. A table's walk reads several manifests at once
+/// (Iceberg writers cut them at 8 MiB): with a bound per table only, 64 tables at once would
+/// hold 64 times that.
+const METADATA_BUDGET: u32 = 64 << 20;
+
+/// What a metadata file of unknown size is counted as.
+const UNKNOWN_METADATA_SIZE: u64 = 1 << 20;
+
+static METADATA_ROOM: LazyLock<std::sync::Arc<Semaphore>> =
+    LazyLock::new(|| std::sync::Arc::new(Semaphore::new(METADATA_BUDGET as usize)));
+
+/// Waits until a metadata file of `size` bytes (`None`: unknown) may be held, within
+/// [`METADATA_BUDGET`]; the room is given back when the permit is dropped. A file larger
+/// than the whole budget waits for all of it. Waiters are served in order, so one table's
+/// earlier file gets its room before its later ones.
+pub(crate) async fn metadata_room(size: Option<u64>) -> OwnedSemaphorePermit {
+    let bytes = size
+        .unwrap_or(UNKNOWN_METADATA_SIZE)
+        .clamp(1, u64::from(METADATA_BUDGET));
+    METADATA_ROOM
+        .clone()
+        .acquire_many_owned(u32::try_from(bytes).unwrap_or(METADATA_BUDGET))
+        .await
+        .expect("the metadata room is never closed")
 }
 
 /// Errors moving one file.

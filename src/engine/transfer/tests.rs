@@ -184,3 +184,19 @@ async fn absent_copies_take_free_names_leave_taken_ones_and_stop_at_a_bad_checks
     assert!(claimed.lock().unwrap().is_empty());
     assert!(!table.join("d.parquet").exists() && !table.join("e.parquet").exists());
 }
+
+/// Metadata files past the process's budget wait until room is given back, whatever the
+/// tables asking: here one holds all of it (a file larger than the budget takes the whole).
+#[tokio::test]
+async fn metadata_past_the_budget_waits_for_room() {
+    let whole = super::metadata_room(Some(u64::MAX)).await;
+    let small = tokio::spawn(super::metadata_room(Some(10)));
+    let unknown = tokio::spawn(super::metadata_room(None));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!small.is_finished() && !unknown.is_finished());
+    drop(whole);
+    let wait = std::time::Duration::from_secs(30);
+    let small = tokio::time::timeout(wait, small).await.unwrap().unwrap();
+    let unknown = tokio::time::timeout(wait, unknown).await.unwrap().unwrap();
+    assert_eq!((small.num_permits(), unknown.num_permits()), (10, 1 << 20));
+}

@@ -526,6 +526,8 @@ impl<'a> Walk<'a> {
         if self.object_size(key) != Some(entry.size) {
             return None;
         }
+        // Held while parsed: the process's bound on metadata in memory.
+        let _room = transfer::metadata_room(Some(entry.size)).await;
         let bytes = match self.repo.store().get(key).await {
             Ok(bytes) => bytes,
             Err(e) => return Some(Err((crate::error::error_chain(&e), UNREADABLE))),

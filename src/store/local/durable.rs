@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt as _;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,34 @@ use super::COPY_BUFFER;
 use super::unfinished::Unfinished;
 
 /// Threads that fsync at once: fsync waits on the device, not the CPU, and a device takes
-/// many requests together.
+/// many requests together. The bound is the whole process's, whatever `--jobs`: the
+/// blocking tasks that make files durable ([`durably`]) and, apart, the helper threads they
+/// fan out to ([`in_parallel`]). A restore of 1,000 small tables at `--jobs 64` ran ~150
+/// threads when each table had a bound of its own.
 const SYNC_THREADS: usize = 16;
+
+/// Blocking tasks making files durable at once in the process ([`durably`]).
+static SYNC_TASKS: LazyLock<Arc<tokio::sync::Semaphore>> =
+    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)));
+
+/// Helper threads [`in_parallel`] may still start in the process: each call takes what is
+/// free (none when none is) and works on its own thread too.
+static SPARE_SYNC_THREADS: AtomicUsize = AtomicUsize::new(SYNC_THREADS);
+
+/// Runs `sync` (making files durable) on the blocking pool, once one of the process's
+/// [`SYNC_THREADS`] is free.
+pub(crate) async fn durably<T: Send + 'static>(
+    sync: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let _permit = SYNC_TASKS
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::task::spawn_blocking(sync)
+        .await
+        .map_err(std::io::Error::other)?
+}
 
 /// Files smaller than this are not fsynced one by one as they are written but together, when
 /// the batch is made durable ([`WriteBehind::wait`]): for a small file the fsync is mostly a
@@ -26,15 +53,14 @@ const SMALL_FILE: u64 = 256 * 1024;
 /// 100,000 small files spent more time in fsync than in everything else together).
 pub(super) const SYNCFS_FROM: usize = 256;
 
-/// fsyncs files in the background as they are written, at most [`SYNC_THREADS`] at once, so
+/// fsyncs files in the background as they are written, on the process's [`SYNC_THREADS`], so
 /// that making a batch durable later waits only for what is still in flight, and the device
 /// writes while the next files are read and hashed. Small files wait for
 /// [`WriteBehind::wait`], which makes them durable together.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct WriteBehind {
     inflight: Mutex<Vec<tokio::task::JoinHandle<std::io::Result<()>>>>,
     small: Mutex<Small>,
-    limit: Arc<tokio::sync::Semaphore>,
 }
 
 /// The small files waiting for [`WriteBehind::wait`]: their paths, or once there are enough of
@@ -80,16 +106,6 @@ pub(crate) fn is_small(size: u64) -> bool {
     size < SMALL_FILE
 }
 
-impl Default for WriteBehind {
-    fn default() -> Self {
-        Self {
-            inflight: Mutex::default(),
-            small: Mutex::default(),
-            limit: Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)),
-        }
-    }
-}
-
 impl WriteBehind {
     /// Starts making the complete file at `path` (of `size` bytes) durable; it keeps that name
     /// until [`WriteBehind::wait`]. A large file's fsync starts now, in the background; a small
@@ -113,16 +129,10 @@ impl WriteBehind {
         self.in_background(move || file.sync_all());
     }
 
-    /// Runs `sync` on the blocking pool, at most [`SYNC_THREADS`] at once, until
+    /// Runs `sync` on the blocking pool ([`durably`]), to be waited for by
     /// [`WriteBehind::wait`].
     fn in_background(&self, sync: impl FnOnce() -> std::io::Result<()> + Send + 'static) {
-        let limit = self.limit.clone();
-        let task = tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            tokio::task::spawn_blocking(sync)
-                .await
-                .map_err(std::io::Error::other)?
-        });
+        let task = tokio::spawn(durably(sync));
         self.inflight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -154,11 +164,7 @@ impl WriteBehind {
         if small.is_empty() {
             return first;
         }
-        let small = tokio::task::spawn_blocking(move || small.sync())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-        first.and(small)
+        first.and(durably(move || small.sync()).await)
     }
 }
 
@@ -234,14 +240,24 @@ pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs_err::File::open(dir)?.sync_all()
 }
 
-/// Runs `work` on every item from up to [`SYNC_THREADS`] threads; the first error wins (the
-/// items no thread took by then are dropped).
+/// Runs `work` on every item from this thread and as many of the process's spare sync
+/// threads ([`SPARE_SYNC_THREADS`]) as there are items for; the first error wins (the items
+/// no thread took by then are dropped).
 fn in_parallel<T: Send>(
     items: impl IntoIterator<Item = T>,
     work: impl Fn(T) -> std::io::Result<()> + Sync,
 ) -> std::io::Result<()> {
+    in_parallel_from(&SPARE_SYNC_THREADS, items, work)
+}
+
+/// [`in_parallel`] with helper threads taken from `spare`, and given back at the end.
+fn in_parallel_from<T: Send>(
+    spare: &AtomicUsize,
+    items: impl IntoIterator<Item = T>,
+    work: impl Fn(T) -> std::io::Result<()> + Sync,
+) -> std::io::Result<()> {
     let items: Vec<T> = items.into_iter().collect();
-    let threads = SYNC_THREADS.min(items.len());
+    let helpers = SpareThreads::take(spare, items.len().saturating_sub(1));
     let queue = Mutex::new(items.into_iter());
     let next = || {
         queue
@@ -249,22 +265,47 @@ fn in_parallel<T: Send>(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .next()
     };
+    let drain = || {
+        while let Some(item) = next() {
+            work(item)?;
+        }
+        Ok(())
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    while let Some(item) = next() {
-                        work(item)?;
-                    }
-                    Ok(())
-                })
+        let handles: Vec<_> = (0..helpers.taken).map(|_| scope.spawn(drain)).collect();
+        let own = drain();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")))
             })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("a sync thread panicked")))
-        })
+            .fold(own, Result::and)
     })
+}
+
+/// Spare threads taken from a count, given back when dropped.
+struct SpareThreads<'a> {
+    from: &'a AtomicUsize,
+    taken: usize,
+}
+
+impl<'a> SpareThreads<'a> {
+    /// Takes up to `wanted` of the threads `from` has spare.
+    fn take(from: &'a AtomicUsize, wanted: usize) -> Self {
+        let mut taken = 0;
+        let _ = from.fetch_update(Ordering::AcqRel, Ordering::Acquire, |spare| {
+            taken = spare.min(wanted);
+            Some(spare - taken)
+        });
+        Self { from, taken }
+    }
+}
+
+impl Drop for SpareThreads<'_> {
+    fn drop(&mut self) {
+        self.from.fetch_add(self.taken, Ordering::AcqRel);
+    }
 }
 
 /// fsyncs the directories `dirs` and every directory above them (new directories' entries
@@ -544,4 +585,46 @@ fn hash_chunks(
         read += n as u64;
     }
     Ok((read, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spare sync threads: a call takes what is free (here none at first, all taken), still
+    /// does all its work on its own thread, and gives back what it took, an error or not.
+    #[test]
+    fn files_are_synced_without_spare_threads_and_spare_threads_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..40).map(|i| dir.path().join(i.to_string())).collect();
+        for path in &paths {
+            fs_err::write(path, b"x").unwrap();
+        }
+        let spare = AtomicUsize::new(SYNC_THREADS);
+        let synced = AtomicUsize::new(0);
+        let count = |path: &PathBuf| {
+            fsync_if_present(path)?;
+            synced.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        };
+        let all = SpareThreads::take(&spare, usize::MAX);
+        assert_eq!(all.taken, SYNC_THREADS);
+        in_parallel_from(&spare, &paths, count).unwrap();
+        assert_eq!(synced.load(Ordering::Relaxed), paths.len());
+        assert_eq!(spare.load(Ordering::Acquire), 0);
+        drop(all);
+        in_parallel_from(&spare, &paths, count).unwrap();
+        assert_eq!(synced.load(Ordering::Relaxed), 2 * paths.len());
+        assert_eq!(spare.load(Ordering::Acquire), SYNC_THREADS);
+        let failing = |path: &PathBuf| {
+            if path.ends_with("7") {
+                Err(std::io::Error::other("the seventh"))
+            } else {
+                Ok(())
+            }
+        };
+        let error = in_parallel_from(&spare, &paths, failing).unwrap_err();
+        assert_eq!(error.to_string(), "the seventh");
+        assert_eq!(spare.load(Ordering::Acquire), SYNC_THREADS);
+    }
 }

@@ -38,7 +38,8 @@ mod durable;
 mod unfinished;
 
 pub(crate) use durable::{
-    WriteBehind, copy_hashing_the_copy, copy_hashing_the_source, is_small, sync_dirs_and_above,
+    WriteBehind, copy_hashing_the_copy, copy_hashing_the_source, durably, is_small,
+    sync_dirs_and_above,
 };
 use durable::{name_objects, sync_dir};
 pub(crate) use unfinished::{Access, TempFile, Unfinished, temp_beside};
@@ -299,10 +300,7 @@ impl LocalStore {
         let count = objects.len();
         let behind = self.behind.wait().await;
         let renamed = match behind {
-            Ok(()) => tokio::task::spawn_blocking(move || name_objects(&root, objects))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r),
+            Ok(()) => durably(move || name_objects(&root, objects)).await,
             Err(e) => Err(e),
         };
         renamed.map_err(|e| {

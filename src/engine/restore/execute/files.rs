@@ -97,9 +97,8 @@ impl Written {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        tokio::task::spawn_blocking(move || crate::store::sync_dirs_and_above(&dirs))
+        crate::store::durably(move || crate::store::sync_dirs_and_above(&dirs))
             .await
-            .map_err(|e| TableError::Io(e.to_string()))?
             .map_err(failed)
     }
 
@@ -273,6 +272,8 @@ impl FileWriter<'_> {
                 async move {
                     let path = self.target_path(entry)?;
                     let key = layout::table_file(&self.item.key, &entry.rel);
+                    // Held until written: the process's bound on metadata in memory.
+                    let _room = transfer::metadata_room(Some(entry.size)).await;
                     let data = read_verified(self.store, &key, &entry.sha256)
                         .await
                         .map_err(|e: TransferError| TableError::transfer(&e))?;

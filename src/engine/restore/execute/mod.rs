@@ -339,7 +339,7 @@ impl Job<'_> {
         // Step 4: read everything back before the table becomes visible, while every file
         // written is made durable (neither changes a file; both must be done first).
         let read_back = async {
-            let metadata = TableMetadata::read_from(file_io, &metadata_location)
+            let metadata = crate::engine::files::read_table_metadata(file_io, &metadata_location)
                 .await
                 .map_err(|e| {
                     TableError::Damaged(format!(
