@@ -73,6 +73,16 @@ pub struct GlobalArgs {
     /// temporary files (TMPDIR). For tests of very large tables.
     #[arg(long, global = true, hide = true, env = "BCN_FILES_IN_MEMORY", value_name = "N", default_value_t = crate::context::FILES_IN_MEMORY)]
     pub files_in_memory: usize,
+    /// Bytes of whole metadata files the process holds at once to decode or rewrite them
+    /// (default 64 MiB); a file larger than that waits for all of it. For tests of the bound.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "BCN_METADATA_BUDGET",
+        value_name = "BYTES"
+    )]
+    pub metadata_budget: Option<u32>,
 }
 
 /// Log formats.
@@ -268,6 +278,9 @@ pub async fn run(cli: Cli) -> ExitStatus {
         }
     }
     .with_files_in_memory(cli.global.files_in_memory);
+    if let Some(bytes) = cli.global.metadata_budget {
+        crate::engine::set_metadata_budget(bytes);
+    }
     // `apply` is told to stop and finishes its report; every other command is dropped.
     let graceful = matches!(cli.command, Command::Apply(_)) || cli.command.is_serve();
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -21,6 +21,8 @@ pub(crate) mod sample;
 mod transfer;
 pub mod verify;
 
+pub(crate) use transfer::set_metadata_budget;
+
 use crate::catalog::CatalogError;
 use crate::plan::PlanError;
 use crate::repo::RepoError;

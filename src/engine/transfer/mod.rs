@@ -40,20 +40,35 @@ const METADATA_BUDGET: u32 = 64 << 20;
 /// What a metadata file of unknown size is counted as.
 const UNKNOWN_METADATA_SIZE: u64 = 1 << 20;
 
-static METADATA_ROOM: LazyLock<std::sync::Arc<Semaphore>> =
-    LazyLock::new(|| std::sync::Arc::new(Semaphore::new(METADATA_BUDGET as usize)));
+/// [`METADATA_BUDGET`] unless [`set_metadata_budget`] chose another before the first use.
+static CHOSEN_BUDGET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
-/// Waits until a metadata file of `size` bytes (`None`: unknown) may be held, within
-/// [`METADATA_BUDGET`]; the room is given back when the permit is dropped. A file larger
+static METADATA_ROOM: LazyLock<std::sync::Arc<Semaphore>> =
+    LazyLock::new(|| std::sync::Arc::new(Semaphore::new(metadata_budget() as usize)));
+
+/// The process's budget of metadata bytes held at once.
+fn metadata_budget() -> u32 {
+    *CHOSEN_BUDGET.get_or_init(|| METADATA_BUDGET)
+}
+
+/// Chooses the process's budget of metadata bytes held at once (at least one byte), for tests
+/// that make every metadata file wait for all of it; without effect once the budget is in use.
+pub(crate) fn set_metadata_budget(bytes: u32) {
+    let _ = CHOSEN_BUDGET.set(bytes.max(1));
+}
+
+/// Waits until a metadata file of `size` bytes (`None`: unknown) may be held, within the
+/// process's budget ([`METADATA_BUDGET`]); the room is given back when the permit is dropped. A file larger
 /// than the whole budget waits for all of it. Waiters are served in order, so one table's
 /// earlier file gets its room before its later ones.
 pub(crate) async fn metadata_room(size: Option<u64>) -> OwnedSemaphorePermit {
+    let budget = metadata_budget();
     let bytes = size
         .unwrap_or(UNKNOWN_METADATA_SIZE)
-        .clamp(1, u64::from(METADATA_BUDGET));
+        .clamp(1, u64::from(budget));
     METADATA_ROOM
         .clone()
-        .acquire_many_owned(u32::try_from(bytes).unwrap_or(METADATA_BUDGET))
+        .acquire_many_owned(u32::try_from(bytes).unwrap_or(budget))
         .await
         .expect("the metadata room is never closed")
 }
