@@ -358,24 +358,24 @@ fn a_metadata_budget_of_one_byte_serialises_metadata_work_and_changes_nothing() 
     src.py("mutate", &["--table", "db1.events", "--op", "append"]);
     src.py("mutate", &["--table", "db2.mor", "--op", "append"]);
     ws.bcn_env(&backup, &budget).ok();
-    let verify = ws.bcn_env(&["verify", "--repo", "repo", "--read-data"], &budget);
-    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    ws.bcn_env(&["verify", "--repo", "repo", "--read-data"], &budget)
+        .ok();
     let target = tmp.path().join("restored");
-    let restored = ws.bcn_env(
-        &[
-            "restore",
-            "--repo",
-            "repo",
-            "--target-catalog",
-            "dst",
-            "--target-location",
-            target.to_str().unwrap(),
-            "--jobs",
-            "8",
-        ],
+    let target = target.to_str().unwrap();
+    let restore = [
+        "restore",
+        "--repo",
+        "repo",
+        "--target-catalog",
+        "dst",
+        "--jobs",
+        "8",
+    ];
+    ws.bcn_env(
+        &[&restore[..], &["--target-location", target]].concat(),
         &budget,
-    );
-    assert_eq!(restored.code, 0, "{}", restored.stderr);
+    )
+    .ok();
     for namespace in ["db1", "db2"] {
         for table in ["events", "users", "mor"] {
             let name = format!("{namespace}.{table}");
