@@ -58,9 +58,9 @@ pub(crate) fn set_metadata_budget(bytes: u32) {
 }
 
 /// Waits until a metadata file of `size` bytes (`None`: unknown) may be held, within the
-/// process's budget ([`METADATA_BUDGET`]); the room is given back when the permit is dropped. A file larger
-/// than the whole budget waits for all of it. Waiters are served in order, so one table's
-/// earlier file gets its room before its later ones.
+/// process's budget ([`METADATA_BUDGET`]); the room is given back when the permit is
+/// dropped. A file larger than the whole budget waits for all of it. Waiters are served in
+/// order, so one table's earlier file gets its room before its later ones.
 pub(crate) async fn metadata_room(size: Option<u64>) -> OwnedSemaphorePermit {
     let budget = metadata_budget();
     let bytes = size
