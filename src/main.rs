@@ -10,10 +10,7 @@ fn main() -> ExitCode {
     // call (from a test harness) is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     bcn::cli::init_tracing(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match bcn::cli::runtime(&cli) {
         Ok(rt) => rt,
         Err(e) => {
             bcn::cli::report_fatal(&anyhow::Error::new(e).context("starting the async runtime"));
