@@ -129,19 +129,33 @@ aside; measure many.restore "${restore[@]}" --config "$many_plan" --repo "$work/
 aside; measure many.restore_wide "${restore[@]}" --config "$many_plan" --repo "$work/repo-many" --jobs 64
 aside; settle
 
-echo "measuring $runs interleaved runs..." >&2
-for run in $(seq "$runs"); do
-  echo "run $run" >&2
-  # ~1 GiB in ~1,000 files.
+# bcn and its peer change places from one run to the next (the peers first in odd runs, bcn
+# first in even ones), so that neither is always the one measured later in a run, when the
+# machine has done more.
+big_peers() { # ~1 GiB in ~1,000 files
   aside; measure big.cp cp -r "$big/warehouse" "$work/out"
   aside; measure big.cp_sync "${cp_sync[@]}" "$big/warehouse" "$work/out"
   aside; measure big.cp_sha "${cp_sha[@]}" "$big/warehouse" "$work/out"
   if [[ $has_rclone == yes ]]; then
     aside; measure big.rclone rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
   fi
+}
+big_restore_peer() { aside; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"; }
+small_peer() { aside; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"; }
+small_bcn() {
+  aside "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+  aside; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
+}
+
+echo "measuring $runs interleaved runs..." >&2
+for run in $(seq "$runs"); do
+  echo "run $run" >&2
+  (( run % 2 )) && big_peers
   aside "$work/repo-big"; measure big.backup "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
+  (( run % 2 )) || big_restore_peer
   aside; measure big.restore "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
-  aside; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"
+  (( run % 2 )) && big_restore_peer
+  (( run % 2 )) || big_peers
   stored=$(find "$work/repo-big/tables" -path '*/files/*' -type f | wc -l)
   measure big.sha256sum bash -c "find '$work/repo-big/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n $(( stored / $(nproc) + 1 )) sha256sum"
   measure big.verify "$bcn" -q verify --repo "$work/repo-big" --read-data
@@ -151,9 +165,7 @@ for run in $(seq "$runs"); do
   # Many small tables, nothing changed.
   measure many.nochange "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
   # One table of many small files.
-  aside; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"
-  aside "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
-  aside; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
+  if (( run % 2 )); then small_peer; small_bcn; else small_bcn; small_peer; fi
   measure small.nochange "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
   aside; settle
 done
