@@ -79,7 +79,7 @@ pub(crate) async fn run(args: Args, ctx: &Context, printer: Printer) -> anyhow::
         repair,
     };
     let report = {
-        let progress = super::progress::Progress::new(printer.is_quiet());
+        let progress = super::progress::Progress::counting(printer.is_quiet(), "checked");
         let result = verify::verify(&request, ctx, &progress).await;
         progress.finish();
         result?
