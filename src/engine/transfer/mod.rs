@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use iceberg::io::FileIO;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::store::{Access, BackupStore, StoreError, TempFile, Unfinished, temp_beside};
 
@@ -43,8 +43,8 @@ const UNKNOWN_METADATA_SIZE: u64 = 1 << 20;
 /// [`METADATA_BUDGET`] unless [`set_metadata_budget`] chose another before the first use.
 static CHOSEN_BUDGET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
-static METADATA_ROOM: LazyLock<std::sync::Arc<Semaphore>> =
-    LazyLock::new(|| std::sync::Arc::new(Semaphore::new(metadata_budget() as usize)));
+static METADATA_ROOM: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(metadata_budget() as usize));
 
 /// The process's budget of metadata bytes held at once.
 fn metadata_budget() -> u32 {
@@ -61,14 +61,13 @@ pub(crate) fn set_metadata_budget(bytes: u32) {
 /// process's budget ([`METADATA_BUDGET`]); the room is given back when the permit is
 /// dropped. A file larger than the whole budget waits for all of it. Waiters are served in
 /// order, so one table's earlier file gets its room before its later ones.
-pub(crate) async fn metadata_room(size: Option<u64>) -> OwnedSemaphorePermit {
+pub(crate) async fn metadata_room(size: Option<u64>) -> SemaphorePermit<'static> {
     let budget = metadata_budget();
     let bytes = size
         .unwrap_or(UNKNOWN_METADATA_SIZE)
         .clamp(1, u64::from(budget));
     METADATA_ROOM
-        .clone()
-        .acquire_many_owned(u32::try_from(bytes).unwrap_or(budget))
+        .acquire_many(u32::try_from(bytes).unwrap_or(budget))
         .await
         .expect("the metadata room is never closed")
 }

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +17,12 @@ use super::unfinished::Unfinished;
 /// many requests together. The bound is the whole process's, whatever `--jobs`: the
 /// blocking tasks that make files durable ([`durably`]) and, apart, the helper threads they
 /// fan out to ([`in_parallel`]). With a bound for each table instead, a restore of 1,000
-/// small tables at `--jobs 64` peaked at 170 threads (109 with this one).
+/// small tables at `--jobs 64` peaked at 170 threads (109 with this one, 61 with the
+/// runtime's bound on blocking threads too: `cli::BLOCKING_THREADS`).
 const SYNC_THREADS: usize = 16;
 
 /// Blocking tasks making files durable at once in the process ([`durably`]).
-static SYNC_TASKS: LazyLock<Arc<tokio::sync::Semaphore>> =
-    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(SYNC_THREADS)));
+static SYNC_TASKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SYNC_THREADS);
 
 /// Helper threads [`in_parallel`] may still start in the process: each call takes what is
 /// free (none when none is) and works on its own thread too.
@@ -33,11 +33,7 @@ static SPARE_SYNC_THREADS: AtomicUsize = AtomicUsize::new(SYNC_THREADS);
 pub(crate) async fn durably<T: Send + 'static>(
     sync: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
-    let _permit = SYNC_TASKS
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(std::io::Error::other)?;
+    let _permit = SYNC_TASKS.acquire().await.map_err(std::io::Error::other)?;
     tokio::task::spawn_blocking(sync)
         .await
         .map_err(std::io::Error::other)?
