@@ -42,7 +42,10 @@ pub(crate) async fn run(
         dry_run: args.dry_run,
         force: args.force,
         only: args.only,
-        cancel: Some(cancel.clone()),
+        cancel: Some(apply::Cancel {
+            token: cancel.clone(),
+            by: "a signal",
+        }),
     };
     let progress = super::progress::Progress::new(printer.is_quiet());
     let result = Box::pin(apply::run(&plan, &options, ctx, &progress)).await;

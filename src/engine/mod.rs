@@ -252,12 +252,17 @@ pub enum EngineError {
         /// How many tables were restored.
         restored: usize,
     },
-    /// Stopped by a signal: the running work was cancelled; a PIT commit under way ended
-    /// first, and the message says whether it landed.
+    /// Stopped by a signal or a cancelled job: the running work was cancelled; a PIT commit
+    /// under way ended first, and the message says whether it landed.
     #[error(
-        "interrupted by a signal: the backup was stopped; {0}; the lock was released and the next run reuses what was copied"
+        "interrupted by {by}: the backup was stopped; {said}; the lock was released and the next run reuses what was copied"
     )]
-    Interrupted(String),
+    Interrupted {
+        /// What stopped it ("a signal").
+        by: &'static str,
+        /// What was committed as it stopped, if anything.
+        said: String,
+    },
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
     LockLost(String),

@@ -656,6 +656,104 @@ async fn the_built_in_scheduler_runs_due_entries_as_jobs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.make_big(4, 10);
+    let ws = Workspace::new(
+        &[&src],
+        concat!(
+            "repositories:\n  main: { location: repo }\n",
+            "backups:\n  - { name: lake, catalog: src, repository: main }\n",
+            "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
+            "metrics: { textfile: bcn.prom }\n",
+            "api:\n  tokens:\n",
+            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+        ),
+    );
+    let server = Server::start(&ws, &tmp.path().join("serve.log"));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let backup = async || {
+        let (status, job, _) = call(
+            &client,
+            &server,
+            Method::POST,
+            "/v1/entries/lake/backup",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job["id"].as_str().unwrap().to_owned()
+    };
+    let id = backup().await;
+    // Cancelled once the backup holds its lock: it is copying (forty files of 1 MiB, each
+    // made durable before the PIT is committed).
+    let lock = ws.path("repo/locks/exclusive.json");
+    let started = Instant::now();
+    while !lock.exists() {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the backup never took its lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, answer, _) = call(
+        &client,
+        &server,
+        Method::DELETE,
+        &format!("/v1/jobs/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = wait_job(&client, &server, &id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    // Its report is the run's: the entry failed as interrupted, saying what it committed.
+    let entry = &job["report"]["entries"][0];
+    assert_eq!(entry["status"], "failed", "{job}");
+    assert!(
+        entry["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("interrupted by a cancel of its `bcn serve` job")),
+        "{job}"
+    );
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cancelled on request; interrupted by")),
+        "{job}"
+    );
+    let completed = job["report"]["completed"].as_array().unwrap();
+    assert_eq!(
+        crate::support::files_under(&ws.path("repo/pits")).len(),
+        completed.len(),
+        "the PITs in the repository are those the report says the job committed: {job}"
+    );
+    // Notified and counted as a failed run, as `bcn apply` stopped by SIGTERM.
+    assert_eq!(
+        fs_err::read_to_string(ws.path("events.txt"))
+            .unwrap()
+            .trim(),
+        "lake failed"
+    );
+    let metrics = fs_err::read_to_string(ws.path("bcn.prom")).unwrap();
+    assert!(
+        metrics.contains("bcn_entry_status{entry=\"lake\",repository=")
+            && metrics.contains("status=\"failed\"} 1"),
+        "{metrics}"
+    );
+    // The next job takes up from there: it succeeds, and the repository checks whole.
+    let next = wait_job(&client, &server, &backup().await).await;
+    assert_eq!(next["state"], "succeeded", "{next}");
+    let verified = ws.bcn(&["verify", "--repo", "main", "--read-data"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_certificate_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");

@@ -195,7 +195,7 @@ impl<'a> EntryRun<'a> {
         .await;
         let cancelled = async {
             match &options.cancel {
-                Some(token) => token.cancelled().await,
+                Some(cancel) => cancel.token.cancelled().await,
                 None => std::future::pending().await,
             }
         };
@@ -211,7 +211,8 @@ impl<'a> EntryRun<'a> {
                 // A commit under way ends first (and releases the lock): say whether it landed.
                 let settled =
                     crate::engine::finish::settle_scope(&scope, crate::engine::finish::LIMIT).await;
-                return Err(EngineError::Interrupted(settled.said()));
+                let by = options.cancel.as_ref().map_or("a signal", |c| c.by);
+                return Err(EngineError::Interrupted { by, said: settled.said() });
             }
         };
         self.report.status = if backup.failed.is_empty() {

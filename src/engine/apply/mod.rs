@@ -38,9 +38,19 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Only these entries (empty: all).
     pub only: Vec<String>,
-    /// Cancelled on SIGINT/SIGTERM: the running entry stops and is reported as interrupted,
-    /// and no further entry starts.
-    pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// Cancelled to stop the run (SIGINT/SIGTERM, a cancelled `bcn serve` job): the running
+    /// entry's backup stops and the entry is reported as interrupted (report, notification,
+    /// metrics), and no further entry starts.
+    pub cancel: Option<Cancel>,
+}
+
+/// How a run is told to stop, and what told it.
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    /// Cancelled to stop.
+    pub token: tokio_util::sync::CancellationToken,
+    /// What stopped it, as the entry's error says it: "interrupted by {by}".
+    pub by: &'static str,
 }
 
 /// How an entry ended.
@@ -167,7 +177,7 @@ pub async fn run(
         if options
             .cancel
             .as_ref()
-            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
+            .is_some_and(|c| c.token.is_cancelled())
         {
             tracing::warn!(entry = %entry.name, "not started: the run was interrupted");
             continue;

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, State};
-use super::{Shared, caller, failed, open_store, optional_body, refuse_if_locked, spawn_job};
+use super::{
+    CANCELLED_BY, OnCancel, Shared, caller, failed, open_store, optional_body, refuse_if_locked,
+    spawn_job,
+};
 use crate::engine::{self, Quiet, apply};
 use crate::plan::{ApiRole, NotifyEvent};
 use crate::serve::auth::Caller;
@@ -81,12 +84,16 @@ pub(super) async fn backup(
         "backup",
         &target,
         request,
-        move |state| async move {
+        OnCancel::Stop,
+        move |state, cancel| async move {
             let options = apply::ApplyOptions {
                 dry_run: false,
                 force: true,
                 only: vec![name],
-                cancel: None,
+                cancel: Some(apply::Cancel {
+                    token: cancel,
+                    by: CANCELLED_BY,
+                }),
             };
             match apply::run(&state.plan, &options, &state.ctx, &Quiet).await {
                 Ok(report) => {
@@ -164,7 +171,14 @@ pub(super) async fn verify(
     };
     let doc = json!({ "entry": name, "read_data": request.read_data, "restore_test": request.restore_test });
     let target = name.clone();
-    spawn_job(&state, &caller, "verify", &target, doc, move |state| async move {
+    spawn_job(
+        &state,
+        &caller,
+        "verify",
+        &target,
+        doc,
+        OnCancel::Drop,
+        move |state, _| async move {
         let plan = Some(state.plan.as_ref());
         let start = json!({ "command": "verify", "entry": name });
         crate::cli::notify_command(plan, "verify", NotifyEvent::Start, "started", &start).await;

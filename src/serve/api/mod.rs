@@ -131,17 +131,34 @@ async fn refuse_if_locked(state: &State, store: &Arc<dyn BackupStore>) -> Result
 /// What a job's work returns: its final state, report and error.
 type Outcome = (JobState, Option<Value>, Option<String>);
 
-/// Records a job and runs `work` in the background; answers 202 with the job.
+/// What stopped an apply job's entry, as its error says it: "interrupted by …".
+const CANCELLED_BY: &str = "a cancel of its `bcn serve` job";
+
+/// How a job stops when it is cancelled (`DELETE /v1/jobs/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnCancel {
+    /// Its work is dropped: copies stop, a held lock goes with its guard; a PIT commit or a
+    /// catalog swap under way ends first. The report says, a line per step, what completed.
+    Drop,
+    /// Its work is handed the cancel and stops itself, as `bcn apply` does on SIGTERM: the
+    /// entry under way fails as interrupted, with its report, its notification and the
+    /// metrics, and no other entry starts. The report is the run's, with the same lines.
+    Stop,
+}
+
+/// Records a job and runs `work` in the background; answers 202 with the job. `work` gets the
+/// job's cancel, which only an [`OnCancel::Stop`] job watches.
 async fn spawn_job<F, Fut>(
     state: &Shared,
     caller: &Caller,
     kind: &str,
     target: &str,
     request: Value,
+    on_cancel: OnCancel,
     work: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce(Shared) -> Fut + Send + 'static,
+    F: FnOnce(Shared, CancellationToken) -> Fut + Send + 'static,
     Fut: Future<Output = Outcome> + 'static,
 {
     let (job, cancel) = state
@@ -162,12 +179,25 @@ where
             if let Err(e) = jobs.started(&id, ctx.now()).await {
                 tracing::warn!(job = %id, error = %e, "could not record the job's start");
             }
-            // A cancelled job's work is dropped: copies stop, a held lock goes with its guard;
-            // a PIT commit or a catalog swap under way ends first, and is said.
+            // A cancelled job's work is dropped (or stops itself): copies stop, a held lock
+            // goes with its guard; a PIT commit or a catalog swap under way ends first, and
+            // is said.
             let scope = crate::engine::finish::new_scope();
+            let dropped = async {
+                match on_cancel {
+                    OnCancel::Drop => cancel.cancelled().await,
+                    OnCancel::Stop => std::future::pending().await,
+                }
+            };
             let (state, report, error) = tokio::select! {
-                outcome = crate::engine::finish::scoped(&scope, work(shared)) => outcome,
-                () = cancel.cancelled() => {
+                outcome = crate::engine::finish::scoped(&scope, work(shared, cancel.clone())) => {
+                    if cancel.is_cancelled() {
+                        stopped(&scope, outcome).await
+                    } else {
+                        outcome
+                    }
+                }
+                () = dropped => {
                     let settled = crate::engine::finish::settle_scope(
                         &scope,
                         crate::engine::finish::LIMIT,
@@ -217,6 +247,42 @@ where
     Ok(response)
 }
 
+/// The outcome of an [`OnCancel::Stop`] job that stopped on its cancel: `cancelled`, with its
+/// own report and the lines of what completed, as a dropped job's.
+async fn stopped(scope: &crate::engine::finish::Scope, (_, report, error): Outcome) -> Outcome {
+    // Its work waited for its own steps: nothing is left under way.
+    let settled = crate::engine::finish::settle_scope(scope, crate::engine::finish::LIMIT).await;
+    let mut report = match report {
+        Some(Value::Object(map)) => map,
+        Some(other) => serde_json::Map::from_iter([("report".to_owned(), other)]),
+        None => serde_json::Map::new(),
+    };
+    report.insert("completed".to_owned(), json!(settled.completed));
+    report.insert("unfinished".to_owned(), json!(settled.unfinished));
+    // An apply's failures are its entries' errors.
+    let error = error.or_else(|| {
+        let errors: Vec<&str> = report
+            .get("entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("error").and_then(Value::as_str))
+            .collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    });
+    let said = match (error, settled.completed.as_slice()) {
+        (Some(error), _) => format!("cancelled on request; {error}"),
+        (None, []) => {
+            "cancelled on request; nothing was under way, and nothing was committed".to_owned()
+        }
+        (None, completed) => format!(
+            "cancelled on request; nothing was under way, and it had completed: {}",
+            completed.join(", ")
+        ),
+    };
+    (JobState::Cancelled, Some(Value::Object(report)), Some(said))
+}
+
 fn failed(e: &EngineError) -> Outcome {
     (JobState::Failed, None, Some(engine::error_chain(e)))
 }
@@ -257,13 +323,17 @@ pub(super) async fn scheduler(state: Shared, every: Duration, stop: Cancellation
             "apply",
             "due entries",
             json!({ "due": true }),
-            move |state| async move {
+            OnCancel::Stop,
+            move |state, cancel| async move {
                 let _running = running;
                 let options = apply::ApplyOptions {
                     dry_run: false,
                     force: false,
                     only: Vec::new(),
-                    cancel: None,
+                    cancel: Some(apply::Cancel {
+                        token: cancel,
+                        by: CANCELLED_BY,
+                    }),
                 };
                 match apply::run(&state.plan, &options, &state.ctx, &Quiet).await {
                     Ok(report) => {

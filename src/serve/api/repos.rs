@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    ApiError, Shared, caller, failed, open_store, optional_body, refuse_if_locked, repository,
-    spawn_job,
+    ApiError, OnCancel, Shared, caller, failed, open_store, optional_body, refuse_if_locked,
+    repository, spawn_job,
 };
 use crate::engine::{self, inspect, maintenance};
 use crate::plan::{ApiRole, NotifyEvent};
@@ -123,7 +123,8 @@ pub(super) async fn gc(
         "gc",
         &target,
         doc,
-        move |state| async move {
+        OnCancel::Drop,
+        move |state, _| async move {
             let plan = Some(state.plan.as_ref());
             let start = json!({ "command": "gc", "repository": name });
             crate::cli::notify_command(plan, "gc", NotifyEvent::Start, "started", &start).await;

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    ApiError, Shared, body, caller, failed, open_store, refuse_if_locked, repository, spawn_job,
+    ApiError, OnCancel, Shared, body, caller, failed, open_store, refuse_if_locked, repository,
+    spawn_job,
 };
 use crate::engine::restore::{self, RestoreRequest};
 use crate::engine::{self, Quiet};
@@ -127,7 +128,8 @@ pub(super) async fn restores(
             "restore",
             &body.repository,
             doc,
-            move |_| async move {
+            OnCancel::Drop,
+            move |_, _| async move {
                 (
                     JobState::Succeeded,
                     Some(json!({ "dry_run": true, "plan": prepared })),
@@ -144,7 +146,8 @@ pub(super) async fn restores(
         "restore",
         &body.repository,
         doc,
-        move |state| async move {
+        OnCancel::Drop,
+        move |state, _| async move {
             let plan = &state.plan;
             let start = json!({ "command": "restore", "plan": &prepared });
             crate::cli::notify_command(
