@@ -82,9 +82,9 @@ settle() { rm -rf "$work/aside"; sync; sleep 35; warm; } # deletes what was set 
 # six rounds of the large-file backup against `cp -r && sync`: bcn's ratio 1.15–1.27 when it
 # ran first, 0.45–0.88 when it ran second): an unmeasured copy of ~100 MiB and a sync wake the
 # machine first.
-warm() { mkdir -p "$work/out"
-  find "$big/warehouse" -type f -name '*.parquet' | head -n 100 | xargs cp -t "$work/out"
-  sync; aside; }
+warm() { local some; mkdir -p "$work/out"
+  mapfile -t some < <(find "$big/warehouse" -type f -name '*.parquet' | head -n 100)
+  cp -t "$work/out" "${some[@]}"; sync; aside; }
 # Outputs are set aside instead of deleted, and deleted together between runs, followed by a
 # pause: ext4 allocating an inode looks at the inodes deleted in the last 30 s beside it
 # (`recently_deleted`, in `perf`), so a copy right after another's output was deleted measures
