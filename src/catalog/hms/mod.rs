@@ -89,6 +89,8 @@ pub(super) async fn open(
         inner,
         client,
         file_io: io.clone(),
+        runtime: iceberg::Runtime::try_current()
+            .map_err(|e| unreachable(spec, super::chain(&e)))?,
     });
     let mut opened = OpenCatalog::new(spec, hive.clone(), io);
     opened.hive = Some(hive);
@@ -107,6 +109,8 @@ pub(crate) struct HiveCatalog {
     inner: HmsCatalog,
     client: ThriftHiveMetastoreClient,
     file_io: FileIO,
+    /// What the tables it hands out spawn their work on (the one `inner` took).
+    runtime: iceberg::Runtime,
 }
 
 impl std::fmt::Debug for HiveCatalog {
@@ -118,6 +122,23 @@ impl std::fmt::Debug for HiveCatalog {
 }
 
 impl HiveCatalog {
+    /// The table just created or registered from `metadata`, without reading its metadata
+    /// again as `load_table` would.
+    fn table(
+        &self,
+        ident: TableIdent,
+        metadata: TableMetadata,
+        metadata_location: String,
+    ) -> Result<Table> {
+        Table::builder()
+            .file_io(self.file_io.clone())
+            .identifier(ident)
+            .metadata_location(metadata_location)
+            .metadata(metadata)
+            .runtime(self.runtime.clone())
+            .build()
+    }
+
     /// Every Hive table of `namespace` (Iceberg tables and views, plain Hive tables).
     async fn hive_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<hive_metastore::Table>> {
         let db = self.database(namespace)?;
@@ -347,7 +368,7 @@ impl Catalog for HiveCatalog {
         let metadata_location = metadata_location.to_string();
         self.create_hive_table(&ident, &metadata, &metadata_location)
             .await?;
-        self.inner.load_table(&ident).await
+        self.table(ident, metadata, metadata_location)
     }
 
     async fn load_table(&self, table: &TableIdent) -> Result<Table> {
@@ -377,7 +398,7 @@ impl Catalog for HiveCatalog {
         let metadata = TableMetadata::read_from(&self.file_io, &metadata_location).await?;
         self.create_hive_table(table, &metadata, &metadata_location)
             .await?;
-        self.inner.load_table(table).await
+        self.table(table.clone(), metadata, metadata_location)
     }
 
     async fn update_table(&self, commit: TableCommit) -> Result<Table> {
