@@ -254,3 +254,131 @@ fn settled(count: impl Fn() -> usize) -> usize {
     }
     last
 }
+
+#[test]
+fn sigterm_during_the_swaps_of_a_replace_restore_leaves_every_table_old_or_new() {
+    const TABLES: i64 = 12;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py(
+        "make-many-tables",
+        &["--namespace", "many", "--tables", &TABLES.to_string()],
+    );
+    let ws = Workspace::new(&[&src], "");
+    ws.bcn(&["backup", "--catalog", "src", "--repo", "repo"])
+        .ok();
+    let rows = src.dump("many.t00000");
+    let mut before = src.py("locations", &[]);
+    // The catalog as bcn's SQL catalog keeps it, read as it changes: a swap drops the table it
+    // replaces, then registers the new one, so for a moment the table is not there.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let catalog = runtime
+        .block_on(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("sqlite://{}?mode=ro", src.db().display())),
+        )
+        .unwrap();
+    let tables_now = || {
+        runtime
+            .block_on(
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM iceberg_tables")
+                    .fetch_one(&catalog),
+            )
+            .unwrap_or(TABLES)
+    };
+    let mut caught = 0;
+    for round in 0..3 {
+        let new = tmp.path().join(format!("new-{round}"));
+        let args = [
+            "restore",
+            "--repo",
+            "repo",
+            "--target-catalog",
+            "src",
+            "--replace",
+            "--jobs",
+            "1",
+            "--target-location",
+            new.to_str().unwrap(),
+        ];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bcn"))
+            .current_dir(ws.dir.path())
+            .args(args)
+            .arg("--config")
+            .arg(&ws.plan)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // SIGTERM the moment a table is missing: between a swap's drop and its register.
+        let pid = rustix::process::Pid::from_raw(child.id().try_into().unwrap()).unwrap();
+        loop {
+            if tables_now() < TABLES {
+                rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+                caught += 1;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            // The run ended before a moment without the table was seen: nothing to check
+            // but that it did its work.
+            before = src.py("locations", &[]);
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(143), "{stderr}");
+        assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+        // Every table is still in the catalog: the one it had, or its new copy.
+        let after = src.py("locations", &[]);
+        let (old, now) = (before.as_object().unwrap(), after.as_object().unwrap());
+        assert_eq!(
+            old.keys().collect::<Vec<_>>(),
+            now.keys().collect::<Vec<_>>(),
+            "round {round}: no table is missing after the signal\n{stderr}"
+        );
+        let new_dir = new.to_str().unwrap();
+        for (table, location) in now {
+            let location = location.as_str().unwrap();
+            let swapped = location.contains(new_dir);
+            assert!(
+                swapped || location == old[table],
+                "round {round}: {table} points at {location}, neither its old metadata nor the new"
+            );
+            // A swap said to have landed as it stopped did land.
+            if stderr.contains(&format!("table {table} was restored")) {
+                assert!(swapped, "round {round}: {table}: {stderr}");
+            }
+        }
+        assert!(
+            stderr.contains("was restored (replacing any table of that name) in catalog `src` as it stopped"),
+            "round {round}: the swap under way ended, and is said: {stderr}"
+        );
+        // The next run finishes the job: every table at its new location.
+        let rerun = ws.bcn(&args);
+        assert_eq!(rerun.code, 0, "round {round}: {}", rerun.stderr);
+        before = src.py("locations", &[]);
+        for (table, location) in before.as_object().unwrap() {
+            assert!(
+                location.as_str().unwrap().contains(new_dir),
+                "round {round}: {table} at {location} after the rerun"
+            );
+        }
+    }
+    assert!(
+        caught > 0,
+        "no round caught a table between its drop and its register"
+    );
+    crate::support::assert_same_table(
+        &src.dump("many.t00000"),
+        &rows,
+        "after stopped and finished replaces",
+    );
+}

@@ -1228,6 +1228,16 @@ def cmd_list(args: argparse.Namespace) -> Any:
     return {"namespaces": [".".join(ns) for ns in namespaces], "tables": tables}
 
 
+def cmd_locations(args: argparse.Namespace) -> Any:
+    """Every table of the catalog and the metadata file it points at."""
+    catalog = open_catalog(args)
+    return {
+        ".".join(t): catalog.load_table(t).metadata_location
+        for ns in _all_namespaces(catalog)
+        for t in catalog.list_tables(ns)
+    }
+
+
 def cmd_drop(args: argparse.Namespace) -> Any:
     catalog = open_catalog(args)
     split_ident(args.table)
@@ -1960,6 +1970,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True)
 
     add("list", cmd_list, "all namespaces and tables")
+    add("locations", cmd_locations, "every table and its metadata location")
 
     p = add("drop", cmd_drop, "drop a table (no purge)")
     p.add_argument("--table", required=True)

@@ -64,7 +64,7 @@ impl Lake {
         }
     }
 
-    fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.dir.join("catalog.db")
     }
 
