@@ -358,7 +358,9 @@ fn sigterm_during_the_swaps_of_a_replace_restore_leaves_every_table_old_or_new()
             }
         }
         assert!(
-            stderr.contains("was restored (replacing any table of that name) in catalog `src` as it stopped"),
+            stderr.contains(
+                "was restored (replacing any table of that name) in catalog `src` as it stopped"
+            ),
             "round {round}: the swap under way ended, and is said: {stderr}"
         );
         // The next run finishes the job: every table at its new location.
