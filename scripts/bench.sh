@@ -296,4 +296,8 @@ if (( huge_files > 0 )); then
 fi
 [[ -n $s3_rows ]] && echo "$s3_rows"
 echo
+by_run() { paste -d' ' <(cut -d' ' -f1 "$results/$1") <(cut -d' ' -f1 "$results/$2") \
+  | awk '$2 > 0 { printf "%s%.2f", (NR > 1 ? " " : ""), $1 / $2 }'; }
+echo "Ratios run by run (the peers first in odd runs, bcn first in even ones): large files, backup $(by_run big.backup big.cp_sync), restore $(by_run big.restore big.restore_peer); small files, backup $(by_run small.backup small.cp_sync), restore $(by_run small.restore small.cp_sync)."
+echo
 echo "Peers on the $big_mib MiB table: \`cp -r\` $(median big.cp) s, \`cp -r && sync\` $(median big.cp_sync) s, \`cp -r\` + \`sha256sum\` $(median big.cp_sha) s$([[ $has_rclone == yes ]] && echo ", \`rclone copy --checksum\` $(median big.rclone) s"). Machine: $(nproc) cores, $(uname -sr)."

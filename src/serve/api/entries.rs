@@ -179,29 +179,30 @@ pub(super) async fn verify(
         doc,
         OnCancel::Drop,
         move |state, _| async move {
-        let plan = Some(state.plan.as_ref());
-        let start = json!({ "command": "verify", "entry": name });
-        crate::cli::notify_command(plan, "verify", NotifyEvent::Start, "started", &start).await;
-        match engine::verify::verify(&verify_request, &state.ctx, &Quiet).await {
-            Ok(report) => {
-                let clean = report.is_clean();
-                let doc = json!({ "command": "verify", "entry": name, "report": &report });
-                let (event, status) = if clean {
-                    (NotifyEvent::Success, "succeeded")
-                } else {
-                    (NotifyEvent::VerifyFailure, "damage found")
-                };
-                crate::cli::notify_command(plan, "verify", event, status, &doc).await;
-                let error = (!clean).then(|| format!("{} problem(s) found", report.problems.len()));
-                let s = if clean { JobState::Succeeded } else { JobState::Failed };
-                (s, Some(json!(report)), error)
+            let plan = Some(state.plan.as_ref());
+            let start = json!({ "command": "verify", "entry": name });
+            crate::cli::notify_command(plan, "verify", NotifyEvent::Start, "started", &start).await;
+            match engine::verify::verify(&verify_request, &state.ctx, &Quiet).await {
+                Ok(report) => {
+                    let clean = report.is_clean();
+                    let doc = json!({ "command": "verify", "entry": name, "report": &report });
+                    let (event, status) = if clean {
+                        (NotifyEvent::Success, "succeeded")
+                    } else {
+                        (NotifyEvent::VerifyFailure, "damage found")
+                    };
+                    crate::cli::notify_command(plan, "verify", event, status, &doc).await;
+                    let error = (!clean).then(|| format!("{} problem(s) found", report.problems.len()));
+                    let s = if clean { JobState::Succeeded } else { JobState::Failed };
+                    (s, Some(json!(report)), error)
+                }
+                Err(e) => {
+                    let doc = json!({ "command": "verify", "entry": name, "error": engine::error_chain(&e) });
+                    crate::cli::notify_command(plan, "verify", NotifyEvent::Failure, "failed", &doc).await;
+                    failed(&e)
+                }
             }
-            Err(e) => {
-                let doc = json!({ "command": "verify", "entry": name, "error": engine::error_chain(&e) });
-                crate::cli::notify_command(plan, "verify", NotifyEvent::Failure, "failed", &doc).await;
-                failed(&e)
-            }
-        }
-    })
+        },
+    )
     .await
 }
