@@ -734,18 +734,7 @@ async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
         "the PITs in the repository are those the report says the job committed: {job}"
     );
     // Notified and counted as a failed run, as `bcn apply` stopped by SIGTERM.
-    assert_eq!(
-        fs_err::read_to_string(ws.path("events.txt"))
-            .unwrap()
-            .trim(),
-        "lake failed"
-    );
-    let metrics = fs_err::read_to_string(ws.path("bcn.prom")).unwrap();
-    assert!(
-        metrics.contains("bcn_entry_status{entry=\"lake\",repository=")
-            && metrics.contains("status=\"failed\"} 1"),
-        "{metrics}"
-    );
+    crate::support::assert_failed_run_notified_and_counted(&ws, "lake");
     // The next job takes up from there: it succeeds, and the repository checks whole.
     let next = wait_job(&client, &server, &backup().await).await;
     assert_eq!(next["state"], "succeeded", "{next}");

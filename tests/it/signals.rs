@@ -225,18 +225,7 @@ fn sigterm_stops_apply_with_a_report_a_notification_and_metrics_saying_so() {
             .contains("interrupted"),
         "{report}"
     );
-    assert_eq!(
-        fs_err::read_to_string(ws.path("events.txt"))
-            .unwrap()
-            .trim(),
-        "lake failed"
-    );
-    let metrics = fs_err::read_to_string(ws.path("bcn.prom")).unwrap();
-    assert!(
-        metrics.contains("bcn_entry_status{entry=\"lake\",repository=")
-            && metrics.contains("status=\"failed\"} 1"),
-        "{metrics}"
-    );
+    crate::support::assert_failed_run_notified_and_counted(&ws, "lake");
     assert!(files_under(&ws.path("repo/pits")).is_empty());
     assert!(!ws.path("repo/locks/exclusive.json").exists());
 }

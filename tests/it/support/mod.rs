@@ -277,6 +277,24 @@ impl Workspace {
 /// Asserts that a restored table is the source table as it was: rows (of every snapshot),
 /// schemas, partition specs, sort orders, snapshot history and refs. Identity fields
 /// (UUID, location, properties) are compared by the callers that care.
+/// Asserts that `entry`'s run was notified as failed, alone (`events.txt`, written by a
+/// notification command `echo $BCN_ENTRY $BCN_STATUS`), and counted failed in the metrics
+/// (`bcn.prom`).
+pub(crate) fn assert_failed_run_notified_and_counted(ws: &Workspace, entry: &str) {
+    assert_eq!(
+        fs_err::read_to_string(ws.path("events.txt"))
+            .unwrap()
+            .trim(),
+        format!("{entry} failed")
+    );
+    let metrics = fs_err::read_to_string(ws.path("bcn.prom")).unwrap();
+    assert!(
+        metrics.contains(&format!("bcn_entry_status{{entry=\"{entry}\",repository="))
+            && metrics.contains("status=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
 pub(crate) fn assert_same_table(restored: &Value, source: &Value, what: &str) {
     for field in [
         "format_version",
