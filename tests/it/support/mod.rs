@@ -274,9 +274,6 @@ impl Workspace {
     }
 }
 
-/// Asserts that a restored table is the source table as it was: rows (of every snapshot),
-/// schemas, partition specs, sort orders, snapshot history and refs. Identity fields
-/// (UUID, location, properties) are compared by the callers that care.
 /// Asserts that `entry`'s run was notified as failed, alone (`events.txt`, written by a
 /// notification command `echo $BCN_ENTRY $BCN_STATUS`), and counted failed in the metrics
 /// (`bcn.prom`).
@@ -295,6 +292,9 @@ pub(crate) fn assert_failed_run_notified_and_counted(ws: &Workspace, entry: &str
     );
 }
 
+/// Asserts that a restored table is the source table as it was: rows (of every snapshot),
+/// schemas, partition specs, sort orders, snapshot history and refs. Identity fields
+/// (UUID, location, properties) are compared by the callers that care.
 pub(crate) fn assert_same_table(restored: &Value, source: &Value, what: &str) {
     for field in [
         "format_version",
