@@ -15,7 +15,8 @@
 #                                       (server-side copies on moto, streaming to s3s-fs)
 #   BENCH_S3_FILES=2000                 small files copied server-side on moto
 #
-# Fixtures are written once by pyiceberg into $BCN_CACHE_DIR/bench (slow to make, kept).
+# Fixtures are written once by pyiceberg into $BCN_CACHE_DIR/bench (slow to make, kept); the
+# last run's raw times stay in $BCN_CACHE_DIR/bench/last-run (a file per row: seconds, KiB).
 # Peers: `cp -r`, `cp -r` then `sync` (the durable-copy limit bcn is held to: bcn also makes
 # everything durable before its commit point), `cp -r` + `sha256sum`, and `rclone copy
 # --checksum` when installed. Uses a release build in the cache.
@@ -77,14 +78,22 @@ spread() { sort -g | awk -v f="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "-
 median() { cut -d' ' -f1 "$results/$1" | spread %.2f | cut -d' ' -f1; }
 peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
 fresh() { rm -rf "$work/out" "$work/scratch"; }
-settle() { rm -rf "$work/aside"; sync; sleep 35; warm; } # deletes what was set aside, waits
-# The first command after the pause ran slower than it would later, whichever it was (by hand,
-# six rounds of the large-file backup against `cp -r && sync`: bcn's ratio 1.15–1.27 when it
-# ran first, 0.45–0.88 when it ran second): an unmeasured copy of ~100 MiB and a sync wake the
-# machine first.
-warm() { local some; mkdir -p "$work/out"
-  mapfile -t some < <(find "$big/warehouse" -type f -name '*.parquet' | head -n 100)
-  cp -t "$work/out" "${some[@]}"; sync; aside; }
+settle() { rm -rf "$work/aside"; sync; sleep 35; } # deletes what was set aside, waits
+# Compared commands run once unmeasured right before their measured run, into outputs then set
+# aside (as `hyperfine --warmup` does). Without it, whichever command of a pair ran first was
+# the slower, whichever it was (session 24: a pair's ratio differed up to 2× between the two
+# orders for the large files, 6× for the small ones). By hand, bcn's large-file backup first
+# after the pause took 1.58 and 1.29 s, right after that 1.00 and 0.97 s; after an unmeasured
+# copy of ~100 MiB first, 1.27 and 1.11 s; of the whole 1 GiB, 1.04 and 1.03 s; after three
+# seconds of busy CPU, 1.50 and 2.14 s. What the first writer of a gigabyte pays for comes
+# with writing (here, a virtual machine), not with an idle CPU.
+warmed() { # KEY [PATH...] -- CMD...: CMD once unmeasured, then measured (see `measure`);
+  local key=$1 also=(); shift # out, scratch and each PATH set aside before each run
+  while [[ $1 != -- ]]; do also+=("$1"); shift; done; shift
+  aside "${also[@]}"
+  "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  aside "${also[@]}"; measure "$key" "$@"
+}
 # Outputs are set aside instead of deleted, and deleted together between runs, followed by a
 # pause: ext4 allocating an inode looks at the inodes deleted in the last 30 s beside it
 # (`recently_deleted`, in `perf`), so a copy right after another's output was deleted measures
@@ -140,34 +149,34 @@ aside; settle
 # first in even ones), so that neither is always the one measured later in a run, when the
 # machine has done more.
 big_peers() { # ~1 GiB in ~1,000 files
-  aside; measure big.cp cp -r "$big/warehouse" "$work/out"
-  aside; measure big.cp_sync "${cp_sync[@]}" "$big/warehouse" "$work/out"
-  aside; measure big.cp_sha "${cp_sha[@]}" "$big/warehouse" "$work/out"
+  warmed big.cp -- cp -r "$big/warehouse" "$work/out"
+  warmed big.cp_sync -- "${cp_sync[@]}" "$big/warehouse" "$work/out"
+  warmed big.cp_sha -- "${cp_sha[@]}" "$big/warehouse" "$work/out"
   if [[ $has_rclone == yes ]]; then
-    aside; measure big.rclone rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
+    warmed big.rclone -- rclone copy --checksum --transfers 8 "$big/warehouse" "$work/out"
   fi
 }
-big_restore_peer() { aside; measure big.restore_peer "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"; }
-small_peer() { aside; measure small.cp_sync "${cp_sync[@]}" "$small/warehouse" "$work/out"; }
+big_restore_peer() { warmed big.restore_peer -- "${cp_sync[@]}" "$work/repo-big/tables" "$work/out"; }
+small_peer() { warmed small.cp_sync -- "${cp_sync[@]}" "$small/warehouse" "$work/out"; }
 small_bcn() {
-  aside "$work/repo-small"; measure small.backup "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
-  aside; measure small.restore "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
+  warmed small.backup "$work/repo-small" -- "${backup[@]}" --config "$small_plan" --repo "$work/repo-small"
+  warmed small.restore -- "${restore[@]}" --config "$small_plan" --repo "$work/repo-small"
 }
 
 echo "measuring $runs interleaved runs..." >&2
 for run in $(seq "$runs"); do
   echo "run $run" >&2
   (( run % 2 )) && big_peers
-  aside "$work/repo-big"; measure big.backup "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
+  warmed big.backup "$work/repo-big" -- "${backup[@]}" --config "$big_plan" --repo "$work/repo-big"
   (( run % 2 )) || big_restore_peer
-  aside; measure big.restore "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
+  warmed big.restore -- "${restore[@]}" --config "$big_plan" --repo "$work/repo-big"
   (( run % 2 )) && big_restore_peer
   (( run % 2 )) || big_peers
   stored=$(find "$work/repo-big/tables" -path '*/files/*' -type f | wc -l)
   measure big.sha256sum bash -c "find '$work/repo-big/tables' -path '*/files/*' -type f -print0 | xargs -0 -P $(nproc) -n $(( stored / $(nproc) + 1 )) sha256sum"
   measure big.verify "$bcn" -q verify --repo "$work/repo-big" --read-data
-  aside "$work/repo-enc"; measure big.backup_enc "${enc[@]}" "${backup[@]}" --config "$big_plan" --repo "$work/repo-enc"
-  aside; measure big.restore_enc "${enc[@]}" "${restore[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  warmed big.backup_enc "$work/repo-enc" -- "${enc[@]}" "${backup[@]}" --config "$big_plan" --repo "$work/repo-enc"
+  warmed big.restore_enc -- "${enc[@]}" "${restore[@]}" --config "$big_plan" --repo "$work/repo-enc"
   aside "$work/repo-enc"
   # Many small tables, nothing changed.
   measure many.nochange "${backup[@]}" --config "$many_plan" --repo "$work/repo-many"
@@ -254,6 +263,7 @@ if (( huge_files > 0 )); then
 fi
 
 # --- the table ------------------------------------------------------------------------------
+rm -rf "$BCN_CACHE_DIR/bench/last-run"; cp -r "$results" "$BCN_CACHE_DIR/bench/last-run"
 # Paired: each run's bcn time over the same run's peer time (runs are interleaved, so a pair
 # shares the hour's speed), then the median of those ratios and their range. This machine's
 # speed drifts 2–3× within minutes; a ratio of two medians mixes different minutes.
