@@ -743,6 +743,93 @@ async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_restore_job_notifies_its_cancel_and_the_next_one_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    let dst = Lake::new(tmp.path(), "dst");
+    src.make_big(4, 10);
+    let ws = Workspace::new(
+        &[&src, &dst],
+        concat!(
+            "repositories:\n  main: { location: repo }\n",
+            "backups:\n  - { name: lake, catalog: src, repository: main }\n",
+            "notifications:\n  - { on: [start, failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
+            "api:\n  tokens:\n",
+            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+        ),
+    );
+    let backup = ws.bcn(&["backup", "--catalog", "src", "--repo", "main"]);
+    assert_eq!(backup.code, 0, "{}", backup.stderr);
+    let server = Server::start(&ws, &tmp.path().join("serve.log"));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let restore = async || {
+        let (status, job, _) = call(
+            &client,
+            &server,
+            Method::POST,
+            "/v1/restores",
+            Some(ADMIN),
+            Some(json!({"repository": "main", "target_catalog": "dst"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job["id"].as_str().unwrap().to_owned()
+    };
+    let id = restore().await;
+    // Cancelled once it copies (forty files of 1 MiB, each made durable before the table is
+    // registered).
+    let target = tmp.path().join("dst").join("warehouse");
+    let started = Instant::now();
+    while crate::support::files_under(&target).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the restore never wrote a file"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, answer, _) = call(
+        &client,
+        &server,
+        Method::DELETE,
+        &format!("/v1/jobs/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = wait_job(&client, &server, &id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cancelled on request")),
+        "{job}"
+    );
+    // Its start was notified, and so is its end: no one waits for a restore that ended.
+    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
+    assert_eq!(
+        events.lines().collect::<Vec<_>>(),
+        ["restore started", "restore cancelled"],
+        "{events}"
+    );
+    // Nothing half-registered: the table is there only if the job says it registered it.
+    let completed = job["report"]["completed"].as_array().unwrap();
+    assert_eq!(dst.exists("db1.big"), !completed.is_empty(), "{job}");
+    // The next restore takes up from there, and the table is the source's.
+    if completed.is_empty() {
+        let next = wait_job(&client, &server, &restore().await).await;
+        assert_eq!(next["state"], "succeeded", "{next}");
+    }
+    assert_same_table(
+        &dst.dump_digest("db1.big"),
+        &src.dump_digest("db1.big"),
+        "restored after a cancelled restore",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_certificate_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Lake::new(tmp.path(), "src");

@@ -28,6 +28,7 @@ import datetime as dt
 import decimal
 import glob
 import gzip
+import hashlib
 import importlib
 import json
 import math
@@ -1197,7 +1198,19 @@ def cmd_dump(args: argparse.Namespace) -> Any:
         duck = duckdb_rows(con, table.metadata_location) if current is not None else []
         doc["duckdb_rows"] = duck
         doc["duckdb_row_count"] = len(duck)
+    if args.digest:
+        for key in ("rows", "rows_at", "duckdb_rows"):
+            if key == "rows_at" and key in doc:
+                doc[key] = {snapshot: rows_digest(rows) for snapshot, rows in doc[key].items()}
+            elif key in doc:
+                doc[key] = rows_digest(doc[key])
     return doc
+
+
+def rows_digest(rows: list[Any]) -> dict[str, Any]:
+    """The rows' count and the SHA-256 of their JSON, for tables too large to print whole."""
+    text = json.dumps(rows, sort_keys=True).encode()
+    return {"count": len(rows), "sha256": hashlib.sha256(text).hexdigest()}
 
 
 def cmd_exists(args: argparse.Namespace) -> Any:
@@ -1965,6 +1978,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True)
     p.add_argument("--all-snapshots", action="store_true", help="also rows_at: rows of every snapshot")
     p.add_argument("--duckdb", action="store_true", help="also duckdb_rows: the current rows as read by DuckDB")
+    p.add_argument("--digest", action="store_true", help="rows as their count and SHA-256 (large tables)")
 
     p = add("exists", cmd_exists, "does a table exist")
     p.add_argument("--table", required=True)

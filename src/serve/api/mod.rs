@@ -138,7 +138,8 @@ const CANCELLED_BY: &str = "a cancel of its `bcn serve` job";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OnCancel {
     /// Its work is dropped: copies stop, a held lock goes with its guard; a PIT commit or a
-    /// catalog swap under way ends first. The report says, a line per step, what completed.
+    /// catalog swap under way ends first. The report says, a line per step, what completed,
+    /// and the end the work would have notified is a failure notification, `cancelled`.
     Drop,
     /// Its work is handed the cancel and stops itself, as `bcn apply` does on SIGTERM: the
     /// entry under way fails as interrupted, with its report, its notification and the
@@ -168,6 +169,7 @@ where
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     tracing::info!(job = %job.id, kind, target, by = %caller.name, "job accepted");
     let id = job.id.clone();
+    let kind = kind.to_owned();
     let shared = state.clone();
     // The engine's futures are driven on a thread of their own (they need not be `Send`), on
     // the server's runtime.
@@ -176,6 +178,7 @@ where
         runtime.block_on(async move {
             let jobs = shared.jobs.clone();
             let ctx = shared.ctx.clone();
+            let plan = shared.plan.clone();
             if let Err(e) = jobs.started(&id, ctx.now()).await {
                 tracing::warn!(job = %id, error = %e, "could not record the job's start");
             }
@@ -228,6 +231,18 @@ where
                         "completed": settled.completed,
                         "unfinished": settled.unfinished,
                     });
+                    // Its work (a restore, verify or gc) notified its start and can no longer
+                    // notify its end: said as a failure, so that no one waits for an end that
+                    // will not come.
+                    let doc = json!({ "command": kind, "job": id, "error": said, "report": report });
+                    crate::cli::notify_command(
+                        Some(&plan),
+                        &kind,
+                        crate::plan::NotifyEvent::Failure,
+                        "cancelled",
+                        &doc,
+                    )
+                    .await;
                     (JobState::Cancelled, Some(report), Some(said))
                 }
             };

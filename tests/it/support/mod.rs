@@ -144,6 +144,12 @@ impl Lake {
         self.py("dump", &["--table", table, "--all-snapshots"])
     }
 
+    /// [`Lake::dump`] with the current rows alone, as their count and SHA-256: for tables of
+    /// megabytes, whose rows of every snapshot would take a minute to print and compare.
+    pub(crate) fn dump_digest(&self, table: &str) -> Value {
+        self.py("dump", &["--table", table, "--digest"])
+    }
+
     /// Whether pyiceberg sees the table.
     pub(crate) fn exists(&self, table: &str) -> bool {
         self.py("exists", &["--table", table])["exists"]
