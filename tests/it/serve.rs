@@ -104,6 +104,35 @@ async fn call(
     (status, doc, location)
 }
 
+/// Cancels job `id` (as admin) once `ready` holds, polled every 5 ms for up to a minute;
+/// returns the job once final, asserted `cancelled`.
+async fn cancel_once(
+    client: &Client,
+    server: &Server,
+    id: &str,
+    what: &str,
+    ready: impl Fn() -> bool,
+) -> Value {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_mins(1), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, answer, _) = call(
+        client,
+        server,
+        Method::DELETE,
+        &format!("/v1/jobs/{id}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let job = wait_job(client, server, id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    job
+}
+
 /// Polls a job until it is final.
 async fn wait_job(client: &Client, server: &Server, id: &str) -> Value {
     let started = Instant::now();
@@ -692,26 +721,10 @@ async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
     // Cancelled once the backup holds its lock: it is copying (forty files of 1 MiB, each
     // made durable before the PIT is committed).
     let lock = ws.path("repo/locks/exclusive.json");
-    let started = Instant::now();
-    while !lock.exists() {
-        assert!(
-            started.elapsed() < Duration::from_mins(1),
-            "the backup never took its lock"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (status, answer, _) = call(
-        &client,
-        &server,
-        Method::DELETE,
-        &format!("/v1/jobs/{id}"),
-        Some(ADMIN),
-        None,
-    )
+    let job = cancel_once(&client, &server, &id, "the backup took its lock", || {
+        lock.exists()
+    })
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let job = wait_job(&client, &server, &id).await;
-    assert_eq!(job["state"], "cancelled", "{job}");
     // Its report is the run's: the entry failed as interrupted, saying what it committed.
     let entry = &job["report"]["entries"][0];
     assert_eq!(entry["status"], "failed", "{job}");
@@ -781,26 +794,10 @@ async fn a_cancelled_restore_job_notifies_its_cancel_and_the_next_one_restores()
     // Cancelled once it copies (forty files of 1 MiB, each made durable before the table is
     // registered).
     let target = tmp.path().join("dst").join("warehouse");
-    let started = Instant::now();
-    while crate::support::files_under(&target).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_mins(1),
-            "the restore never wrote a file"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (status, answer, _) = call(
-        &client,
-        &server,
-        Method::DELETE,
-        &format!("/v1/jobs/{id}"),
-        Some(ADMIN),
-        None,
-    )
+    let job = cancel_once(&client, &server, &id, "the restore wrote a file", || {
+        !crate::support::files_under(&target).is_empty()
+    })
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let job = wait_job(&client, &server, &id).await;
-    assert_eq!(job["state"], "cancelled", "{job}");
     assert!(
         job["error"]
             .as_str()
