@@ -1199,11 +1199,11 @@ def cmd_dump(args: argparse.Namespace) -> Any:
         doc["duckdb_rows"] = duck
         doc["duckdb_row_count"] = len(duck)
     if args.digest:
-        for key in ("rows", "rows_at", "duckdb_rows"):
-            if key == "rows_at" and key in doc:
-                doc[key] = {snapshot: rows_digest(rows) for snapshot, rows in doc[key].items()}
-            elif key in doc:
+        for key in ("rows", "duckdb_rows"):
+            if key in doc:
                 doc[key] = rows_digest(doc[key])
+        if "rows_at" in doc:
+            doc["rows_at"] = {snapshot: rows_digest(rows) for snapshot, rows in doc["rows_at"].items()}
     return doc
 
 
