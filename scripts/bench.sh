@@ -16,7 +16,8 @@
 #   BENCH_S3_FILES=2000                 small files copied server-side on moto
 #
 # Fixtures are written once by pyiceberg into $BCN_CACHE_DIR/bench (slow to make, kept); the
-# last run's raw times stay in $BCN_CACHE_DIR/bench/last-run (a file per row: seconds, KiB).
+# last run's raw times stay in $BCN_CACHE_DIR/bench/last-run (a file per row, and one per
+# warm-up run: seconds, KiB).
 # Peers: `cp -r`, `cp -r` then `sync` (the durable-copy limit bcn is held to: bcn also makes
 # everything durable before its commit point), `cp -r` + `sha256sum`, and `rclone copy
 # --checksum` when installed. Uses a release build in the cache.
@@ -79,19 +80,18 @@ median() { cut -d' ' -f1 "$results/$1" | spread %.2f | cut -d' ' -f1; }
 peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
 fresh() { rm -rf "$work/out" "$work/scratch"; }
 settle() { rm -rf "$work/aside"; sync; sleep 35; } # deletes what was set aside, waits
-# Compared commands run once unmeasured right before their measured run, into outputs then set
-# aside (as `hyperfine --warmup` does). Without it, the first command of a pair was the
+# Compared commands run once as a warm-up right before their measured run (timed apart, not in
+# the table), into outputs then set aside (as `hyperfine --warmup` does). Without it, the first command of a pair was the
 # slower, bcn or its peer (session 24: a pair's ratio differed up to 2× between the two
 # orders for the large files, 6× for the small ones). By hand, bcn's large-file backup first
 # after the pause took 1.58 and 1.29 s, right after that 1.00 and 0.97 s; after an unmeasured
 # copy of ~100 MiB first, 1.27 and 1.11 s; of the whole 1 GiB, 1.04 and 1.03 s; after three
 # seconds of busy CPU, 1.50 and 2.14 s. What the first writer of a gigabyte pays for comes
 # with writing (here, a virtual machine), not with an idle CPU.
-warmed() { # KEY [PATH...] -- CMD...: CMD once unmeasured, then measured (see `measure`);
-  local key=$1 also=(); shift # out, scratch and each PATH set aside before each run
+warmed() { # KEY [PATH...] -- CMD...: CMD once as KEY.warmup (kept out of the table), then as
+  local key=$1 also=(); shift # KEY; out, scratch and each PATH set aside before each run
   while [[ $1 != -- ]]; do also+=("$1"); shift; done; shift
-  aside "${also[@]}"
-  "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  aside "${also[@]}"; measure "$key.warmup" "$@"
   aside "${also[@]}"; measure "$key" "$@"
 }
 # Outputs are set aside instead of deleted, and deleted together between runs, followed by a
