@@ -231,9 +231,9 @@ where
                         "completed": settled.completed,
                         "unfinished": settled.unfinished,
                     });
-                    // Its work (a restore, verify or gc) notified its start and can no longer
-                    // notify its end: said as a failure, so that no one waits for an end that
-                    // will not come.
+                    // Its work (a restore, verify or gc) notified its start — all but a dry-run
+                    // restore, which is over at once — and can no longer notify its end: said
+                    // as a failure, so that no one waits for an end that will not come.
                     let doc = json!({ "command": kind, "job": id, "error": said, "report": report });
                     crate::cli::notify_command(
                         Some(&plan),
