@@ -18,5 +18,9 @@ fn main() -> ExitCode {
         }
     };
     let status = runtime.block_on(bcn::cli::run(cli));
+    // Everything the command waits for has ended; a blocking read stuck on a hung disk or
+    // mount after a signal dropped its work must not hold the process (dropping the runtime
+    // would wait for it without end).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     ExitCode::from(status.code())
 }

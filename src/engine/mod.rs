@@ -263,6 +263,13 @@ pub enum EngineError {
         /// What was committed as it stopped, if anything.
         said: String,
     },
+    /// Stopped by a signal or a cancelled job before its backup started: reading the
+    /// repository's records, or a `before` hook (killed).
+    #[error("interrupted by {by} before its backup started: nothing was copied or committed")]
+    InterruptedBeforeBackup {
+        /// What stopped it ("a signal").
+        by: &'static str,
+    },
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]
     LockLost(String),

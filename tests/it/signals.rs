@@ -373,3 +373,155 @@ fn sigterm_during_the_swaps_of_a_replace_restore_leaves_every_table_old_or_new()
         "after stopped and finished replaces",
     );
 }
+
+/// Whether the process `pid` has ended (gone, or a zombie waiting for its parent).
+fn ended(pid: &str) -> bool {
+    fs_err::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn sigterm_stops_apply_in_a_before_hook_or_a_hung_verification_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.make_big(1, 4);
+
+    // A `before` hook that would run for 100 s: killed, nothing backed up, the
+    // `after` hook told, no lock left.
+    let ws = Workspace::new(
+        &[&src],
+        "repositories:\n  main: { location: repo }\nbackups:\n  - { name: lake, catalog: src, repository: main, hooks: { before: [[\"sh\", \"-c\", \"echo $$ > hook.pid; exec sleep 100\"]], after: [[\"sh\", \"-c\", \"echo $BCN_STATUS > after.txt\"]], timeout: 10m } }\n",
+    );
+    let plan = ws.plan.to_str().unwrap();
+    let hook_pid = ws.path("hook.pid");
+    let out = signal_command(&ws, &["apply", plan, "--output", "json"], "-TERM", |_| {
+        fs_err::read_to_string(&hook_pid).is_ok_and(|pid| pid.ends_with('\n'))
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = &report["entries"][0];
+    assert_eq!(entry["status"], "failed", "{report}");
+    assert_eq!(
+        entry["error"],
+        "interrupted by a signal before its backup started: nothing was copied or committed",
+        "{report}"
+    );
+    let pid = fs_err::read_to_string(&hook_pid).unwrap();
+    let pid = pid.trim();
+    let gone = Instant::now();
+    while !ended(pid) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "the before hook {pid} still runs after bcn ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        fs_err::read_to_string(ws.path("after.txt")).unwrap().trim(),
+        "failed"
+    );
+    assert!(files_under(&ws.path("repo/pits")).is_empty());
+    assert!(!ws.path("repo/locks/exclusive.json").exists());
+
+    // A scheduled verification stuck reading a stored file (a FIFO with a writer that never
+    // writes: what a hung disk or mount looks like): the signal ends the run, the backup's PIT
+    // stays, nothing is recorded, and the verification is due again.
+    let ws = Workspace::new(
+        &[&src],
+        "repositories:\n  main: { location: repo }\nstrategies:\n  s: { interval: 1d, verify: { interval: 1s, read_data: all } }\nbackups:\n  - { name: lake, catalog: src, repository: main, strategy: s }\n",
+    );
+    let plan = ws.plan.to_str().unwrap();
+    let first = ws.bcn_no_plan(&["apply", plan]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let verifications = || files_under(&ws.path("repo/verifications")).len();
+    assert_eq!(verifications(), 1, "the first run verifies");
+    let stored = files_under(&ws.path("repo/tables"))
+        .into_iter()
+        .find(|rel| rel.ends_with(".metadata.json"))
+        .map(|rel| ws.path("repo/tables").join(rel))
+        .unwrap();
+    fs_err::remove_file(&stored).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &stored,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bcn"))
+        .current_dir(ws.dir.path())
+        .args(["apply", plan, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The verification has the stored file open once a writer can open it without waiting.
+    let started = Instant::now();
+    let writer = loop {
+        match rustix::fs::open(
+            &stored,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => break fd,
+            Err(e) => {
+                assert_eq!(e, rustix::io::Errno::NXIO, "{}", stored.display());
+                assert!(
+                    started.elapsed() < Duration::from_mins(1),
+                    "the verification never read the stored file"
+                );
+                if child.try_wait().unwrap().is_some() {
+                    let out = child.wait_with_output().unwrap();
+                    panic!(
+                        "the run ended first: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let pid = rustix::process::Pid::from_raw(child.id().try_into().unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    // The read stays stuck while the writer is held; let it go after a minute so that a run
+    // that waits for it still ends (and fails the assertions below).
+    let stopped = Instant::now();
+    while child.try_wait().unwrap().is_none() && stopped.elapsed() < Duration::from_mins(1) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended_while_stuck = child.try_wait().unwrap().is_some();
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        ended_while_stuck,
+        "bcn waited for the stuck read: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = &report["entries"][0];
+    assert_eq!(
+        entry["status"], "skipped",
+        "the backup was not due: {report}"
+    );
+    assert_ne!(entry["verification_failed"], true, "not damage: {report}");
+    assert!(
+        entry["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("verification interrupted by a signal: not recorded")),
+        "{report}"
+    );
+    assert_eq!(verifications(), 1, "nothing recorded: {report}");
+    assert!(!ws.path("repo/locks/exclusive.json").exists());
+}

@@ -27,6 +27,25 @@ enum Ending {
     Quiet,
 }
 
+/// What an entry's repository records decided.
+enum Next {
+    /// Nothing more to run (not due, a dry run, a failed `before` hook).
+    Done(Ending),
+    /// Only the verification is due; `done` verifications ran before.
+    VerifyOnly {
+        store: Arc<dyn BackupStore>,
+        done: usize,
+    },
+    /// The backup is due (its `before` hooks have run), then the verification when
+    /// `verify_after` says how many ran before.
+    Backup {
+        request: Box<BackupRequest>,
+        repo: Option<Repository>,
+        store: Arc<dyn BackupStore>,
+        verify_after: Option<usize>,
+    },
+}
+
 /// One entry being run.
 pub(super) struct EntryRun<'a> {
     plan: &'a Plan,
@@ -105,6 +124,77 @@ impl<'a> EntryRun<'a> {
     }
 
     async fn steps(&mut self, observer: &dyn Observer) -> Result<Ending, EngineError> {
+        let options = self.options;
+        // Until the backup starts, a cancel stops the entry at once (a `before` hook running
+        // is killed): nothing was copied.
+        let next = tokio::select! {
+            biased;
+            () = options.cancelled() => {
+                return Err(EngineError::InterruptedBeforeBackup { by: options.stopped_by() });
+            }
+            next = self.prepare(observer) => next?,
+        };
+        let (request, repo, store, verify_after) = match next {
+            Next::Done(ending) => return Ok(ending),
+            Next::VerifyOnly { store, done } => {
+                self.verify(&store, done).await;
+                return Ok(Ending::Finish);
+            }
+            Next::Backup {
+                request,
+                repo,
+                store,
+                verify_after,
+            } => (request, repo, store, verify_after),
+        };
+        let start_doc = serde_json::to_value(&self.report).unwrap_or(Value::Null);
+        let notifications = self.plan.notifications();
+        notify::send(
+            notifications,
+            NotifyEvent::Start,
+            &self.entry.name,
+            "started",
+            &start_doc,
+        )
+        .await;
+        // The backup applies the retention policy under its own lock, after the commit.
+        let scope = crate::engine::finish::new_scope();
+        let run = Box::pin(crate::engine::finish::scoped(&scope, async {
+            let plan = backup::prepare_with(*request, repo, self.ctx).await?;
+            backup::execute(plan, self.ctx, observer).await
+        }));
+        let mut backup = tokio::select! {
+            outcome = run => outcome?,
+            () = options.cancelled() => {
+                // A commit under way ends first (and releases the lock): say whether it landed.
+                let settled =
+                    crate::engine::finish::settle_scope(&scope, crate::engine::finish::LIMIT).await;
+                let by = options.stopped_by();
+                return Err(EngineError::Interrupted { by, said: settled.said() });
+            }
+        };
+        self.report.status = if backup.failed.is_empty() {
+            EntryStatus::Succeeded
+        } else {
+            EntryStatus::Partial
+        };
+        self.report.actions = actions(&backup);
+        self.report.retention = backup.retention.take();
+        if let Some(e) = backup.retention_error.take() {
+            self.report
+                .notes
+                .push(format!("retention failed (the PIT is committed): {e}"));
+        }
+        self.report.backup = Some(backup);
+        if let Some(done) = verify_after {
+            self.verify(&store, done).await;
+        }
+        Ok(Ending::Finish)
+    }
+
+    /// Reads what the entry's repository records and decides what is due; runs the `before`
+    /// hooks when the backup is.
+    async fn prepare(&mut self, observer: &dyn Observer) -> Result<Next, EngineError> {
         let (entry, options, strategy) = (self.entry, self.options, &self.entry.strategy);
         let now = self.report.started_at;
         let store = crate::engine::open_repository_store(&entry.repository)?;
@@ -135,15 +225,17 @@ impl<'a> EntryRun<'a> {
             self.report.status = EntryStatus::Skipped;
             if verify_is_due && !options.dry_run {
                 // Only the verification is due.
-                self.verify(&store, verifications.len()).await;
-                return Ok(Ending::Finish);
+                return Ok(Next::VerifyOnly {
+                    store,
+                    done: verifications.len(),
+                });
             }
             // An entry that is not due still reports its repository's state in the metrics,
             // so that "last success" never disappears between runs.
             if !options.dry_run && self.plan.metrics_textfile().is_some() {
                 self.report.repository_state = RepositoryState::read(store).await;
             }
-            return Ok(Ending::Quiet);
+            return Ok(Next::Done(Ending::Quiet));
         }
         let mut mode = strategy.mode;
         if let (Some(every), BackupMode::Incremental) = (strategy.full_every, mode) {
@@ -174,64 +266,21 @@ impl<'a> EntryRun<'a> {
         };
         if options.dry_run {
             self.dry_run(request, repo, observer).await;
-            return Ok(Ending::Quiet);
+            return Ok(Next::Done(Ending::Quiet));
         }
         for argv in &entry.hooks.before {
             let env = [("BCN_ENTRY", entry.name.clone())];
             if let Err(e) = crate::engine::hooks::run(argv, &env, entry.hooks.timeout).await {
                 self.report.error = Some(format!("before hook: {e}; nothing was backed up"));
-                return Ok(Ending::Finish);
+                return Ok(Next::Done(Ending::Finish));
             }
         }
-        let start_doc = serde_json::to_value(&self.report).unwrap_or(Value::Null);
-        let notifications = self.plan.notifications();
-        notify::send(
-            notifications,
-            NotifyEvent::Start,
-            &entry.name,
-            "started",
-            &start_doc,
-        )
-        .await;
-        let cancelled = async {
-            match &options.cancel {
-                Some(cancel) => cancel.token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        // The backup applies the retention policy under its own lock, after the commit.
-        let scope = crate::engine::finish::new_scope();
-        let run = Box::pin(crate::engine::finish::scoped(&scope, async {
-            let plan = backup::prepare_with(request, repo, self.ctx).await?;
-            backup::execute(plan, self.ctx, observer).await
-        }));
-        let mut backup = tokio::select! {
-            outcome = run => outcome?,
-            () = cancelled => {
-                // A commit under way ends first (and releases the lock): say whether it landed.
-                let settled =
-                    crate::engine::finish::settle_scope(&scope, crate::engine::finish::LIMIT).await;
-                let by = options.cancel.as_ref().map_or("a signal", |c| c.by);
-                return Err(EngineError::Interrupted { by, said: settled.said() });
-            }
-        };
-        self.report.status = if backup.failed.is_empty() {
-            EntryStatus::Succeeded
-        } else {
-            EntryStatus::Partial
-        };
-        self.report.actions = actions(&backup);
-        self.report.retention = backup.retention.take();
-        if let Some(e) = backup.retention_error.take() {
-            self.report
-                .notes
-                .push(format!("retention failed (the PIT is committed): {e}"));
-        }
-        self.report.backup = Some(backup);
-        if verify_is_due {
-            self.verify(&store, verifications.len()).await;
-        }
-        Ok(Ending::Finish)
+        Ok(Next::Backup {
+            request: Box::new(request),
+            repo,
+            store,
+            verify_after: verify_is_due.then_some(verifications.len()),
+        })
     }
 
     /// The backup's dry run: prepared, then previewed — every table's action and what
@@ -297,8 +346,22 @@ impl<'a> EntryRun<'a> {
             concurrency: 4,
             repair: None,
         };
+        let options = self.options;
         let report = &mut self.report;
-        match verify::verify(&request, self.ctx, &Quiet).await {
+        let outcome = tokio::select! {
+            biased;
+            () = options.cancelled() => {
+                // Read-only but for its record, written last: nothing is recorded, and the
+                // restore test's scratch catalog goes with its guard.
+                report.notes.push(format!(
+                    "verification interrupted by {}: not recorded, so it is due again on the next run",
+                    options.stopped_by()
+                ));
+                return;
+            }
+            outcome = verify::verify(&request, self.ctx, &Quiet) => outcome,
+        };
+        match outcome {
             Ok(verification) => {
                 report.verification_failed = !verification.is_clean();
                 if report.verification_failed {
