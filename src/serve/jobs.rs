@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -34,7 +36,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn as_str(self) -> &'static str {
+    /// Its name, as the API and the history say it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
@@ -98,6 +101,8 @@ pub struct Job {
 pub struct Jobs {
     pool: SqlitePool,
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// Set once the server stops: its running jobs are cancelled, and no job starts.
+    stopping: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -159,6 +164,7 @@ impl Jobs {
         Ok(Self {
             pool,
             running: Arc::default(),
+            stopping: Arc::default(),
         })
     }
 
@@ -171,6 +177,9 @@ impl Jobs {
         request: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(Job, CancellationToken), String> {
+        if self.is_stopping() {
+            return Err("the server is stopping: no job starts".to_owned());
+        }
         let id = uuid::Uuid::now_v7().simple().to_string();
         sqlx::query(
             "INSERT INTO jobs (id, kind, target, state, requested_by, request, created_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
@@ -250,6 +259,36 @@ impl Jobs {
             }
             None => false,
         }
+    }
+
+    /// The server stops: cancels every running job (each stops as on `DELETE`, and ends as
+    /// `interrupted`) and waits, at most `limit`, for them to record their end. Returns how
+    /// many had not (the next server marks them `interrupted`).
+    pub async fn stop_all(&self, limit: Duration) -> usize {
+        self.stopping.store(true, Ordering::SeqCst);
+        let running = || {
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for token in running.values() {
+                token.cancel();
+            }
+            running.len()
+        };
+        let started = Instant::now();
+        loop {
+            let left = running();
+            if left == 0 || started.elapsed() >= limit {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the server is stopping: a job cancelled now was cancelled by that.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// One job.

@@ -174,6 +174,7 @@ pub async fn serve(
     if let Some(every) = options.schedule {
         tokio::spawn(api::scheduler(state.clone(), every, stop.clone()));
     }
+    let jobs = state.jobs.clone();
     let router = api::router(state);
     let shutdown = async move { stop.cancelled().await };
     match acceptor {
@@ -192,8 +193,23 @@ pub async fn serve(
                 .await?;
         }
     }
+    // Stopping: every running job stops as on `DELETE` (a backup's entry fails as
+    // interrupted, with its notification; a restore, verify or gc is dropped after its commit
+    // or swap under way) and records its end, `interrupted`, before the process ends.
+    let left = jobs.stop_all(STOP_WAIT).await;
+    if left > 0 {
+        tracing::warn!(
+            jobs = left,
+            "jobs still running when the server stopped waiting; the next server marks them interrupted"
+        );
+    }
     Ok(())
 }
+
+/// How long a stopping server waits for its running jobs to stop and record their end: a
+/// PIT commit or catalog swap under way ([`crate::engine::finish::LIMIT`]), then the entry's
+/// `after` hooks and notifications.
+const STOP_WAIT: Duration = Duration::from_mins(1);
 
 #[cfg(test)]
 mod tests {

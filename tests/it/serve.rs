@@ -1,7 +1,8 @@
 //! `bcn serve`: the real server on 127.0.0.1, driven with a real HTTP client (reqwest):
 //! every endpoint, the role matrix, 401/403/404/409/413/423/400, a backup job and a restore
 //! job end to end with pyiceberg reading the restored table, two jobs at once, cancellation,
-//! a restart that keeps the history and marks the interrupted job, tokens absent from logs.
+//! a restart that keeps the history and marks the interrupted job, a server stopped by
+//! SIGTERM while a job runs, tokens absent from logs.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -64,6 +65,24 @@ impl Server {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM, as `systemctl stop` does; returns the exit code once the server ends
+    /// (at most two minutes).
+    fn terminate(&mut self) -> Option<i32> {
+        let pid = rustix::process::Pid::from_raw(self.child.id().try_into().unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < Duration::from_mins(2),
+                "the server did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn kill(&mut self) {
@@ -753,6 +772,79 @@ async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
     assert_eq!(next["state"], "succeeded", "{next}");
     let verified = ws.bcn(&["verify", "--repo", "main", "--read-data"]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_stops_its_running_jobs_and_records_them_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let ws = Workspace::new(
+        &[&src],
+        concat!(
+            "repositories:\n  main: { location: repo }\n",
+            "backups:\n  - { name: lake, catalog: src, repository: main, hooks: { before: [[\"sh\", \"-c\", \"echo $$ > hook.pid; exec sleep 100\"]], timeout: 10m } }\n",
+            "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
+            "metrics: { textfile: bcn.prom }\n",
+            "api:\n  tokens:\n",
+            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+        ),
+    );
+    let mut server = Server::start(&ws, &tmp.path().join("serve.log"));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let (status, job, _) = call(
+        &client,
+        &server,
+        Method::POST,
+        "/v1/entries/lake/backup",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    // The job is in its `before` hook, which would run for 100 s.
+    let hook_pid = ws.path("hook.pid");
+    let started = Instant::now();
+    while !fs_err::read_to_string(&hook_pid).is_ok_and(|pid| pid.ends_with('\n')) {
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the hook never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // `systemctl stop`: the job stops as on a cancel, records its end, and the server exits.
+    assert_eq!(server.terminate(), Some(143));
+    let pid = fs_err::read_to_string(&hook_pid).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists()
+            || fs_err::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|stat| stat.contains(") Z")),
+        "the hook {pid} outlived the server"
+    );
+    crate::support::assert_failed_run_notified_and_counted(&ws, "lake");
+    assert!(!ws.path("repo/locks/exclusive.json").exists());
+    // The next server shows what the job recorded as it stopped (not a mark of its own).
+    let server = Server::start(&ws, &tmp.path().join("serve2.log"));
+    let (status, job, _) = call(
+        &client,
+        &server,
+        Method::GET,
+        &format!("/v1/jobs/{id}"),
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "interrupted", "{job}");
+    assert_eq!(
+        job["error"],
+        "the server stopped; interrupted by a cancel of its `bcn serve` job before its backup started: nothing was copied or committed",
+        "{job}"
+    );
+    assert_eq!(job["report"]["entries"][0]["status"], "failed", "{job}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,7 +166,14 @@ where
         .jobs
         .create(kind, target, &caller.name, request, state.ctx.now())
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        .map_err(|e| {
+            let status = if state.jobs.is_stopping() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            ApiError::new(status, e)
+        })?;
     tracing::info!(job = %job.id, kind, target, by = %caller.name, "job accepted");
     let id = job.id.clone();
     let kind = kind.to_owned();
@@ -195,7 +202,7 @@ where
             let (state, report, error) = tokio::select! {
                 outcome = crate::engine::finish::scoped(&scope, work(shared, cancel.clone())) => {
                     if cancel.is_cancelled() {
-                        stopped(&scope, outcome).await
+                        stopped(&scope, outcome, ending(&jobs)).await
                     } else {
                         outcome
                     }
@@ -223,7 +230,8 @@ where
                             }
                         });
                     }
-                    let said = format!("cancelled on request; {}", settled.said());
+                    let (ended, why) = ending(&jobs);
+                    let said = format!("{why}; {}", settled.said());
                     // What did happen, a line per step: every PIT the job committed and every
                     // table it registered, before the cancel or as it stopped (each complete),
                     // and what was still under way when the server stopped waiting.
@@ -239,11 +247,11 @@ where
                         Some(&plan),
                         &kind,
                         crate::plan::NotifyEvent::Failure,
-                        "cancelled",
+                        ended.as_str(),
                         &doc,
                     )
                     .await;
-                    (JobState::Cancelled, Some(report), Some(said))
+                    (ended, Some(report), Some(said))
                 }
             };
             tracing::info!(job = %id, state = ?state, "job ended");
@@ -262,9 +270,23 @@ where
     Ok(response)
 }
 
-/// The outcome of an [`OnCancel::Stop`] job that stopped on its cancel: `cancelled`, with its
-/// own report and the lines of what completed, as a dropped job's.
-async fn stopped(scope: &crate::engine::finish::Scope, (_, report, error): Outcome) -> Outcome {
+/// How a cancelled job ends, and why in words: `cancelled` on request, `interrupted` when the
+/// server stops.
+fn ending(jobs: &crate::serve::jobs::Jobs) -> (JobState, &'static str) {
+    if jobs.is_stopping() {
+        (JobState::Interrupted, "the server stopped")
+    } else {
+        (JobState::Cancelled, "cancelled on request")
+    }
+}
+
+/// The outcome of an [`OnCancel::Stop`] job that stopped on its cancel (see [`ending`]), with
+/// its own report and the lines of what completed, as a dropped job's.
+async fn stopped(
+    scope: &crate::engine::finish::Scope,
+    (_, report, error): Outcome,
+    (ended, why): (JobState, &'static str),
+) -> Outcome {
     // Its work waited for its own steps: nothing is left under way.
     let settled = crate::engine::finish::settle_scope(scope, crate::engine::finish::LIMIT).await;
     let mut report = match report {
@@ -286,16 +308,14 @@ async fn stopped(scope: &crate::engine::finish::Scope, (_, report, error): Outco
         (!errors.is_empty()).then(|| errors.join("; "))
     });
     let said = match (error, settled.completed.as_slice()) {
-        (Some(error), _) => format!("cancelled on request; {error}"),
-        (None, []) => {
-            "cancelled on request; nothing was under way, and nothing was committed".to_owned()
-        }
+        (Some(error), _) => format!("{why}; {error}"),
+        (None, []) => format!("{why}; nothing was under way, and nothing was committed"),
         (None, completed) => format!(
-            "cancelled on request; nothing was under way, and it had completed: {}",
+            "{why}; nothing was under way, and it had completed: {}",
             completed.join(", ")
         ),
     };
-    (JobState::Cancelled, Some(Value::Object(report)), Some(said))
+    (ended, Some(Value::Object(report)), Some(said))
 }
 
 fn failed(e: &EngineError) -> Outcome {
