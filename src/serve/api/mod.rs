@@ -144,6 +144,7 @@ enum OnCancel {
     /// Its work is handed the cancel and stops itself, as `bcn apply` does on SIGTERM: the
     /// entry under way fails as interrupted, with its report, its notification and the
     /// metrics, and no other entry starts. The report is the run's, with the same lines.
+    /// (Also a dry-run restore's, which is over at once and notifies nothing.)
     Stop,
 }
 
@@ -239,9 +240,9 @@ where
                         "completed": settled.completed,
                         "unfinished": settled.unfinished,
                     });
-                    // Its work (a restore, verify or gc) notified its start — all but a dry-run
-                    // restore, which is over at once — and can no longer notify its end: said
-                    // as a failure, so that no one waits for an end that will not come.
+                    // Its work (a restore, verify or gc) notified its start and can no longer
+                    // notify its end: said as a failure, so that no one waits for an end that
+                    // will not come.
                     let doc = json!({ "command": kind, "job": id, "error": said, "report": report });
                     crate::cli::notify_command(
                         Some(&plan),

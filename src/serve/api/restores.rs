@@ -122,13 +122,15 @@ pub(super) async fn restores(
         "original_location": body.original_location, "replace": body.replace, "dry_run": body.dry_run,
     });
     if body.dry_run {
+        // Over at once, and it notifies nothing: a cancel that comes first ends it as a
+        // cancelled job with nothing committed, and no end is notified without a start.
         return spawn_job(
             &state,
             &caller,
             "restore",
             &body.repository,
             doc,
-            OnCancel::Drop,
+            OnCancel::Stop,
             move |_, _| async move {
                 (
                     JobState::Succeeded,
