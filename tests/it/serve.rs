@@ -2,7 +2,7 @@
 //! every endpoint, the role matrix, 401/403/404/409/413/423/400, a backup job and a restore
 //! job end to end with pyiceberg reading the restored table, two jobs at once, cancellation,
 //! a restart that keeps the history and marks the interrupted job, a server stopped by
-//! SIGTERM while a job runs, tokens absent from logs.
+//! SIGTERM while a job runs, a verify job stuck on a hung read, tokens absent from logs.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -916,6 +916,100 @@ async fn a_cancelled_restore_job_notifies_its_cancel_and_the_next_one_restores()
         &src.dump_digest("db1.big"),
         "restored after a cancelled restore",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let ws = Workspace::new(
+        &[&src],
+        concat!(
+            "repositories:\n  main: { location: repo }\n",
+            "backups:\n  - { name: lake, catalog: src, repository: main }\n",
+            "notifications:\n  - { on: [start, success, failure, verify_failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
+            "api:\n  tokens:\n",
+            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+        ),
+    );
+    let backup = ws.bcn(&["backup", "--catalog", "src", "--repo", "main"]);
+    assert_eq!(backup.code, 0, "{}", backup.stderr);
+    // A stored metadata file that never answers (a FIFO whose writer never writes: what a
+    // hung disk or mount looks like).
+    let stored = crate::support::files_under(&ws.path("repo/tables"))
+        .into_iter()
+        .find(|rel| rel.ends_with(".metadata.json"))
+        .map(|rel| ws.path("repo/tables").join(rel))
+        .unwrap();
+    fs_err::remove_file(&stored).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &stored,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let server = Server::start(&ws, &tmp.path().join("serve.log"));
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = Client::new();
+    let (status, job, _) = call(
+        &client,
+        &server,
+        Method::POST,
+        "/v1/entries/lake/verify",
+        Some(ADMIN),
+        Some(json!({ "read_data": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    // The verification has the file open once a writer can open it without waiting; the
+    // writer is held, so the read stays stuck.
+    let writer = std::cell::RefCell::new(None);
+    let job = cancel_once(
+        &client,
+        &server,
+        &id,
+        "the verification read the file",
+        || {
+            let opened = rustix::fs::open(
+                &stored,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+                rustix::fs::Mode::empty(),
+            );
+            opened.map(|fd| writer.replace(Some(fd))).is_ok()
+        },
+    )
+    .await;
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cancelled on request")),
+        "{job}"
+    );
+    // Its start was notified, and so is its end; nothing was recorded.
+    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
+    assert_eq!(
+        events.lines().collect::<Vec<_>>(),
+        ["verify started", "verify cancelled"],
+        "{events}"
+    );
+    assert!(crate::support::files_under(&ws.path("repo/verifications")).is_empty());
+    // The server goes on: the stuck read holds one thread, not the server.
+    let (status, jobs, _) = call(
+        &client,
+        &server,
+        Method::GET,
+        "/v1/jobs",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    assert!(writer.borrow().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
