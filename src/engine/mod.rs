@@ -252,23 +252,23 @@ pub enum EngineError {
         /// How many tables were restored.
         restored: usize,
     },
-    /// Stopped by a signal or a cancelled job: the running work was cancelled; a PIT commit
+    /// Stopped by a signal, a cancelled job or its timeout: the running work was cancelled; a PIT commit
     /// under way ended first, and the message says whether it landed.
     #[error(
         "interrupted by {by}: the backup was stopped; {said}; the lock was released and the next run reuses what was copied"
     )]
     Interrupted {
         /// What stopped it ("a signal").
-        by: &'static str,
+        by: String,
         /// What was committed as it stopped, if anything.
         said: String,
     },
-    /// Stopped by a signal or a cancelled job before its backup started: reading the
+    /// Stopped by a signal, a cancelled job or its timeout before its backup started: reading the
     /// repository's records, or a `before` hook (killed).
     #[error("interrupted by {by} before its backup started: nothing was copied or committed")]
     InterruptedBeforeBackup {
         /// What stopped it ("a signal").
-        by: &'static str,
+        by: String,
     },
     /// The backup lost its repository lock while running; nothing was committed.
     #[error("the repository lock of {0} was removed while the backup ran; no PIT was committed")]

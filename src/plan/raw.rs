@@ -137,6 +137,12 @@ pub struct RawStrategy {
     /// the backup, or alone when only the verification is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<RawVerify>,
+    /// Stop an entry that runs longer than this (`6h`), as a signal would: it fails as
+    /// interrupted (nothing committed but a PIT commit already under way), its failure is
+    /// notified and counted, and the next entry starts. A run stuck on a hung disk, mount or
+    /// connection then fails loudly instead of never ending. Without it, no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// A strategy's verification.

@@ -60,6 +60,8 @@ pub struct Strategy {
     pub verify: Option<VerifyPolicy>,
     /// A full backup when the newest full PIT is older than this.
     pub full_every: Option<chrono::Duration>,
+    /// An entry running longer than this is stopped as interrupted.
+    pub timeout: Option<chrono::Duration>,
 }
 
 /// A strategy's scheduled verification.
@@ -150,6 +152,7 @@ impl Default for Strategy {
             allow_partial: false,
             verify: None,
             full_every: None,
+            timeout: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Unattended operation: every failure is reported, notified and visible in metrics (parsed by
 //! Prometheus's own parser); stale locks are taken over; cadences are decided from the
-//! repository's history under a fixed clock; restore and gc notify a real HTTP listener;
-//! logs for machines, completions and the manual page.
+//! repository's history under a fixed clock; an entry past its timeout fails loudly; restore
+//! and gc notify a real HTTP listener; logs for machines, completions and the manual page.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, Write as _};
@@ -518,4 +518,74 @@ fn hooks_run_around_an_entry_with_its_outcome_and_keep_their_secrets() {
         .to_owned();
     let seen = fs_err::read_to_string(ws.path("after.txt")).unwrap();
     assert_eq!(seen.trim(), format!("lake succeeded pit={pit} error="));
+}
+
+#[test]
+fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.make_big(1, 4);
+    let other = Lake::new(tmp.path(), "other");
+    other.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let ws = Workspace::new(
+        &[&src, &other],
+        concat!(
+            "repositories:\n  main: { location: repo }\n  second: { location: repo-second }\n",
+            "strategies:\n  bounded: { timeout: 3s }\n",
+            "backups:\n",
+            "  - { name: lake, catalog: src, repository: main, strategy: bounded }\n",
+            "  - { name: second, catalog: other, repository: second, strategy: bounded }\n",
+            "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
+            "metrics: { textfile: bcn.prom }\n",
+        ),
+    );
+    // One of the source's data files never answers (a FIFO nobody writes: what a hung mount
+    // looks like): without a timeout the run would never end, and nobody would hear of it.
+    let warehouse = src.dir.join("warehouse");
+    let data = crate::support::files_under(&warehouse)
+        .into_iter()
+        .find(|rel| rel.ends_with(".parquet"))
+        .map(|rel| warehouse.join(rel))
+        .unwrap();
+    fs_err::remove_file(&data).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &data,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let run = apply(&ws, &[], &[]);
+    let report = run.json();
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["status"], "failed", "{report}");
+    let error = entries[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("interrupted by its strategy's timeout (3s): the backup was stopped; nothing was committed"),
+        "{error}"
+    );
+    assert_eq!(
+        entries[1]["status"], "succeeded",
+        "the next entry runs: {report}"
+    );
+    assert_eq!(run.code, 3, "a failed entry: {}", run.stderr);
+    crate::support::assert_failed_run_notified_and_counted(&ws, "lake");
+    assert!(
+        !ws.path("repo/pits").exists()
+            || crate::support::files_under(&ws.path("repo/pits")).is_empty()
+    );
+    assert!(!ws.path("repo/locks/exclusive.json").exists());
+    // A timeout of zero is refused, naming where.
+    let plan = fs_err::read_to_string(&ws.plan)
+        .unwrap()
+        .replace("timeout: 3s", "timeout: 0s");
+    fs_err::write(&ws.plan, plan).unwrap();
+    let run = apply(&ws, &[], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("strategies.bounded.timeout"),
+        "{}",
+        run.stderr
+    );
 }

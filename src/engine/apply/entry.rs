@@ -46,6 +46,52 @@ enum Next {
     },
 }
 
+/// When an entry must stop: the run is told to (a signal, a cancelled `bcn serve` job), or
+/// its strategy's `timeout` has passed since the entry started.
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    cancel: Option<&'a super::Cancel>,
+    /// When the timeout passes, and the timeout.
+    timeout: Option<(tokio::time::Instant, chrono::Duration)>,
+}
+
+impl Stop<'_> {
+    /// Resolves when the entry must stop; never without a cancel or a timeout.
+    async fn fired(self) {
+        let cancelled = async {
+            match self.cancel {
+                Some(cancel) => cancel.token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let timed_out = async {
+            match self.timeout {
+                Some((deadline, _)) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = cancelled => {}
+            () = timed_out => {}
+        }
+    }
+
+    /// What stopped the entry, as its error says it: "interrupted by {by}".
+    fn by(self) -> String {
+        match (self.cancel, self.timeout) {
+            (Some(cancel), _) if cancel.token.is_cancelled() => cancel.by.to_owned(),
+            (_, Some((_, timeout))) => {
+                format!(
+                    "its strategy's timeout ({})",
+                    super::schedule::human(timeout)
+                )
+            }
+            (Some(cancel), None) => cancel.by.to_owned(),
+            (None, None) => "a signal".to_owned(),
+        }
+    }
+}
+
 /// One entry being run.
 pub(super) struct EntryRun<'a> {
     plan: &'a Plan,
@@ -54,6 +100,7 @@ pub(super) struct EntryRun<'a> {
     ctx: &'a Context,
     /// The repository's storage, once opened.
     store: Option<Arc<dyn BackupStore>>,
+    stop: Stop<'a>,
     report: EntryReport,
 }
 
@@ -91,12 +138,20 @@ impl<'a> EntryRun<'a> {
             finished_at: started_at,
             started_at,
         };
+        let stop = Stop {
+            cancel: options.cancel.as_ref(),
+            timeout: entry.strategy.timeout.map(|timeout| {
+                let length = timeout.to_std().unwrap_or_default();
+                (tokio::time::Instant::now() + length, timeout)
+            }),
+        };
         Self {
             plan,
             entry,
             options,
             ctx,
             store: None,
+            stop,
             report,
         }
     }
@@ -124,13 +179,13 @@ impl<'a> EntryRun<'a> {
     }
 
     async fn steps(&mut self, observer: &dyn Observer) -> Result<Ending, EngineError> {
-        let options = self.options;
+        let stop = self.stop;
         // Until the backup starts, a cancel stops the entry at once (a `before` hook running
         // is killed): nothing was copied.
         let next = tokio::select! {
             biased;
-            () = options.cancelled() => {
-                return Err(EngineError::InterruptedBeforeBackup { by: options.stopped_by() });
+            () = stop.fired() => {
+                return Err(EngineError::InterruptedBeforeBackup { by: stop.by() });
             }
             next = self.prepare(observer) => next?,
         };
@@ -165,12 +220,11 @@ impl<'a> EntryRun<'a> {
         }));
         let mut backup = tokio::select! {
             outcome = run => outcome?,
-            () = options.cancelled() => {
+            () = stop.fired() => {
                 // A commit under way ends first (and releases the lock): say whether it landed.
                 let settled =
                     crate::engine::finish::settle_scope(&scope, crate::engine::finish::LIMIT).await;
-                let by = options.stopped_by();
-                return Err(EngineError::Interrupted { by, said: settled.said() });
+                return Err(EngineError::Interrupted { by: stop.by(), said: settled.said() });
             }
         };
         self.report.status = if backup.failed.is_empty() {
@@ -346,16 +400,16 @@ impl<'a> EntryRun<'a> {
             concurrency: 4,
             repair: None,
         };
-        let options = self.options;
+        let stop = self.stop;
         let report = &mut self.report;
         let outcome = tokio::select! {
             biased;
-            () = options.cancelled() => {
+            () = stop.fired() => {
                 // Read-only but for its record, written last: nothing is recorded, and the
                 // restore test's scratch catalog goes with its guard.
                 report.notes.push(format!(
                     "verification interrupted by {}: not recorded, so it is due again on the next run",
-                    options.stopped_by()
+                    stop.by()
                 ));
                 return;
             }

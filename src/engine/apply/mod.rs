@@ -41,23 +41,9 @@ pub struct ApplyOptions {
     /// Cancelled to stop the run (SIGINT/SIGTERM, a cancelled `bcn serve` job): the running
     /// entry stops — its repository's records being read, its `before` hooks (killed), its
     /// backup or its verification — and is reported as interrupted (report, notification,
-    /// metrics, after `after` hooks); no further entry starts.
+    /// metrics, after `after` hooks); no further entry starts. An entry past its strategy's
+    /// `timeout` stops the same way, and the next one starts.
     pub cancel: Option<Cancel>,
-}
-
-impl ApplyOptions {
-    /// Resolves when the run is told to stop; never without a cancel.
-    async fn cancelled(&self) {
-        match &self.cancel {
-            Some(cancel) => cancel.token.cancelled().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// What stopped the run, as an interrupted entry's error says it.
-    fn stopped_by(&self) -> &'static str {
-        self.cancel.as_ref().map_or("a signal", |c| c.by)
-    }
 }
 
 /// How a run is told to stop, and what told it.

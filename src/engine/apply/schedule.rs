@@ -112,7 +112,7 @@ pub(super) fn verify_due(
 }
 
 /// A duration in words, to the second.
-fn human(d: Duration) -> String {
+pub(super) fn human(d: Duration) -> String {
     let seconds = u64::try_from(d.num_seconds()).unwrap_or(0);
     humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
 }

@@ -79,6 +79,23 @@ pub(super) fn strategy(
             "write a duration such as `7d` or `4w`",
             diags,
         ),
+        timeout: duration_at(
+            &format!("{path}.timeout"),
+            raw.timeout.as_deref(),
+            "write a duration such as `30m` or `6h`",
+            diags,
+        )
+        .filter(|t| {
+            let positive = *t > chrono::Duration::zero();
+            if !positive {
+                diags.push(Diagnostic::new(
+                    format!("{path}.timeout"),
+                    "a timeout of zero would stop every entry before it starts",
+                    "write a duration such as `30m` or `6h`, or leave `timeout` out for no limit",
+                ));
+            }
+            positive
+        }),
     }
 }
 
