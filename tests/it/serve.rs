@@ -152,6 +152,23 @@ async fn cancel_once(
     job
 }
 
+/// Asserts that a dropped job (restore, verify, gc) says it was cancelled, and that its start
+/// and its end were notified (`COMMAND started`, `COMMAND cancelled` in `events.txt`).
+fn assert_cancel_notified(ws: &Workspace, job: &Value, command: &str) {
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cancelled on request")),
+        "{job}"
+    );
+    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
+    assert_eq!(
+        events.lines().collect::<Vec<_>>(),
+        [format!("{command} started"), format!("{command} cancelled")],
+        "{events}"
+    );
+}
+
 /// Polls a job until it is final.
 async fn wait_job(client: &Client, server: &Server, id: &str) -> Value {
     let started = Instant::now();
@@ -890,19 +907,8 @@ async fn a_cancelled_restore_job_notifies_its_cancel_and_the_next_one_restores()
         !crate::support::files_under(&target).is_empty()
     })
     .await;
-    assert!(
-        job["error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("cancelled on request")),
-        "{job}"
-    );
     // Its start was notified, and so is its end: no one waits for a restore that ended.
-    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
-    assert_eq!(
-        events.lines().collect::<Vec<_>>(),
-        ["restore started", "restore cancelled"],
-        "{events}"
-    );
+    assert_cancel_notified(&ws, &job, "restore");
     // Nothing half-registered: the table is there only if the job says it registered it.
     let completed = job["report"]["completed"].as_array().unwrap();
     assert_eq!(dst.exists("db1.big"), !completed.is_empty(), "{job}");
@@ -943,15 +949,7 @@ async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
         .find(|rel| rel.ends_with(".metadata.json"))
         .map(|rel| ws.path("repo/tables").join(rel))
         .unwrap();
-    fs_err::remove_file(&stored).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &stored,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    crate::support::hang(&stored);
     let server = Server::start(&ws, &tmp.path().join("serve.log"));
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = Client::new();
@@ -975,28 +973,14 @@ async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
         &id,
         "the verification read the file",
         || {
-            let opened = rustix::fs::open(
-                &stored,
-                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
-                rustix::fs::Mode::empty(),
-            );
-            opened.map(|fd| writer.replace(Some(fd))).is_ok()
+            crate::support::hung_reader(&stored)
+                .map(|fd| writer.replace(Some(fd)))
+                .is_some()
         },
     )
     .await;
-    assert!(
-        job["error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("cancelled on request")),
-        "{job}"
-    );
     // Its start was notified, and so is its end; nothing was recorded.
-    let events = fs_err::read_to_string(ws.path("events.txt")).unwrap();
-    assert_eq!(
-        events.lines().collect::<Vec<_>>(),
-        ["verify started", "verify cancelled"],
-        "{events}"
-    );
+    assert_cancel_notified(&ws, &job, "verify");
     assert!(crate::support::files_under(&ws.path("repo/verifications")).is_empty());
     // The server goes on: the stuck read holds one thread, not the server.
     let (status, jobs, _) = call(

@@ -446,15 +446,7 @@ fn sigterm_stops_apply_in_a_before_hook_or_a_hung_verification_at_once() {
         .find(|rel| rel.ends_with(".metadata.json"))
         .map(|rel| ws.path("repo/tables").join(rel))
         .unwrap();
-    fs_err::remove_file(&stored).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &stored,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    crate::support::hang(&stored);
     std::thread::sleep(Duration::from_millis(1100));
     let mut child = Command::new(env!("CARGO_BIN_EXE_bcn"))
         .current_dir(ws.dir.path())
@@ -466,29 +458,22 @@ fn sigterm_stops_apply_in_a_before_hook_or_a_hung_verification_at_once() {
     // The verification has the stored file open once a writer can open it without waiting.
     let started = Instant::now();
     let writer = loop {
-        match rustix::fs::open(
-            &stored,
-            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
-            rustix::fs::Mode::empty(),
-        ) {
-            Ok(fd) => break fd,
-            Err(e) => {
-                assert_eq!(e, rustix::io::Errno::NXIO, "{}", stored.display());
-                assert!(
-                    started.elapsed() < Duration::from_mins(1),
-                    "the verification never read the stored file"
-                );
-                if child.try_wait().unwrap().is_some() {
-                    let out = child.wait_with_output().unwrap();
-                    panic!(
-                        "the run ended first: {}{}",
-                        String::from_utf8_lossy(&out.stdout),
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        if let Some(writer) = crate::support::hung_reader(&stored) {
+            break writer;
         }
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the verification never read the stored file"
+        );
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended first: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
     };
     let pid = rustix::process::Pid::from_raw(child.id().try_into().unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();

@@ -547,15 +547,7 @@ fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
         .find(|rel| rel.ends_with(".parquet"))
         .map(|rel| warehouse.join(rel))
         .unwrap();
-    fs_err::remove_file(&data).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &data,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    crate::support::hang(&data);
     let run = apply(&ws, &[], &[]);
     let report = run.json();
     let entries = report["entries"].as_array().unwrap();

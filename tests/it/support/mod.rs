@@ -377,6 +377,31 @@ pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Replaces the file at `path` with a FIFO that nobody writes: opening it for reading waits
+/// for ever, as a read does on a hung disk or NFS mount.
+pub(crate) fn hang(path: &Path) {
+    fs_err::remove_file(path).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+}
+
+/// A writer of the FIFO `path` made by [`hang`] once a reader waits on it (then held, it
+/// keeps the reader waiting: it never writes); `None` while nobody reads.
+pub(crate) fn hung_reader(path: &Path) -> Option<rustix::fd::OwnedFd> {
+    let flags = rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK;
+    match rustix::fs::open(path, flags, rustix::fs::Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::NXIO) => None,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
 /// Whether any file under `dir` contains `needle`.
 pub(crate) fn any_file_contains(dir: &Path, needle: &str) -> Option<String> {
     files_under(dir).into_iter().find(|rel| {
