@@ -519,6 +519,13 @@ pub struct RawS3 {
     /// Server-side encryption of every object bcn writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sse: Option<RawSse>,
+    /// How long one attempt of a request waits for the server to begin its answer, the
+    /// request's own body included (`30s`, `5m`); then it is retried. Default `2m`
+    /// (`CopyObject`, which S3-compatible servers may answer only once the copy is done: at
+    /// least 30 minutes). Without it a connection the network silently dropped would wait for
+    /// ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<String>,
 }
 
 /// S3 Object Lock retention of what bcn writes.

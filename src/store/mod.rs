@@ -413,6 +413,9 @@ pub struct S3Options {
     pub object_lock: Option<ObjectLock>,
     /// Server-side encryption of every object written: algorithm and optional KMS key.
     pub sse: Option<(String, Option<String>)>,
+    /// How long one attempt of a request waits for the first byte of the answer (from the
+    /// moment it is sent), then it is retried; `None`: two minutes.
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 /// S3 Object Lock retention of what bcn writes.

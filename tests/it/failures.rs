@@ -302,3 +302,64 @@ fn a_restore_missing_a_repository_file_registers_nothing_and_reports_each_table(
     );
     assert_eq!(dst.dump("db1.events")["row_count"], 8);
 }
+
+/// A server that takes every connection and every request and never answers: what an S3
+/// endpoint behind a firewall that silently dropped the connection's state looks like.
+fn silent_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut stream, &mut std::io::sink());
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn an_s3_repository_that_never_answers_fails_the_backup_after_its_read_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.py("make-named", &["--namespace", "db1", "--name", "t"]);
+    let address = silent_server();
+    let ws = Workspace::new(
+        &[&src],
+        &format!(
+            "repositories:\n  silent:\n    location: s3://bucket/repo\n    s3: {{ endpoint: \"http://{address}\", region: us-east-1, path_style: true, access_key_id: id, secret_access_key: secret, read_timeout: 1s }}\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let run = ws.bcn(&["backup", "--catalog", "src", "--repo", "silent"]);
+    // Four attempts of a second each, and the backoff between them: not for ever.
+    assert!(
+        started.elapsed() < std::time::Duration::from_mins(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("s3://bucket/repo") && run.stderr.contains("after 4 attempts"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("timeout"),
+        "{}",
+        run.stderr
+    );
+    // A zero read timeout is refused, naming where.
+    let plan = fs_err::read_to_string(&ws.plan)
+        .unwrap()
+        .replace("read_timeout: 1s", "read_timeout: 0s");
+    fs_err::write(&ws.plan, plan).unwrap();
+    let run = ws.bcn(&["backup", "--catalog", "src", "--repo", "silent"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("repositories.silent.s3.read_timeout"),
+        "{}",
+        run.stderr
+    );
+}

@@ -8,7 +8,7 @@ use crate::plan::{BackupEntry, BackupMode, Diagnostic, Retention, SnapshotSelect
 use crate::repo::records::Category;
 
 /// Parses an optional duration of the plan at `path`, reporting a bad one with `hint`.
-fn duration_at(
+pub(super) fn duration_at(
     path: &str,
     value: Option<&str>,
     hint: &str,

@@ -52,6 +52,26 @@ pub(super) fn repository(
                     "add `encryption: { key: \"${file:/run/secrets/bcn}\" }` (a new repository), or back this data up into an encrypted repository",
                 ));
             }
+            let read_timeout = raw.s3.as_ref().and_then(|s| {
+                super::entry::duration_at(
+                    &format!("{path}.s3.read_timeout"),
+                    s.read_timeout.as_deref(),
+                    "write a duration such as `30s` or `5m`",
+                    diags,
+                )
+                .and_then(|t| t.to_std().ok())
+                .filter(|t| {
+                    let positive = !t.is_zero();
+                    if !positive {
+                        diags.push(Diagnostic::new(
+                            format!("{path}.s3.read_timeout"),
+                            "a read timeout of zero would fail every request",
+                            "write a duration such as `30s` or `5m`, or leave it out (2 minutes)",
+                        ));
+                    }
+                    positive
+                })
+            });
             Some(RepositorySpec {
                 name: name.to_owned(),
                 location,
@@ -70,6 +90,7 @@ pub(super) fn repository(
                         days: l.days,
                     }),
                     sse: s.sse.map(|e| (e.algorithm, e.kms_key_id)),
+                    read_timeout,
                 }),
             })
         }

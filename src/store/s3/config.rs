@@ -23,6 +23,7 @@ pub(super) async fn build_client(options: &S3Options) -> Client {
         .with_max_backoff(Duration::from_secs(5));
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))
+        .read_timeout(options.read_timeout.unwrap_or(super::READ_TIMEOUT))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry)

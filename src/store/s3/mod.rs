@@ -48,6 +48,14 @@ use super::{
 const PART_SIZE: usize = 8 << 20;
 /// Attempts per request, the first included (the SDK's standard retry mode).
 const MAX_ATTEMPTS: u32 = 4;
+/// How long an attempt waits for the first byte of its answer, its own body's upload
+/// included (an 8 MiB part at 70 KB/s): a connection that a firewall or NAT silently
+/// dropped would otherwise wait for ever, as the SDK sets no such limit. Bodies that stall
+/// once flowing are the SDK's stalled-stream protection's.
+pub(super) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(2);
+/// The same for `CopyObject` (up to 5 GiB), which S3-compatible servers may answer only
+/// once the copy is done.
+const COPY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(30);
 /// Attempts of `put_if_absent` while S3 reports a concurrent conditional write.
 const CONFLICT_ATTEMPTS: u32 = 3;
 
@@ -394,7 +402,20 @@ impl BackupStore for S3Store {
             .key(&full_key)
             .copy_source(format!("{bucket}/{}", encode_key(source_key)))
             .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
+        let read_timeout = self
+            .options
+            .read_timeout
+            .unwrap_or(READ_TIMEOUT)
+            .max(COPY_READ_TIMEOUT);
         let copied = with_headers!(request, &WriteHeaders::for_key(&self.options, key))
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .read_timeout(read_timeout)
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(|e| self.place.err("copying into", key, &e))?;
