@@ -252,8 +252,8 @@ pub enum EngineError {
         /// How many tables were restored.
         restored: usize,
     },
-    /// Stopped by a signal, a cancelled job or its timeout: the running work was cancelled; a PIT commit
-    /// under way ended first, and the message says whether it landed.
+    /// Stopped by a signal, a cancelled job or its timeout: the running work was cancelled; a
+    /// PIT commit under way ended first, and the message says whether it landed.
     #[error(
         "interrupted by {by}: the backup was stopped; {said}; the lock was released and the next run reuses what was copied"
     )]
@@ -263,8 +263,8 @@ pub enum EngineError {
         /// What was committed as it stopped, if anything.
         said: String,
     },
-    /// Stopped by a signal, a cancelled job or its timeout before its backup started: reading the
-    /// repository's records, or a `before` hook (killed).
+    /// Stopped by a signal, a cancelled job or its timeout before its backup started: reading
+    /// the repository's records, or a `before` hook (killed).
     #[error("interrupted by {by} before its backup started: nothing was copied or committed")]
     InterruptedBeforeBackup {
         /// What stopped it ("a signal").
