@@ -35,3 +35,28 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// How to go on after a failure whose message shows a cause the user can remove: a full disk
+/// or an exhausted quota (as the OS words them, whichever layer passed the text on). Said once
+/// per command or entry, beside the message.
+pub fn hint(message: &str) -> Option<&'static str> {
+    const FULL: [&str; 2] = ["(os error 28)", "(os error 122)"];
+    FULL.iter().any(|full| message.contains(full)).then_some(
+        "a disk (or quota) is full: free space on the one named and run again. Nothing was \
+         committed or registered past the failure; a backup reuses what it copied, a restore \
+         removed what it wrote. In a repository, `bcn forget` then `bcn gc` free the files of \
+         old PITs",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_full_disk_is_hinted_whatever_layer_said_it() {
+        let full = std::io::Error::from_raw_os_error(28).to_string();
+        assert!(super::hint(&format!("writing x: Unexpected => {full}")).is_some());
+        let quota = std::io::Error::from_raw_os_error(122).to_string();
+        assert!(super::hint(&quota).is_some());
+        assert!(super::hint("No such file or directory (os error 2)").is_none());
+    }
+}

@@ -54,21 +54,32 @@ impl Printer {
     /// Reports a failed command.
     pub fn error(&self, command: &str, error: &anyhow::Error, status: ExitStatus) {
         let message = error_chain(error.as_ref());
+        // How to go on when the cause is one the user can remove (a full disk); an invalid
+        // request's hint is part of its message already.
+        let cause = crate::error::hint(&message);
         if self.is_json() {
             // How to fix it, apart, for programs that show it in their own words.
             let hint = error
                 .chain()
-                .find_map(|c| c.downcast_ref::<crate::engine::EngineError>()?.hint());
+                .find_map(|c| c.downcast_ref::<crate::engine::EngineError>()?.hint())
+                .or(cause);
             let doc = crate::report::error_document(command, &message, hint, status.code());
             write_stdout(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         }
         write_stderr(&format!("error: {message}\n"));
+        if let Some(hint) = cause {
+            write_stderr(&format!("hint: {hint}\n"));
+        }
     }
 
     /// Reports an error on stderr only, for commands whose result document already
     /// describes it.
     pub fn error_text(&self, error: &anyhow::Error) {
-        write_stderr(&format!("error: {}\n", error_chain(error.as_ref())));
+        let message = error_chain(error.as_ref());
+        write_stderr(&format!("error: {message}\n"));
+        if let Some(hint) = crate::error::hint(&message) {
+            write_stderr(&format!("hint: {hint}\n"));
+        }
     }
 }
 

@@ -363,3 +363,79 @@ fn an_s3_repository_that_never_answers_fails_the_backup_after_its_read_timeout()
         run.stderr
     );
 }
+
+#[test]
+fn a_full_disk_fails_cleanly_and_the_run_after_freeing_space_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Lake::new(tmp.path(), "src");
+    src.make_big(1, 8);
+    let dst = Lake::new(tmp.path(), "dst");
+    let ws = Workspace::new(
+        &[&src, &dst],
+        "repositories:\n  main: { location: disk/repo }\n",
+    );
+    let disks = crate::support::SmallDisks::new();
+    let hint = "hint: a disk (or quota) is full: free space on the one named and run again";
+    let plan = ws.plan.to_str().unwrap();
+    let bcn = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", plan]);
+        disks.bcn(ws.dir.path(), &all)
+    };
+
+    // The repository's disk (4 MiB) cannot hold the table (8 MiB): no PIT, no lock, a hint.
+    disks.mount(&ws.path("disk"), "4m");
+    let backup = ["backup", "--catalog", "src", "--repo", "main"];
+    let full = bcn(&backup);
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert!(
+        full.stderr.contains("No space left on device") && full.stderr.contains(hint),
+        "{}",
+        full.stderr
+    );
+    let listed = bcn(&["list", "--repo", "main"]);
+    assert!(
+        listed.stderr.contains("has no PIT yet"),
+        "{}",
+        listed.stderr
+    );
+    let files = |dir: &std::path::Path| {
+        let out = disks
+            .command(dir, "find")
+            .args([".", "-type", "f"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(files(&ws.path("disk/repo/locks")), "", "no lock left");
+    // Space freed (the disk grows): the next backup completes and proves whole.
+    disks.mount(&ws.path("disk"), "64m");
+    let done = bcn(&backup);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let verified = bcn(&["verify", "--repo", "main", "--read-data"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+
+    // The restore's target disk is too small: nothing registered, what was written removed.
+    let warehouse = dst.dir.join("warehouse");
+    disks.mount(&warehouse, "4m");
+    let restore = ["restore", "--repo", "main", "--target-catalog", "dst"];
+    let full = bcn(&restore);
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert!(full.stderr.contains(hint), "{}", full.stderr);
+    assert!(!dst.exists("db1.big"), "nothing registered");
+    assert_eq!(files(&warehouse), "", "files left behind");
+    // Space freed: the restore completes, and pyiceberg reads the source's rows back.
+    disks.mount(&warehouse, "64m");
+    let done = bcn(&restore);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let restored = dst.py_with(
+        disks.command(ws.dir.path(), crate::support::python()),
+        "dump",
+        &["--table", "db1.big", "--digest"],
+    );
+    crate::support::assert_same_table(
+        &restored,
+        &src.dump_digest("db1.big"),
+        "restored once the disk had room",
+    );
+}

@@ -168,7 +168,11 @@ impl<'a> EntryRun<'a> {
                 } else {
                     EntryStatus::Failed
                 };
-                self.report.error = Some(error_chain(&e));
+                let error = error_chain(&e);
+                if let Some(hint) = crate::error::hint(&error) {
+                    self.report.notes.push(format!("hint: {hint}"));
+                }
+                self.report.error = Some(error);
                 Ending::Finish
             }
         };

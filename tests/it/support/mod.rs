@@ -85,7 +85,12 @@ impl Lake {
 
     /// Runs a `tests/py/bcn_fixtures.py` subcommand against this catalog; returns its JSON.
     pub(crate) fn py(&self, sub: &str, args: &[&str]) -> Value {
-        let out = Command::new(python())
+        self.py_with(Command::new(python()), sub, args)
+    }
+
+    /// [`Lake::py`] through `command` (which runs Python, or a program that runs it).
+    pub(crate) fn py_with(&self, mut command: Command, sub: &str, args: &[&str]) -> Value {
+        let out = command
             .arg(root().join("tests/py/bcn_fixtures.py"))
             .arg(sub)
             .args(["--catalog-type", "sql", "--catalog-name", &self.name])
@@ -375,6 +380,99 @@ pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// Small disks that fill: tmpfs mounts of a given size, seen only by the commands run through
+/// [`SmallDisks::command`] (a mount namespace of their own, inside a user namespace where
+/// the kernel allows one: no privileges needed). Unmounted when dropped.
+pub(crate) struct SmallDisks {
+    holder: std::process::Child,
+    /// Whether they are in a user namespace of their own too.
+    user: bool,
+}
+
+impl SmallDisks {
+    pub(crate) fn new() -> Self {
+        // A user namespace where one may be made; root may also do without.
+        for user in [true, false] {
+            let mut unshare = Command::new("unshare");
+            if user {
+                unshare.args(["--user", "--map-root-user"]);
+            }
+            let mut holder = unshare
+                .args(["--mount", "--propagation", "private"])
+                .args(["sh", "-c", "echo ready && exec sleep 100000"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("running unshare (util-linux)");
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            if line.trim() == "ready" {
+                return Self { holder, user };
+            }
+            let _ = holder.wait();
+        }
+        panic!(
+            "`unshare --mount` failed with and without `--user`: this test needs user namespaces (sysctl kernel.unprivileged_userns_clone=1) or root"
+        );
+    }
+
+    /// `program` run where the disks are mounted, in `dir` (a working directory taken
+    /// outside would resolve paths through the mounts of outside).
+    pub(crate) fn command(&self, dir: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command.args(["-t", &self.holder.id().to_string(), "-m"]);
+        if self.user {
+            command.arg("-U");
+        }
+        command
+            .arg(format!("--wd={}", dir.display()))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
+    /// Mounts (or, mounted, resizes) a disk of `size` (`4m`) at `dir`.
+    pub(crate) fn mount(&self, dir: &Path, size: &str) {
+        fs_err::create_dir_all(dir).unwrap();
+        let script = "mountpoint -q \"$2\" && exec mount -o remount,size=$1 \"$2\"; exec mount -t tmpfs -o size=$1 tmpfs \"$2\"";
+        let status = self
+            .command(Path::new("/"), "sh")
+            .args(["-c", script, "sh", size])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting {size} at {}", dir.display());
+    }
+
+    /// Runs `bcn ARGS --output json` in `dir`, seeing the disks.
+    pub(crate) fn bcn(&self, dir: &Path, args: &[&str]) -> Run {
+        let out = self
+            .command(dir, env!("CARGO_BIN_EXE_bcn"))
+            .args(args)
+            .args(["--output", "json"])
+            .env_remove("BCN_REPO")
+            .env_remove("BCN_CONFIG")
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for SmallDisks {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }
 
 /// Replaces the file at `path` with a FIFO that nobody writes: opening it for reading waits
