@@ -8,7 +8,7 @@ use crate::plan::{BackupEntry, BackupMode, Diagnostic, Retention, SnapshotSelect
 use crate::repo::records::Category;
 
 /// Parses an optional duration of the plan at `path`, reporting a bad one with `hint`.
-pub(super) fn duration_at(
+fn duration_at(
     path: &str,
     value: Option<&str>,
     hint: &str,
@@ -18,6 +18,27 @@ pub(super) fn duration_at(
         parse_duration(v)
             .map_err(|e| diags.push(Diagnostic::new(path, e, hint)))
             .ok()
+    })
+}
+
+/// [`duration_at`] for a limit, where zero makes no sense: reported saying `zero` would do.
+pub(super) fn limit_at(
+    path: &str,
+    value: Option<&str>,
+    hint: &str,
+    zero: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<chrono::Duration> {
+    duration_at(path, value, hint, diags).filter(|d| {
+        let positive = *d > chrono::Duration::zero();
+        if !positive {
+            diags.push(Diagnostic::new(
+                path,
+                format!("a limit of zero {zero}"),
+                format!("{hint}, or leave it out"),
+            ));
+        }
+        positive
     })
 }
 
@@ -79,23 +100,13 @@ pub(super) fn strategy(
             "write a duration such as `7d` or `4w`",
             diags,
         ),
-        timeout: duration_at(
+        timeout: limit_at(
             &format!("{path}.timeout"),
             raw.timeout.as_deref(),
             "write a duration such as `30m` or `6h`",
+            "would stop every entry before it starts (without `timeout`, none stops it)",
             diags,
-        )
-        .filter(|t| {
-            let positive = *t > chrono::Duration::zero();
-            if !positive {
-                diags.push(Diagnostic::new(
-                    format!("{path}.timeout"),
-                    "a timeout of zero would stop every entry before it starts",
-                    "write a duration such as `30m` or `6h`, or leave `timeout` out for no limit",
-                ));
-            }
-            positive
-        }),
+        ),
     }
 }
 

@@ -53,24 +53,14 @@ pub(super) fn repository(
                 ));
             }
             let read_timeout = raw.s3.as_ref().and_then(|s| {
-                super::entry::duration_at(
+                super::entry::limit_at(
                     &format!("{path}.s3.read_timeout"),
                     s.read_timeout.as_deref(),
                     "write a duration such as `30s` or `5m`",
+                    "would fail every request (without `read_timeout`, 2 minutes)",
                     diags,
                 )
                 .and_then(|t| t.to_std().ok())
-                .filter(|t| {
-                    let positive = !t.is_zero();
-                    if !positive {
-                        diags.push(Diagnostic::new(
-                            format!("{path}.s3.read_timeout"),
-                            "a read timeout of zero would fail every request",
-                            "write a duration such as `30s` or `5m`, or leave it out (2 minutes)",
-                        ));
-                    }
-                    positive
-                })
             });
             Some(RepositorySpec {
                 name: name.to_owned(),
