@@ -568,6 +568,50 @@ fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
             || crate::support::files_under(&ws.path("repo/pits")).is_empty()
     );
     assert!(!ws.path("repo/locks/exclusive.json").exists());
+    // A scheduled verification that cannot finish within the timeout (a stored file that
+    // never answers) is a failed verification, loud as one: `verify_failure`, exit 3.
+    let ws = Workspace::new(
+        &[&other],
+        concat!(
+            "repositories:\n  main: { location: repo }\n",
+            "strategies:\n  s: { interval: 1d, timeout: 3s, verify: { interval: 1s, read_data: all } }\n",
+            "backups:\n  - { name: lake, catalog: other, repository: main, strategy: s }\n",
+            "notifications:\n  - { on: [verify_failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_EVENT >> events.txt\"] }\n",
+        ),
+    );
+    assert_eq!(
+        apply(&ws, &[], &[]).code,
+        0,
+        "the first run backs up and verifies"
+    );
+    let stored = crate::support::files_under(&ws.path("repo/tables"))
+        .into_iter()
+        .find(|rel| rel.ends_with(".metadata.json"))
+        .map(|rel| ws.path("repo/tables").join(rel))
+        .unwrap();
+    crate::support::hang(&stored);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = apply(&ws, &[], &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let entry = &run.json()["entries"][0];
+    assert_eq!(entry["verification_failed"], true, "{entry}");
+    assert!(
+        entry["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(
+                "verification could not run to its end: interrupted by its strategy's timeout (3s)"
+            )),
+        "{entry}"
+    );
+    assert_eq!(
+        fs_err::read_to_string(ws.path("events.txt"))
+            .unwrap()
+            .trim(),
+        "lake verify_failure"
+    );
+
     // A timeout of zero is refused, naming where.
     let plan = fs_err::read_to_string(&ws.plan)
         .unwrap()
@@ -576,7 +620,7 @@ fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
     let run = apply(&ws, &[], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("strategies.bounded.timeout"),
+        run.stderr.contains("strategies.s.timeout"),
         "{}",
         run.stderr
     );

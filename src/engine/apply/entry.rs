@@ -76,6 +76,13 @@ impl Stop<'_> {
         }
     }
 
+    /// Whether what stopped the entry is its timeout (not a signal or a cancel).
+    fn timed_out(self) -> bool {
+        self.cancel
+            .is_none_or(|cancel| !cancel.token.is_cancelled())
+            && self.timeout.is_some()
+    }
+
     /// What stopped the entry, as its error says it: "interrupted by {by}".
     fn by(self) -> String {
         match (self.cancel, self.timeout) {
@@ -410,11 +417,21 @@ impl<'a> EntryRun<'a> {
             biased;
             () = stop.fired() => {
                 // Read-only but for its record, written last: nothing is recorded, and the
-                // restore test's scratch catalog goes with its guard.
-                report.notes.push(format!(
-                    "verification interrupted by {}: not recorded, so it is due again on the next run",
-                    stop.by()
-                ));
+                // restore test's scratch catalog goes with its guard. Stopped by a signal or
+                // a cancel, it is put off; cut by the timeout, it could not run, which is a
+                // failed verification as any other that could not run: a verification that
+                // never fits in the timeout must not go unheard.
+                let by = stop.by();
+                if stop.timed_out() {
+                    report.verification_failed = true;
+                    report.notes.push(format!(
+                        "verification could not run to its end: interrupted by {by}; nothing was recorded"
+                    ));
+                } else {
+                    report.notes.push(format!(
+                        "verification interrupted by {by}: not recorded, so it is due again on the next run"
+                    ));
+                }
                 return;
             }
             outcome = verify::verify(&request, self.ctx, &Quiet) => outcome,
