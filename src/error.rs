@@ -42,10 +42,9 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn hint(message: &str) -> Option<&'static str> {
     const FULL: [&str; 2] = ["(os error 28)", "(os error 122)"];
     FULL.iter().any(|full| message.contains(full)).then_some(
-        "a disk (or quota) is full: free space on the one named and run again. Nothing was \
-         committed or registered past the failure; a backup reuses what it copied, a restore \
-         removed what it wrote. In a repository, `bcn forget` then `bcn gc` free the files of \
-         old PITs",
+        "a disk (or quota) is full: free space on the one named and run again (a backup \
+         reuses what it copied); in a repository, `bcn forget` then `bcn gc` free the files \
+         of old PITs",
     )
 }
 
