@@ -95,6 +95,17 @@ fn classify<E: S3Error>(bucket: &str, e: &SdkError<E>) -> (StoreErrorKind, Strin
         (Some("PreconditionFailed" | "ConditionalRequestConflict"), _) | (_, Some(412)) => {
             (AlreadyExists, format!("the object exists: {answer}"))
         }
+        (Some("ExpiredToken" | "TokenRefreshRequired"), _) => {
+            let expired = "the credentials have expired (a session token's lifetime ended): \
+                           give fresh ones, or leave them to the AWS chain (a role, an SSO \
+                           profile), which renews them";
+            (PermissionDenied, format!("{expired}: {answer}"))
+        }
+        (Some("RequestTimeTooSkewed"), _) => {
+            let skewed = "this machine's clock is more than 15 minutes off the server's: set it \
+                          right (NTP), as S3 refuses requests signed at the wrong time";
+            (PermissionDenied, format!("{skewed}: {answer}"))
+        }
         (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _)
         | (_, Some(403)) => {
             let denied = "access denied: the credentials were refused or may not use bucket";
@@ -106,5 +117,47 @@ fn classify<E: S3Error>(bucket: &str, e: &SdkError<E>) -> (StoreErrorKind, Strin
             (Transient, retried())
         }
         _ => (Other, answer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::{ErrorMetadata, SdkError};
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    /// S3's answer `status` with its error `code` and `message`, as the SDK hands it over.
+    fn answer(status: u16, code: &str, message: &str) -> SdkError<GetObjectError> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(GetObjectError::generic(meta), response)
+    }
+
+    #[test]
+    fn expired_credentials_and_a_skewed_clock_say_what_to_do() {
+        let (kind, why) = classify(
+            "b",
+            &answer(400, "ExpiredToken", "The provided token has expired."),
+        );
+        assert_eq!(kind, StoreErrorKind::PermissionDenied);
+        assert!(why.starts_with("the credentials have expired"), "{why}");
+        assert!(
+            why.ends_with("S3 answered 400 ExpiredToken The provided token has expired."),
+            "{why}"
+        );
+        let (kind, why) = classify(
+            "b",
+            &answer(403, "RequestTimeTooSkewed", "The difference is too large."),
+        );
+        assert_eq!(kind, StoreErrorKind::PermissionDenied);
+        assert!(
+            why.starts_with("this machine's clock is more than 15 minutes off"),
+            "{why}"
+        );
+        let (_, why) = classify("b", &answer(403, "AccessDenied", "Access Denied"));
+        assert!(why.starts_with("access denied"), "{why}");
     }
 }
