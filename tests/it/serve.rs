@@ -944,12 +944,7 @@ async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
     assert_eq!(backup.code, 0, "{}", backup.stderr);
     // A stored metadata file that never answers (a FIFO whose writer never writes: what a
     // hung disk or mount looks like).
-    let stored = crate::support::files_under(&ws.path("repo/tables"))
-        .into_iter()
-        .find(|rel| rel.ends_with(".metadata.json"))
-        .map(|rel| ws.path("repo/tables").join(rel))
-        .unwrap();
-    crate::support::hang(&stored);
+    let stored = crate::support::hang(&ws.path("repo/tables"), ".metadata.json");
     let server = Server::start(&ws, &tmp.path().join("serve.log"));
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = Client::new();

@@ -441,12 +441,7 @@ fn sigterm_stops_apply_in_a_before_hook_or_a_hung_verification_at_once() {
     assert_eq!(first.code, 0, "{}", first.stderr);
     let verifications = || files_under(&ws.path("repo/verifications")).len();
     assert_eq!(verifications(), 1, "the first run verifies");
-    let stored = files_under(&ws.path("repo/tables"))
-        .into_iter()
-        .find(|rel| rel.ends_with(".metadata.json"))
-        .map(|rel| ws.path("repo/tables").join(rel))
-        .unwrap();
-    crate::support::hang(&stored);
+    let stored = crate::support::hang(&ws.path("repo/tables"), ".metadata.json");
     std::thread::sleep(Duration::from_millis(1100));
     let mut child = Command::new(env!("CARGO_BIN_EXE_bcn"))
         .current_dir(ws.dir.path())

@@ -541,13 +541,7 @@ fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
     );
     // One of the source's data files never answers (a FIFO nobody writes: what a hung mount
     // looks like): without a timeout the run would never end, and nobody would hear of it.
-    let warehouse = src.dir.join("warehouse");
-    let data = crate::support::files_under(&warehouse)
-        .into_iter()
-        .find(|rel| rel.ends_with(".parquet"))
-        .map(|rel| warehouse.join(rel))
-        .unwrap();
-    crate::support::hang(&data);
+    crate::support::hang(&src.dir.join("warehouse"), ".parquet");
     let run = apply(&ws, &[], &[]);
     let report = run.json();
     let entries = report["entries"].as_array().unwrap();
@@ -584,12 +578,7 @@ fn an_entry_past_its_timeout_fails_loudly_and_the_next_one_runs() {
         0,
         "the first run backs up and verifies"
     );
-    let stored = crate::support::files_under(&ws.path("repo/tables"))
-        .into_iter()
-        .find(|rel| rel.ends_with(".metadata.json"))
-        .map(|rel| ws.path("repo/tables").join(rel))
-        .unwrap();
-    crate::support::hang(&stored);
+    crate::support::hang(&ws.path("repo/tables"), ".metadata.json");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let run = apply(&ws, &[], &[]);
     assert_eq!(run.code, 3, "{}", run.stderr);

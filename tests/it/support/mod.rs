@@ -475,18 +475,27 @@ impl Drop for SmallDisks {
     }
 }
 
-/// Replaces the file at `path` with a FIFO that nobody writes: opening it for reading waits
-/// for ever, as a read does on a hung disk or NFS mount.
-pub(crate) fn hang(path: &Path) {
-    fs_err::remove_file(path).unwrap();
+/// Replaces the first file under `dir` whose name ends with `suffix` with a FIFO that nobody
+/// writes: opening it for reading waits for ever, as a read does on a hung disk or NFS
+/// mount. Returns its path.
+pub(crate) fn hang(dir: &Path, suffix: &str) -> PathBuf {
+    let path = files_under(dir)
+        .into_iter()
+        .find(|rel| rel.ends_with(suffix))
+        .map_or_else(
+            || panic!("no file `*{suffix}` under {}", dir.display()),
+            |rel| dir.join(rel),
+        );
+    fs_err::remove_file(&path).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        path,
+        &path,
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
     )
     .unwrap();
+    path
 }
 
 /// A writer of the FIFO `path` made by [`hang`] once a reader waits on it (then held, it
