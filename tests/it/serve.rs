@@ -18,6 +18,24 @@ const OPERATOR: &str = "operator-token-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789abcdef0";
 const SCOPED: &str = "scoped-token-0123456789abcdef";
 
+/// The `api:` section of a test plan: a viewer and an admin token.
+macro_rules! viewer_and_admin {
+    () => {
+        concat!(
+            "api:\n  tokens:\n",
+            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
+            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+        )
+    };
+}
+
+/// A client of the test servers. reqwest is built with rustls and no default provider; bcn
+/// installs aws-lc at start-up, and so do the tests.
+fn client() -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Client::new()
+}
+
 /// A running `bcn serve`; stopped (SIGKILL) when dropped.
 struct Server {
     child: Child,
@@ -248,9 +266,7 @@ async fn the_http_api_with_roles_jobs_and_a_persistent_history() {
     big.make_big(4, 10);
     let log = tmp.path().join("serve.log");
     let mut server = Server::start(&ws, &log);
-    // reqwest is built with rustls and no default provider (bcn installs aws-lc at start-up).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let c = |m: Method, p: &'static str, t: Option<&'static str>, b: Option<Value>| {
         let (client, server) = (&client, &server);
         async move { call(client, server, m, p, t, b).await }
@@ -686,8 +702,7 @@ async fn the_built_in_scheduler_runs_due_entries_as_jobs() {
         "repositories:\n  main: { location: repo-main }\nbackups:\n  - { name: lake, catalog: src, repository: main }\napi:\n  tokens:\n    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
     );
     let server = Server::start_with(&ws, &tmp.path().join("serve.log"), &["--schedule", "1s"]);
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let started = Instant::now();
     loop {
         let (status, jobs, _) = call(
@@ -732,14 +747,11 @@ async fn a_cancelled_backup_job_stops_as_apply_does_on_sigterm() {
             "backups:\n  - { name: lake, catalog: src, repository: main }\n",
             "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
             "metrics: { textfile: bcn.prom }\n",
-            "api:\n  tokens:\n",
-            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
-            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+            viewer_and_admin!(),
         ),
     );
     let server = Server::start(&ws, &tmp.path().join("serve.log"));
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let backup = async || {
         let (status, job, _) = call(
             &client,
@@ -803,14 +815,11 @@ async fn a_stopped_server_stops_its_running_jobs_and_records_them_interrupted() 
             "backups:\n  - { name: lake, catalog: src, repository: main, hooks: { before: [[\"sh\", \"-c\", \"echo $$ > hook.pid; exec sleep 100\"]], timeout: 10m } }\n",
             "notifications:\n  - { on: [failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
             "metrics: { textfile: bcn.prom }\n",
-            "api:\n  tokens:\n",
-            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
-            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+            viewer_and_admin!(),
         ),
     );
     let mut server = Server::start(&ws, &tmp.path().join("serve.log"));
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let (status, job, _) = call(
         &client,
         &server,
@@ -876,16 +885,13 @@ async fn a_cancelled_restore_job_notifies_its_cancel_and_the_next_one_restores()
             "repositories:\n  main: { location: repo }\n",
             "backups:\n  - { name: lake, catalog: src, repository: main }\n",
             "notifications:\n  - { on: [start, failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
-            "api:\n  tokens:\n",
-            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
-            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+            viewer_and_admin!(),
         ),
     );
     let backup = ws.bcn(&["backup", "--catalog", "src", "--repo", "main"]);
     assert_eq!(backup.code, 0, "{}", backup.stderr);
     let server = Server::start(&ws, &tmp.path().join("serve.log"));
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let restore = async || {
         let (status, job, _) = call(
             &client,
@@ -935,9 +941,7 @@ async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
             "repositories:\n  main: { location: repo }\n",
             "backups:\n  - { name: lake, catalog: src, repository: main }\n",
             "notifications:\n  - { on: [start, success, failure, verify_failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_STATUS >> events.txt\"] }\n",
-            "api:\n  tokens:\n",
-            "    - { name: viewer, token: \"${VIEWER_TOKEN}\", role: viewer }\n",
-            "    - { name: admin, token: \"${ADMIN_TOKEN}\", role: admin }\n",
+            viewer_and_admin!(),
         ),
     );
     let backup = ws.bcn(&["backup", "--catalog", "src", "--repo", "main"]);
@@ -946,8 +950,7 @@ async fn a_verify_job_stuck_on_a_hung_read_is_cancelled_and_notifies_its_end() {
     // hung disk or mount looks like).
     let stored = crate::support::hang(&ws.path("repo/tables"), ".metadata.json");
     let server = Server::start(&ws, &tmp.path().join("serve.log"));
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let client = Client::new();
+    let client = client();
     let (status, job, _) = call(
         &client,
         &server,
