@@ -80,9 +80,9 @@ median() { cut -d' ' -f1 "$results/$1" | spread %.2f | cut -d' ' -f1; }
 peak() { cut -d' ' -f2 "$results/$1" | sort -n | tail -n1 | awk '{ printf "%d", $1 / 1024 }'; }
 fresh() { rm -rf "$work/out" "$work/scratch"; }
 settle() { rm -rf "$work/aside"; sync; sleep 35; } # deletes what was set aside, waits
-# Compared commands run once as a warm-up right before their measured run (timed apart, not in
-# the table), into outputs then set aside (as `hyperfine --warmup` does). Without it, the first command of a pair was the
-# slower, bcn or its peer (session 24: a pair's ratio differed up to 2× between the two
+# Compared commands run once as a warm-up right before their measured run (timed apart, not
+# in the table), into outputs then set aside (as `hyperfine --warmup` does). Without it, the
+# first command of a pair was the slower, bcn or its peer (session 24: a pair's ratio differed up to 2× between the two
 # orders for the large files, 6× for the small ones). By hand, bcn's large-file backup first
 # after the pause took 1.58 and 1.29 s, right after that 1.00 and 0.97 s; after an unmeasured
 # copy of ~100 MiB first, 1.27 and 1.11 s; of the whole 1 GiB, 1.04 and 1.03 s; after three

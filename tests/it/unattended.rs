@@ -47,11 +47,7 @@ fn apply(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> crate::support
         .args(["--output", "json"])
         .envs(env.iter().copied());
     let out = command.output().unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::Run::from(out)
 }
 
 const NOTIFY: &str = "notifications:\n  - { on: [start, success, failure, verify_failure], command: [\"sh\", \"-c\", \"echo $BCN_ENTRY $BCN_EVENT $BCN_STATUS >> events.txt\"] }\nmetrics: { textfile: metrics/bcn.prom }\nreports:\n  - { template: text, output: \"reports/{{entry}}.txt\" }\n";

@@ -85,16 +85,15 @@ impl Stop<'_> {
 
     /// What stopped the entry, as its error says it: "interrupted by {by}".
     fn by(self) -> String {
-        match (self.cancel, self.timeout) {
-            (Some(cancel), _) if cancel.token.is_cancelled() => cancel.by.to_owned(),
-            (_, Some((_, timeout))) => {
+        match (self.timed_out(), self.timeout, self.cancel) {
+            (true, Some((_, timeout)), _) => {
                 format!(
                     "its strategy's timeout ({})",
                     super::schedule::human(timeout)
                 )
             }
-            (Some(cancel), None) => cancel.by.to_owned(),
-            (None, None) => "a signal".to_owned(),
+            (_, _, Some(cancel)) => cancel.by.to_owned(),
+            _ => "a signal".to_owned(),
         }
     }
 }

@@ -139,7 +139,8 @@ const CANCELLED_BY: &str = "a cancel of its `bcn serve` job";
 enum OnCancel {
     /// Its work is dropped: copies stop, a held lock goes with its guard; a PIT commit or a
     /// catalog swap under way ends first. The report says, a line per step, what completed,
-    /// and the end the work would have notified is a failure notification, `cancelled`.
+    /// and the end the work would have notified is a failure notification, `cancelled` (or
+    /// `interrupted`, when the server stops).
     Drop,
     /// Its work is handed the cancel and stops itself, as `bcn apply` does on SIGTERM: the
     /// entry under way fails as interrupted, with its report, its notification and the
